@@ -1,0 +1,80 @@
+//! The row store's error type.
+
+use std::path::PathBuf;
+
+/// Result with the row store's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the row store.
+///
+/// Every variant leaves the store unchanged: a failed write is rolled back
+/// before the error reaches the caller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No table of that name (or id) exists.
+    #[error("table {0:?} does not exist")]
+    UnknownTable(String),
+    /// `create_table` of a name that is taken.
+    #[error("table {0:?} already exists")]
+    TableExists(String),
+    /// An insert of a key that already has a live row.
+    #[error("duplicate key value violates the primary key of table {table:?}: {key}")]
+    DuplicateKey {
+        /// The table.
+        table: String,
+        /// The key's column values, as text.
+        key: String,
+    },
+    /// A NULL for a column declared NOT NULL (primary-key columns are NOT NULL).
+    #[error("null value in column {column:?} of table {table:?} violates not-null constraint")]
+    NotNull {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// A row that does not fit the table's schema (wrong arity or value type).
+    #[error("row does not match table {table:?}: {reason}")]
+    Schema {
+        /// The table.
+        table: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// Another transaction wrote the same row first (first updater wins), or
+    /// committed a newer version after this transaction's snapshot.
+    ///
+    /// Retryable: roll back and run the transaction again.
+    #[error("could not serialize access due to concurrent update of table {table:?}")]
+    SerializationConflict {
+        /// The table of the contended row.
+        table: String,
+    },
+    /// The transaction has already committed or rolled back.
+    #[error("the transaction is no longer active")]
+    TransactionClosed,
+    /// The store has been closed.
+    #[error("the row store is closed")]
+    Closed,
+    /// An I/O error from the file system.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A file's content failed its checksum or does not parse.
+    #[error("corrupt file {}: at byte {offset}: {reason}", file.display())]
+    Corruption {
+        /// The file.
+        file: PathBuf,
+        /// Byte offset where the problem was found.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Bytes that should hold an encoded row or value do not decode.
+    #[error("undecodable row data: {0}")]
+    Decode(String),
+    /// An earlier WAL write or fsync failed; the store accepts no more commits
+    /// because the kernel may have dropped the unsynced pages. Reopen the store.
+    #[error("the write-ahead log failed earlier ({0}); reopen the database")]
+    WalFailed(String),
+}

@@ -1,0 +1,76 @@
+//! # omen-rowstore
+//!
+//! OmenDB's row store: the OLTP half of the database. It owns
+//!
+//! - the **row codec** ([`encode_row`]/[`decode_row`], versioned, NULLs as a
+//!   bitmap) and **memcomparable keys** ([`encode_key`]): byte order is SQL order,
+//!   for single and composite keys;
+//! - **tables** of version chains (newest first, `[begin, end)` commit
+//!   timestamps) under a catalog of [`TableSchema`]s;
+//! - **transactions** with snapshot isolation ([`Transaction`]): first updater
+//!   wins, read-your-own-writes, rollback on drop, read-only transactions never
+//!   abort;
+//! - the **write-ahead log** (Full / Normal / Off [`Durability`]) replayed on
+//!   open, with torn tails cut off;
+//! - the **change stream** ([`Store::subscribe`]): one [`ChangeRecord`] per
+//!   commit, in commit order, with back pressure. omen-sync consumes it.
+//!
+//! It knows nothing of SQL, Arrow or the column store.
+//!
+//! ## Example
+//!
+//! ```
+//! use omen_rowstore::{ColumnDef, DataType, Store, StoreOptions, TableSchema, Value, encode_key};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(StoreOptions { dir: Some(dir.path().into()), ..Default::default() })?;
+//! let schema = TableSchema {
+//!     name: "accounts".into(),
+//!     columns: vec![ColumnDef::new("id", DataType::Int64).not_null(), ColumnDef::new("balance", DataType::Int64)],
+//!     primary_key: vec![0],
+//! };
+//! let (accounts, _) = store.create_table(schema)?;
+//!
+//! let mut txn = store.begin()?;
+//! let key = txn.insert(accounts, vec![Value::Int64(1), Value::Int64(100)])?;
+//! txn.commit()?;
+//!
+//! let reader = store.begin()?;
+//! assert_eq!(reader.get(accounts, &key)?, Some(vec![Value::Int64(1), Value::Int64(100)]));
+//! assert_eq!(key, encode_key(&[Value::Int64(1)], &[0]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Limits of this version
+//!
+//! This is the foundation's row store: in-memory tables under a read-write
+//! lock each, one WAL file with one fdatasync per commit, recovery by replaying
+//! the whole log. A write to a row held by another open transaction fails at
+//! once rather than waiting for it. Garbage versions are pruned when their key
+//! is next written (there is no background sweep yet), so a deleted key keeps
+//! its tombstone until then. Checkpoint runs, group commit over
+//! io_uring and tables larger than memory are the durability issue's work.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod changes;
+pub mod codec;
+mod error;
+mod schema;
+mod store;
+mod table;
+mod txn;
+mod value;
+mod wal;
+
+pub use changes::{Change, ChangeOp, ChangeRecord, RowChange, Subscription};
+pub use codec::key::{encode_key, encode_row_id};
+pub use codec::row::{decode_row, encode_row};
+pub use error::{Error, Result};
+pub use schema::{ColumnDef, TableId, TableSchema};
+pub use store::{Store, StoreOptions};
+pub use table::Ts;
+pub use txn::Transaction;
+pub use value::{DataType, Value};
+pub use wal::{Durability, NORMAL_SYNC_INTERVAL};

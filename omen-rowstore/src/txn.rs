@@ -1,0 +1,262 @@
+//! Snapshot-isolated transactions.
+//!
+//! A transaction reads the committed state as of its snapshot timestamp plus
+//! its own writes. Writes are buffered in the transaction and take the key's
+//! write slot at once (first updater wins: a second writer fails fast with
+//! [`Error::SerializationConflict`] instead of waiting). Commit installs them
+//! atomically; rollback, explicit or on drop, releases the slots and leaves no
+//! trace. A transaction that only reads takes no slots and never aborts.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::codec::key::{encode_key, encode_row_id};
+use crate::codec::row::decode_row;
+use crate::error::{Error, Result};
+use crate::schema::TableId;
+use crate::store::Store;
+use crate::table::{LockError, Locked, Table, Ts, TxnId};
+use crate::value::Value;
+
+/// A buffered write.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    /// The new row; `None` deletes.
+    pub(crate) row: Option<Vec<Value>>,
+    /// Whether a live committed row existed when the slot was taken.
+    pub(crate) live_before: bool,
+}
+
+/// A transaction; see the module docs. Rolls back on drop unless committed.
+pub struct Transaction {
+    store: Store,
+    id: TxnId,
+    snapshot: Ts,
+    writes: BTreeMap<(TableId, Vec<u8>), Pending>,
+    active: bool,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("snapshot", &self.snapshot).field("writes", &self.writes.len()).finish_non_exhaustive()
+    }
+}
+
+impl Transaction {
+    pub(crate) fn new(store: Store, id: TxnId, snapshot: Ts) -> Self {
+        Self { store, id, snapshot, writes: BTreeMap::new(), active: true }
+    }
+
+    /// The timestamp this transaction reads at.
+    pub fn snapshot(&self) -> Ts {
+        self.snapshot
+    }
+
+    /// Whether the transaction has written nothing so far.
+    pub fn is_read_only(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    fn table(&self, table: TableId) -> Result<std::sync::Arc<Table>> {
+        if !self.active {
+            return Err(Error::TransactionClosed);
+        }
+        self.store.table_by_id(table)
+    }
+
+    /// The row with this encoded key, as this transaction sees it.
+    pub fn get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<Value>>> {
+        let t = self.table(table)?;
+        if let Some(p) = self.writes.get(&(table, key.to_vec())) {
+            return Ok(p.row.clone());
+        }
+        t.get(key, self.snapshot).map(|bytes| decode_row(&bytes, &t.schema)).transpose()
+    }
+
+    /// Rows with keys in `[lo, hi)` bounds, in key order, as this transaction sees them.
+    pub fn scan(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
+        let t = self.table(table)?;
+        let mut rows: BTreeMap<Vec<u8>, Vec<Value>> = BTreeMap::new();
+        for (k, bytes) in t.scan(lo, hi, self.snapshot) {
+            rows.insert(k, decode_row(&bytes, &t.schema)?);
+        }
+        let own_lo = lo.map(|k| (table, k.to_vec()));
+        let own_hi = hi.map(|k| (table, k.to_vec()));
+        let (own_lo, own_hi) = (bound_or_table(own_lo, table, true), bound_or_table(own_hi, table, false));
+        for ((_, k), p) in self.writes.range((own_lo, own_hi)) {
+            match &p.row {
+                Some(r) => rows.insert(k.clone(), r.clone()),
+                None => rows.remove(k),
+            };
+        }
+        Ok(rows.into_iter().collect())
+    }
+
+    /// This transaction's uncommitted writes to `table`, in key order: the key
+    /// and the new row (`None` for a delete).
+    pub fn pending_writes(&self, table: TableId) -> impl Iterator<Item = (&[u8], Option<&[Value]>)> {
+        let lo = Bound::Included((table, Vec::new()));
+        let hi = bound_or_table(Bound::Unbounded, table, false);
+        self.writes.range((lo, hi)).map(|((_, k), p)| (k.as_slice(), p.row.as_deref()))
+    }
+
+    /// Inserts a row; fails with [`Error::DuplicateKey`] if its key is taken.
+    /// Returns the row's encoded key.
+    pub fn insert(&mut self, table: TableId, row: Vec<Value>) -> Result<Vec<u8>> {
+        let t = self.table(table)?;
+        t.schema.check_row(&row)?;
+        let key = if t.schema.primary_key.is_empty() {
+            encode_row_id(t.next_row_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        } else {
+            encode_key(&row, &t.schema.primary_key)
+        };
+        self.insert_at(&t, key.clone(), row)?;
+        Ok(key)
+    }
+
+    fn insert_at(&mut self, t: &Table, key: Vec<u8>, row: Vec<Value>) -> Result<()> {
+        let slot = (t.id, key);
+        match self.writes.get_mut(&slot) {
+            Some(p) if p.row.is_some() => Err(Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(&row) }),
+            Some(p) => {
+                p.row = Some(row);
+                Ok(())
+            }
+            None => {
+                let locked = self.lock(t, &slot.1, true, &row)?;
+                self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live });
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces the row at `key` with `row`; false if no row is visible there.
+    /// If `row` has a different primary key, the row moves: the old key is
+    /// deleted and the new one inserted (failing if it is taken).
+    pub fn update(&mut self, table: TableId, key: &[u8], row: Vec<Value>) -> Result<bool> {
+        let t = self.table(table)?;
+        t.schema.check_row(&row)?;
+        let new_key = if t.schema.primary_key.is_empty() { key.to_vec() } else { encode_key(&row, &t.schema.primary_key) };
+        if new_key != key {
+            // Check the destination first so a failure changes nothing.
+            if self.get(table, &new_key)?.is_some() {
+                return Err(Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(&row) });
+            }
+            let slot = (table, key.to_vec());
+            let before = self.writes.get(&slot).cloned();
+            if !self.delete(table, key)? {
+                return Ok(false);
+            }
+            if let Err(e) = self.insert_at(&t, new_key, row) {
+                // Undo the delete so the failed update changes nothing.
+                match before {
+                    Some(p) => self.writes.insert(slot, p),
+                    None => {
+                        t.unlock(key, self.id);
+                        self.writes.remove(&slot)
+                    }
+                };
+                return Err(e);
+            }
+            return Ok(true);
+        }
+        self.write_existing(&t, key, Some(row))
+    }
+
+    /// Deletes the row at `key`; false if no row is visible there.
+    pub fn delete(&mut self, table: TableId, key: &[u8]) -> Result<bool> {
+        let t = self.table(table)?;
+        self.write_existing(&t, key, None)
+    }
+
+    /// Inserts the row, or replaces the visible row with the same key.
+    pub fn upsert(&mut self, table: TableId, row: Vec<Value>) -> Result<()> {
+        let t = self.table(table)?;
+        if t.schema.primary_key.is_empty() {
+            return self.insert(table, row).map(drop);
+        }
+        t.schema.check_row(&row)?;
+        let key = encode_key(&row, &t.schema.primary_key);
+        if self.get(table, &key)?.is_some() {
+            self.write_existing(&t, &key, Some(row)).map(drop)
+        } else {
+            self.insert_at(&t, key, row)
+        }
+    }
+
+    fn write_existing(&mut self, t: &Table, key: &[u8], row: Option<Vec<Value>>) -> Result<bool> {
+        let slot = (t.id, key.to_vec());
+        if let Some(p) = self.writes.get_mut(&slot) {
+            if p.row.is_none() {
+                return Ok(false);
+            }
+            p.row = row;
+            return Ok(true);
+        }
+        let locked = self.lock(t, key, false, &[])?;
+        if locked.visible.is_none() {
+            t.unlock(key, self.id);
+            return Ok(false);
+        }
+        self.writes.insert(slot, Pending { row, live_before: locked.live });
+        Ok(true)
+    }
+
+    fn lock(&self, t: &Table, key: &[u8], insert: bool, row: &[Value]) -> Result<Locked> {
+        t.lock(key, self.id, self.snapshot, insert).map_err(|e| match e {
+            LockError::Conflict => Error::SerializationConflict { table: t.schema.name.clone() },
+            LockError::Duplicate => Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(row) },
+        })
+    }
+
+    /// Commits; returns the commit timestamp (the snapshot, for a transaction
+    /// that wrote nothing). On error the transaction is rolled back.
+    pub fn commit(mut self) -> Result<Ts> {
+        if !self.active {
+            return Err(Error::TransactionClosed);
+        }
+        self.active = false;
+        self.store.release_snapshot(self.snapshot);
+        if self.writes.is_empty() {
+            return Ok(self.snapshot);
+        }
+        let writes = std::mem::take(&mut self.writes);
+        self.store.commit(self.id, writes)
+    }
+
+    /// Rolls back: releases every write slot; nothing becomes visible.
+    pub fn rollback(mut self) {
+        self.abort();
+    }
+
+    fn abort(&mut self) {
+        if !self.active {
+            return;
+        }
+        self.active = false;
+        self.store.release_snapshot(self.snapshot);
+        for (table, key) in std::mem::take(&mut self.writes).into_keys() {
+            if let Ok(t) = self.store.table_by_id(table) {
+                t.unlock(&key, self.id);
+            }
+        }
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// Turns an unbounded bound of one table's key range into the table's edge.
+fn bound_or_table(b: Bound<(TableId, Vec<u8>)>, table: TableId, lower: bool) -> Bound<(TableId, Vec<u8>)> {
+    match b {
+        Bound::Unbounded if lower => Bound::Included((table, Vec::new())),
+        Bound::Unbounded => match table.checked_add(1) {
+            Some(next) => Bound::Excluded((next, Vec::new())),
+            None => Bound::Unbounded,
+        },
+        b => b,
+    }
+}

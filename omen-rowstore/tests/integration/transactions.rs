@@ -1,0 +1,195 @@
+//! Snapshot isolation: visibility, conflicts, rollback, constraint errors.
+
+use std::ops::Bound;
+
+use omen_rowstore::{Error, Value};
+
+use crate::{accounts_store, key, row};
+
+#[test]
+fn crud_and_scan_in_key_order() {
+    let (store, t) = accounts_store();
+    let mut txn = store.begin().unwrap();
+    for id in [3, -1, 2] {
+        txn.insert(t, row(id, id * 10)).unwrap();
+    }
+    assert!(txn.update(t, &key(2), row(2, 99)).unwrap());
+    assert!(txn.delete(t, &key(3)).unwrap());
+    assert!(!txn.delete(t, &key(42)).unwrap());
+    txn.upsert(t, row(7, 70)).unwrap();
+    txn.commit().unwrap();
+
+    let r = store.begin().unwrap();
+    let all = r.scan(t, Bound::Unbounded, Bound::Unbounded).unwrap();
+    let ids: Vec<_> = all.iter().map(|(_, r)| r.clone()).collect();
+    assert_eq!(ids, vec![row(-1, -10), row(2, 99), row(7, 70)]);
+    let some = r.scan(t, Bound::Included(&key(0)), Bound::Excluded(&key(7))).unwrap();
+    assert_eq!(some.len(), 1);
+}
+
+#[test]
+fn duplicate_key_is_an_error_and_changes_nothing() {
+    let (store, t) = accounts_store();
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, row(1, 10)).unwrap();
+    txn.commit().unwrap();
+    let mut txn = store.begin().unwrap();
+    assert!(matches!(txn.insert(t, row(1, 20)), Err(Error::DuplicateKey { .. })));
+    txn.commit().unwrap();
+    assert_eq!(store.begin().unwrap().get(t, &key(1)).unwrap(), Some(row(1, 10)));
+}
+
+#[test]
+fn not_null_and_type_errors() {
+    let (store, t) = accounts_store();
+    let mut txn = store.begin().unwrap();
+    assert!(matches!(txn.insert(t, vec![Value::Int64(1), Value::Null]), Err(Error::NotNull { .. })));
+    assert!(matches!(txn.insert(t, vec![Value::Int32(1), Value::Int64(1)]), Err(Error::Schema { .. })));
+    assert!(txn.is_read_only());
+}
+
+#[test]
+fn snapshot_does_not_see_later_commits_but_sees_own_writes() {
+    let (store, t) = accounts_store();
+    let mut setup = store.begin().unwrap();
+    setup.insert(t, row(1, 10)).unwrap();
+    setup.commit().unwrap();
+
+    let mut reader = store.begin().unwrap();
+    let mut writer = store.begin().unwrap();
+    writer.update(t, &key(1), row(1, 20)).unwrap();
+    writer.insert(t, row(2, 5)).unwrap();
+    writer.commit().unwrap();
+
+    assert_eq!(reader.get(t, &key(1)).unwrap(), Some(row(1, 10)));
+    assert_eq!(reader.get(t, &key(2)).unwrap(), None);
+    // Own writes are visible to their transaction only.
+    reader.insert(t, row(3, 1)).unwrap();
+    assert_eq!(reader.scan(t, Bound::Unbounded, Bound::Unbounded).unwrap().len(), 2);
+    assert_eq!(store.begin().unwrap().get(t, &key(3)).unwrap(), None);
+}
+
+#[test]
+fn first_updater_wins_and_lost_update_is_prevented() {
+    let (store, t) = accounts_store();
+    let mut setup = store.begin().unwrap();
+    setup.insert(t, row(1, 100)).unwrap();
+    setup.commit().unwrap();
+
+    // Concurrent writers: the second fails fast.
+    let mut a = store.begin().unwrap();
+    let mut b = store.begin().unwrap();
+    a.update(t, &key(1), row(1, 101)).unwrap();
+    assert!(matches!(b.update(t, &key(1), row(1, 102)), Err(Error::SerializationConflict { .. })));
+    a.commit().unwrap();
+    // P4 (lost update): b read before a committed; its update must fail.
+    assert_eq!(b.get(t, &key(1)).unwrap(), Some(row(1, 100)));
+    assert!(matches!(b.update(t, &key(1), row(1, 110)), Err(Error::SerializationConflict { .. })));
+    drop(b);
+    // A retry on a fresh snapshot succeeds.
+    let mut c = store.begin().unwrap();
+    assert!(c.update(t, &key(1), row(1, 111)).unwrap());
+    c.commit().unwrap();
+    assert_eq!(store.begin().unwrap().get(t, &key(1)).unwrap(), Some(row(1, 111)));
+}
+
+#[test]
+fn rollback_and_drop_leave_no_trace() {
+    let (store, t) = accounts_store();
+    let mut a = store.begin().unwrap();
+    a.insert(t, row(1, 1)).unwrap();
+    a.rollback();
+    {
+        let mut b = store.begin().unwrap();
+        b.insert(t, row(2, 2)).unwrap();
+    }
+    let r = store.begin().unwrap();
+    assert!(r.scan(t, Bound::Unbounded, Bound::Unbounded).unwrap().is_empty());
+    // The slots were released: new writers succeed.
+    let mut c = store.begin().unwrap();
+    c.insert(t, row(1, 1)).unwrap();
+    c.insert(t, row(2, 2)).unwrap();
+    c.commit().unwrap();
+}
+
+#[test]
+fn key_changing_update_moves_the_row_or_fails_whole() {
+    let (store, t) = accounts_store();
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, row(1, 10)).unwrap();
+    txn.insert(t, row(2, 20)).unwrap();
+    txn.commit().unwrap();
+
+    let mut txn = store.begin().unwrap();
+    assert!(matches!(txn.update(t, &key(1), row(2, 0)), Err(Error::DuplicateKey { .. })));
+    assert_eq!(txn.get(t, &key(1)).unwrap(), Some(row(1, 10)));
+    assert!(txn.update(t, &key(1), row(5, 10)).unwrap());
+    txn.commit().unwrap();
+    let r = store.begin().unwrap();
+    assert_eq!(r.get(t, &key(1)).unwrap(), None);
+    assert_eq!(r.get(t, &key(5)).unwrap(), Some(row(5, 10)));
+}
+
+#[test]
+fn bank_transfers_keep_the_total() {
+    let (store, t) = accounts_store();
+    let mut setup = store.begin().unwrap();
+    for id in 0..100 {
+        setup.insert(t, row(id, 1000)).unwrap();
+    }
+    setup.commit().unwrap();
+    let total = |store: &omen_rowstore::Store| -> i64 {
+        let r = store.begin().unwrap();
+        r.scan(t, Bound::Unbounded, Bound::Unbounded)
+            .unwrap()
+            .iter()
+            .map(|(_, r)| match r[1] {
+                Value::Int64(b) => b,
+                _ => unreachable!(),
+            })
+            .sum()
+    };
+    std::thread::scope(|s| {
+        for worker in 0..2u64 {
+            let store = store.clone();
+            s.spawn(move || {
+                let mut seed = worker + 1;
+                let mut done = 0;
+                while done < 2000 {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let (from, to) = ((seed >> 33) as i64 % 100, (seed >> 13) as i64 % 100);
+                    if from == to {
+                        continue;
+                    }
+                    let mut txn = store.begin().unwrap();
+                    let attempt = (|| -> Result<(), Error> {
+                        let bal = |r: Option<Vec<Value>>| match r.as_deref() {
+                            Some([_, Value::Int64(b)]) => *b,
+                            _ => unreachable!(),
+                        };
+                        let a = bal(txn.get(t, &key(from))?);
+                        let b = bal(txn.get(t, &key(to))?);
+                        txn.update(t, &key(from), row(from, a - 7))?;
+                        txn.update(t, &key(to), row(to, b + 7))?;
+                        Ok(())
+                    })();
+                    match attempt {
+                        Ok(()) => {
+                            txn.commit().unwrap();
+                            done += 1;
+                        }
+                        Err(Error::SerializationConflict { .. }) => txn.rollback(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+        }
+        let store = store.clone();
+        s.spawn(move || {
+            for _ in 0..200 {
+                assert_eq!(total(&store), 100_000);
+            }
+        });
+    });
+    assert_eq!(total(&store), 100_000);
+}
