@@ -49,11 +49,8 @@ impl Segment {
         }
         let mut batch = self.rows.project(projection)?;
         if with_keys {
-            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-            columns.push(std::sync::Arc::new(self.keys.clone()));
-            let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
-            fields.push(std::sync::Arc::new(crate::key_field()));
-            batch = RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns)?;
+            let keys: ArrayRef = std::sync::Arc::new(self.keys.clone());
+            batch = crate::with_key_column(&batch, keys)?;
         }
         if count == self.len() {
             return Ok(Some(batch));

@@ -48,6 +48,17 @@ impl Chain {
     }
 }
 
+/// What a write intends, which decides its conflicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    /// A new key.
+    Insert,
+    /// Update or delete of the row the snapshot sees.
+    Update,
+    /// Insert, or update of the row the snapshot sees.
+    Upsert,
+}
+
 /// Why a write slot could not be taken.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum LockError {
@@ -93,20 +104,24 @@ impl Table {
 
     /// Takes the key's write slot for `txn` reading at `snapshot`.
     ///
-    /// `insert`: fail with `Duplicate` if the newest committed version is live.
-    /// Otherwise fail with `Conflict` if another transaction holds the slot or a
-    /// version newer than the snapshot exists over a row this snapshot sees.
-    pub(crate) fn lock(&self, key: &[u8], txn: TxnId, snapshot: Ts, insert: bool) -> Result<Locked, LockError> {
+    /// Every kind fails with `Conflict` if another transaction holds the slot.
+    /// Then, when the newest committed version is newer than the snapshot:
+    /// an insert or upsert conflicts (a concurrent writer got there first); an
+    /// update conflicts only if the snapshot sees a row there (otherwise it
+    /// finds nothing to update). An insert over a live committed row, visible
+    /// or not, is a `Duplicate`, as in PostgreSQL.
+    pub(crate) fn lock(&self, key: &[u8], txn: TxnId, snapshot: Ts, kind: WriteKind) -> Result<Locked, LockError> {
         let mut rows = self.rows.write();
         let chain = rows.entry(key.to_vec()).or_default();
         let newest = chain.versions.first();
         let live = newest.is_some_and(|v| v.row.is_some());
         let visible = chain.visible(snapshot).cloned();
+        let concurrent = newest.is_some_and(|v| v.begin > snapshot);
         let result = if chain.writer.is_some_and(|w| w != txn) {
             Err(LockError::Conflict)
-        } else if insert && live {
+        } else if kind == WriteKind::Insert && live {
             Err(LockError::Duplicate)
-        } else if newest.is_some_and(|v| v.begin > snapshot) && (insert || visible.is_some()) {
+        } else if concurrent && (kind != WriteKind::Update || visible.is_some()) {
             Err(LockError::Conflict)
         } else {
             chain.writer = Some(txn);

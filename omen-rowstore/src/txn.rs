@@ -15,7 +15,7 @@ use crate::codec::row::decode_row;
 use crate::error::{Error, Result};
 use crate::schema::TableId;
 use crate::store::Store;
-use crate::table::{LockError, Locked, Table, Ts, TxnId};
+use crate::table::{LockError, Locked, Table, Ts, TxnId, WriteKind};
 use crate::value::Value;
 
 /// A buffered write.
@@ -123,7 +123,7 @@ impl Transaction {
                 Ok(())
             }
             None => {
-                let locked = self.lock(t, &slot.1, true, &row)?;
+                let locked = self.lock(t, &slot.1, WriteKind::Insert, &row)?;
                 self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live });
                 Ok(())
             }
@@ -176,12 +176,14 @@ impl Transaction {
             return self.insert(table, row).map(drop);
         }
         t.schema.check_row(&row)?;
-        let key = encode_key(&row, &t.schema.primary_key);
-        if self.get(table, &key)?.is_some() {
-            self.write_existing(&t, &key, Some(row)).map(drop)
-        } else {
-            self.insert_at(&t, key, row)
+        let slot = (table, encode_key(&row, &t.schema.primary_key));
+        if let Some(p) = self.writes.get_mut(&slot) {
+            p.row = Some(row);
+            return Ok(());
         }
+        let locked = self.lock(&t, &slot.1, WriteKind::Upsert, &row)?;
+        self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live });
+        Ok(())
     }
 
     fn write_existing(&mut self, t: &Table, key: &[u8], row: Option<Vec<Value>>) -> Result<bool> {
@@ -193,7 +195,7 @@ impl Transaction {
             p.row = row;
             return Ok(true);
         }
-        let locked = self.lock(t, key, false, &[])?;
+        let locked = self.lock(t, key, WriteKind::Update, &[])?;
         if locked.visible.is_none() {
             t.unlock(key, self.id);
             return Ok(false);
@@ -202,8 +204,8 @@ impl Transaction {
         Ok(true)
     }
 
-    fn lock(&self, t: &Table, key: &[u8], insert: bool, row: &[Value]) -> Result<Locked> {
-        t.lock(key, self.id, self.snapshot, insert).map_err(|e| match e {
+    fn lock(&self, t: &Table, key: &[u8], kind: WriteKind, row: &[Value]) -> Result<Locked> {
+        t.lock(key, self.id, self.snapshot, kind).map_err(|e| match e {
             LockError::Conflict => Error::SerializationConflict { table: t.schema.name.clone() },
             LockError::Duplicate => Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(row) },
         })

@@ -193,3 +193,25 @@ fn bank_transfers_keep_the_total() {
     });
     assert_eq!(total(&store), 100_000);
 }
+
+/// Found by omen-sync's differential test: an upsert of a key that a
+/// concurrent transaction inserted after the upserter's snapshot returned
+/// DuplicateKey; under SI it is a write-write conflict.
+#[test]
+fn regression_upsert_over_concurrent_insert_is_a_conflict() {
+    let (store, t) = accounts_store();
+    let mut late = store.begin().unwrap();
+    let mut first = store.begin().unwrap();
+    first.insert(t, row(1, 1)).unwrap();
+    first.commit().unwrap();
+    assert!(matches!(late.upsert(t, row(1, 2)), Err(Error::SerializationConflict { .. })));
+    assert!(late.is_read_only());
+    // Upsert over a visible row is an update; over nothing, an insert.
+    let mut txn = store.begin().unwrap();
+    txn.upsert(t, row(1, 3)).unwrap();
+    txn.upsert(t, row(2, 4)).unwrap();
+    txn.commit().unwrap();
+    let r = store.begin().unwrap();
+    assert_eq!(r.scan(t, Bound::Unbounded, Bound::Unbounded).unwrap().len(), 2);
+    assert_eq!(r.get(t, &key(1)).unwrap(), Some(row(1, 3)));
+}

@@ -1,0 +1,4 @@
+//! omen-sync integration tests.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod differential;
