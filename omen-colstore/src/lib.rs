@@ -62,11 +62,16 @@ pub use table::{ChangeBatch, ChangeOp, ColumnTable};
 /// Name of the encoded-primary-key column that scans add with `with_keys`.
 pub const KEY_COLUMN: &str = "__omen_key";
 
+/// The Arrow field of [`KEY_COLUMN`].
+pub fn key_field() -> arrow::datatypes::Field {
+    arrow::datatypes::Field::new(KEY_COLUMN, arrow::datatypes::DataType::Binary, false)
+}
+
 /// `batch` with `keys` appended as the last column, [`KEY_COLUMN`].
 pub fn with_key_column(batch: &arrow::array::RecordBatch, keys: arrow::array::ArrayRef) -> Result<arrow::array::RecordBatch> {
     use std::sync::Arc;
     let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
-    fields.push(Arc::new(arrow::datatypes::Field::new(KEY_COLUMN, arrow::datatypes::DataType::Binary, false)));
+    fields.push(Arc::new(key_field()));
     let mut columns = batch.columns().to_vec();
     columns.push(keys);
     Ok(arrow::array::RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)?)

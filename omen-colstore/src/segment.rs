@@ -66,6 +66,6 @@ impl Segment {
     }
 
     pub(crate) fn key_len(&self) -> usize {
-        self.keys.len()
+        arrow::array::Array::len(&self.keys)
     }
 }

@@ -1,1 +1,70 @@
-//! placeholder
+//! # omen-sql
+//!
+//! SQL for OmenDB, on Apache DataFusion. It owns the catalog's SQL face (DDL),
+//! DML, transactions as SQL sees them, and the DataFusion plumbing: every
+//! table of a statement is a DataFusion `TableProvider` over an
+//! [`omen_sync::HtapSnapshot`] at the statement's transaction snapshot, so
+//! analytic reads are exact and see the transaction's own writes.
+//!
+//! - [`Engine`] opens the stores, starts sync and holds DataFusion's shared
+//!   state (functions, configuration, memory pool).
+//! - [`Session`] runs statements, autocommit or inside `BEGIN` ... `COMMIT`,
+//!   with PostgreSQL's rule that an error aborts the open transaction.
+//! - [`Output`] is what a statement produced: an Arrow stream, a row count,
+//!   or a command tag.
+//!
+//! This is the only crate besides the facade that depends on DataFusion.
+//!
+//! ## Example
+//!
+//! ```
+//! use omen_sql::{Engine, EngineOptions, Output};
+//! use omen_rowstore::Value;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let engine = Engine::open(EngineOptions::default())?;
+//! let mut session = engine.session();
+//! session.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT)", &[]).await?;
+//! session.execute("INSERT INTO t VALUES ($1, $2)", &[Value::Int64(1), Value::Text("a".into())]).await?;
+//! let Output::Rows(stream) = session.execute("SELECT count(*) FROM t", &[]).await? else { unreachable!() };
+//! let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
+//! assert_eq!(batches[0].num_rows(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## What is supported, and the limits of this version
+//!
+//! - Queries: everything DataFusion's SQL supports, over OmenDB tables.
+//! - DDL: `CREATE TABLE [IF NOT EXISTS]` with column and table PRIMARY KEY,
+//!   NOT NULL, NULL and constant DEFAULTs; `DROP TABLE [IF EXISTS]`. DDL is
+//!   rejected inside an explicit transaction (it commits on its own).
+//!   VARCHAR(n)/CHAR(n) are TEXT: the length is not enforced, CHAR is not
+//!   padded. Unconstrained NUMERIC is NUMERIC(38,10).
+//! - DML: `INSERT ... VALUES | SELECT`, `UPDATE ... SET ... WHERE`,
+//!   `DELETE ... WHERE`, with `$n` parameters.
+//! - Transactions: `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`;
+//!   snapshot isolation (PostgreSQL's REPEATABLE READ).
+//! - Not yet (each returns [`Error::Unsupported`] naming it): ON CONFLICT,
+//!   RETURNING, UPDATE ... FROM, DELETE ... USING, CREATE TABLE AS, ALTER
+//!   TABLE, CREATE INDEX, SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
+//!   several statements in one call. Every statement is planned through
+//!   DataFusion: the primary-key fast path and prepared-statement cache are
+//!   the SQL issue's work.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod ddl;
+mod dml;
+mod engine;
+mod error;
+mod params;
+mod provider;
+mod query;
+mod session;
+
+pub use engine::{Engine, EngineOptions};
+pub use error::{Error, Result};
+pub use session::{Output, Session};

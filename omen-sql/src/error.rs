@@ -1,0 +1,109 @@
+//! omen-sql's error type, and the mapping from the layers below.
+
+use datafusion::error::DataFusionError;
+
+/// Result with omen-sql's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a SQL statement can fail with. Every error leaves the database as it
+/// was before the statement (and, inside a transaction, aborts it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The text is not valid SQL.
+    #[error("syntax error: {0}")]
+    Parse(String),
+    /// A table that does not exist.
+    #[error("table {0:?} does not exist")]
+    UnknownTable(String),
+    /// A column that does not exist.
+    #[error("column does not exist: {0}")]
+    UnknownColumn(String),
+    /// Well-formed SQL that cannot be planned: type mismatches, unknown
+    /// functions, ambiguous names.
+    #[error("invalid statement: {0}")]
+    Plan(String),
+    /// A duplicate key, a NULL in a NOT NULL column, or a value that does not
+    /// fit its column's type.
+    #[error("constraint violation: {0}")]
+    Constraint(String),
+    /// A concurrent transaction wrote the same row first. Retryable: run the
+    /// transaction again.
+    #[error("serialization conflict: {0}")]
+    SerializationConflict(String),
+    /// Wrong number or type of `$n` parameters.
+    #[error("parameter error: {0}")]
+    Parameter(String),
+    /// The statement failed while running (division by zero, an invalid
+    /// cast of a value, the memory budget exceeded).
+    #[error("execution error: {0}")]
+    Execution(String),
+    /// A SQL construct OmenDB does not support (yet); the message names it.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An earlier statement of this transaction failed; only ROLLBACK (or
+    /// COMMIT, which rolls back) is accepted until the transaction ends.
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    TransactionAborted,
+    /// A file-system error.
+    #[error("I/O error: {0}")]
+    Io(String),
+    /// Stored data failed its checksum or does not parse.
+    #[error("corruption: {0}")]
+    Corruption(String),
+    /// The database is closed.
+    #[error("the database is closed")]
+    Closed,
+    /// A broken invariant inside OmenDB: a bug, please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<omen_rowstore::Error> for Error {
+    fn from(e: omen_rowstore::Error) -> Self {
+        use omen_rowstore::Error as E;
+        match e {
+            E::UnknownTable(t) => Error::UnknownTable(t),
+            E::TableExists(t) => Error::Plan(format!("relation {t:?} already exists")),
+            e @ (E::DuplicateKey { .. } | E::NotNull { .. } | E::Schema { .. }) => Error::Constraint(e.to_string()),
+            e @ E::SerializationConflict { .. } => Error::SerializationConflict(e.to_string()),
+            E::Closed | E::TransactionClosed => Error::Closed,
+            E::Io(e) => Error::Io(e.to_string()),
+            e @ (E::Corruption { .. } | E::Decode(_)) => Error::Corruption(e.to_string()),
+            e @ E::WalFailed(_) => Error::Io(e.to_string()),
+            e => Error::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<omen_sync::Error> for Error {
+    fn from(e: omen_sync::Error) -> Self {
+        match e {
+            omen_sync::Error::Row(e) => e.into(),
+            omen_sync::Error::Conversion(msg) => Error::Constraint(msg),
+            omen_sync::Error::Stopped => Error::Closed,
+            e => Error::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Self {
+        use datafusion::common::SchemaError;
+        match e.find_root() {
+            DataFusionError::SQL(e, _) => Error::Parse(e.to_string()),
+            DataFusionError::SchemaError(s, _) => match s.as_ref() {
+                SchemaError::FieldNotFound { field, .. } => Error::UnknownColumn(field.name().to_string()),
+                other => Error::Plan(other.to_string()),
+            },
+            DataFusionError::NotImplemented(m) => Error::Unsupported(m.clone()),
+            DataFusionError::Plan(m) => Error::Plan(m.clone()),
+            DataFusionError::Execution(m) => Error::Execution(m.clone()),
+            DataFusionError::ResourcesExhausted(m) => Error::Execution(format!("memory budget exceeded: {m}")),
+            DataFusionError::ArrowError(e, _) => Error::Execution(e.to_string()),
+            DataFusionError::IoError(e) => Error::Io(e.to_string()),
+            DataFusionError::External(inner) => Error::Execution(inner.to_string()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `$n` parameters: counting them in a statement and turning values into
+//! DataFusion scalars of the types the plan expects.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use arrow::datatypes::DataType as ArrowType;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{Expr, Value as SqlValue, visit_expressions};
+use omen_rowstore::Value;
+
+use crate::error::{Error, Result};
+
+/// The highest `$n` in the statement (0 if none). `$0` or a non-numeric
+/// placeholder is an error.
+pub(crate) fn count<V: datafusion::sql::sqlparser::ast::Visit>(statement: &V) -> Result<usize> {
+    let mut max = 0usize;
+    let mut bad = None;
+    let _ = visit_expressions(statement, |e| {
+        if let Expr::Value(v) = e {
+            if let SqlValue::Placeholder(p) = &v.value {
+                match p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0) {
+                    Some(n) => max = max.max(n),
+                    None => bad = Some(p.clone()),
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    match bad {
+        Some(p) => Err(Error::Parameter(format!("unsupported placeholder {p:?}: use $1, $2, ..."))),
+        None => Ok(max),
+    }
+}
+
+/// Binds `params` into `plan`, casting each to the type the planner
+/// inferred for its placeholder.
+pub(crate) fn bind(plan: LogicalPlan, params: &[Value]) -> Result<LogicalPlan> {
+    if params.is_empty() {
+        return Ok(plan);
+    }
+    let types: HashMap<String, Option<ArrowType>> = plan.get_parameter_types()?;
+    let scalars = params
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let s = scalar(v);
+            match types.get(&format!("${}", i + 1)) {
+                Some(Some(t)) if &s.data_type() != t && !s.is_null() => s
+                    .cast_to(t)
+                    .map_err(|e| Error::Parameter(format!("${} = {v} does not convert to {t}: {e}", i + 1))),
+                Some(Some(t)) if s.is_null() => ScalarValue::try_from(t).map_err(Error::from),
+                _ => Ok(s),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(plan.with_param_values(scalars)?)
+}
+
+pub(crate) fn check_count(expected: usize, params: &[Value]) -> Result<()> {
+    if expected == params.len() {
+        Ok(())
+    } else {
+        Err(Error::Parameter(format!("the statement has {expected} parameters ($1..${expected}), {} were given", params.len())))
+    }
+}
+
+/// The DataFusion scalar of a value.
+pub(crate) fn scalar(v: &Value) -> ScalarValue {
+    match v {
+        Value::Null => ScalarValue::Null,
+        Value::Bool(x) => ScalarValue::Boolean(Some(*x)),
+        Value::Int16(x) => ScalarValue::Int16(Some(*x)),
+        Value::Int32(x) => ScalarValue::Int32(Some(*x)),
+        Value::Int64(x) => ScalarValue::Int64(Some(*x)),
+        Value::Float32(x) => ScalarValue::Float32(Some(*x)),
+        Value::Float64(x) => ScalarValue::Float64(Some(*x)),
+        Value::Decimal { unscaled, scale } => ScalarValue::Decimal128(Some(*unscaled), 38, *scale),
+        Value::Text(x) => ScalarValue::Utf8(Some(x.clone())),
+        Value::Bytes(x) => ScalarValue::Binary(Some(x.clone())),
+        Value::Date(x) => ScalarValue::Date32(Some(*x)),
+        Value::Timestamp(x) => ScalarValue::TimestampMicrosecond(Some(*x), None),
+        Value::TimestampTz(x) => ScalarValue::TimestampMicrosecond(Some(*x), Some(omen_sync::convert::UTC.into())),
+    }
+}

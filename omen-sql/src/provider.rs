@@ -1,0 +1,85 @@
+//! The DataFusion table over an [`HtapSnapshot`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session as DfSession;
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::catalog::TableProvider;
+use omen_rowstore::TableSchema;
+use omen_sync::HtapSnapshot;
+
+/// One table of one statement: the rows its transaction sees. With
+/// `with_keys`, the schema ends with the hidden key column that UPDATE and
+/// DELETE use to find the rows they change.
+#[derive(Debug)]
+pub(crate) struct SnapshotTable {
+    snapshot: HtapSnapshot,
+    schema: SchemaRef,
+    with_keys: bool,
+    /// Column DEFAULTs, for INSERTs that leave columns out.
+    defaults: HashMap<String, Expr>,
+}
+
+impl SnapshotTable {
+    pub(crate) fn new(snapshot: HtapSnapshot, table: &TableSchema, with_keys: bool) -> Self {
+        let mut fields: Vec<_> = snapshot.schema().fields().iter().cloned().collect();
+        if with_keys {
+            fields.push(Arc::new(omen_colstore::key_field()));
+        }
+        let defaults = table
+            .columns
+            .iter()
+            .filter_map(|c| c.default.as_ref().map(|d| (c.name.clone(), Expr::Literal(crate::params::scalar(d), None))))
+            .collect();
+        Self { schema: Arc::new(Schema::new(fields)), snapshot, with_keys, defaults }
+    }
+}
+
+#[async_trait]
+impl TableProvider for SnapshotTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    /// Filters and limits are left to DataFusion (no pushdown yet); the
+    /// projection is applied before visibility filtering, so unprojected
+    /// columns are never copied.
+    async fn scan(&self, state: &dyn DfSession, projection: Option<&Vec<usize>>, _filters: &[Expr], _limit: Option<usize>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let ncols = self.snapshot.schema().fields().len();
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let wanted = projection.unwrap_or(&all);
+        let user: Vec<usize> = wanted.iter().copied().filter(|&i| i < ncols).collect();
+        let want_key = self.with_keys && wanted.contains(&ncols);
+        let batches = self.snapshot.scan(Some(&user), want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        // Map the requested order onto the scanned columns (user columns in
+        // `user` order, then the key).
+        let order: Vec<usize> = wanted.iter().map(|&i| if i < ncols { user.iter().position(|&u| u == i).unwrap_or(0) } else { user.len() }).collect();
+        let mut fields: Vec<_> = user.iter().map(|&i| Arc::clone(&self.schema.fields()[i])).collect();
+        if want_key {
+            fields.push(Arc::new(omen_colstore::key_field()));
+        }
+        let scanned = Arc::new(Schema::new(fields));
+        // Spread batches over the session's partitions so both cores work.
+        let n = state.config().target_partitions().max(1).min(batches.len().max(1));
+        let mut partitions = vec![Vec::new(); n];
+        for (i, b) in batches.into_iter().enumerate() {
+            partitions[i % n].push(b);
+        }
+        Ok(MemorySourceConfig::try_new_exec(&partitions, scanned, Some(order))?)
+    }
+}

@@ -1,0 +1,270 @@
+//! [`Database`]: the handle an application opens.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::{Stream, StreamExt, TryStreamExt};
+use omen_sql::{Engine, EngineOptions, Output, Session};
+use parking_lot::Mutex;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use crate::dir::{self, DirLock};
+use crate::error::{Error, Result};
+use crate::options::Options;
+use crate::transaction::Transaction;
+use crate::value::{ToValue, Value, to_values};
+
+/// An async stream of query results.
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
+struct Inner {
+    engine: Arc<Engine>,
+    /// Runs every statement; taken (and shut down) on close.
+    runtime: Mutex<Option<Runtime>>,
+    handle: tokio::runtime::Handle,
+    closed: AtomicBool,
+    lock: Mutex<Option<DirLock>>,
+}
+
+impl Inner {
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = self.engine.close();
+        if let Some(rt) = self.runtime.lock().take() {
+            // Never blocks, so close and drop work inside async code too.
+            rt.shutdown_background();
+        }
+        self.lock.lock().take();
+        result.map_err(Error::from)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// An open OmenDB database. Cheap to clone; `Send + Sync`: share it across
+/// threads. See the crate docs for an example.
+///
+/// Every blocking method works from any thread, inside a tokio runtime or
+/// not: statements run on the database's own runtime and the caller waits
+/// for the result. Each has an `_async` twin for async code.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("closed", &self.inner.closed.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens the database in `dir`, creating it if needed, with default [`Options`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, Options::default())
+    }
+
+    /// Opens the database in `dir` with `options`. Fails with
+    /// [`Error::Locked`] if another handle has it open.
+    pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let (lock, rows_dir) = dir::open(dir.as_ref(), options.layout_version)?;
+        Self::start(EngineOptions { dir: Some(rows_dir), durability: options.durability, memory_budget: options.memory_budget }, Some(lock))
+    }
+
+    /// A database that lives in memory only and is gone when closed.
+    pub fn open_in_memory() -> Result<Self> {
+        let options = Options::default();
+        Self::start(EngineOptions { dir: None, durability: options.durability, memory_budget: options.memory_budget }, None)
+    }
+
+    fn start(options: EngineOptions, lock: Option<DirLock>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name("omendb-worker")
+            .enable_all()
+            .build()?;
+        let engine = Engine::open(options)?;
+        let handle = runtime.handle().clone();
+        let inner = Inner { engine, runtime: Mutex::new(Some(runtime)), handle, closed: AtomicBool::new(false), lock: Mutex::new(lock) };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Closes the database: stops background work, syncs the log, releases
+    /// the directory. Other clones then return [`Error::Closed`]. Dropping
+    /// the last clone closes it too.
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// Runs one statement outside any transaction (autocommit) and returns
+    /// the rows it changed (0 for DDL; for a query, the rows it returned).
+    /// Use [`Database::begin`] for transactions: `BEGIN` here is an error.
+    pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
+        self.block_on(self.execute_future(sql, params))
+    }
+
+    /// Async [`Database::execute`].
+    pub async fn execute_async(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
+        self.spawn(self.execute_future(sql, params)).await
+    }
+
+    /// Runs one query (autocommit) and returns all its rows.
+    pub fn query(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
+        self.block_on(self.query_future(sql, params))
+    }
+
+    /// Async [`Database::query`].
+    pub async fn query_async(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
+        self.spawn(self.query_future(sql, params)).await
+    }
+
+    /// Runs one query (autocommit) and returns its rows batch by batch.
+    /// Errors in the statement itself are returned here; errors while
+    /// producing rows come from the iterator.
+    pub fn query_iter(&self, sql: &str, params: &[&dyn ToValue]) -> Result<RecordBatchIter> {
+        let (schema, rx) = self.block_on(self.stream_future(sql, params))?;
+        Ok(RecordBatchIter { schema, rx })
+    }
+
+    /// Async [`Database::query_iter`]: a stream of batches.
+    pub async fn query_stream(&self, sql: &str, params: &[&dyn ToValue]) -> Result<BatchStream> {
+        let (_, rx) = self.spawn(self.stream_future(sql, params)).await?;
+        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
+    }
+
+    /// Starts a transaction. It reads one snapshot, sees its own writes, and
+    /// rolls back unless committed.
+    pub fn begin(&self) -> Result<Transaction> {
+        self.check_open()?;
+        let mut session = self.inner.engine.session();
+        session.begin()?;
+        Ok(Transaction::new(self.clone(), session))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    /// Runs `fut` on the database's runtime and blocks the calling thread
+    /// until it finishes. Safe inside another runtime: the caller waits on
+    /// a plain channel and never nests a `block_on`.
+    pub(crate) fn block_on<T: Send + 'static>(&self, fut: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+        self.check_open()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.inner.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `fut` on the database's runtime, for the async methods.
+    pub(crate) async fn spawn<T: Send + 'static>(&self, fut: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+        self.check_open()?;
+        match self.inner.handle.spawn(fut).await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Err(Error::Closed),
+            Err(e) => Err(Error::Internal(format!("statement task failed: {e}"))),
+        }
+    }
+
+    fn statement(&self, sql: &str, params: &[&dyn ToValue]) -> (Arc<Engine>, String, Vec<Value>) {
+        (Arc::clone(&self.inner.engine), sql.to_owned(), to_values(params))
+    }
+
+    fn execute_future(&self, sql: &str, params: &[&dyn ToValue]) -> impl Future<Output = Result<u64>> + Send + 'static {
+        let (engine, sql, params) = self.statement(sql, params);
+        async move {
+            match autocommit(&engine, &sql, &params).await? {
+                Output::Affected { rows, .. } => Ok(rows),
+                Output::Command(_) => Ok(0),
+                Output::Rows(stream) => {
+                    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(omen_sql::Error::from)?;
+                    Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
+                }
+            }
+        }
+    }
+
+    fn query_future(&self, sql: &str, params: &[&dyn ToValue]) -> impl Future<Output = Result<Vec<RecordBatch>>> + Send + 'static {
+        let (engine, sql, params) = self.statement(sql, params);
+        async move { collect(autocommit(&engine, &sql, &params).await?).await }
+    }
+
+    fn stream_future(&self, sql: &str, params: &[&dyn ToValue]) -> impl Future<Output = Result<(SchemaRef, mpsc::Receiver<Result<RecordBatch>>)>> + Send + 'static {
+        let (engine, sql, params) = self.statement(sql, params);
+        async move {
+            let (tx, rx) = mpsc::channel(2);
+            let schema = match autocommit(&engine, &sql, &params).await? {
+                Output::Rows(mut stream) => {
+                    let schema = stream.schema();
+                    tokio::spawn(async move {
+                        while let Some(item) = stream.next().await {
+                            let item = item.map_err(|e| Error::from(omen_sql::Error::from(e)));
+                            if tx.send(item).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    schema
+                }
+                _ => Arc::new(arrow::datatypes::Schema::empty()),
+            };
+            Ok((schema, rx))
+        }
+    }
+}
+
+/// Runs one statement in a fresh session; a transaction-control statement
+/// that would leave the session inside a transaction is refused.
+async fn autocommit(engine: &Arc<Engine>, sql: &str, params: &[Value]) -> Result<Output> {
+    let mut session: Session = engine.session();
+    let out = session.execute(sql, params).await?;
+    if session.in_transaction() {
+        session.rollback();
+        return Err(Error::Unsupported("BEGIN through Database::execute: use Database::begin() for transactions".into()));
+    }
+    Ok(out)
+}
+
+/// All rows of an output (none for statements without rows).
+pub(crate) async fn collect(out: Output) -> Result<Vec<RecordBatch>> {
+    match out {
+        Output::Rows(stream) => Ok(stream.try_collect().await.map_err(omen_sql::Error::from)?),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Batches of a query, from [`Database::query_iter`].
+#[derive(Debug)]
+pub struct RecordBatchIter {
+    schema: SchemaRef,
+    rx: mpsc::Receiver<Result<RecordBatch>>,
+}
+
+impl RecordBatchIter {
+    /// The schema of every batch.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+impl Iterator for RecordBatchIter {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // A plain executor: never tokio's block_on, so safe in any context.
+        futures::executor::block_on(self.rx.recv())
+    }
+}

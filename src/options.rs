@@ -1,0 +1,53 @@
+//! Options for opening a database.
+
+pub use omen_rowstore::Durability;
+
+/// The data-directory layout this build writes and reads.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// How to open a [`crate::Database`]. Start from `Options::default()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// When a commit reaches stable storage. Default [`Durability::Full`]:
+    /// `commit` returns after the log is fdatasync'ed.
+    pub durability: Durability,
+    /// Bytes that query execution may use (sorts, joins, aggregations);
+    /// past it a query spills where it can, or fails with
+    /// [`crate::Error::Execution`]. Default: half the machine's memory. 0
+    /// means no limit.
+    pub memory_budget: usize,
+    /// The layout version a new data directory is created with. Only
+    /// [`LAYOUT_VERSION`] is supported; opening a directory written with
+    /// another version is an error, never a silent misread.
+    pub layout_version: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { durability: Durability::Full, memory_budget: physical_memory() / 2, layout_version: LAYOUT_VERSION }
+    }
+}
+
+impl Options {
+    /// Sets [`Options::durability`].
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets [`Options::memory_budget`] in bytes.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+}
+
+/// Total memory from /proc/meminfo; 4 GiB where it cannot be read.
+fn physical_memory() -> usize {
+    const FALLBACK: usize = 4 << 30;
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok()))
+        .map_or(FALLBACK, |kib| kib.saturating_mul(1024))
+}
