@@ -42,6 +42,10 @@
 //!   rejected inside an explicit transaction (it commits on its own).
 //!   VARCHAR(n)/CHAR(n) are TEXT: the length is not enforced, CHAR is not
 //!   padded. Unconstrained NUMERIC is NUMERIC(38,10).
+//! - Casts follow DataFusion, which differs from PostgreSQL in places: text
+//!   cast to BYTEA takes the string's bytes (PostgreSQL parses `\x` hex;
+//!   use `decode(s, 'hex')`), and a float cast to an integer truncates
+//!   (PostgreSQL rounds).
 //! - DML: `INSERT ... VALUES | SELECT`, `UPDATE ... SET ... WHERE`,
 //!   `DELETE ... WHERE`, with `$n` parameters.
 //! - Transactions: `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`;

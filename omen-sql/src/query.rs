@@ -50,7 +50,14 @@ pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Resu
 pub(crate) async fn plan(engine: &Engine, statement: DfStatement, txn: &Transaction, bound: &[Value], with_keys: Option<TableId>) -> Result<Planned> {
     let mut tables = HashMap::new();
     for r in engine.state.resolve_table_references(&statement)? {
-        tables.insert(r.table().to_owned(), lookup(engine, r.schema(), r.table())?);
+        match lookup(engine, r.schema(), r.table()) {
+            Ok(table) => {
+                tables.insert(r.table().to_owned(), table);
+            }
+            // `FROM generate_series(...)`: DataFusion plans table functions itself.
+            Err(_) if r.schema().is_none() && engine.state.table_functions().contains_key(r.table()) => {}
+            Err(e) => return Err(e),
+        }
     }
     let ids: Vec<TableId> = tables.values().map(|(id, _)| *id).collect();
     let mut snapshots = engine.sync.snapshot(txn, &ids).await?;

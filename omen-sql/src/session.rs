@@ -140,8 +140,12 @@ impl Session {
                 txn.commit()?;
                 Ok(out)
             }
-            // Dropping the transaction rolls it back.
-            (Err(e), Explicit(_)) => Err(self.fail(e)),
+            // Dropping the transaction rolls it back; the session waits for
+            // COMMIT or ROLLBACK.
+            (Err(e), Explicit(_)) => {
+                self.state = State::Aborted;
+                Err(e)
+            }
             (Err(e), Implicit(_)) => Err(e),
         }
     }

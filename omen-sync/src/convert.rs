@@ -46,11 +46,13 @@ pub fn arrow_type(t: &DataType) -> ArrowType {
     }
 }
 
-/// The Arrow schema of a table (its columns in order, nullability kept).
+/// The Arrow schema of a table: its columns in order, every field nullable.
+///
+/// NOT NULL is the row store's constraint, checked on every write with a
+/// proper error; Arrow non-nullability would make DataFusion reject a NULL
+/// with a generic execution error before the row store could.
 pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema.columns.iter().map(|c| Field::new(&c.name, arrow_type(&c.data_type), c.nullable)).collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(schema.columns.iter().map(|c| Field::new(&c.name, arrow_type(&c.data_type), true)).collect::<Vec<_>>()))
 }
 
 /// Builds an Arrow batch of `arrow_schema` from rows that passed the table's
