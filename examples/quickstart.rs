@@ -9,10 +9,7 @@ use omendb::{Database, params};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let db = Database::open(dir.path())?;
-    db.execute(
-        "CREATE TABLE orders (id BIGINT PRIMARY KEY, region TEXT NOT NULL, amount DOUBLE PRECISION NOT NULL)",
-        params![],
-    )?;
+    db.execute("CREATE TABLE orders (id BIGINT PRIMARY KEY, region TEXT NOT NULL, amount DOUBLE PRECISION NOT NULL)", params![])?;
 
     let mut txn = db.begin()?;
     let regions = ["north", "south", "east", "west"];
@@ -29,10 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", pretty_format_batches(&point)?);
 
     println!("Revenue by region:");
-    let agg = db.query(
-        "SELECT region, count(*) AS orders, sum(amount) AS revenue FROM orders GROUP BY region ORDER BY revenue DESC",
-        params![],
-    )?;
+    let agg =
+        db.query("SELECT region, count(*) AS orders, sum(amount) AS revenue FROM orders GROUP BY region ORDER BY revenue DESC", params![])?;
     println!("{}", pretty_format_batches(&agg)?);
 
     // The data is on disk: reopen and count.

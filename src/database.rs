@@ -202,7 +202,11 @@ impl Database {
         async move { collect(autocommit(&engine, &sql, &params).await?).await }
     }
 
-    fn stream_future(&self, sql: &str, params: &[&dyn ToValue]) -> impl Future<Output = Result<(SchemaRef, mpsc::Receiver<Result<RecordBatch>>)>> + Send + 'static {
+    fn stream_future(
+        &self,
+        sql: &str,
+        params: &[&dyn ToValue],
+    ) -> impl Future<Output = Result<(SchemaRef, mpsc::Receiver<Result<RecordBatch>>)>> + Send + 'static {
         let (engine, sql, params) = self.statement(sql, params);
         async move {
             let (tx, rx) = mpsc::channel(2);

@@ -25,7 +25,9 @@ pub(crate) struct DirLock {
 /// Creates the directory if needed, takes its lock, checks its layout.
 pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)> {
     if layout_version != LAYOUT_VERSION {
-        return Err(Error::Unsupported(format!("data layout version {layout_version} (this build reads and writes version {LAYOUT_VERSION})")));
+        return Err(Error::Unsupported(format!(
+            "data layout version {layout_version} (this build reads and writes version {LAYOUT_VERSION})"
+        )));
     }
     std::fs::create_dir_all(dir)?;
     let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join(LOCK_FILE))?;
@@ -49,7 +51,12 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)
             let version = text.strip_prefix("omendb-layout ").and_then(|v| v.trim().parse::<u32>().ok());
             match version {
                 Some(LAYOUT_VERSION) => {}
-                Some(v) => return Err(Error::Unsupported(format!("{} has data layout version {v}; this build reads version {LAYOUT_VERSION}", dir.display()))),
+                Some(v) => {
+                    return Err(Error::Unsupported(format!(
+                        "{} has data layout version {v}; this build reads version {LAYOUT_VERSION}",
+                        dir.display()
+                    )));
+                }
                 None => return Err(Error::Corruption(format!("{}: unreadable layout file", layout.display()))),
             }
         }

@@ -85,10 +85,10 @@ impl ColumnTable {
         let n = batch.rows.num_rows();
         let mut appended = vec![false; n];
         for op in &batch.ops {
-            if let ChangeOp::Append { row, .. } = op {
-                if *row >= n || std::mem::replace(&mut appended[*row], true) {
-                    return Err(Error::Schema(format!("row {row} appended twice or out of range")));
-                }
+            if let ChangeOp::Append { row, .. } = op
+                && (*row >= n || std::mem::replace(&mut appended[*row], true))
+            {
+                return Err(Error::Schema(format!("row {row} appended twice or out of range")));
             }
         }
         if appended.iter().any(|a| !a) {
@@ -106,10 +106,10 @@ impl ColumnTable {
                 ChangeOp::End { key, ts } => {
                     if let Some(row) = pending.remove(&key) {
                         end[row] = ts;
-                    } else if let Some((seg, row)) = state.newest.remove(&key) {
-                        if let Some(s) = state.segments.get(&seg) {
-                            s.end_row(row, ts);
-                        }
+                    } else if let Some((seg, row)) = state.newest.remove(&key)
+                        && let Some(s) = state.segments.get(&seg)
+                    {
+                        s.end_row(row, ts);
                     }
                 }
                 ChangeOp::Append { row, key, ts } => {
@@ -297,7 +297,9 @@ mod tests {
     fn small_segments_merge_and_keep_ends_working() {
         let table = ColumnTable::new(schema());
         for ts in 1..=40u64 {
-            let rows = RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(vec![1])), Arc::new(Int64Array::from(vec![ts as i64]))]).unwrap();
+            let rows =
+                RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(vec![1])), Arc::new(Int64Array::from(vec![ts as i64]))])
+                    .unwrap();
             let mut ops = vec![];
             if ts > 1 {
                 ops.push(ChangeOp::End { key: key(1), ts });

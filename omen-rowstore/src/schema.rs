@@ -60,10 +60,10 @@ impl TableSchema {
             if self.columns[..i].iter().any(|o| o.name == c.name) {
                 return bad(format!("column {:?} specified more than once", c.name));
             }
-            if let Some(d) = &c.default {
-                if !d.fits(&c.data_type) {
-                    return bad(format!("default {d} does not fit column {:?} of type {}", c.name, c.data_type.sql_name()));
-                }
+            if let Some(d) = &c.default
+                && !d.fits(&c.data_type)
+            {
+                return bad(format!("default {d} does not fit column {:?} of type {}", c.name, c.data_type.sql_name()));
             }
         }
         for (i, &k) in self.primary_key.iter().enumerate() {

@@ -120,7 +120,12 @@ impl Store {
                     for w in writes {
                         let table = catalog.by_id.get(&w.table).ok_or_else(|| corrupt(format!("write to unknown table {}", w.table)))?;
                         if table.schema.primary_key.is_empty() {
-                            let id = w.key.as_slice().try_into().map(u64::from_be_bytes).map_err(|_| corrupt("row id key of wrong length".into()))?;
+                            let id = w
+                                .key
+                                .as_slice()
+                                .try_into()
+                                .map(u64::from_be_bytes)
+                                .map_err(|_| corrupt("row id key of wrong length".into()))?;
                             table.next_row_id.fetch_max(id + 1, Ordering::Relaxed);
                         }
                         let row = match w.op {
@@ -321,11 +326,11 @@ impl Store {
             return Err(e);
         }
         let ts = self.inner.clock.load(Ordering::Acquire) + 1;
-        if let Some(wal) = &self.inner.wal {
-            if let Err(e) = wal.append(&WalRecord::Commit { ts, writes: wal_writes }) {
-                release(&writes);
-                return Err(e);
-            }
+        if let Some(wal) = &self.inner.wal
+            && let Err(e) = wal.append(&WalRecord::Commit { ts, writes: wal_writes })
+        {
+            release(&writes);
+            return Err(e);
         }
         let horizon = self.gc_horizon();
         for (table, key, bytes) in installs {

@@ -136,12 +136,12 @@ impl Table {
     /// Gives up `txn`'s write slot on the key (rollback).
     pub(crate) fn unlock(&self, key: &[u8], txn: TxnId) {
         let mut rows = self.rows.write();
-        if let Some(chain) = rows.get_mut(key) {
-            if chain.writer == Some(txn) {
-                chain.writer = None;
-                if chain.versions.is_empty() {
-                    rows.remove(key);
-                }
+        if let Some(chain) = rows.get_mut(key)
+            && chain.writer == Some(txn)
+        {
+            chain.writer = None;
+            if chain.versions.is_empty() {
+                rows.remove(key);
             }
         }
     }

@@ -2,8 +2,8 @@
 
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr, Ident, ObjectName, ObjectType, Statement as SqlStatement,
-    TableConstraint, TimezoneInfo, UnaryOperator,
+    ColumnOption, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr, Ident, ObjectName, ObjectType,
+    Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
 };
 use futures::TryStreamExt;
 use omen_rowstore::{ColumnDef, DataType, TableSchema, Value};
@@ -56,7 +56,11 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
     }
     let name = table_name(&create.name)?;
     if engine.rows.table(&name).is_some() {
-        return if create.if_not_exists { Ok(Output::Command("CREATE TABLE")) } else { Err(Error::Plan(format!("relation {name:?} already exists"))) };
+        return if create.if_not_exists {
+            Ok(Output::Command("CREATE TABLE"))
+        } else {
+            Err(Error::Plan(format!("relation {name:?} already exists")))
+        };
     }
 
     let mut columns = Vec::with_capacity(create.columns.len());
@@ -117,10 +121,8 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
 fn drop_tables(engine: &Engine, names: Vec<ObjectName>, if_exists: bool) -> Result<Output> {
     let names = names.iter().map(table_name).collect::<Result<Vec<_>>>()?;
     // Check every name first, so a bad one drops nothing.
-    if !if_exists {
-        if let Some(missing) = names.iter().find(|n| engine.rows.table(n).is_none()) {
-            return Err(Error::UnknownTable(missing.clone()));
-        }
+    if !if_exists && let Some(missing) = names.iter().find(|n| engine.rows.table(n).is_none()) {
+        return Err(Error::UnknownTable(missing.clone()));
     }
     for n in &names {
         match engine.rows.drop_table(n) {

@@ -13,7 +13,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, Delete, FromTable, Insert, ObjectName, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins, Update,
+    Assignment, AssignmentTarget, Delete, FromTable, Insert, ObjectName, Statement as SqlStatement, TableFactor, TableObject,
+    TableWithJoins, Update,
 };
 use futures::TryStreamExt;
 use omen_rowstore::{TableSchema, Transaction, Value};

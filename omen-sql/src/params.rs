@@ -18,12 +18,12 @@ pub(crate) fn count<V: datafusion::sql::sqlparser::ast::Visit>(statement: &V) ->
     let mut max = 0usize;
     let mut bad = None;
     let _ = visit_expressions(statement, |e| {
-        if let Expr::Value(v) = e {
-            if let SqlValue::Placeholder(p) = &v.value {
-                match p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0) {
-                    Some(n) => max = max.max(n),
-                    None => bad = Some(p.clone()),
-                }
+        if let Expr::Value(v) = e
+            && let SqlValue::Placeholder(p) = &v.value
+        {
+            match p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0) {
+                Some(n) => max = max.max(n),
+                None => bad = Some(p.clone()),
             }
         }
         ControlFlow::<()>::Continue(())
@@ -47,9 +47,9 @@ pub(crate) fn bind(plan: LogicalPlan, params: &[Value]) -> Result<LogicalPlan> {
         .map(|(i, v)| {
             let s = scalar(v);
             match types.get(&format!("${}", i + 1)) {
-                Some(Some(t)) if &s.data_type() != t && !s.is_null() => s
-                    .cast_to(t)
-                    .map_err(|e| Error::Parameter(format!("${} = {v} does not convert to {t}: {e}", i + 1))),
+                Some(Some(t)) if &s.data_type() != t && !s.is_null() => {
+                    s.cast_to(t).map_err(|e| Error::Parameter(format!("${} = {v} does not convert to {t}: {e}", i + 1)))
+                }
                 Some(Some(t)) if s.is_null() => ScalarValue::try_from(t).map_err(Error::from),
                 _ => Ok(s),
             }

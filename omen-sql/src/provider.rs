@@ -6,12 +6,12 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session as DfSession;
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::catalog::TableProvider;
 use omen_rowstore::TableSchema;
 use omen_sync::HtapSnapshot;
 
@@ -59,7 +59,13 @@ impl TableProvider for SnapshotTable {
     /// Filters and limits are left to DataFusion (no pushdown yet); the
     /// projection is applied before visibility filtering, so unprojected
     /// columns are never copied.
-    async fn scan(&self, state: &dyn DfSession, projection: Option<&Vec<usize>>, _filters: &[Expr], _limit: Option<usize>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let ncols = self.snapshot.schema().fields().len();
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let wanted = projection.unwrap_or(&all);
@@ -68,7 +74,8 @@ impl TableProvider for SnapshotTable {
         let batches = self.snapshot.scan(Some(&user), want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
         // Map the requested order onto the scanned columns (user columns in
         // `user` order, then the key).
-        let order: Vec<usize> = wanted.iter().map(|&i| if i < ncols { user.iter().position(|&u| u == i).unwrap_or(0) } else { user.len() }).collect();
+        let order: Vec<usize> =
+            wanted.iter().map(|&i| if i < ncols { user.iter().position(|&u| u == i).unwrap_or(0) } else { user.len() }).collect();
         let mut fields: Vec<_> = user.iter().map(|&i| Arc::clone(&self.schema.fields()[i])).collect();
         if want_key {
             fields.push(Arc::new(omen_colstore::key_field()));

@@ -47,7 +47,13 @@ pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Resu
 /// Plans `statement` (a query, or EXPLAIN of one) against `txn`'s snapshot.
 /// `with_keys` names the table whose scans carry the hidden key column.
 /// The caller has checked the parameter count.
-pub(crate) async fn plan(engine: &Engine, statement: DfStatement, txn: &Transaction, bound: &[Value], with_keys: Option<TableId>) -> Result<Planned> {
+pub(crate) async fn plan(
+    engine: &Engine,
+    statement: DfStatement,
+    txn: &Transaction,
+    bound: &[Value],
+    with_keys: Option<TableId>,
+) -> Result<Planned> {
     let mut tables = HashMap::new();
     for r in engine.state.resolve_table_references(&statement)? {
         match lookup(engine, r.schema(), r.table()) {

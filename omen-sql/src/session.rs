@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{Statement as SqlStatement, TransactionAccessMode, TransactionIsolationLevel as IsolationLevel, TransactionMode};
+use datafusion::sql::sqlparser::ast::{
+    Statement as SqlStatement, TransactionAccessMode, TransactionIsolationLevel as IsolationLevel, TransactionMode,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use omen_rowstore::{Transaction, Value};
 
@@ -191,7 +193,9 @@ fn check_modes(modes: &[TransactionMode]) -> Result<()> {
     for m in modes {
         match m {
             TransactionMode::IsolationLevel(IsolationLevel::Serializable) => {
-                return Err(Error::Unsupported("ISOLATION LEVEL SERIALIZABLE (OmenDB provides REPEATABLE READ, snapshot isolation)".into()));
+                return Err(Error::Unsupported(
+                    "ISOLATION LEVEL SERIALIZABLE (OmenDB provides REPEATABLE READ, snapshot isolation)".into(),
+                ));
             }
             TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
                 return Err(Error::Unsupported("READ ONLY transactions".into()));

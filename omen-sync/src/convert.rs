@@ -15,9 +15,8 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array, Date32Builder, Decimal128Array,
-    Decimal128Builder, Float32Array, Float32Builder, Float64Array, Float64Builder, Int16Array, Int16Builder, Int32Array,
-    Int32Builder, Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder,
+    Decimal128Builder, Float32Array, Float32Builder, Float64Array, Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder,
+    Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
@@ -58,7 +57,8 @@ pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
 /// Builds an Arrow batch of `arrow_schema` from rows that passed the table's
 /// schema check.
 pub fn rows_to_batch(table: &TableSchema, arrow_schema: &SchemaRef, rows: &[&[Value]]) -> Result<RecordBatch> {
-    let columns = table.columns.iter().enumerate().map(|(i, c)| column(&c.data_type, rows.iter().map(|r| &r[i]))).collect::<Result<Vec<_>>>()?;
+    let columns =
+        table.columns.iter().enumerate().map(|(i, c)| column(&c.data_type, rows.iter().map(|r| &r[i]))).collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(Arc::clone(arrow_schema), columns)?)
 }
 
@@ -119,7 +119,16 @@ pub fn array_to_values(array: &dyn Array, t: &DataType) -> Result<Vec<Value>> {
     macro_rules! values {
         ($arr:ty, |$x:ident| $out:expr) => {{
             let a = array.as_any().downcast_ref::<$arr>().ok_or_else(|| Error::Conversion(format!("expected {}", t.sql_name())))?;
-            (0..a.len()).map(|i| if a.is_null(i) { Value::Null } else { let $x = a.value(i); $out }).collect()
+            (0..a.len())
+                .map(|i| {
+                    if a.is_null(i) {
+                        Value::Null
+                    } else {
+                        let $x = a.value(i);
+                        $out
+                    }
+                })
+                .collect()
         }};
     }
     Ok(match t {
@@ -173,7 +182,11 @@ mod tests {
             DataType::Timestamp,
             DataType::TimestampTz,
         ];
-        let table = TableSchema { name: "t".into(), columns: types.iter().enumerate().map(|(i, t)| ColumnDef::new(format!("c{i}"), *t)).collect(), primary_key: vec![] };
+        let table = TableSchema {
+            name: "t".into(),
+            columns: types.iter().enumerate().map(|(i, t)| ColumnDef::new(format!("c{i}"), *t)).collect(),
+            primary_key: vec![],
+        };
         let nulls = vec![Value::Null; row.len()];
         let schema = arrow_schema(&table);
         let batch = rows_to_batch(&table, &schema, &[&row, &nulls]).unwrap();

@@ -50,7 +50,8 @@ impl Syncer {
                     rows.push(row);
                 }
             }
-            let own = if rows.is_empty() { None } else { Some((rows_to_batch(&schema, &arrow, &rows)?, BinaryArray::from_iter_values(keys))) };
+            let own =
+                if rows.is_empty() { None } else { Some((rows_to_batch(&schema, &arrow, &rows)?, BinaryArray::from_iter_values(keys))) };
             out.insert(id, HtapSnapshot { ts, table, schema: arrow, masked, own });
         }
         Ok(out)

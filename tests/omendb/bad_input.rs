@@ -31,7 +31,9 @@ fn each_bad_statement_fails_with_its_variant_and_changes_nothing() {
     // Parameters: count and type.
     rejects(&db, "UPDATE accounts SET balance = $1 WHERE id = $2", params![1], |e| matches!(e, Error::Parameter(_)));
     rejects(&db, "UPDATE accounts SET balance = 1 WHERE id = 1", params![5], |e| matches!(e, Error::Parameter(_)));
-    rejects(&db, "UPDATE accounts SET balance = $1 WHERE id = 1", params!["not a number"], |e| matches!(e, Error::Parameter(_) | Error::Constraint(_)));
+    rejects(&db, "UPDATE accounts SET balance = $1 WHERE id = 1", params!["not a number"], |e| {
+        matches!(e, Error::Parameter(_) | Error::Constraint(_))
+    });
     rejects(&db, "SELECT * FROM accounts WHERE id = $0", params![], |e| matches!(e, Error::Parameter(_)));
     // Constraints: duplicate key (also within one statement), NOT NULL, type.
     rejects(&db, "INSERT INTO accounts VALUES (1, 'dup', 0)", params![], |e| matches!(e, Error::Constraint(m) if m.contains("duplicate")));
@@ -42,11 +44,20 @@ fn each_bad_statement_fails_with_its_variant_and_changes_nothing() {
     rejects(&db, "INSERT INTO accounts VALUES (NULL, 'x', 0)", params![], |e| matches!(e, Error::Constraint(_)));
     rejects(&db, "UPDATE accounts SET owner = NULL WHERE id = 2", params![], |e| matches!(e, Error::Constraint(_)));
     rejects(&db, "UPDATE accounts SET id = 2 WHERE id = 1", params![], |e| matches!(e, Error::Constraint(_)));
-    rejects(&db, "INSERT INTO accounts VALUES ('abc', 'x', 0)", params![], |e| matches!(e, Error::Constraint(_) | Error::Execution(_) | Error::Plan(_)));
-    rejects(&db, "INSERT INTO accounts VALUES (12, 'x', 99999999999999999999)", params![], |e| matches!(e, Error::Constraint(_) | Error::Execution(_)));
+    rejects(&db, "INSERT INTO accounts VALUES ('abc', 'x', 0)", params![], |e| {
+        matches!(e, Error::Constraint(_) | Error::Execution(_) | Error::Plan(_))
+    });
+    rejects(&db, "INSERT INTO accounts VALUES (12, 'x', 99999999999999999999)", params![], |e| {
+        matches!(e, Error::Constraint(_) | Error::Execution(_))
+    });
     // Runtime errors and unsupported constructs.
     rejects(&db, "UPDATE accounts SET balance = balance / 0", params![], |e| matches!(e, Error::Execution(_)));
-    rejects(&db, "INSERT INTO accounts VALUES (13, 'x', 0) ON CONFLICT DO NOTHING", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("ON CONFLICT")));
+    rejects(
+        &db,
+        "INSERT INTO accounts VALUES (13, 'x', 0) ON CONFLICT DO NOTHING",
+        params![],
+        |e| matches!(e, Error::Unsupported(m) if m.contains("ON CONFLICT")),
+    );
     rejects(&db, "DELETE FROM accounts RETURNING id", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("RETURNING")));
     rejects(&db, "CREATE TABLE accounts (x INT)", params![], |e| matches!(e, Error::Plan(m) if m.contains("already exists")));
     rejects(&db, "CREATE TABLE t2 (x INT DEFAULT now())", params![], |e| matches!(e, Error::Unsupported(_)));

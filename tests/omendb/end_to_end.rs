@@ -49,7 +49,18 @@ fn every_sql_type_round_trips_through_disk() {
     let insert = "INSERT INTO t VALUES (true, -2, 1, 9000000000, 1.5, -2.25, 123.45, 'héllo', 'v', decode('00ff', 'hex'), \
                   DATE '2024-02-29', TIMESTAMP '2024-01-02 03:04:05.123456', TIMESTAMP '2024-01-02 03:04:05')";
     let expect = strs(&[&[
-        "true", "-2", "1", "9000000000", "1.5", "-2.25", "123.45", "héllo", "v", "00ff", "2024-02-29", "2024-01-02T03:04:05.123456",
+        "true",
+        "-2",
+        "1",
+        "9000000000",
+        "1.5",
+        "-2.25",
+        "123.45",
+        "héllo",
+        "v",
+        "00ff",
+        "2024-02-29",
+        "2024-01-02T03:04:05.123456",
         "2024-01-02T03:04:05Z",
     ]]);
     {
@@ -81,7 +92,10 @@ fn composite_keys_and_keyless_tables() {
     assert!(matches!(db.execute("INSERT INTO lines VALUES (1, 2, 0)", params![]), Err(omendb::Error::Constraint(_))));
     // Moving a row to a new key.
     db.execute("UPDATE lines SET line = 3 WHERE order_id = 1 AND line = 2", params![]).unwrap();
-    assert_eq!(q(&db, "SELECT order_id, line, qty FROM lines ORDER BY order_id, line"), strs(&[&["1", "1", "5"], &["1", "3", "6"], &["2", "1", "7"]]));
+    assert_eq!(
+        q(&db, "SELECT order_id, line, qty FROM lines ORDER BY order_id, line"),
+        strs(&[&["1", "1", "5"], &["1", "3", "6"], &["2", "1", "7"]])
+    );
 
     db.execute("CREATE TABLE log (msg TEXT)", params![]).unwrap();
     db.execute("INSERT INTO log VALUES ('a'), ('a'), ('b')", params![]).unwrap();

@@ -79,10 +79,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn len(&mut self) -> Result<usize> {
         let n = self.varint()?;
         let left = self.buf.len() - self.pos;
-        usize::try_from(n)
-            .ok()
-            .filter(|&n| n <= left)
-            .ok_or_else(|| Error::Decode(format!("length {n} exceeds the {left} bytes left")))
+        usize::try_from(n).ok().filter(|&n| n <= left).ok_or_else(|| Error::Decode(format!("length {n} exceeds the {left} bytes left")))
     }
 
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {

@@ -34,13 +34,25 @@ pub(crate) fn encode_key_value(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Decimal { unscaled, .. } => out.extend_from_slice(&((*unscaled as u128) ^ (1 << 127)).to_be_bytes()),
         Value::Float32(x) => {
-            let x = if *x == 0.0 { 0.0 } else if x.is_nan() { f32::NAN } else { *x };
+            let x = if *x == 0.0 {
+                0.0
+            } else if x.is_nan() {
+                f32::NAN
+            } else {
+                *x
+            };
             let bits = x.to_bits();
             let bits = if bits >> 31 == 1 { !bits } else { bits | (1 << 31) };
             out.extend_from_slice(&bits.to_be_bytes());
         }
         Value::Float64(x) => {
-            let x = if *x == 0.0 { 0.0 } else if x.is_nan() { f64::NAN } else { *x };
+            let x = if *x == 0.0 {
+                0.0
+            } else if x.is_nan() {
+                f64::NAN
+            } else {
+                *x
+            };
             let bits = x.to_bits();
             let bits = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
             out.extend_from_slice(&bits.to_be_bytes());

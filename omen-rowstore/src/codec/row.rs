@@ -53,11 +53,7 @@ pub fn decode_row(bytes: &[u8], schema: &TableSchema) -> Result<Vec<Value>> {
     let bitmap = r.take(ncols.div_ceil(8))?;
     let mut row = Vec::with_capacity(schema.columns.len());
     for (i, col) in schema.columns.iter().enumerate() {
-        let v = if i >= ncols || bitmap[i / 8] & (1 << (i % 8)) != 0 {
-            Value::Null
-        } else {
-            decode_value(&mut r, &col.data_type)?
-        };
+        let v = if i >= ncols || bitmap[i / 8] & (1 << (i % 8)) != 0 { Value::Null } else { decode_value(&mut r, &col.data_type)? };
         row.push(v);
     }
     if !r.is_empty() {
