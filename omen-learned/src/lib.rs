@@ -1,1 +1,48 @@
-//! placeholder
+//! # omen-learned
+//!
+//! Learned indexes for OmenDB: instead of walking a tree, predict where a key
+//! sits in a sorted array with a piecewise-linear model, then search a window
+//! of `2 * epsilon + 3` positions around the prediction.
+//!
+//! [`PgmIndex`] is a static index in the PGM-index family (Ferragina and
+//! Vinciguerra, VLDB 2020) over a sorted `&[u64]` that the caller owns (a run
+//! file's key prefixes, a column). It knows nothing of the other OmenDB crates.
+//!
+//! Correctness comes before speed: after every build an O(n) verifier checks
+//! that each distinct key's first position lies in its predicted window and
+//! fails the build otherwise ([`Error::Verification`]); lookups widen the
+//! window by galloping when the answer lies beyond it (runs of duplicates),
+//! so `lower_bound` and friends are exact for every key.
+//!
+//! ## Example
+//!
+//! ```
+//! use omen_learned::PgmIndex;
+//!
+//! let keys: Vec<u64> = (0..100_000u64).map(|i| i * 16 + (i % 13)).collect();
+//! let index = PgmIndex::build(&keys)?;
+//! let approx = index.search(keys[4242]);
+//! assert!((approx.lo..approx.hi).contains(&4242));
+//! assert_eq!(index.lower_bound(&keys, keys[4242]), 4242);
+//! assert!(!index.contains(&keys, 1));
+//! assert!(index.size_bytes() < keys.len() * 8 / 100);
+//! # Ok::<(), omen_learned::Error>(())
+//! ```
+//!
+//! ## Limits of this version
+//!
+//! Segments come from the greedy shrinking-cone algorithm, not the optimal
+//! convex-hull PLA; there is no serialization, no byte-string keys and no
+//! updatable variant yet, and the stores do not use it yet. Those, and the
+//! benchmarks against binary search and `BTreeMap`, are the learned-index
+//! issue's work.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod error;
+mod pgm;
+mod segment;
+
+pub use error::{Error, Result};
+pub use pgm::{ApproxPos, DEFAULT_EPSILON, PgmIndex};

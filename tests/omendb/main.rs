@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod concurrency;
+mod crash;
 mod end_to_end;
 mod lock;
 mod transactions;
