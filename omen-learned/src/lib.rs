@@ -42,6 +42,7 @@
 
 mod error;
 mod pgm;
+mod plr;
 mod segment;
 
 pub use error::{Error, Result};

@@ -3,7 +3,8 @@
 use std::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::segment::{Segment, segment};
+use crate::plr::segment_points;
+use crate::segment::Segment;
 
 /// Default maximum prediction error, in positions.
 pub const DEFAULT_EPSILON: usize = 64;
@@ -51,10 +52,11 @@ impl PgmIndex {
         if let Some(i) = keys.windows(2).position(|w| w[1] < w[0]) {
             return Err(Error::NotSorted { position: i + 1 });
         }
-        let mut levels = vec![segment(first_positions(keys), epsilon)];
-        while levels.last().is_some_and(|l| l.len() > ROOT_MAX) {
-            let below = levels.last().map(|l| l.iter().map(|s| s.first_key).enumerate().map(|(i, k)| (k, i)).collect::<Vec<_>>());
-            levels.push(segment(below.unwrap_or_default().into_iter(), epsilon));
+        let build = |points: &mut dyn Iterator<Item = (u64, usize)>| segment_points(points, epsilon).into_iter().map(Segment::from).collect();
+        let mut levels: Vec<Vec<Segment>> = vec![build(&mut first_positions(keys))];
+        while let Some(top) = levels.last().filter(|l| l.len() > ROOT_MAX) {
+            let next = build(&mut top.iter().enumerate().map(|(i, s)| (s.first_key, i)));
+            levels.push(next);
         }
         let index = Self { epsilon, len: keys.len(), levels };
         index.verify(keys)?;
