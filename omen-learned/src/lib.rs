@@ -23,8 +23,8 @@
 //! let index = PgmIndex::build(&keys)?;
 //! let approx = index.search(keys[4242]);
 //! assert!((approx.lo..approx.hi).contains(&4242));
-//! assert_eq!(index.lower_bound(&keys, keys[4242]), 4242);
-//! assert!(!index.contains(&keys, 1));
+//! assert_eq!(index.lower_bound(&keys, &keys[4242]), 4242);
+//! assert!(!index.contains(&keys, &1));
 //! assert!(index.size_bytes() < keys.len() * 8 / 100);
 //! # Ok::<(), omen_learned::Error>(())
 //! ```
@@ -41,9 +41,13 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod key;
+mod lastmile;
 mod pgm;
 mod plr;
 mod segment;
 
 pub use error::{Error, Result};
-pub use pgm::{ApproxPos, DEFAULT_EPSILON, PgmIndex};
+pub use key::Key;
+pub use lastmile::LastMile;
+pub use pgm::{ApproxPos, DEFAULT_EPSILON, PgmBuilder, PgmIndex};

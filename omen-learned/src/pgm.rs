@@ -1,18 +1,23 @@
 //! The static PGM-style index.
 
+use std::borrow::Borrow;
 use std::ops::Range;
 
 use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::lastmile::{self, LastMile};
 use crate::plr::segment_points;
 use crate::segment::Segment;
 
-/// Default maximum prediction error, in positions.
+/// Default maximum prediction error, in positions (chosen by the epsilon
+/// sweep in the crate README).
 pub const DEFAULT_EPSILON: usize = 64;
-/// Levels stop recursing once the top has at most this many segments.
-const ROOT_MAX: usize = 4;
+/// Levels stop recursing once the top has at most this many segments (two
+/// cache lines of 24-byte segments).
+pub(crate) const ROOT_MAX: usize = 4;
 
-/// Where a key is predicted to be: `pos`, and the window `lo..hi` that holds
-/// its lower bound when the key is in the indexed set.
+/// Where a key is predicted to be: `pos`, and the window `lo..hi` that
+/// holds the first position of its prefix when the prefix is indexed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApproxPos {
     /// Predicted position.
@@ -23,48 +28,89 @@ pub struct ApproxPos {
     pub hi: usize,
 }
 
-/// A learned index over a sorted slice of `u64` keys that the caller keeps:
-/// a piecewise-linear model of key -> position with error at most epsilon,
-/// and recursive levels of the same over the segments' first keys.
-///
-/// Duplicates are allowed; lookups have lower-bound semantics.
-#[derive(Debug, Clone)]
-pub struct PgmIndex {
+/// Options for building a [`PgmIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgmBuilder {
     epsilon: usize,
-    len: usize,
-    /// `levels[0]` models the keys; each next level models the first keys
-    /// of the one below; the last is the root.
-    levels: Vec<Vec<Segment>>,
+    last_mile: LastMile,
 }
 
-impl PgmIndex {
-    /// Builds an index over `keys` (sorted ascending) with [`DEFAULT_EPSILON`].
-    pub fn build(keys: &[u64]) -> Result<Self> {
-        Self::with_epsilon(keys, DEFAULT_EPSILON)
+impl Default for PgmBuilder {
+    fn default() -> Self {
+        Self { epsilon: DEFAULT_EPSILON, last_mile: LastMile::default() }
+    }
+}
+
+impl PgmBuilder {
+    /// Maximum prediction error in positions; default [`DEFAULT_EPSILON`].
+    /// Smaller: more segments, shorter last mile.
+    pub fn epsilon(mut self, epsilon: usize) -> Self {
+        self.epsilon = epsilon;
+        self
     }
 
-    /// Builds an index with maximum error `epsilon`, then verifies that every
-    /// distinct key's first position lies in its predicted window.
-    pub fn with_epsilon(keys: &[u64], epsilon: usize) -> Result<Self> {
-        if epsilon == 0 {
+    /// How lookups search the window; default [`LastMile::Binary`].
+    pub fn last_mile(mut self, last_mile: LastMile) -> Self {
+        self.last_mile = last_mile;
+        self
+    }
+
+    /// Builds over `keys`, sorted ascending (duplicates allowed), then
+    /// verifies every distinct prefix against its window.
+    pub fn build<K: Key>(&self, keys: &[K]) -> Result<PgmIndex> {
+        if self.epsilon == 0 {
             return Err(Error::InvalidEpsilon);
         }
         if let Some(i) = keys.windows(2).position(|w| w[1] < w[0]) {
             return Err(Error::NotSorted { position: i + 1 });
         }
-        let build = |points: &mut dyn Iterator<Item = (u64, usize)>| segment_points(points, epsilon).into_iter().map(Segment::from).collect();
-        let mut levels: Vec<Vec<Segment>> = vec![build(&mut first_positions(keys))];
+        let build = |points: &mut dyn Iterator<Item = (u64, usize)>| -> Vec<Segment> {
+            segment_points(points, self.epsilon).into_iter().map(Segment::from).collect()
+        };
+        let mut levels = vec![build(&mut first_positions(keys))];
         while let Some(top) = levels.last().filter(|l| l.len() > ROOT_MAX) {
             let next = build(&mut top.iter().enumerate().map(|(i, s)| (s.first_key, i)));
             levels.push(next);
         }
-        let index = Self { epsilon, len: keys.len(), levels };
+        let index = PgmIndex { epsilon: self.epsilon, last_mile: self.last_mile, len: keys.len(), levels };
         index.verify(keys)?;
         Ok(index)
     }
+}
 
-    /// Checks every distinct key against its window: O(n).
-    fn verify(&self, keys: &[u64]) -> Result<()> {
+/// A learned index over a sorted slice of keys that the caller keeps: a
+/// piecewise-linear model of prefix -> position with error at most epsilon,
+/// and recursive levels of the same over the segments' first keys.
+///
+/// Duplicates are allowed; lookups have lower-bound semantics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgmIndex {
+    pub(crate) epsilon: usize,
+    pub(crate) last_mile: LastMile,
+    pub(crate) len: usize,
+    /// `levels[0]` models the keys; each next level models the first keys
+    /// of the one below; the last is the root.
+    pub(crate) levels: Vec<Vec<Segment>>,
+}
+
+impl PgmIndex {
+    /// Options for building an index.
+    pub fn builder() -> PgmBuilder {
+        PgmBuilder::default()
+    }
+
+    /// Builds an index over sorted `keys` with default options.
+    pub fn build<K: Key>(keys: &[K]) -> Result<Self> {
+        PgmBuilder::default().build(keys)
+    }
+
+    /// Builds an index with maximum error `epsilon`.
+    pub fn with_epsilon<K: Key>(keys: &[K], epsilon: usize) -> Result<Self> {
+        PgmBuilder::default().epsilon(epsilon).build(keys)
+    }
+
+    /// Checks every distinct prefix against its window: O(n).
+    pub(crate) fn verify<K: Key>(&self, keys: &[K]) -> Result<()> {
         for (key, position) in first_positions(keys) {
             let ApproxPos { lo, hi, .. } = self.search(key);
             if !(lo..hi).contains(&position) {
@@ -84,9 +130,14 @@ impl PgmIndex {
         self.len == 0
     }
 
+    /// The maximum prediction error.
+    pub fn epsilon(&self) -> usize {
+        self.epsilon
+    }
+
     /// The index's own size in bytes (the keys are the caller's).
     pub fn size_bytes(&self) -> usize {
-        self.levels.iter().map(|l| l.len() * std::mem::size_of::<Segment>()).sum()
+        self.levels.iter().map(|l| std::mem::size_of_val(l.as_slice())).sum()
     }
 
     /// Number of leaf segments.
@@ -94,89 +145,116 @@ impl PgmIndex {
         self.levels.first().map_or(0, Vec::len)
     }
 
-    /// The predicted window for `key`.
-    pub fn search(&self, key: u64) -> ApproxPos {
+    /// Number of levels, leaves included.
+    pub fn height(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// The predicted window for a key with this prefix.
+    pub fn search(&self, prefix: u64) -> ApproxPos {
         if self.len == 0 {
             return ApproxPos { pos: 0, lo: 0, hi: 0 };
         }
         let root = &self.levels[self.levels.len() - 1];
-        let mut idx = root.iter().rposition(|s| s.first_key <= key).unwrap_or(0);
+        let mut idx = root.iter().rposition(|s| s.first_key <= prefix).unwrap_or(0);
         for level in (0..self.levels.len() - 1).rev() {
             let segs = &self.levels[level];
-            let (lo, hi) = self.window(self.levels[level + 1][idx].predict(key), segs.len());
+            let (lo, hi) = self.window(self.levels[level + 1][idx].predict(prefix), segs.len());
             // Count the segments starting at or before the key: the window
-            // holds the answer by the error bound; the edges repair the rest.
-            let mut i = lo + segs[lo..hi].partition_point(|s| s.first_key <= key);
+            // holds the answer by the error bound; the edges repair the rest
+            // (only reachable through a corrupted or hand-made index).
+            let mut i = lo + lastmile::binary(hi - lo, |j| segs[lo + j].first_key <= prefix);
             if i == lo {
-                while i > 0 && segs[i - 1].first_key > key {
+                while i > 0 && segs[i - 1].first_key > prefix {
                     i -= 1;
                 }
             }
             if i == hi {
-                while i < segs.len() && segs[i].first_key <= key {
+                while i < segs.len() && segs[i].first_key <= prefix {
                     i += 1;
                 }
             }
             idx = i.saturating_sub(1);
         }
-        let pos = self.levels[0][idx].predict(key).min(self.len);
+        let pos = self.levels[0][idx].predict(prefix).min(self.len);
         let (lo, hi) = self.window(pos, self.len);
         ApproxPos { pos, lo, hi }
     }
 
+    #[inline]
     fn window(&self, pos: usize, len: usize) -> (usize, usize) {
-        let lo = pos.saturating_sub(self.epsilon + 1).min(len);
-        let hi = pos.saturating_add(self.epsilon + 2).min(len);
-        (lo, hi)
+        let pos = pos.min(len);
+        (pos.saturating_sub(self.epsilon + 1), pos.saturating_add(self.epsilon + 2).min(len))
     }
 
-    /// The first position whose key is `>= key` in `keys`, the slice the
-    /// index was built over. Exact: if the answer lies outside the window
-    /// (many duplicates before it), the search gallops past the edge.
-    pub fn lower_bound(&self, keys: &[u64], key: u64) -> usize {
-        self.bound(keys, key, |k| k < key)
+    /// The first position in `keys` (the slice the index was built over)
+    /// whose key is `>= key`.
+    pub fn lower_bound<K: Borrow<Q>, Q: Key + ?Sized>(&self, keys: &[K], key: &Q) -> usize {
+        self.bound(keys, key, |k| k.borrow() < key)
     }
 
     /// The first position whose key is `> key`.
-    pub fn upper_bound(&self, keys: &[u64], key: u64) -> usize {
-        self.bound(keys, key, |k| k <= key)
+    pub fn upper_bound<K: Borrow<Q>, Q: Key + ?Sized>(&self, keys: &[K], key: &Q) -> usize {
+        self.bound(keys, key, |k| k.borrow() <= key)
     }
 
     /// Whether `key` is in `keys`.
-    pub fn contains(&self, keys: &[u64], key: u64) -> bool {
-        keys.get(self.lower_bound(keys, key)) == Some(&key)
+    pub fn contains<K: Borrow<Q>, Q: Key + ?Sized>(&self, keys: &[K], key: &Q) -> bool {
+        keys.get(self.lower_bound(keys, key)).is_some_and(|k| k.borrow() == key)
     }
 
-    /// Positions of the keys in `keys_in` (start inclusive, end exclusive).
-    pub fn range(&self, keys: &[u64], keys_in: Range<u64>) -> Range<usize> {
-        let start = self.lower_bound(keys, keys_in.start);
-        start..self.lower_bound(keys, keys_in.end).max(start)
+    /// Positions of the keys `>= start` and `< end`.
+    pub fn range<K: Borrow<Q>, Q: Key + ?Sized>(&self, keys: &[K], start: &Q, end: &Q) -> Range<usize> {
+        let s = self.lower_bound(keys, start);
+        s..self.lower_bound(keys, end).max(s)
     }
 
-    /// The first position where `before` turns false: a binary search of
-    /// the model's window for `key`, widened by galloping when the answer
-    /// lies past an edge, so the result is exact for any sorted slice.
-    fn bound(&self, keys: &[u64], key: u64, before: impl Fn(u64) -> bool) -> usize {
+    fn bound<K, Q: Key + ?Sized>(&self, keys: &[K], key: &Q, before: impl Fn(&K) -> bool) -> usize {
         debug_assert_eq!(keys.len(), self.len, "lookups use the slice the index was built over");
-        let ApproxPos { lo, hi, .. } = self.search(key);
-        let (mut lo, mut hi) = (lo.min(keys.len()), hi.min(keys.len()));
+        let (lo, hi) = self.gallop(key.prefix(), keys.len(), |i| before(&keys[i]));
+        match self.last_mile {
+            LastMile::Binary => lo + lastmile::binary(hi - lo, |i| before(&keys[lo + i])),
+            LastMile::Linear => lo + keys[lo..hi].iter().filter(|k| before(k)).count(),
+        }
+    }
+
+    /// The lower bound for data that is not a slice (a memory-mapped run,
+    /// keys compared through a callback): `before(i)` must say whether the
+    /// key at position `i` sorts before the one sought, `prefix` is the
+    /// sought key's prefix, and positions run `0..self.len()`.
+    pub fn lower_bound_by(&self, prefix: u64, mut before: impl FnMut(usize) -> bool) -> usize {
+        let (lo, hi) = self.gallop(prefix, self.len, &mut before);
+        lo + lastmile::binary(hi - lo, |i| before(lo + i))
+    }
+
+    /// The model's window for `prefix`, widened by galloping until the
+    /// answer is inside: the first position where `before` turns false lies
+    /// in the returned `lo..=hi`. Exact for any sorted data.
+    #[inline]
+    fn gallop(&self, prefix: u64, len: usize, mut before: impl FnMut(usize) -> bool) -> (usize, usize) {
+        let ApproxPos { lo, hi, .. } = self.search(prefix);
+        let (mut lo, mut hi) = (lo.min(len), hi.min(len));
         let mut step = 1;
-        while lo > 0 && !before(keys[lo - 1]) {
-            hi = lo;
+        while lo > 0 && !before(lo - 1) {
+            hi = lo - 1;
             lo = lo.saturating_sub(step);
             step *= 2;
         }
         step = 1;
-        while hi < keys.len() && before(keys[hi]) {
+        while hi < len && before(hi) {
             lo = hi + 1;
-            hi = hi.saturating_add(step).min(keys.len());
+            hi = hi.saturating_add(step).min(len);
             step *= 2;
         }
-        lo + keys[lo..hi.max(lo)].partition_point(|&k| before(k))
+        (lo, hi.max(lo))
     }
 }
 
-/// Each distinct key with the position of its first occurrence.
-fn first_positions(keys: &[u64]) -> impl Iterator<Item = (u64, usize)> + '_ {
-    keys.iter().enumerate().filter(|&(i, k)| i == 0 || keys[i - 1] != *k).map(|(i, &k)| (k, i))
+/// Each distinct prefix with the position of its first occurrence.
+fn first_positions<K: Key>(keys: &[K]) -> impl Iterator<Item = (u64, usize)> + '_ {
+    let mut last = None;
+    keys.iter().enumerate().filter_map(move |(i, k)| {
+        let p = k.prefix();
+        (last.replace(p) != Some(p)).then_some((p, i))
+    })
 }

@@ -276,4 +276,3 @@ mod tests {
         assert!(max_error(&pts, &lines) <= 1.0 + 1e-6);
     }
 }
-

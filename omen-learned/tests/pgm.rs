@@ -1,22 +1,26 @@
 //! PgmIndex against a sorted Vec (`partition_point`) as the model.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use omen_learned::{Error, PgmIndex};
+use omen_learned::{Error, LastMile, PgmIndex};
 use proptest::prelude::*;
 
 fn check(keys: &[u64], epsilon: usize, probes: &[u64]) {
     let index = PgmIndex::with_epsilon(keys, epsilon).unwrap();
+    let linear = PgmIndex::builder().epsilon(epsilon).last_mile(LastMile::Linear).build(keys).unwrap();
     for &q in probes.iter().chain(keys) {
         let lb = keys.partition_point(|&k| k < q);
         let ub = keys.partition_point(|&k| k <= q);
-        assert_eq!(index.lower_bound(keys, q), lb, "lower_bound({q})");
-        assert_eq!(index.upper_bound(keys, q), ub, "upper_bound({q})");
-        assert_eq!(index.contains(keys, q), lb < ub);
+        assert_eq!(index.lower_bound(keys, &q), lb, "lower_bound({q})");
+        assert_eq!(index.upper_bound(keys, &q), ub, "upper_bound({q})");
+        assert_eq!(index.contains(keys, &q), lb < ub);
+        assert_eq!(linear.lower_bound(keys, &q), lb, "linear lower_bound({q})");
+        assert_eq!(linear.upper_bound(keys, &q), ub, "linear upper_bound({q})");
+        assert_eq!(index.lower_bound_by(q, |i| keys[i] < q), lb, "lower_bound_by({q})");
     }
     for w in probes.windows(2) {
         let (a, b) = (w[0].min(w[1]), w[0].max(w[1]));
         let expect = keys.partition_point(|&k| k < a)..keys.partition_point(|&k| k < b);
-        assert_eq!(index.range(keys, a..b), expect);
+        assert_eq!(index.range(keys, &a, &b), expect);
     }
 }
 
@@ -61,8 +65,8 @@ fn adversarial_shapes() {
 
 #[test]
 fn bad_input_is_an_error() {
-    assert_eq!(PgmIndex::with_epsilon(&[1, 2], 0).unwrap_err(), Error::InvalidEpsilon);
-    assert_eq!(PgmIndex::build(&[1, 3, 2]).unwrap_err(), Error::NotSorted { position: 2 });
+    assert_eq!(PgmIndex::with_epsilon(&[1u64, 2], 0).unwrap_err(), Error::InvalidEpsilon);
+    assert_eq!(PgmIndex::build(&[1u64, 3, 2]).unwrap_err(), Error::NotSorted { position: 2 });
 }
 
 /// At scale the model must stay within its bound (the verifier runs inside
@@ -82,9 +86,39 @@ fn ten_million_keys() {
     assert!(index.size_bytes() * 100 <= keys.len() * 8, "index is {} bytes", index.size_bytes());
     for _ in 0..100_000 {
         let q = next();
-        assert_eq!(index.lower_bound(&keys, q), keys.partition_point(|&k| k < q));
+        assert_eq!(index.lower_bound(&keys, &q), keys.partition_point(|&k| k < q));
         let i = (q % keys.len() as u64) as usize;
         let a = index.search(keys[i]);
         assert!((a.lo..a.hi).contains(&keys.partition_point(|&k| k < keys[i])));
+    }
+}
+
+proptest! {
+    #[test]
+    fn signed_keys(mut keys in proptest::collection::vec(any::<i64>(), 0..2000), probes in proptest::collection::vec(any::<i64>(), 0..50)) {
+        keys.sort_unstable();
+        let index = PgmIndex::with_epsilon(&keys, 8).unwrap();
+        for q in probes.iter().chain(&keys).chain(&[i64::MIN, -1, 0, 1, i64::MAX]) {
+            prop_assert_eq!(index.lower_bound(&keys, q), keys.partition_point(|k| k < q));
+        }
+    }
+
+    /// Byte-string keys, many sharing their first 8 bytes: the model sees
+    /// equal prefixes, the last mile compares whole keys.
+    #[test]
+    fn byte_keys_with_shared_prefixes(suffixes in proptest::collection::vec((0u8..4, proptest::collection::vec(any::<u8>(), 0..6)), 0..500), probes in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..14), 0..40)) {
+        let mut keys: Vec<Vec<u8>> = suffixes.into_iter().map(|(head, tail)| {
+            let mut k = b"prefix_".to_vec();
+            k.push(head);
+            k.extend(tail);
+            k
+        }).collect();
+        keys.sort();
+        let index = PgmIndex::with_epsilon(&keys, 2).unwrap();
+        for q in probes.iter().chain(&keys) {
+            let expect = keys.partition_point(|k| k < q);
+            prop_assert_eq!(index.lower_bound(&keys, q.as_slice()), expect);
+            prop_assert_eq!(index.contains(&keys, q.as_slice()), keys.binary_search(q).is_ok());
+        }
     }
 }
