@@ -16,6 +16,10 @@ pub enum Error {
     /// Epsilon must be at least 1.
     #[error("epsilon must be at least 1")]
     InvalidEpsilon,
+    /// A serialized index that is truncated, corrupted or of an unknown
+    /// format version.
+    #[error("corrupt serialized index: {0}")]
+    Corrupt(String),
     /// The verifier found a key outside its predicted window: a bug in the
     /// model, reported instead of serving a wrong window.
     #[error("verification failed: key {key} at position {position} lies outside its window {lo}..{hi}")]

@@ -46,6 +46,7 @@ mod lastmile;
 mod pgm;
 mod plr;
 mod segment;
+mod serial;
 
 pub use error::{Error, Result};
 pub use key::Key;

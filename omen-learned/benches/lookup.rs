@@ -1,0 +1,175 @@
+//! Learned index vs binary search vs std BTreeMap, same keys, same run.
+//!
+//! `cargo bench -p omen-learned --bench lookup`; set `OMEN_BENCH_SIZES`
+//! (comma-separated key counts, default `1000000,10000000,50000000`) to
+//! change the scale. Build rate and index size are printed as
+//! `build: ...` lines; lookups are criterion measurements (ns per lookup).
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use omen_learned::{LastMile, PgmIndex};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*: fast, fixed seed, reproducible.
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.unit().max(1e-300), self.unit());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// Sorted, distinct keys of a distribution.
+fn keys(dist: &str, n: usize) -> Vec<u64> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
+    let mut clusters = Vec::new();
+    let mut keys: Vec<u64> = (0..n + n / 10)
+        .map(|_| match dist {
+            "uniform" => rng.next(),
+            "normal" => (rng.normal() * 1e15 + 9e18) as u64,
+            "lognormal" => (rng.normal() * 2.0).exp().mul_add(1e12, 0.0) as u64,
+            // Map-like: dense clusters of random width at random places.
+            "clustered" => {
+                if clusters.is_empty() {
+                    clusters = (0..1000).map(|_| (rng.next() >> 2, 1 + rng.next() % 1_000_000_000)).collect();
+                }
+                let (start, width) = clusters[(rng.next() % 1000) as usize];
+                start + rng.next() % width
+            }
+            _ => unreachable!(),
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.truncate(n);
+    keys
+}
+
+/// Query keys drawn uniformly from the set (existing keys).
+fn uniform_queries(keys: &[u64], count: usize) -> Vec<u64> {
+    let mut rng = Rng(42);
+    (0..count).map(|_| keys[(rng.next() % keys.len() as u64) as usize]).collect()
+}
+
+/// Zipfian (theta 0.99) ranks, mapped to scattered keys (rank r -> a
+/// pseudo-random position), by inverse-CDF sampling over a table of
+/// cumulative weights of the first 1M ranks (they carry most of the mass).
+fn zipf_queries(keys: &[u64], count: usize) -> Vec<u64> {
+    let ranks = keys.len().min(1_000_000);
+    let mut cdf = Vec::with_capacity(ranks);
+    let mut sum = 0.0;
+    for r in 1..=ranks {
+        sum += 1.0 / (r as f64).powf(0.99);
+        cdf.push(sum);
+    }
+    let mut rng = Rng(7);
+    (0..count)
+        .map(|_| {
+            let r = cdf.partition_point(|&c| c < rng.unit() * sum) as u64;
+            let pos = r.wrapping_mul(0x9E37_79B9_7F4A_7C15) % keys.len() as u64;
+            keys[pos as usize]
+        })
+        .collect()
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("OMEN_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000000,10000000,50000000".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect()
+}
+
+fn lookups(c: &mut Criterion) {
+    for n in sizes() {
+        for dist in ["uniform", "normal", "lognormal", "clustered"] {
+            let keys = keys(dist, n);
+            let t = Instant::now();
+            let pgm = PgmIndex::build(&keys).unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "build: {dist} n={} eps={} segments={} height={} bytes/key={:.4} index/keys={:.4}% build={:.1}M keys/s",
+                keys.len(),
+                pgm.epsilon(),
+                pgm.segments(),
+                pgm.height(),
+                pgm.size_bytes() as f64 / keys.len() as f64,
+                100.0 * pgm.size_bytes() as f64 / (keys.len() * 8) as f64,
+                keys.len() as f64 / secs / 1e6
+            );
+            let linear = PgmIndex::builder().last_mile(LastMile::Linear).build(&keys).unwrap();
+            let btree: BTreeMap<u64, u32> = keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+            let mut queries = vec![("uniform", uniform_queries(&keys, 1 << 20))];
+            if dist == "uniform" {
+                queries.push(("zipf", zipf_queries(&keys, 1 << 20)));
+            }
+            for (qname, qs) in &queries {
+                let mut g = c.benchmark_group(format!("lookup/{dist}/{qname}"));
+                let id = |name: &str| BenchmarkId::new(name, n);
+                let mut i = 0usize;
+                let mut next = || {
+                    i = (i + 1) & ((1 << 20) - 1);
+                    qs[i]
+                };
+                g.bench_function(id("pgm"), |b| b.iter(|| black_box(pgm.lower_bound(&keys, &next()))));
+                g.bench_function(id("pgm_linear"), |b| b.iter(|| black_box(linear.lower_bound(&keys, &next()))));
+                g.bench_function(id("binary_search"), |b| {
+                    b.iter(|| {
+                        let q = next();
+                        black_box(keys.partition_point(|&k| k < q))
+                    })
+                });
+                g.bench_function(id("btreemap"), |b| b.iter(|| black_box(btree.get(&next()))));
+                g.finish();
+            }
+            if dist == "uniform" {
+                let qs = &queries[0].1;
+                let mut g = c.benchmark_group("range100/uniform");
+                let mut i = 0usize;
+                let mut next = || {
+                    i = (i + 1) & ((1 << 20) - 1);
+                    qs[i]
+                };
+                g.bench_function(BenchmarkId::new("pgm", n), |b| {
+                    b.iter(|| {
+                        let s = pgm.lower_bound(&keys, &next());
+                        black_box(keys[s..(s + 100).min(keys.len())].iter().sum::<u64>())
+                    })
+                });
+                g.bench_function(BenchmarkId::new("btreemap", n), |b| {
+                    b.iter(|| black_box(btree.range(next()..).take(100).map(|(k, _)| *k).sum::<u64>()))
+                });
+                g.finish();
+                if n == *sizes().last().unwrap() {
+                    let mut g = c.benchmark_group(format!("epsilon/uniform/{n}"));
+                    for eps in [8usize, 16, 32, 64, 128, 256] {
+                        let idx = PgmIndex::with_epsilon(&keys, eps).unwrap();
+                        println!("build: epsilon sweep n={n} eps={eps} bytes={} segments={}", idx.size_bytes(), idx.segments());
+                        g.bench_function(BenchmarkId::new("pgm", eps), |b| b.iter(|| black_box(idx.lower_bound(&keys, &next()))));
+                    }
+                    g.finish();
+                }
+            }
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = lookups
+}
+criterion_main!(benches);
