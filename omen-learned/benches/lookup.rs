@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use omen_learned::{LastMile, PgmIndex};
+use omen_learned::{DynamicPgm, LastMile, PgmIndex};
 
 struct Rng(u64);
 
@@ -167,9 +167,58 @@ fn lookups(c: &mut Criterion) {
     }
 }
 
+/// The updatable index: bulk insert rate, then a 50/50 insert/lookup mix,
+/// against BTreeMap doing the same.
+fn dynamic(c: &mut Criterion) {
+    let n = 1_000_000;
+    let mut rng = Rng(99);
+    let keys: Vec<u64> = (0..n).map(|_| rng.next()).collect();
+    let t = Instant::now();
+    let mut map = DynamicPgm::new();
+    for &k in &keys {
+        map.insert(k, k);
+    }
+    let pgm_rate = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut btree = BTreeMap::new();
+    for &k in &keys {
+        btree.insert(k, k);
+    }
+    let btree_rate = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "build: dynamic inserts of {n} random keys: DynamicPgm {:.2}M/s, BTreeMap {:.2}M/s; {:?}",
+        pgm_rate / 1e6,
+        btree_rate / 1e6,
+        map.stats()
+    );
+    let mut g = c.benchmark_group("dynamic_mixed_50_50");
+    let mut i = 0usize;
+    g.bench_function(BenchmarkId::new("dynamic_pgm", n), |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            if i % 2 == 0 {
+                black_box(map.insert(rng.next(), 0));
+            } else {
+                black_box(map.get(keys[i % keys.len()]));
+            }
+        })
+    });
+    g.bench_function(BenchmarkId::new("btreemap", n), |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            if i % 2 == 0 {
+                black_box(btree.insert(rng.next(), 0));
+            } else {
+                black_box(btree.get(&keys[i % keys.len()]));
+            }
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = lookups
+    targets = lookups, dynamic
 }
 criterion_main!(benches);

@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod dynamic;
 mod error;
 mod key;
 mod lastmile;
@@ -48,6 +49,7 @@ mod plr;
 mod segment;
 mod serial;
 
+pub use dynamic::{DynamicPgm, DynamicStats};
 pub use error::{Error, Result};
 pub use key::Key;
 pub use lastmile::LastMile;
