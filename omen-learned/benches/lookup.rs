@@ -196,7 +196,7 @@ fn dynamic(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("dynamic_pgm", n), |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 black_box(map.insert(rng.next(), 0));
             } else {
                 black_box(map.get(keys[i % keys.len()]));
@@ -206,7 +206,7 @@ fn dynamic(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("btreemap", n), |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 black_box(btree.insert(rng.next(), 0));
             } else {
                 black_box(btree.get(&keys[i % keys.len()]));
