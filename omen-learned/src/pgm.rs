@@ -109,13 +109,34 @@ impl PgmIndex {
         PgmBuilder::default().epsilon(epsilon).build(keys)
     }
 
-    /// Checks every distinct prefix against its window: O(n).
+    /// Checks that every point of every level lies in the window its own
+    /// segment predicts: one sequential O(n) pass.
+    ///
+    /// This is what makes served windows right: the router finds a key's
+    /// leaf segment exactly (it widens the window when a prediction misses,
+    /// see [`PgmIndex::search`]), and the keys between a leaf segment's first
+    /// key and the next one's are that segment's own points, checked here.
+    /// Upper levels are checked too, so a slow router is reported as well.
     pub(crate) fn verify<K: Key>(&self, keys: &[K]) -> Result<()> {
-        for (key, position) in first_positions(keys) {
-            let ApproxPos { lo, hi, .. } = self.search(key);
-            if !(lo..hi).contains(&position) {
-                return Err(Error::Verification { key, position, lo, hi });
+        let check = |level: &[Segment], len: usize, points: &mut dyn Iterator<Item = (u64, usize)>| -> Result<()> {
+            let mut seg = 0;
+            for (key, position) in points {
+                while seg + 1 < level.len() && level[seg + 1].first_key <= key {
+                    seg += 1;
+                }
+                let (lo, hi) = self.window(level[seg].predict(key), len);
+                if !(lo..hi).contains(&position) {
+                    return Err(Error::Verification { key, position, lo, hi });
+                }
             }
+            Ok(())
+        };
+        if self.len == 0 {
+            return Ok(());
+        }
+        check(&self.levels[0], self.len, &mut first_positions(keys))?;
+        for w in self.levels.windows(2) {
+            check(&w[1], w[0].len(), &mut w[0].iter().enumerate().map(|(i, s)| (s.first_key, i)))?;
         }
         Ok(())
     }
@@ -258,4 +279,21 @@ fn first_positions<K: Key>(keys: &[K]) -> impl Iterator<Item = (u64, usize)> + '
         let p = k.prefix();
         (last.replace(p) != Some(p)).then_some((p, i))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verifier_rejects_a_model_that_misses() {
+        let keys: Vec<u64> = (0..10_000u64).map(|i| i * 3).collect();
+        let mut index = PgmIndex::with_epsilon(&keys, 4).unwrap();
+        assert!(index.verify(&keys).is_ok());
+        index.levels[0][0].intercept += 100.0;
+        assert!(matches!(index.verify(&keys), Err(Error::Verification { .. })));
+        // Lookups through the bad model are still exact (the last mile
+        // gallops), only slower: a wrong window is never served as an answer.
+        assert_eq!(index.lower_bound(&keys, &300), 100);
+    }
 }
