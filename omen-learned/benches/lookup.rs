@@ -93,7 +93,15 @@ fn sizes() -> Vec<usize> {
         .collect()
 }
 
+/// True when only the tuning sweep should run.
+fn tuning_only() -> bool {
+    std::env::var("OMEN_BENCH_TUNING").is_ok()
+}
+
 fn lookups(c: &mut Criterion) {
+    if tuning_only() {
+        return;
+    }
     for n in sizes() {
         for dist in ["uniform", "normal", "lognormal", "clustered"] {
             let keys = keys(dist, n);
@@ -170,6 +178,9 @@ fn lookups(c: &mut Criterion) {
 /// The updatable index: bulk insert rate, then a 50/50 insert/lookup mix,
 /// against BTreeMap doing the same.
 fn dynamic(c: &mut Criterion) {
+    if tuning_only() {
+        return;
+    }
     let n = 1_000_000;
     let mut rng = Rng(99);
     let keys: Vec<u64> = (0..n).map(|_| rng.next()).collect();
@@ -216,9 +227,102 @@ fn dynamic(c: &mut Criterion) {
     g.finish();
 }
 
+/// The keys copied into memory backed by 2 MiB transparent huge pages, to
+/// measure what TLB misses cost (the kernel here runs THP in `madvise` mode).
+struct HugePageKeys {
+    ptr: *mut u64,
+    len: usize,
+    bytes: usize,
+}
+
+impl HugePageKeys {
+    fn new(keys: &[u64]) -> Self {
+        const HUGE: usize = 2 << 20;
+        let bytes = (keys.len() * 8).div_ceil(HUGE) * HUGE;
+        // SAFETY: an anonymous private mapping of `bytes` bytes (a multiple of
+        // 2 MiB); the result is checked against MAP_FAILED before use.
+        let ptr = unsafe {
+            libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "mmap failed");
+        // SAFETY: `ptr..ptr + bytes` is the mapping just created. madvise
+        // only advises; its failure leaves ordinary pages, which is fine.
+        unsafe { libc::madvise(ptr, bytes, libc::MADV_HUGEPAGE) };
+        let ptr = ptr.cast::<u64>();
+        // SAFETY: the mapping holds at least `keys.len()` u64s, is
+        // page-aligned (so u64-aligned) and does not overlap `keys`.
+        unsafe { std::ptr::copy_nonoverlapping(keys.as_ptr(), ptr, keys.len()) };
+        Self { ptr, len: keys.len(), bytes }
+    }
+
+    fn as_slice(&self) -> &[u64] {
+        // SAFETY: `ptr` points at `len` initialized u64s that live as long as
+        // `self` (unmapped only in Drop).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for HugePageKeys {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, once.
+        unsafe { libc::munmap(self.ptr.cast(), self.bytes) };
+    }
+}
+
+/// Tuning sweep at the largest size, uniform keys: leaf epsilon x internal
+/// epsilon x last mile. Runs only with `OMEN_BENCH_TUNING=1`.
+fn tuning(c: &mut Criterion) {
+    if !tuning_only() {
+        return;
+    }
+    let n = *sizes().last().unwrap();
+    let keys = keys("uniform", n);
+    let qs = uniform_queries(&keys, 1 << 20);
+    let mut g = c.benchmark_group(format!("tuning/uniform/{n}"));
+    for eps in [8usize, 16, 32, 64] {
+        for rec in [4usize, 16] {
+            for (lm, name) in [(LastMile::Binary, "binary"), (LastMile::Linear, "linear")] {
+                let idx = PgmIndex::builder().epsilon(eps).epsilon_recursive(rec).last_mile(lm).build(&keys).unwrap();
+                println!("build: tuning eps={eps} rec={rec} height={} bytes={}", idx.height(), idx.size_bytes());
+                let mut i = 0usize;
+                g.bench_function(BenchmarkId::new(format!("eps{eps}_rec{rec}_{name}"), n), |b| {
+                    b.iter(|| {
+                        i = (i + 1) & ((1 << 20) - 1);
+                        black_box(idx.lower_bound(&keys, &qs[i]))
+                    })
+                });
+            }
+        }
+    }
+    // The same lookups with the keys on 2 MiB pages.
+    let huge = HugePageKeys::new(&keys);
+    let hk = huge.as_slice();
+    let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    println!("build: THP {}", smaps.lines().find(|l| l.starts_with("AnonHugePages")).unwrap_or("AnonHugePages: unknown"));
+    for (eps, lm, name) in [(16usize, LastMile::Linear, "linear"), (64, LastMile::Binary, "binary")] {
+        let idx = PgmIndex::builder().epsilon(eps).last_mile(lm).build(hk).unwrap();
+        let mut i = 0usize;
+        g.bench_function(BenchmarkId::new(format!("hugepages_eps{eps}_{name}"), n), |b| {
+            b.iter(|| {
+                i = (i + 1) & ((1 << 20) - 1);
+                black_box(idx.lower_bound(hk, &qs[i]))
+            })
+        });
+    }
+    let mut i = 0usize;
+    g.bench_function(BenchmarkId::new("hugepages_binary_search", n), |b| {
+        b.iter(|| {
+            i = (i + 1) & ((1 << 20) - 1);
+            let q = qs[i];
+            black_box(hk.partition_point(|&k| k < q))
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = lookups, dynamic
+    targets = tuning, lookups, dynamic
 }
 criterion_main!(benches);

@@ -3,13 +3,14 @@
 /// How lookups search the window around a prediction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LastMile {
-    /// Branchless binary search: log2(window) dependent loads, no
-    /// mispredictions. The default: it measured fastest at the default
-    /// epsilon (see the crate README).
-    #[default]
+    /// Branchless binary search: log2(window) dependent loads, few
+    /// comparisons. Prefer it for keys that are costly to compare (long
+    /// byte strings) or for a large epsilon.
     Binary,
-    /// Count the keys below the target across the whole window: more loads,
-    /// but sequential and vectorizable; can win for small epsilon.
+    /// Count the keys below the target across the whole window: every load
+    /// independent (one round of cache misses), vectorizable for `u64`. The
+    /// default: fastest for `u64` keys at the default epsilon (crate README).
+    #[default]
     Linear,
 }
 

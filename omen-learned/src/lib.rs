@@ -53,4 +53,4 @@ pub use dynamic::{DynamicPgm, DynamicStats};
 pub use error::{Error, Result};
 pub use key::Key;
 pub use lastmile::LastMile;
-pub use pgm::{ApproxPos, DEFAULT_EPSILON, PgmBuilder, PgmIndex};
+pub use pgm::{ApproxPos, DEFAULT_EPSILON, DEFAULT_EPSILON_RECURSIVE, PgmBuilder, PgmIndex};

@@ -7,7 +7,8 @@
 //!     12     1        last mile (0 binary, 1 linear); 3 bytes reserved (0)
 //!     16     8        epsilon, u64 LE
 //!     24     8        number of keys indexed, u64 LE
-//!     32     4        height (levels), u32 LE; 4 bytes reserved (0)
+//!     32     4        height (levels), u32 LE
+//!     36     4        epsilon of the internal levels, u32 LE
 //!     40     8*h      segments per level, leaves first, u64 LE each
 //!      .     24*s     segments, level by level: first_key u64, slope f64,
 //!                     intercept f64, all LE
@@ -15,7 +16,7 @@
 //! ```
 //!
 //! Loading copies the segments out of the borrowed buffer (they are about
-//! 0.03% of the keys' size at the default epsilon), so the buffer needs no
+//! 0.3% of the keys' size at the default epsilon), so the buffer needs no
 //! alignment and may be dropped afterwards.
 
 use crate::error::{Error, Result};
@@ -47,7 +48,7 @@ impl PgmIndex {
         out.extend_from_slice(&(self.epsilon as u64).to_le_bytes());
         out.extend_from_slice(&(self.len as u64).to_le_bytes());
         out.extend_from_slice(&(self.levels.len() as u32).to_le_bytes());
-        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&u32::try_from(self.epsilon_recursive).unwrap_or(u32::MAX).to_le_bytes());
         for level in &self.levels {
             out.extend_from_slice(&(level.len() as u64).to_le_bytes());
         }
@@ -98,6 +99,7 @@ impl PgmIndex {
         let epsilon = usize::try_from(u64_at(16)).ok().filter(|&e| e >= 1).ok_or_else(|| corrupt("epsilon out of range"))?;
         let len = usize::try_from(u64_at(24)).map_err(|_| corrupt("key count out of range"))?;
         let height = u32_at(32) as usize;
+        let epsilon_recursive = (u32_at(36) as usize).max(1);
         if height == 0 || height > MAX_HEIGHT {
             return Err(corrupt("height out of range"));
         }
@@ -120,7 +122,7 @@ impl PgmIndex {
             at += s;
         }
         validate(&levels, len).map_err(corrupt)?;
-        Ok(Self { epsilon, last_mile, len, levels })
+        Ok(Self { epsilon, epsilon_recursive, last_mile, len, levels })
     }
 }
 
