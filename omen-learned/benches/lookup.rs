@@ -118,7 +118,7 @@ fn lookups(c: &mut Criterion) {
                 100.0 * pgm.size_bytes() as f64 / (keys.len() * 8) as f64,
                 keys.len() as f64 / secs / 1e6
             );
-            let linear = PgmIndex::builder().last_mile(LastMile::Linear).build(&keys).unwrap();
+            let binary = PgmIndex::builder().last_mile(LastMile::Binary).build(&keys).unwrap();
             let btree: BTreeMap<u64, u32> = keys.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
             let mut queries = vec![("uniform", uniform_queries(&keys, 1 << 20))];
             if dist == "uniform" {
@@ -133,7 +133,7 @@ fn lookups(c: &mut Criterion) {
                     qs[i]
                 };
                 g.bench_function(id("pgm"), |b| b.iter(|| black_box(pgm.lower_bound(&keys, &next()))));
-                g.bench_function(id("pgm_linear"), |b| b.iter(|| black_box(linear.lower_bound(&keys, &next()))));
+                g.bench_function(id("pgm_binary"), |b| b.iter(|| black_box(binary.lower_bound(&keys, &next()))));
                 g.bench_function(id("binary_search"), |b| {
                     b.iter(|| {
                         let q = next();

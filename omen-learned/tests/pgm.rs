@@ -122,3 +122,22 @@ proptest! {
         }
     }
 }
+
+/// Replays the cargo-fuzz corpus (`fuzz/corpus/load_index`): every input
+/// the fuzzer kept must load as an error or an exact index, without panic.
+#[test]
+fn fuzz_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/load_index");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        seen += 1;
+        if let Ok(index) = PgmIndex::from_bytes(&data) {
+            let keys: Vec<u64> = (0..index.len().min(4096) as u64).map(|i| i * 3).collect();
+            for q in [0u64, 1, 3, 4000, u64::MAX] {
+                assert_eq!(index.lower_bound(&keys, &q), keys.partition_point(|&k| k < q));
+            }
+        }
+    }
+    assert!(seen > 10, "the corpus in {} is missing", dir.display());
+}
