@@ -211,14 +211,8 @@ impl<V: Clone> DynamicPgm<V> {
             merged.retain(|(_, v)| v.is_some());
         }
         self.buffer = Vec::with_capacity(BUFFER);
-        if merged.is_empty() {
-            return;
-        }
-        let (keys, values): (Vec<u64>, Vec<Option<V>>) = merged.into_iter().unzip();
-        // Keys are sorted and distinct by construction, so the build cannot fail.
-        match PgmIndex::with_epsilon(&keys, self.epsilon) {
-            Ok(index) => self.levels[target] = Some(Run { keys, values, index }),
-            Err(e) => unreachable!("merged run is sorted and distinct: {e}"),
+        if !merged.is_empty() {
+            self.install(target, merged);
         }
     }
 }
