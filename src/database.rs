@@ -133,6 +133,19 @@ impl Database {
     /// Runs one query (autocommit) and returns its rows batch by batch.
     /// Errors in the statement itself are returned here; errors while
     /// producing rows come from the iterator.
+    ///
+    /// ```
+    /// # use omendb::{Database, params};
+    /// let db = Database::open_in_memory()?;
+    /// db.execute("CREATE TABLE n (i BIGINT PRIMARY KEY)", params![])?;
+    /// db.execute("INSERT INTO n SELECT value FROM generate_series(1, 1000)", params![])?;
+    /// let mut rows = 0;
+    /// for batch in db.query_iter("SELECT i FROM n WHERE i > $1", params![900])? {
+    ///     rows += batch?.num_rows();
+    /// }
+    /// assert_eq!(rows, 100);
+    /// # Ok::<(), omendb::Error>(())
+    /// ```
     pub fn query_iter(&self, sql: &str, params: &[&dyn ToValue]) -> Result<RecordBatchIter> {
         let (schema, rx) = self.block_on(self.stream_future(sql, params))?;
         Ok(RecordBatchIter { schema, rx })

@@ -17,6 +17,31 @@ use crate::value::{ToValue, to_values};
 /// If a statement fails, the transaction is rolled back at once (as in
 /// PostgreSQL) and later statements return [`Error::TransactionAborted`].
 /// A [`Error::SerializationConflict`] means: start over with a new transaction.
+///
+/// ```
+/// use omendb::{Database, Error, params};
+///
+/// let db = Database::open_in_memory()?;
+/// db.execute("CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL)", params![])?;
+/// db.execute("INSERT INTO accounts VALUES (1, 100), (2, 0)", params![])?;
+///
+/// // Retry the whole transaction when a concurrent writer got there first.
+/// let transfer = |amount: i64| -> Result<(), Error> {
+///     loop {
+///         let mut txn = db.begin()?;
+///         let attempt = txn
+///             .execute("UPDATE accounts SET balance = balance - $1 WHERE id = 1", params![amount])
+///             .and_then(|_| txn.execute("UPDATE accounts SET balance = balance + $1 WHERE id = 2", params![amount]));
+///         match attempt.and_then(|_| txn.commit()) {
+///             Err(e) if e.is_retryable() => continue,
+///             other => return other,
+///         }
+///     }
+/// };
+/// transfer(30)?;
+/// assert_eq!(db.execute("SELECT * FROM accounts WHERE balance = 70", params![])?, 1);
+/// # Ok::<(), Error>(())
+/// ```
 pub struct Transaction {
     db: Database,
     session: Arc<Mutex<Session>>,
