@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod changes;
+mod hermitage;
 mod persistence;
 mod transactions;
 
