@@ -4,6 +4,7 @@
 mod changes;
 mod hermitage;
 mod persistence;
+mod si_model;
 mod transactions;
 
 use omen_rowstore::{ColumnDef, DataType, Store, StoreOptions, TableId, TableSchema, Value};
