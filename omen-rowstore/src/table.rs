@@ -96,10 +96,17 @@ impl Table {
         self.rows.read().get(key).and_then(|c| c.visible(ts)).cloned()
     }
 
-    /// Rows visible at `ts` with keys in the range, in key order.
-    pub(crate) fn scan(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, ts: Ts) -> Vec<(Vec<u8>, Arc<[u8]>)> {
+    /// Calls `f` with each row visible at `ts` with a key in the range, in
+    /// key order, until `f` returns false.
+    pub(crate) fn visit(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, ts: Ts, mut f: impl FnMut(&[u8], &Arc<[u8]>) -> bool) {
         let rows = self.rows.read();
-        rows.range::<[u8], _>((lo, hi)).filter_map(|(k, c)| c.visible(ts).map(|r| (k.clone(), Arc::clone(r)))).collect()
+        for (k, c) in rows.range::<[u8], _>((lo, hi)) {
+            if let Some(r) = c.visible(ts) {
+                if !f(k, r) {
+                    return;
+                }
+            }
+        }
     }
 
     /// Takes the key's write slot for `txn` reading at `snapshot`.

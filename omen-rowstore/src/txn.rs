@@ -73,23 +73,63 @@ impl Transaction {
         t.get(key, self.snapshot).map(|bytes| decode_row(&bytes, &t.schema)).transpose()
     }
 
-    /// Rows with keys in `[lo, hi)` bounds, in key order, as this transaction sees them.
+    /// Rows with keys within the bounds, in key order, as this transaction
+    /// sees them.
     pub fn scan(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
+        self.scan_limit(table, lo, hi, usize::MAX)
+    }
+
+    /// At most `limit` rows with keys within the bounds, in key order, as
+    /// this transaction sees them: committed rows at the snapshot merged
+    /// with the transaction's own writes, decoding only what is returned.
+    pub fn scan_limit(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
         let t = self.table(table)?;
-        let mut rows: BTreeMap<Vec<u8>, Vec<Value>> = BTreeMap::new();
-        for (k, bytes) in t.scan(lo, hi, self.snapshot) {
-            rows.insert(k, decode_row(&bytes, &t.schema)?);
+        let own_lo = bound_or_table(lo.map(|k| (table, k.to_vec())), table, true);
+        let own_hi = bound_or_table(hi.map(|k| (table, k.to_vec())), table, false);
+        let mut own = self.writes.range((own_lo, own_hi)).map(|((_, k), p)| (k.as_slice(), p.row.as_deref())).peekable();
+        let mut out: Vec<(Vec<u8>, Vec<Value>)> = Vec::new();
+        let mut failed = None;
+        if limit == 0 {
+            return Ok(out);
         }
-        let own_lo = lo.map(|k| (table, k.to_vec()));
-        let own_hi = hi.map(|k| (table, k.to_vec()));
-        let (own_lo, own_hi) = (bound_or_table(own_lo, table, true), bound_or_table(own_hi, table, false));
-        for ((_, k), p) in self.writes.range((own_lo, own_hi)) {
-            match &p.row {
-                Some(r) => rows.insert(k.clone(), r.clone()),
-                None => rows.remove(k),
-            };
+        t.visit(lo, hi, self.snapshot, |key, bytes| {
+            // Own writes before this key come first; one at this key replaces it.
+            while let Some(&(k, row)) = own.peek() {
+                if k > key {
+                    break;
+                }
+                own.next();
+                if let Some(row) = row {
+                    out.push((k.to_vec(), row.to_vec()));
+                    if out.len() >= limit {
+                        return false;
+                    }
+                }
+                if k == key {
+                    return true;
+                }
+            }
+            match decode_row(bytes, &t.schema) {
+                Ok(row) => out.push((key.to_vec(), row)),
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            out.len() < limit
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
-        Ok(rows.into_iter().collect())
+        for (k, row) in own {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(row) = row {
+                out.push((k.to_vec(), row.to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     /// This transaction's uncommitted writes to `table`, in key order: the key
