@@ -101,10 +101,10 @@ impl Table {
     pub(crate) fn visit(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, ts: Ts, mut f: impl FnMut(&[u8], &Arc<[u8]>) -> bool) {
         let rows = self.rows.read();
         for (k, c) in rows.range::<[u8], _>((lo, hi)) {
-            if let Some(r) = c.visible(ts) {
-                if !f(k, r) {
-                    return;
-                }
+            if let Some(r) = c.visible(ts)
+                && !f(k, r)
+            {
+                return;
             }
         }
     }
