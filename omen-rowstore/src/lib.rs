@@ -69,7 +69,7 @@ pub use codec::key::{encode_key, encode_row_id};
 pub use codec::row::{decode_row, encode_row};
 pub use error::{Error, Result};
 pub use schema::{ColumnDef, TableId, TableSchema};
-pub use store::{Store, StoreOptions};
+pub use store::{Store, StoreOptions, StoreStats};
 pub use table::Ts;
 pub use txn::Transaction;
 pub use value::{DataType, Value};

@@ -15,6 +15,19 @@ use crate::txn::{Pending, Transaction};
 use crate::value::Value;
 use crate::wal::{Durability, Wal, WalOp, WalRecord, WalWrite};
 
+/// Counts of what a [`Store`] holds (see [`Store::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Tables.
+    pub tables: usize,
+    /// Keys with a version chain, including deleted keys not yet collected.
+    pub keys: usize,
+    /// Row versions held, tombstones included.
+    pub versions: usize,
+    /// Bytes of encoded keys and row versions.
+    pub data_bytes: usize,
+}
+
 /// How to open a [`Store`].
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -347,9 +360,22 @@ impl Store {
         Ok(ts)
     }
 
+    /// What the store holds, for metrics and memory checks.
+    pub fn stats(&self) -> StoreStats {
+        let tables: Vec<Arc<Table>> = self.inner.catalog.read().by_id.values().cloned().collect();
+        let mut stats = StoreStats { tables: tables.len(), ..StoreStats::default() };
+        for t in tables {
+            let (keys, versions, bytes) = t.stats();
+            stats.keys += keys;
+            stats.versions += versions;
+            stats.data_bytes += bytes;
+        }
+        stats
+    }
+
     #[cfg(test)]
     pub(crate) fn chain_stats(&self, id: TableId) -> (usize, usize) {
-        self.table_by_id(id).map(|t| t.chain_count()).unwrap_or_default()
+        self.table_by_id(id).map(|t| t.stats()).map(|(k, v, _)| (k, v)).unwrap_or_default()
     }
 }
 

@@ -170,10 +170,12 @@ impl Table {
         }
     }
 
-    /// Number of keys with a chain, live or not (for tests of GC).
-    #[cfg(test)]
-    pub(crate) fn chain_count(&self) -> (usize, usize) {
+    /// Keys with a chain (live or not), versions held, and their row bytes.
+    pub(crate) fn stats(&self) -> (usize, usize, usize) {
         let rows = self.rows.read();
-        (rows.len(), rows.values().map(|c| c.versions.len()).sum())
+        let versions = rows.values().map(|c| c.versions.len()).sum();
+        let bytes =
+            rows.iter().map(|(k, c)| k.len() + c.versions.iter().map(|v| v.row.as_ref().map_or(0, |r| r.len())).sum::<usize>()).sum();
+        (rows.len(), versions, bytes)
     }
 }

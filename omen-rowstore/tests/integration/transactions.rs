@@ -243,3 +243,32 @@ fn regression_scan_limit_merges_own_writes_and_stops() {
     assert_eq!(all.len(), 50 + 1 - 1 + 1);
     assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
 }
+
+/// Issue #4's memory bound: 10M updates of 1,000 keys leave about one
+/// version per key (each write prunes what no snapshot can see), so memory
+/// stays near the live data size. Updates run 100 to a transaction to keep
+/// the debug-build test short; every one is a separate version.
+#[test]
+fn ten_million_updates_of_a_thousand_keys_stay_near_live_size() {
+    let (store, t) = accounts_store();
+    let mut setup = store.begin().unwrap();
+    for id in 0..1000 {
+        setup.insert(t, row(id, 0)).unwrap();
+    }
+    setup.commit().unwrap();
+    let live = store.stats();
+    let mut n = 0i64;
+    while n < 10_000_000 {
+        let mut txn = store.begin().unwrap();
+        for _ in 0..100 {
+            let id = n % 1000;
+            txn.update(t, &key(id), row(id, n)).unwrap();
+            n += 1;
+        }
+        txn.commit().unwrap();
+    }
+    let after = store.stats();
+    assert_eq!(after.keys, 1000);
+    assert!(after.versions <= 2 * 1000, "{after:?}");
+    assert!(after.data_bytes <= 2 * live.data_bytes + 1000 * 16, "live {live:?}, after {after:?}");
+}
