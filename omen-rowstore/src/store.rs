@@ -143,7 +143,7 @@ impl Store {
                         }
                         let row = match w.op {
                             WalOp::Delete => None,
-                            WalOp::Insert(r) | WalOp::Update(r) => Some(Arc::from(r)),
+                            WalOp::Insert(r) | WalOp::Update(r) => Some(r),
                         };
                         // No snapshot is open during replay: keep only the newest version.
                         table.install(&w.key, ts, row, ts);
@@ -324,8 +324,8 @@ impl Store {
             if self.inner.wal.is_some() {
                 let wal_op = match (&bytes, op) {
                     (None, _) => WalOp::Delete,
-                    (Some(b), ChangeOp::Insert) => WalOp::Insert(b.to_vec()),
-                    (Some(b), _) => WalOp::Update(b.to_vec()),
+                    (Some(b), ChangeOp::Insert) => WalOp::Insert(Arc::clone(b)),
+                    (Some(b), _) => WalOp::Update(Arc::clone(b)),
                 };
                 wal_writes.push(WalWrite { table: *table, key: key.clone(), op: wal_op });
             }

@@ -70,12 +70,13 @@ pub(crate) struct WalWrite {
     pub op: WalOp,
 }
 
-/// What a commit did to a key.
+/// What a commit did to a key. Rows are shared with the version chain, so
+/// logging a commit copies no row.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WalOp {
     Delete,
-    Insert(Vec<u8>),
-    Update(Vec<u8>),
+    Insert(Arc<[u8]>),
+    Update(Arc<[u8]>),
 }
 
 /// A replayed log record.
@@ -137,8 +138,8 @@ impl WalRecord {
                     let key = r.bytes()?.to_vec();
                     let op = match r.u8()? {
                         0 => WalOp::Delete,
-                        1 => WalOp::Insert(r.bytes()?.to_vec()),
-                        2 => WalOp::Update(r.bytes()?.to_vec()),
+                        1 => WalOp::Insert(Arc::from(r.bytes()?)),
+                        2 => WalOp::Update(Arc::from(r.bytes()?)),
                         op => return Err(Error::Decode(format!("unknown write op {op}"))),
                     };
                     writes.push(WalWrite { table, key, op });
@@ -348,8 +349,8 @@ mod tests {
         WalRecord::Commit {
             ts,
             writes: vec![
-                WalWrite { table: 1, key: vec![1, 2], op: WalOp::Insert(vec![9; 5]) },
-                WalWrite { table: 1, key: vec![3], op: WalOp::Update(vec![8]) },
+                WalWrite { table: 1, key: vec![1, 2], op: WalOp::Insert(Arc::from(vec![9u8; 5])) },
+                WalWrite { table: 1, key: vec![3], op: WalOp::Update(Arc::from(vec![8u8])) },
                 WalWrite { table: 2, key: vec![], op: WalOp::Delete },
             ],
         }
