@@ -112,6 +112,11 @@ impl Publisher {
         self.subscribers.retain(|tx| tx.send(Arc::clone(&record)).is_ok());
     }
 
+    /// Whether a commit's record has anyone to go to (so is worth building).
+    pub(crate) fn has_subscribers(&self) -> bool {
+        !self.subscribers.is_empty()
+    }
+
     pub(crate) fn close(&mut self) {
         self.subscribers.clear();
     }

@@ -9,13 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::codec::key::{encode_key, encode_row_id};
 use crate::codec::row::decode_row;
 use crate::error::{Error, Result};
 use crate::schema::TableId;
+use crate::snapshots::Registration;
 use crate::store::Store;
-use crate::table::{LockError, Locked, Table, Ts, TxnId, WriteKind};
+use crate::table::{Chain, KeyBuf, LockError, Locked, Table, Ts, TxnId, WriteKind};
 use crate::value::Value;
 
 /// A buffered write.
@@ -25,15 +27,23 @@ pub(crate) struct Pending {
     pub(crate) row: Option<Vec<Value>>,
     /// Whether a live committed row existed when the slot was taken.
     pub(crate) live_before: bool,
+    /// The key's chain, whose write slot this transaction holds.
+    pub(crate) chain: Arc<Chain>,
 }
+
+/// Buffered writes in (table, key) order.
+pub(crate) type WriteSet = BTreeMap<(TableId, KeyBuf), Pending>;
 
 /// A transaction; see the module docs. Rolls back on drop unless committed.
 pub struct Transaction {
     store: Store,
+    /// Assigned at the first write; read-only transactions never take one.
     id: TxnId,
     snapshot: Ts,
-    writes: BTreeMap<(TableId, Vec<u8>), Pending>,
-    active: bool,
+    registration: Option<Registration>,
+    writes: WriteSet,
+    /// The tables written, for commit and rollback.
+    tables: Vec<Arc<Table>>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -43,8 +53,8 @@ impl std::fmt::Debug for Transaction {
 }
 
 impl Transaction {
-    pub(crate) fn new(store: Store, id: TxnId, snapshot: Ts) -> Self {
-        Self { store, id, snapshot, writes: BTreeMap::new(), active: true }
+    pub(crate) fn new(store: Store, snapshot: Ts, registration: Registration) -> Self {
+        Self { store, id: 0, snapshot, registration: Some(registration), writes: BTreeMap::new(), tables: Vec::new() }
     }
 
     /// The timestamp this transaction reads at.
@@ -57,8 +67,8 @@ impl Transaction {
         self.writes.is_empty()
     }
 
-    fn table(&self, table: TableId) -> Result<std::sync::Arc<Table>> {
-        if !self.active {
+    fn table(&self, table: TableId) -> Result<Arc<Table>> {
+        if self.registration.is_none() {
             return Err(Error::TransactionClosed);
         }
         self.store.table_by_id(table)
@@ -67,10 +77,12 @@ impl Transaction {
     /// The row with this encoded key, as this transaction sees it.
     pub fn get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<Value>>> {
         let t = self.table(table)?;
-        if let Some(p) = self.writes.get(&(table, key.to_vec())) {
+        if !self.writes.is_empty()
+            && let Some(p) = self.writes.get(&(table, KeyBuf::new(key)))
+        {
             return Ok(p.row.clone());
         }
-        t.get(key, self.snapshot).map(|bytes| decode_row(&bytes, &t.schema)).transpose()
+        t.with_visible(key, self.snapshot, |bytes| decode_row(bytes, &t.schema)).transpose()
     }
 
     /// Rows with keys within the bounds, in key order, as this transaction
@@ -84,9 +96,7 @@ impl Transaction {
     /// with the transaction's own writes, decoding only what is returned.
     pub fn scan_limit(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
         let t = self.table(table)?;
-        let own_lo = bound_or_table(lo.map(|k| (table, k.to_vec())), table, true);
-        let own_hi = bound_or_table(hi.map(|k| (table, k.to_vec())), table, false);
-        let mut own = self.writes.range((own_lo, own_hi)).map(|((_, k), p)| (k.as_slice(), p.row.as_deref())).peekable();
+        let mut own = self.own_writes(table, lo, hi).peekable();
         let mut out: Vec<(Vec<u8>, Vec<Value>)> = Vec::new();
         let mut failed = None;
         if limit == 0 {
@@ -132,12 +142,34 @@ impl Transaction {
         Ok(out)
     }
 
+    /// This transaction's writes to `table` with keys within the bounds.
+    fn own_writes<'a>(
+        &'a self,
+        table: TableId,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [Value]>)> {
+        let lo = match lo {
+            Bound::Included(k) => Bound::Included((table, KeyBuf::new(k))),
+            Bound::Excluded(k) => Bound::Excluded((table, KeyBuf::new(k))),
+            Bound::Unbounded => Bound::Included((table, KeyBuf::new(&[]))),
+        };
+        let hi = match hi {
+            Bound::Included(k) => Bound::Included((table, KeyBuf::new(k))),
+            Bound::Excluded(k) => Bound::Excluded((table, KeyBuf::new(k))),
+            Bound::Unbounded => match table.checked_add(1) {
+                Some(next) => Bound::Excluded((next, KeyBuf::new(&[]))),
+                None => Bound::Unbounded,
+            },
+        };
+        let range = if self.writes.is_empty() { None } else { Some(self.writes.range((lo, hi))) };
+        range.into_iter().flatten().map(|((_, k), p)| (k.as_slice(), p.row.as_deref()))
+    }
+
     /// This transaction's uncommitted writes to `table`, in key order: the key
     /// and the new row (`None` for a delete).
     pub fn pending_writes(&self, table: TableId) -> impl Iterator<Item = (&[u8], Option<&[Value]>)> {
-        let lo = Bound::Included((table, Vec::new()));
-        let hi = bound_or_table(Bound::Unbounded, table, false);
-        self.writes.range((lo, hi)).map(|((_, k), p)| (k.as_slice(), p.row.as_deref()))
+        self.own_writes(table, Bound::Unbounded, Bound::Unbounded)
     }
 
     /// Inserts a row; fails with [`Error::DuplicateKey`] if its key is taken.
@@ -150,12 +182,12 @@ impl Transaction {
         } else {
             encode_key(&row, &t.schema.primary_key)
         };
-        self.insert_at(&t, key.clone(), row)?;
+        self.insert_at(&t, &key, row)?;
         Ok(key)
     }
 
-    fn insert_at(&mut self, t: &Table, key: Vec<u8>, row: Vec<Value>) -> Result<()> {
-        let slot = (t.id, key);
+    fn insert_at(&mut self, t: &Arc<Table>, key: &[u8], row: Vec<Value>) -> Result<()> {
+        let slot = (t.id, KeyBuf::new(key));
         match self.writes.get_mut(&slot) {
             Some(p) if p.row.is_some() => Err(Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(&row) }),
             Some(p) => {
@@ -163,8 +195,8 @@ impl Transaction {
                 Ok(())
             }
             None => {
-                let locked = self.lock(t, &slot.1, WriteKind::Insert, &row)?;
-                self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live });
+                let (chain, locked) = self.lock(t, key, WriteKind::Insert, &row)?;
+                self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live, chain });
                 Ok(())
             }
         }
@@ -176,31 +208,40 @@ impl Transaction {
     pub fn update(&mut self, table: TableId, key: &[u8], row: Vec<Value>) -> Result<bool> {
         let t = self.table(table)?;
         t.schema.check_row(&row)?;
-        let new_key = if t.schema.primary_key.is_empty() { key.to_vec() } else { encode_key(&row, &t.schema.primary_key) };
-        if new_key != key {
-            // Check the destination first so a failure changes nothing.
-            if self.get(table, &new_key)?.is_some() {
-                return Err(Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(&row) });
+        if !t.schema.primary_key.is_empty() {
+            let new_key = encode_key(&row, &t.schema.primary_key);
+            if new_key != key {
+                return self.move_row(&t, key, &new_key, row);
             }
-            let slot = (table, key.to_vec());
-            let before = self.writes.get(&slot).cloned();
-            if !self.delete(table, key)? {
-                return Ok(false);
-            }
-            if let Err(e) = self.insert_at(&t, new_key, row) {
-                // Undo the delete so the failed update changes nothing.
-                match before {
-                    Some(p) => self.writes.insert(slot, p),
-                    None => {
-                        t.unlock(key, self.id);
-                        self.writes.remove(&slot)
-                    }
-                };
-                return Err(e);
-            }
-            return Ok(true);
         }
         self.write_existing(&t, key, Some(row))
+    }
+
+    fn move_row(&mut self, t: &Arc<Table>, key: &[u8], new_key: &[u8], row: Vec<Value>) -> Result<bool> {
+        // Check the destination first so a failure changes nothing.
+        if self.get(t.id, new_key)?.is_some() {
+            return Err(Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(&row) });
+        }
+        let slot = (t.id, KeyBuf::new(key));
+        let before = self.writes.get(&slot).cloned();
+        if !self.write_existing(t, key, None)? {
+            return Ok(false);
+        }
+        if let Err(e) = self.insert_at(t, new_key, row) {
+            // Undo the delete so the failed update changes nothing.
+            match before {
+                Some(p) => {
+                    self.writes.insert(slot, p);
+                }
+                None => {
+                    if let Some(p) = self.writes.remove(&slot) {
+                        t.unlock(key, &p.chain, self.id);
+                    }
+                }
+            }
+            return Err(e);
+        }
+        Ok(true)
     }
 
     /// Deletes the row at `key`; false if no row is visible there.
@@ -216,18 +257,19 @@ impl Transaction {
             return self.insert(table, row).map(drop);
         }
         t.schema.check_row(&row)?;
-        let slot = (table, encode_key(&row, &t.schema.primary_key));
+        let key = encode_key(&row, &t.schema.primary_key);
+        let slot = (table, KeyBuf::new(&key));
         if let Some(p) = self.writes.get_mut(&slot) {
             p.row = Some(row);
             return Ok(());
         }
-        let locked = self.lock(&t, &slot.1, WriteKind::Upsert, &row)?;
-        self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live });
+        let (chain, locked) = self.lock(&t, &key, WriteKind::Upsert, &row)?;
+        self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live, chain });
         Ok(())
     }
 
-    fn write_existing(&mut self, t: &Table, key: &[u8], row: Option<Vec<Value>>) -> Result<bool> {
-        let slot = (t.id, key.to_vec());
+    fn write_existing(&mut self, t: &Arc<Table>, key: &[u8], row: Option<Vec<Value>>) -> Result<bool> {
+        let slot = (t.id, KeyBuf::new(key));
         if let Some(p) = self.writes.get_mut(&slot) {
             if p.row.is_none() {
                 return Ok(false);
@@ -235,35 +277,39 @@ impl Transaction {
             p.row = row;
             return Ok(true);
         }
-        let locked = self.lock(t, key, WriteKind::Update, &[])?;
-        if locked.visible.is_none() {
-            t.unlock(key, self.id);
+        let (chain, locked) = self.lock(t, key, WriteKind::Update, &[])?;
+        if !locked.visible {
+            t.unlock(key, &chain, self.id);
             return Ok(false);
         }
-        self.writes.insert(slot, Pending { row, live_before: locked.live });
+        self.writes.insert(slot, Pending { row, live_before: locked.live, chain });
         Ok(true)
     }
 
-    fn lock(&self, t: &Table, key: &[u8], kind: WriteKind, row: &[Value]) -> Result<Locked> {
+    fn lock(&mut self, t: &Arc<Table>, key: &[u8], kind: WriteKind, row: &[Value]) -> Result<(Arc<Chain>, Locked)> {
+        if self.id == 0 {
+            self.id = self.store.next_txn_id();
+        }
+        if !self.tables.iter().any(|x| Arc::ptr_eq(x, t)) {
+            self.tables.push(Arc::clone(t));
+        }
         t.lock(key, self.id, self.snapshot, kind).map_err(|e| match e {
-            LockError::Conflict => Error::SerializationConflict { table: t.schema.name.clone() },
             LockError::Duplicate => Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(row) },
+            LockError::Conflict | LockError::Unlinked => Error::SerializationConflict { table: t.schema.name.clone() },
         })
     }
 
     /// Commits; returns the commit timestamp (the snapshot, for a transaction
     /// that wrote nothing). On error the transaction is rolled back.
     pub fn commit(mut self) -> Result<Ts> {
-        if !self.active {
-            return Err(Error::TransactionClosed);
-        }
-        self.active = false;
-        self.store.release_snapshot(self.snapshot);
+        let registration = self.registration.take().ok_or(Error::TransactionClosed)?;
+        self.store.release_snapshot(registration);
         if self.writes.is_empty() {
             return Ok(self.snapshot);
         }
         let writes = std::mem::take(&mut self.writes);
-        self.store.commit(self.id, writes)
+        let tables = std::mem::take(&mut self.tables);
+        self.store.commit(self.id, writes, &tables)
     }
 
     /// Rolls back: releases every write slot; nothing becomes visible.
@@ -272,16 +318,9 @@ impl Transaction {
     }
 
     fn abort(&mut self) {
-        if !self.active {
-            return;
-        }
-        self.active = false;
-        self.store.release_snapshot(self.snapshot);
-        for (table, key) in std::mem::take(&mut self.writes).into_keys() {
-            if let Ok(t) = self.store.table_by_id(table) {
-                t.unlock(&key, self.id);
-            }
-        }
+        let Some(registration) = self.registration.take() else { return };
+        self.store.release_snapshot(registration);
+        release(self.id, std::mem::take(&mut self.writes), &self.tables);
     }
 }
 
@@ -291,14 +330,11 @@ impl Drop for Transaction {
     }
 }
 
-/// Turns an unbounded bound of one table's key range into the table's edge.
-fn bound_or_table(b: Bound<(TableId, Vec<u8>)>, table: TableId, lower: bool) -> Bound<(TableId, Vec<u8>)> {
-    match b {
-        Bound::Unbounded if lower => Bound::Included((table, Vec::new())),
-        Bound::Unbounded => match table.checked_add(1) {
-            Some(next) => Bound::Excluded((next, Vec::new())),
-            None => Bound::Unbounded,
-        },
-        b => b,
+/// Gives up every write slot `txn` holds.
+pub(crate) fn release(txn: TxnId, writes: WriteSet, tables: &[Arc<Table>]) {
+    for ((table, key), p) in writes {
+        if let Some(t) = tables.iter().find(|t| t.id == table) {
+            t.unlock(key.as_slice(), &p.chain, txn);
+        }
     }
 }

@@ -45,7 +45,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens (or creates) a database and starts its sync worker.
     pub fn open(options: EngineOptions) -> Result<Arc<Self>> {
-        let rows = Store::open(StoreOptions { dir: options.dir, durability: options.durability })?;
+        let rows = Store::open(StoreOptions { dir: options.dir, durability: options.durability, ..StoreOptions::default() })?;
         let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;
         let mut config = SessionConfig::new().with_information_schema(false);
         // Text stays Utf8 end to end, as the column store holds it.

@@ -7,7 +7,7 @@ use omen_rowstore::{ColumnDef, DataType, Durability, Error, Store, StoreOptions,
 use crate::{create_accounts, key, row};
 
 fn open(dir: &std::path::Path, durability: Durability) -> Store {
-    Store::open(StoreOptions { dir: Some(dir.to_path_buf()), durability }).unwrap()
+    Store::open(StoreOptions { dir: Some(dir.to_path_buf()), durability, ..StoreOptions::default() }).unwrap()
 }
 
 #[test]
