@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
 use crate::error::{Error, Result};
 use crate::schema::{TableId, TableSchema};
-use crate::snapshots::{Registration, Snapshots};
+use crate::snapshots::{Clock, Registration, Snapshots};
 use crate::table::{Chain, Collected, Encoded, KeyBuf, Table, Ts, TxnId};
 use crate::txn::{Transaction, WriteSet, release};
 use crate::wal::{Durability, Wal, WalOp, WalRecord, WalWrite};
@@ -86,7 +86,7 @@ struct CommitState {
 struct Inner {
     catalog: RwLock<Catalog>,
     /// The newest commit timestamp whose versions are all installed.
-    clock: AtomicU64,
+    clock: Clock,
     commit: Mutex<CommitState>,
     snapshots: Snapshots,
     next_txn: AtomicU64,
@@ -123,7 +123,7 @@ impl Store {
         };
         let inner = Inner {
             catalog: RwLock::default(),
-            clock: AtomicU64::new(0),
+            clock: Clock::new(0),
             commit: Mutex::new(CommitState { next_table_id: 1, ..CommitState::default() }),
             snapshots: Snapshots::new(SNAPSHOT_SLOTS),
             next_txn: AtomicU64::new(1),
