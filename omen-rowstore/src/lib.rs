@@ -41,15 +41,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## How it is built
+//!
+//! Each key's versions form a chain behind its own small lock, reachable from
+//! a sharded hash index (point operations) and an ordered map (range scans).
+//! Snapshots register in lock-free slots; a garbage collector (background
+//! thread, or [`Store::collect_garbage`]) frees what no snapshot can read.
+//! `docs/ARCHITECTURE.md` has the layout and the measurements behind it.
+//!
 //! ## Limits of this version
 //!
-//! This is the foundation's row store: in-memory tables under a read-write
-//! lock each, one WAL file with one fdatasync per commit, recovery by replaying
-//! the whole log. A write to a row held by another open transaction fails at
-//! once rather than waiting for it. Garbage versions are pruned when their key
-//! is next written (there is no background sweep yet), so a deleted key keeps
-//! its tombstone until then. Checkpoint runs, group commit over
-//! io_uring and tables larger than memory are the durability issue's work.
+//! A write to a row held by another open transaction fails at once with
+//! [`Error::SerializationConflict`] rather than waiting for the holder. A
+//! range scan holds the table's ordered-map read lock while it runs, so keys
+//! new to the table wait for it (updates of existing keys do not). One WAL
+//! file with one fdatasync per commit, recovery by replaying the whole log;
+//! checkpoint runs, group commit over io_uring and tables larger than memory
+//! are the durability issue's work.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
