@@ -15,78 +15,18 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use omen_rowstore::{ColumnDef, DataType, Error, Store, StoreOptions, TableId, TableSchema, Value, encode_key};
+use omen_rowstore::{Error, Value, encode_key};
+use omendb_bench_compare::{Rng, omen, row, sqlite};
 use rusqlite::Connection;
 
-const ROWS: i64 = 100_000;
 const OPS_PER_THREAD: usize = 300_000;
 
-fn next_key(state: &mut u64) -> i64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (*state % ROWS as u64) as i64 + 1
-}
-
-fn row(id: i64, balance: i64) -> Vec<Value> {
-    vec![Value::Int64(id), Value::Int64(balance), Value::Text(format!("name-{id}"))]
-}
-
-fn omen() -> (Store, TableId) {
-    let store = Store::open(StoreOptions::default()).unwrap();
-    let schema = TableSchema {
-        name: "accounts".into(),
-        columns: vec![
-            ColumnDef::new("id", DataType::Int64).not_null(),
-            ColumnDef::new("balance", DataType::Int64),
-            ColumnDef::new("name", DataType::Text),
-        ],
-        primary_key: vec![0],
-    };
-    let (t, _) = store.create_table(schema).unwrap();
-    let mut txn = store.begin().unwrap();
-    for id in 1..=ROWS {
-        txn.insert(t, row(id, 100)).unwrap();
-    }
-    txn.commit().unwrap();
-    (store, t)
-}
-
-fn sqlite_file(path: &Path) {
-    let conn = Connection::open(path).unwrap();
-    conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER, name TEXT)").unwrap();
-    let tx = conn.unchecked_transaction().unwrap();
-    {
-        let mut ins = tx.prepare("INSERT INTO accounts VALUES (?1, ?2, ?3)").unwrap();
-        for id in 1..=ROWS {
-            ins.execute(rusqlite::params![id, 100, format!("name-{id}")]).unwrap();
-        }
-    }
-    tx.commit().unwrap();
-}
-
-fn sqlite_conn(path: Option<&Path>) -> Connection {
-    match path {
-        Some(p) => {
-            let c = Connection::open(p).unwrap();
-            c.execute_batch("PRAGMA synchronous=OFF;").unwrap();
-            c.busy_timeout(Duration::from_secs(10)).unwrap();
-            c
-        }
-        None => {
-            let c = Connection::open_in_memory().unwrap();
-            c.execute_batch("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER, name TEXT)").unwrap();
-            let tx = c.unchecked_transaction().unwrap();
-            {
-                let mut ins = tx.prepare("INSERT INTO accounts VALUES (?1, ?2, ?3)").unwrap();
-                for id in 1..=ROWS {
-                    ins.execute(rusqlite::params![id, 100, format!("name-{id}")]).unwrap();
-                }
-            }
-            tx.commit().unwrap();
-            c
-        }
-    }
+/// Another connection to the WAL-mode file `sqlite` created.
+fn sqlite_conn(path: &Path) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA synchronous=OFF;").unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
 }
 
 struct Figures {
@@ -98,7 +38,7 @@ struct Figures {
 
 /// Runs `op` `OPS_PER_THREAD` times on each of `threads` threads; `op` gets
 /// the thread's RNG state and returns the number of retries it needed.
-fn measure<S: Send>(threads: usize, setup: impl Fn(usize) -> S + Sync, op: impl Fn(&mut S, &mut u64) -> usize + Sync) -> Figures {
+fn measure<S: Send>(threads: usize, setup: impl Fn(usize) -> S + Sync, op: impl Fn(&mut S, &mut Rng) -> usize + Sync) -> Figures {
     let barrier = std::sync::Barrier::new(threads);
     let (mut all, wall, retries) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -106,7 +46,7 @@ fn measure<S: Send>(threads: usize, setup: impl Fn(usize) -> S + Sync, op: impl 
                 let (barrier, setup, op) = (&barrier, &setup, &op);
                 s.spawn(move || {
                     let mut state = setup(i);
-                    let mut rng = 0x2545_F491_4F6C_DD1D_u64.wrapping_add(i as u64 * 0x9E37_79B9);
+                    let mut rng = Rng(0x2545_F491_4F6C_DD1D_u64.wrapping_add(i as u64 * 0x9E37_79B9));
                     let mut lat = Vec::with_capacity(OPS_PER_THREAD);
                     let mut retries = 0;
                     for _ in 0..OPS_PER_THREAD / 10 {
@@ -145,17 +85,17 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("omen-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let wal_path = dir.join("bench.db");
-    sqlite_file(&wal_path);
+    drop(sqlite(Some(&wal_path)));
 
-    let omen_get = |_: &mut (), rng: &mut u64| {
+    let omen_get = |_: &mut (), rng: &mut Rng| {
         let txn = store.begin().unwrap();
-        black_box(txn.get(t, &encode_key(&[Value::Int64(next_key(rng))], &[0])).unwrap());
+        black_box(txn.get(t, &encode_key(&[Value::Int64(rng.key())], &[0])).unwrap());
         0
     };
-    let omen_update = |_: &mut (), rng: &mut u64| {
+    let omen_update = |_: &mut (), rng: &mut Rng| {
         let mut retries = 0;
         loop {
-            let id = next_key(rng);
+            let id = rng.key();
             let mut txn = store.begin().unwrap();
             match txn.update(t, &encode_key(&[Value::Int64(id)], &[0]), row(id, 7)) {
                 Ok(_) => {
@@ -167,14 +107,14 @@ fn main() {
             }
         }
     };
-    let sqlite_get = |c: &mut Connection, rng: &mut u64| {
+    let sqlite_get = |c: &mut Connection, rng: &mut Rng| {
         let mut sel = c.prepare_cached("SELECT id, balance, name FROM accounts WHERE id = ?1").unwrap();
-        black_box(sel.query_row([next_key(rng)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))).unwrap());
+        black_box(sel.query_row([rng.key()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))).unwrap());
         0
     };
-    let sqlite_update = |c: &mut Connection, rng: &mut u64| {
+    let sqlite_update = |c: &mut Connection, rng: &mut Rng| {
         let mut upd = c.prepare_cached("UPDATE accounts SET balance = ?2 WHERE id = ?1").unwrap();
-        black_box(upd.execute(rusqlite::params![next_key(rng), 7]).unwrap());
+        black_box(upd.execute(rusqlite::params![rng.key(), 7]).unwrap());
         0
     };
 
@@ -192,16 +132,16 @@ fn main() {
     for threads in [1, 2] {
         report("point get", "omen-rowstore", threads, measure(threads, |_| (), omen_get));
         if threads == 1 {
-            report("point get", "SQLite memory", 1, measure(1, |_| sqlite_conn(None), sqlite_get));
+            report("point get", "SQLite memory", 1, measure(1, |_| sqlite(None), sqlite_get));
         }
-        report("point get", "SQLite WAL", threads, measure(threads, |_| sqlite_conn(Some(&wal_path)), sqlite_get));
+        report("point get", "SQLite WAL", threads, measure(threads, |_| sqlite_conn(&wal_path), sqlite_get));
     }
     for threads in [1, 2] {
         report("update txn", "omen-rowstore", threads, measure(threads, |_| (), omen_update));
         if threads == 1 {
-            report("update txn", "SQLite memory", 1, measure(1, |_| sqlite_conn(None), sqlite_update));
+            report("update txn", "SQLite memory", 1, measure(1, |_| sqlite(None), sqlite_update));
         }
-        report("update txn", "SQLite WAL", threads, measure(threads, |_| sqlite_conn(Some(&wal_path)), sqlite_update));
+        report("update txn", "SQLite WAL", threads, measure(threads, |_| sqlite_conn(&wal_path), sqlite_update));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,66 +9,14 @@ use std::hint::black_box;
 use std::ops::Bound;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use omen_rowstore::{ColumnDef, DataType, Store, StoreOptions, TableId, TableSchema, Value, encode_key};
+use omen_rowstore::{Value, encode_key};
+use omendb_bench_compare::{ROWS, Rng, omen, row, sqlite};
 use rusqlite::Connection;
 
-const ROWS: i64 = 100_000;
-
-struct Rng(u64);
-impl Rng {
-    fn key(&mut self) -> i64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % ROWS as u64) as i64 + 1
-    }
-}
-
-fn row(id: i64, balance: i64) -> Vec<Value> {
-    vec![Value::Int64(id), Value::Int64(balance), Value::Text(format!("name-{id}"))]
-}
-
-fn omen() -> (Store, TableId) {
-    let store = Store::open(StoreOptions::default()).unwrap();
-    let schema = TableSchema {
-        name: "accounts".into(),
-        columns: vec![
-            ColumnDef::new("id", DataType::Int64).not_null(),
-            ColumnDef::new("balance", DataType::Int64),
-            ColumnDef::new("name", DataType::Text),
-        ],
-        primary_key: vec![0],
-    };
-    let (t, _) = store.create_table(schema).unwrap();
-    let mut txn = store.begin().unwrap();
-    for id in 1..=ROWS {
-        txn.insert(t, row(id, 100)).unwrap();
-    }
-    txn.commit().unwrap();
-    (store, t)
-}
-
-fn sqlite(wal_dir: Option<&std::path::Path>) -> Connection {
+fn sqlite_db(wal_dir: Option<&std::path::Path>) -> Connection {
     static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let conn = match wal_dir {
-        Some(dir) => {
-            let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let c = Connection::open(dir.join(format!("bench-{n}.db"))).unwrap();
-            c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;").unwrap();
-            c
-        }
-        None => Connection::open_in_memory().unwrap(),
-    };
-    conn.execute_batch("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER, name TEXT)").unwrap();
-    let tx = conn.unchecked_transaction().unwrap();
-    {
-        let mut ins = tx.prepare("INSERT INTO accounts VALUES (?1, ?2, ?3)").unwrap();
-        for id in 1..=ROWS {
-            ins.execute(rusqlite::params![id, 100, format!("name-{id}")]).unwrap();
-        }
-    }
-    tx.commit().unwrap();
-    conn
+    let path = wal_dir.map(|dir| dir.join(format!("bench-{}.db", FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed))));
+    sqlite(path.as_deref())
 }
 
 fn benches(c: &mut Criterion) {
@@ -83,7 +31,7 @@ fn benches(c: &mut Criterion) {
     });
     let dir = std::env::temp_dir().join(format!("omen-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, conn) in [("sqlite_memory", sqlite(None)), ("sqlite_wal", sqlite(Some(&dir)))] {
+    for (name, conn) in [("sqlite_memory", sqlite_db(None)), ("sqlite_wal", sqlite_db(Some(&dir)))] {
         let mut sel = conn.prepare("SELECT id, balance, name FROM accounts WHERE id = ?1").unwrap();
         g.bench_function(name, |b| {
             b.iter(|| {
@@ -102,7 +50,7 @@ fn benches(c: &mut Criterion) {
             txn.commit().unwrap()
         })
     });
-    for (name, conn) in [("sqlite_memory", sqlite(None)), ("sqlite_wal", sqlite(Some(&dir)))] {
+    for (name, conn) in [("sqlite_memory", sqlite_db(None)), ("sqlite_wal", sqlite_db(Some(&dir)))] {
         let mut upd = conn.prepare("UPDATE accounts SET balance = ?2 WHERE id = ?1").unwrap();
         g.bench_function(name, |b| b.iter(|| black_box(upd.execute(rusqlite::params![rng.key(), 7]).unwrap())));
     }
@@ -118,7 +66,7 @@ fn benches(c: &mut Criterion) {
             txn.commit().unwrap()
         })
     });
-    for (name, conn) in [("sqlite_memory", sqlite(None)), ("sqlite_wal", sqlite(Some(&dir)))] {
+    for (name, conn) in [("sqlite_memory", sqlite_db(None)), ("sqlite_wal", sqlite_db(Some(&dir)))] {
         let mut ins = conn.prepare("INSERT INTO accounts VALUES (?1, 1, 'x')").unwrap();
         let mut next = ROWS + 1;
         g.bench_function(name, |b| {
@@ -143,7 +91,7 @@ fn benches(c: &mut Criterion) {
             txn.commit().unwrap()
         })
     });
-    for (name, conn) in [("sqlite_memory", sqlite(None)), ("sqlite_wal", sqlite(Some(&dir)))] {
+    for (name, conn) in [("sqlite_memory", sqlite_db(None)), ("sqlite_wal", sqlite_db(Some(&dir)))] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let tx = conn.unchecked_transaction().unwrap();
@@ -170,7 +118,7 @@ fn benches(c: &mut Criterion) {
             black_box(txn.scan_limit(t, Bound::Included(&lo), Bound::Unbounded, 100).unwrap().len())
         })
     });
-    for (name, conn) in [("sqlite_memory", sqlite(None)), ("sqlite_wal", sqlite(Some(&dir)))] {
+    for (name, conn) in [("sqlite_memory", sqlite_db(None)), ("sqlite_wal", sqlite_db(Some(&dir)))] {
         let mut sel = conn.prepare("SELECT id, balance, name FROM accounts WHERE id >= ?1 ORDER BY id LIMIT 100").unwrap();
         g.bench_function(name, |b| {
             b.iter(|| {
