@@ -114,8 +114,7 @@ pub(crate) fn check(history: &[Txn]) -> Vec<String> {
                 wwr[a].insert(b);
             }
         }
-        for &(r, kk, seen) in reads.iter().filter(|(_, kk, _)| *kk == k) {
-            debug_assert_eq!(kk, k);
+        for &(r, _, seen) in reads.iter().filter(|(_, kk, _)| *kk == k) {
             if let Some(last) = seen.last()
                 && w(last) != r
             {
