@@ -1,40 +1,62 @@
-//! Baseline of the facade's SQL path, in memory (no fsync): point SELECT,
-//! single-row INSERT and UPDATE by primary key in autocommit, and a SUM
-//! over 100k rows. Run with `cargo bench --bench sql`.
+//! The facade's SQL path, in memory (no fsync), 100k rows: a prepared
+//! primary-key point SELECT on the fast path against the same statement
+//! planned through DataFusion (fast path off), point UPDATE and INSERT in
+//! autocommit, and a SUM over every row. Run with `cargo bench --bench sql`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use omendb::{Database, params};
+use omendb::{Database, Options, params};
 
 const ROWS: i64 = 100_000;
 
-fn setup() -> Database {
-    let db = Database::open_in_memory().unwrap();
+fn setup(fast_path: bool) -> Database {
+    let db = Database::open_in_memory_with(Options::default().with_fast_path(fast_path)).unwrap();
     db.execute("CREATE TABLE kv (k BIGINT PRIMARY KEY, v BIGINT NOT NULL, pad TEXT)", params![]).unwrap();
     // Table-function arguments are planned, not bound: the count is inlined.
     db.execute(&format!("INSERT INTO kv SELECT value, value % 1000, 'padding' FROM generate_series(1, {ROWS})"), params![]).unwrap();
     db
 }
 
-fn sql(c: &mut Criterion) {
-    let db = setup();
+fn keys() -> impl FnMut() -> i64 {
     let mut next = 0x2545_F491_4F6C_DD1Du64;
-    let mut key = move || {
+    move || {
         next ^= next << 13;
         next ^= next >> 7;
         next ^= next << 17;
         (next % ROWS as u64) as i64 + 1
-    };
-    c.bench_function("point_select_by_pk", |b| b.iter(|| db.query("SELECT v FROM kv WHERE k = $1", params![key()]).unwrap()));
-    c.bench_function("update_by_pk_autocommit", |b| b.iter(|| db.execute("UPDATE kv SET v = v + 1 WHERE k = $1", params![key()]).unwrap()));
+    }
+}
+
+fn sql(c: &mut Criterion) {
+    let db = setup(true);
+    let mut key = keys();
+    // First, while the column store holds one version per row: the updates
+    // below add versions that only compaction (issue #5) will fold.
+    c.bench_function("sum_over_100k_rows", |b| b.iter(|| db.query("SELECT sum(v) FROM kv", params![]).unwrap()));
+    const POINT: &str = "SELECT v FROM kv WHERE k = $1";
+    let get = db.prepare(POINT).unwrap();
+    assert!(get.is_fast_path());
+    c.bench_function("point_select/prepared_fast_path", |b| b.iter(|| get.query(params![key()]).unwrap()));
+    c.bench_function("point_select/sql_text_cached_plan", |b| b.iter(|| db.query(POINT, params![key()]).unwrap()));
+    let update = db.prepare("UPDATE kv SET v = v + 1 WHERE k = $1").unwrap();
+    c.bench_function("update_by_pk/prepared_fast_path", |b| b.iter(|| update.execute(params![key()]).unwrap()));
+    let insert = db.prepare("INSERT INTO kv VALUES ($1, 1, 'x')").unwrap();
     let mut id = ROWS;
-    c.bench_function("insert_one_row_autocommit", |b| {
+    c.bench_function("insert_one_row/prepared_fast_path", |b| {
         b.iter(|| {
             id += 1;
-            db.execute("INSERT INTO kv VALUES ($1, 1, 'x')", params![id]).unwrap()
+            insert.execute(params![id]).unwrap()
         })
     });
-    c.bench_function("sum_over_100k_rows", |b| b.iter(|| db.query("SELECT sum(v) FROM kv", params![]).unwrap()));
+    drop(db);
+
+    // The same statements planned through DataFusion on every run.
+    let planned = setup(false);
+    let get = planned.prepare(POINT).unwrap();
+    assert!(!get.is_fast_path());
+    c.bench_function("point_select/planned_by_datafusion", |b| b.iter(|| get.query(params![key()]).unwrap()));
+    let update = planned.prepare("UPDATE kv SET v = v + 1 WHERE k = $1").unwrap();
+    c.bench_function("update_by_pk/planned_by_datafusion", |b| b.iter(|| update.execute(params![key()]).unwrap()));
 }
 
 criterion_group! {

@@ -8,15 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use futures::{Stream, StreamExt, TryStreamExt};
-use omen_sql::{Engine, EngineOptions, Output, Session};
+use futures::{Stream, StreamExt};
+use omen_sql::{Engine, EngineOptions, Output as SqlOutput, Session};
 use parking_lot::Mutex;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+use crate::connection::{Connection, Output};
 use crate::dir::{self, DirLock};
 use crate::error::{Error, Result};
 use crate::options::Options;
+use crate::statement::Statement;
 use crate::transaction::Transaction;
 use crate::value::{ToValue, Value, to_values};
 
@@ -80,13 +82,18 @@ impl Database {
     /// [`Error::Locked`] if another handle has it open.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
         let (lock, rows_dir) = dir::open(dir.as_ref(), options.layout_version)?;
-        Self::start(EngineOptions { dir: Some(rows_dir), durability: options.durability, memory_budget: options.memory_budget }, Some(lock))
+        Self::start(engine_options(Some(rows_dir), &options), Some(lock))
     }
 
     /// A database that lives in memory only and is gone when closed.
     pub fn open_in_memory() -> Result<Self> {
-        let options = Options::default();
-        Self::start(EngineOptions { dir: None, durability: options.durability, memory_budget: options.memory_budget }, None)
+        Self::open_in_memory_with(Options::default())
+    }
+
+    /// [`Database::open_in_memory`] with `options` (the layout version and
+    /// durability do not apply).
+    pub fn open_in_memory_with(options: Options) -> Result<Self> {
+        Self::start(engine_options(None, &options), None)
     }
 
     fn start(options: EngineOptions, lock: Option<DirLock>) -> Result<Self> {
@@ -112,7 +119,10 @@ impl Database {
     /// the rows it changed (0 for DDL; for a query, the rows it returned).
     /// Use [`Database::begin`] for transactions: `BEGIN` here is an error.
     pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
-        self.block_on(self.execute_future(sql, params))
+        match self.autocommit_cached(sql, params) {
+            Some(out) => Ok(out?.rows()),
+            None => self.block_on(self.execute_future(sql, params)),
+        }
     }
 
     /// Async [`Database::execute`].
@@ -122,7 +132,10 @@ impl Database {
 
     /// Runs one query (autocommit) and returns all its rows.
     pub fn query(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
-        self.block_on(self.query_future(sql, params))
+        match self.autocommit_cached(sql, params) {
+            Some(out) => Ok(out?.into_batches()),
+            None => self.block_on(self.query_future(sql, params)),
+        }
     }
 
     /// Async [`Database::query`].
@@ -163,10 +176,58 @@ impl Database {
         self.check_open()?;
         let mut session = self.inner.engine.session();
         session.begin()?;
-        Ok(Transaction::new(self.clone(), session))
+        Ok(Transaction::new(Connection::new(self.clone(), session, true)))
     }
 
-    fn check_open(&self) -> Result<()> {
+    /// Opens a [`Connection`]: a session that takes SQL `BEGIN`, `COMMIT`
+    /// and `ROLLBACK`, as a PostgreSQL client would use it.
+    pub fn connect(&self) -> Result<Connection> {
+        self.check_open()?;
+        Ok(Connection::new(self.clone(), self.inner.engine.session(), false))
+    }
+
+    /// Parses and plans `sql` once; see [`Statement`].
+    pub fn prepare(&self, sql: &str) -> Result<Statement> {
+        let engine = Arc::clone(&self.inner.engine);
+        let sql = sql.to_owned();
+        let prepared = self.block_on(async move { Ok(engine.session().prepare(&sql).await?) })?;
+        Ok(Statement::new(self.clone(), prepared))
+    }
+
+    /// Async [`Database::prepare`].
+    pub async fn prepare_async(&self, sql: &str) -> Result<Statement> {
+        let engine = Arc::clone(&self.inner.engine);
+        let sql = sql.to_owned();
+        let prepared = self.spawn(async move { Ok(engine.session().prepare(&sql).await?) }).await?;
+        Ok(Statement::new(self.clone(), prepared))
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
+    /// Runs a prepared statement in autocommit: on the calling thread if it
+    /// takes the fast path, else on the runtime.
+    pub(crate) fn autocommit(&self, statement: &Statement, params: Vec<Value>) -> Result<Output> {
+        self.check_open()?;
+        if let Some(out) = self.inner.engine.session().execute_fast(statement.prepared(), &params) {
+            return Output::collect_ready(out?);
+        }
+        let (engine, prepared) = (Arc::clone(&self.inner.engine), Arc::clone(statement.prepared()));
+        self.block_on(async move {
+            let mut session = engine.session();
+            let out = session.execute_prepared(&prepared, &params).await;
+            Output::collect(refuse_open_transaction(&mut session, out)?).await
+        })
+    }
+
+    /// [`Database::autocommit`] of `sql` if its plan is cached.
+    fn autocommit_cached(&self, sql: &str, params: &[&dyn ToValue]) -> Option<Result<Output>> {
+        let statement = self.inner.engine.cached_statement(sql)?;
+        Some(self.autocommit(&Statement::new(self.clone(), statement), to_values(params)))
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
     }
 
@@ -198,21 +259,12 @@ impl Database {
 
     fn execute_future(&self, sql: &str, params: &[&dyn ToValue]) -> impl Future<Output = Result<u64>> + Send + 'static {
         let (engine, sql, params) = self.statement(sql, params);
-        async move {
-            match autocommit(&engine, &sql, &params).await? {
-                Output::Affected { rows, .. } => Ok(rows),
-                Output::Command(_) => Ok(0),
-                Output::Rows(stream) => {
-                    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(omen_sql::Error::from)?;
-                    Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
-                }
-            }
-        }
+        async move { Ok(Output::collect(autocommit(&engine, &sql, &params).await?).await?.rows()) }
     }
 
     fn query_future(&self, sql: &str, params: &[&dyn ToValue]) -> impl Future<Output = Result<Vec<RecordBatch>>> + Send + 'static {
         let (engine, sql, params) = self.statement(sql, params);
-        async move { collect(autocommit(&engine, &sql, &params).await?).await }
+        async move { Ok(Output::collect(autocommit(&engine, &sql, &params).await?).await?.into_batches()) }
     }
 
     fn stream_future(
@@ -224,7 +276,7 @@ impl Database {
         async move {
             let (tx, rx) = mpsc::channel(2);
             let schema = match autocommit(&engine, &sql, &params).await? {
-                Output::Rows(mut stream) => {
+                SqlOutput::Rows(mut stream) => {
                     let schema = stream.schema();
                     tokio::spawn(async move {
                         while let Some(item) = stream.next().await {
@@ -243,24 +295,25 @@ impl Database {
     }
 }
 
-/// Runs one statement in a fresh session; a transaction-control statement
-/// that would leave the session inside a transaction is refused.
-async fn autocommit(engine: &Arc<Engine>, sql: &str, params: &[Value]) -> Result<Output> {
-    let mut session: Session = engine.session();
-    let out = session.execute(sql, params).await?;
-    if session.in_transaction() {
-        session.rollback();
-        return Err(Error::Unsupported("BEGIN through Database::execute: use Database::begin() for transactions".into()));
-    }
-    Ok(out)
+fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineOptions {
+    EngineOptions { dir, durability: options.durability, memory_budget: options.memory_budget, fast_path: options.fast_path }
 }
 
-/// All rows of an output (none for statements without rows).
-pub(crate) async fn collect(out: Output) -> Result<Vec<RecordBatch>> {
-    match out {
-        Output::Rows(stream) => Ok(stream.try_collect().await.map_err(omen_sql::Error::from)?),
-        _ => Ok(Vec::new()),
+/// Runs one statement in a fresh session; a transaction-control statement
+/// that would leave the session inside a transaction is refused.
+async fn autocommit(engine: &Arc<Engine>, sql: &str, params: &[Value]) -> Result<SqlOutput> {
+    let mut session: Session = engine.session();
+    let out = session.execute(sql, params).await;
+    refuse_open_transaction(&mut session, out)
+}
+
+fn refuse_open_transaction(session: &mut Session, out: omen_sql::Result<SqlOutput>) -> Result<SqlOutput> {
+    let out = out?;
+    if session.in_transaction() {
+        session.rollback();
+        return Err(Error::Unsupported("BEGIN through Database::execute: use Database::begin() or Database::connect()".into()));
     }
+    Ok(out)
 }
 
 /// Batches of a query, from [`Database::query_iter`].

@@ -48,16 +48,20 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod connection;
 mod database;
 mod dir;
 mod error;
 mod options;
+mod statement;
 mod transaction;
 mod value;
 
 pub use arrow;
+pub use connection::{Connection, Output};
 pub use database::{BatchStream, Database, RecordBatchIter};
 pub use error::{Error, Result};
 pub use options::{Durability, LAYOUT_VERSION, Options};
+pub use statement::Statement;
 pub use transaction::Transaction;
 pub use value::{ToValue, Value};

@@ -21,11 +21,16 @@ pub struct Options {
     /// [`LAYOUT_VERSION`] is supported; opening a directory written with
     /// another version is an error, never a silent misread.
     pub layout_version: u32,
+    /// Whether primary-key point statements and `INSERT ... VALUES` skip
+    /// DataFusion when they run (see [`crate::Statement`]). Default true;
+    /// turning it off plans every statement through DataFusion, for
+    /// comparisons and for ruling the fast path out when chasing a bug.
+    pub fast_path: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { durability: Durability::Full, memory_budget: physical_memory() / 2, layout_version: LAYOUT_VERSION }
+        Self { durability: Durability::Full, memory_budget: physical_memory() / 2, layout_version: LAYOUT_VERSION, fast_path: true }
     }
 }
 
@@ -33,6 +38,12 @@ impl Options {
     /// Sets [`Options::durability`].
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Sets [`Options::fast_path`].
+    pub fn with_fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
         self
     }
 

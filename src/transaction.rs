@@ -1,22 +1,20 @@
 //! [`Transaction`]: an explicit transaction on a [`Database`].
 
-use std::sync::Arc;
-
 use arrow::array::RecordBatch;
-use omen_sql::{Output, Session};
-use tokio::sync::Mutex;
 
-use crate::database::{Database, collect};
-use crate::error::{Error, Result};
+use crate::connection::Connection;
+use crate::error::Result;
+use crate::statement::Statement;
 use crate::value::{ToValue, to_values};
 
 /// A transaction: every statement reads the snapshot taken at
-/// [`Database::begin`] plus the transaction's own writes (snapshot
-/// isolation). Rolls back when dropped unless [`Transaction::commit`] ran.
+/// [`Database::begin`](crate::Database::begin) plus the transaction's own
+/// writes (snapshot isolation). Rolls back when dropped unless
+/// [`Transaction::commit`] ran.
 ///
 /// If a statement fails, the transaction is rolled back at once (as in
-/// PostgreSQL) and later statements return [`Error::TransactionAborted`].
-/// A [`Error::SerializationConflict`] means: start over with a new transaction.
+/// PostgreSQL) and later statements return [`Error::TransactionAborted`](crate::Error::TransactionAborted).
+/// A [`Error::SerializationConflict`](crate::Error::SerializationConflict) means: start over with a new transaction.
 ///
 /// ```
 /// use omendb::{Database, Error, params};
@@ -42,95 +40,62 @@ use crate::value::{ToValue, to_values};
 /// assert_eq!(db.execute("SELECT * FROM accounts WHERE balance = 70", params![])?, 1);
 /// # Ok::<(), Error>(())
 /// ```
+#[derive(Debug)]
 pub struct Transaction {
-    db: Database,
-    session: Arc<Mutex<Session>>,
-}
-
-impl std::fmt::Debug for Transaction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction").finish_non_exhaustive()
-    }
+    conn: Connection,
 }
 
 impl Transaction {
-    pub(crate) fn new(db: Database, session: Session) -> Self {
-        Self { db, session: Arc::new(Mutex::new(session)) }
-    }
-
-    fn run(&self, sql: &str, params: &[&dyn ToValue]) -> impl Future<Output = Result<Output>> + Send + 'static {
-        let session = Arc::clone(&self.session);
-        let (sql, params) = (sql.to_owned(), to_values(params));
-        async move {
-            let mut session = session.lock().await;
-            if !session.in_transaction() {
-                return Err(Error::Closed);
-            }
-            let out = session.execute(&sql, &params).await?;
-            if !session.in_transaction() {
-                return Err(Error::Unsupported("COMMIT/ROLLBACK as SQL inside a Transaction: call commit() or rollback()".into()));
-            }
-            Ok(out)
-        }
+    pub(crate) fn new(conn: Connection) -> Self {
+        Self { conn }
     }
 
     /// Runs one statement in the transaction; returns the rows it changed.
     pub fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
-        let fut = self.run(sql, params);
-        self.db.block_on(async move { affected(fut.await?).await })
+        Ok(self.conn.run_values(sql, to_values(params))?.rows())
     }
 
     /// Async [`Transaction::execute`].
     pub async fn execute_async(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
-        let fut = self.run(sql, params);
-        self.db.spawn(async move { affected(fut.await?).await }).await
+        let fut = self.conn.statement(sql.to_owned(), to_values(params));
+        Ok(self.conn.db().spawn(fut).await?.rows())
     }
 
     /// Runs one query in the transaction and returns its rows.
     pub fn query(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
-        let fut = self.run(sql, params);
-        self.db.block_on(async move { collect(fut.await?).await })
+        Ok(self.conn.run_values(sql, to_values(params))?.into_batches())
     }
 
     /// Async [`Transaction::query`].
     pub async fn query_async(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
-        let fut = self.run(sql, params);
-        self.db.spawn(async move { collect(fut.await?).await }).await
+        let fut = self.conn.statement(sql.to_owned(), to_values(params));
+        Ok(self.conn.db().spawn(fut).await?.into_batches())
     }
 
-    /// Commits. Fails with [`Error::SerializationConflict`] (retryable) or
-    /// [`Error::TransactionAborted`] if an earlier statement failed.
+    /// Runs a prepared statement in the transaction; returns the rows it
+    /// changed (for a query, the rows it returned).
+    pub fn execute_prepared(&mut self, statement: &Statement, params: &[&dyn ToValue]) -> Result<u64> {
+        Ok(self.conn.run_prepared_values(statement, to_values(params))?.rows())
+    }
+
+    /// Runs a prepared query in the transaction and returns its rows.
+    pub fn query_prepared(&mut self, statement: &Statement, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
+        Ok(self.conn.run_prepared_values(statement, to_values(params))?.into_batches())
+    }
+
+    /// Commits. Fails with [`Error::SerializationConflict`](crate::Error::SerializationConflict)
+    /// (retryable) or [`Error::TransactionAborted`](crate::Error::TransactionAborted) if an earlier statement failed.
     pub fn commit(self) -> Result<()> {
-        let session = Arc::clone(&self.session);
-        self.db.block_on(async move { Ok(session.lock().await.commit()?) })
+        self.conn.db().block_on(self.conn.commit_future())
     }
 
     /// Async [`Transaction::commit`].
     pub async fn commit_async(self) -> Result<()> {
-        let session = Arc::clone(&self.session);
-        self.db.spawn(async move { Ok(session.lock().await.commit()?) }).await
+        self.conn.db().spawn(self.conn.commit_future()).await
     }
 
     /// Rolls back: nothing the transaction wrote becomes visible.
     pub fn rollback(self) {
         drop(self);
-    }
-}
-
-impl Drop for Transaction {
-    fn drop(&mut self) {
-        // Uncontended unless an async call was abandoned mid-statement; then
-        // the session rolls back when that statement's task drops it.
-        if let Ok(mut s) = self.session.try_lock() {
-            s.rollback();
-        }
-    }
-}
-
-async fn affected(out: Output) -> Result<u64> {
-    match out {
-        Output::Affected { rows, .. } => Ok(rows),
-        Output::Command(_) => Ok(0),
-        rows @ Output::Rows(_) => Ok(collect(rows).await?.iter().map(|b| b.num_rows() as u64).sum()),
     }
 }

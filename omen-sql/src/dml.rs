@@ -10,11 +10,8 @@
 
 use arrow::array::{Array, BinaryArray, RecordBatch};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, Delete, FromTable, Insert, ObjectName, Statement as SqlStatement, TableFactor, TableObject,
-    TableWithJoins, Update,
+    Assignment, AssignmentTarget, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
 };
 use futures::TryStreamExt;
 use omen_rowstore::{TableSchema, Transaction, Value};
@@ -22,78 +19,112 @@ use omen_sync::convert::array_to_values;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::query::{self, Planned};
+use crate::query::{Plan, TableRef};
 
-pub(crate) async fn insert(engine: &Engine, insert: Insert, txn: &mut Transaction, params: &[Value]) -> Result<u64> {
-    if insert.on.is_some() {
-        return Err(Error::Unsupported("INSERT ... ON CONFLICT".into()));
-    }
-    if insert.returning.is_some() {
-        return Err(Error::Unsupported("INSERT ... RETURNING".into()));
-    }
-    if insert.source.is_none() {
-        return Err(Error::Unsupported("INSERT without VALUES or SELECT (DEFAULT VALUES)".into()));
-    }
-    let table = match &insert.table {
-        TableObject::TableName(name) => name.clone(),
-        other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
-    };
-    let (rows, schema, id) = dml_rows(engine, SqlStatement::Insert(insert), &table, txn, params, false).await?;
-    let mut n = 0;
-    for batch in &rows {
-        for row in batch_rows(batch, &schema)? {
-            txn.insert(id, row)?;
-            n += 1;
-        }
-    }
-    Ok(n)
+/// Which write a DML statement makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Insert,
+    Update,
+    Delete,
 }
 
-pub(crate) async fn update(engine: &Engine, update: Update, txn: &mut Transaction, params: &[Value]) -> Result<u64> {
-    if update.returning.is_some() {
-        return Err(Error::Unsupported("UPDATE ... RETURNING".into()));
+impl Kind {
+    pub(crate) fn tag(self) -> &'static str {
+        match self {
+            Kind::Insert => "INSERT",
+            Kind::Update => "UPDATE",
+            Kind::Delete => "DELETE",
+        }
     }
-    if update.from.is_some() {
-        return Err(Error::Unsupported("UPDATE ... FROM".into()));
-    }
-    check_assignments(&update.assignments)?;
-    let table = table_name(&update.table)?;
-    let (rows, schema, id) = dml_rows(engine, SqlStatement::Update(update), &table, txn, params, true).await?;
-    let mut n = 0;
-    for batch in &rows {
-        let keys = key_column(batch, &schema)?;
-        for (i, row) in batch_rows(batch, &schema)?.into_iter().enumerate() {
-            if txn.update(id, keys.value(i), row)? {
-                n += 1;
+}
+
+/// The kind and target table of a DML statement, after refusing what this
+/// version does not support; `None` if `statement` is not DML.
+pub(crate) fn target(statement: &SqlStatement) -> Result<Option<(Kind, ObjectName)>> {
+    Ok(Some(match statement {
+        SqlStatement::Insert(insert) => {
+            if insert.on.is_some() {
+                return Err(Error::Unsupported("INSERT ... ON CONFLICT".into()));
+            }
+            if insert.returning.is_some() {
+                return Err(Error::Unsupported("INSERT ... RETURNING".into()));
+            }
+            if insert.source.is_none() {
+                return Err(Error::Unsupported("INSERT without VALUES or SELECT (DEFAULT VALUES)".into()));
+            }
+            match &insert.table {
+                TableObject::TableName(name) => (Kind::Insert, name.clone()),
+                other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
             }
         }
-    }
-    Ok(n)
+        SqlStatement::Update(update) => {
+            if update.returning.is_some() {
+                return Err(Error::Unsupported("UPDATE ... RETURNING".into()));
+            }
+            if update.from.is_some() {
+                return Err(Error::Unsupported("UPDATE ... FROM".into()));
+            }
+            check_assignments(&update.assignments)?;
+            (Kind::Update, table_name(&update.table)?)
+        }
+        SqlStatement::Delete(delete) => {
+            if delete.returning.is_some() {
+                return Err(Error::Unsupported("DELETE ... RETURNING".into()));
+            }
+            if delete.using.is_some() || !delete.tables.is_empty() {
+                return Err(Error::Unsupported("DELETE ... USING".into()));
+            }
+            if delete.limit.is_some() || !delete.order_by.is_empty() {
+                return Err(Error::Unsupported("DELETE ... ORDER BY / LIMIT".into()));
+            }
+            match &delete.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => match t.as_slice() {
+                    [one] => (Kind::Delete, table_name(one)?),
+                    _ => return Err(Error::Unsupported("DELETE from several tables".into())),
+                },
+            }
+        }
+        _ => return Ok(None),
+    }))
 }
 
-pub(crate) async fn delete(engine: &Engine, delete: Delete, txn: &mut Transaction, params: &[Value]) -> Result<u64> {
-    if delete.returning.is_some() {
-        return Err(Error::Unsupported("DELETE ... RETURNING".into()));
-    }
-    if delete.using.is_some() || !delete.tables.is_empty() {
-        return Err(Error::Unsupported("DELETE ... USING".into()));
-    }
-    if delete.limit.is_some() || !delete.order_by.is_empty() {
-        return Err(Error::Unsupported("DELETE ... ORDER BY / LIMIT".into()));
-    }
-    let table = match &delete.from {
-        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => match t.as_slice() {
-            [one] => table_name(one)?,
-            _ => return Err(Error::Unsupported("DELETE from several tables".into())),
-        },
+/// Runs a planned DML statement: its input computes the rows to write on
+/// `txn`'s snapshot (INSERT: every column; UPDATE: every column plus the
+/// hidden key; DELETE: the hidden key), which are applied to the row store.
+pub(crate) async fn run(
+    engine: &Engine,
+    kind: Kind,
+    plan: &Plan,
+    target: &TableRef,
+    txn: &mut Transaction,
+    params: &[Value],
+) -> Result<u64> {
+    let LogicalPlan::Dml(dml) = &plan.plan else {
+        return Err(Error::Internal(format!("DML planned as {}", plan.plan.display())));
     };
-    let (rows, schema, id) = dml_rows(engine, SqlStatement::Delete(delete), &table, txn, params, true).await?;
+    let rows: Vec<RecordBatch> = plan.execute(engine, &dml.input, txn, params).await?.try_collect().await?;
+    let (id, schema) = (target.id, &target.schema);
     let mut n = 0;
     for batch in &rows {
-        let keys = key_column(batch, &schema)?;
-        for i in 0..keys.len() {
-            if txn.delete(id, keys.value(i))? {
-                n += 1;
+        match kind {
+            Kind::Insert => {
+                for row in batch_rows(batch, schema)? {
+                    txn.insert(id, row)?;
+                    n += 1;
+                }
+            }
+            Kind::Update => {
+                let keys = key_column(batch, schema)?;
+                for (i, row) in batch_rows(batch, schema)?.into_iter().enumerate() {
+                    n += u64::from(txn.update(id, keys.value(i), row)?);
+                }
+            }
+            Kind::Delete => {
+                let keys = key_column(batch, schema)?;
+                for i in 0..keys.len() {
+                    n += u64::from(txn.delete(id, keys.value(i))?);
+                }
             }
         }
     }
@@ -123,28 +154,8 @@ fn check_assignments(assignments: &[Assignment]) -> Result<()> {
     Ok(())
 }
 
-/// Plans a DML statement and runs its input: the rows to write.
-async fn dml_rows(
-    engine: &Engine,
-    statement: SqlStatement,
-    table: &ObjectName,
-    txn: &Transaction,
-    params: &[Value],
-    with_keys: bool,
-) -> Result<(Vec<RecordBatch>, std::sync::Arc<TableSchema>, omen_rowstore::TableId)> {
-    let reference = object_name_to_table_reference(table.clone(), true)?;
-    let (id, schema) = query::lookup(engine, reference.schema(), reference.table())?;
-    let mut planned = query::plan(engine, DfStatement::Statement(Box::new(statement)), txn, params, with_keys.then_some(id)).await?;
-    planned = match planned.plan {
-        LogicalPlan::Dml(dml) => Planned { plan: dml.input.as_ref().clone(), ..planned },
-        other => return Err(Error::Internal(format!("DML planned as {}", other.display()))),
-    };
-    let rows: Vec<RecordBatch> = planned.execute().await?.try_collect().await?;
-    Ok((rows, schema, id))
-}
-
 /// The table's columns of each row of `batch`, as SQL values.
-fn batch_rows(batch: &RecordBatch, schema: &TableSchema) -> Result<Vec<Vec<Value>>> {
+pub(crate) fn batch_rows(batch: &RecordBatch, schema: &TableSchema) -> Result<Vec<Vec<Value>>> {
     let mut rows = vec![Vec::with_capacity(schema.columns.len()); batch.num_rows()];
     for (i, c) in schema.columns.iter().enumerate() {
         for (row, v) in rows.iter_mut().zip(array_to_values(batch.column(i).as_ref(), &c.data_type)?) {

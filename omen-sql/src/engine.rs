@@ -1,5 +1,6 @@
 //! The engine: the stores, the sync worker and DataFusion's shared state.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,12 +12,14 @@ use datafusion::prelude::SessionConfig;
 use omen_colstore::ColumnStore;
 use omen_rowstore::{Durability, Store, StoreOptions};
 use omen_sync::{SyncOptions, Syncer};
+use parking_lot::Mutex;
 
 use crate::error::Result;
+use crate::prepared::PreparedStatement;
 use crate::session::Session;
 
 /// How to open an [`Engine`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Where the row store keeps its log; `None` for an in-memory database.
     pub dir: Option<PathBuf>,
@@ -25,6 +28,15 @@ pub struct EngineOptions {
     /// Bytes DataFusion may use for query execution (sorts, joins,
     /// aggregates spill or fail past it); 0 means no limit.
     pub memory_budget: usize,
+    /// Whether primary-key point statements and `INSERT ... VALUES` skip
+    /// DataFusion when they run (default true).
+    pub fast_path: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { dir: None, durability: Durability::default(), memory_budget: 0, fast_path: true }
+    }
 }
 
 /// One open database: row store, column store, sync, SQL.
@@ -34,7 +46,13 @@ pub struct Engine {
     /// Functions, configuration and memory pool shared by every statement;
     /// each statement adds its own catalog of snapshot tables.
     pub(crate) state: SessionState,
+    pub(crate) fast_path: bool,
+    /// Plans of recently run statements, by SQL text.
+    statements: Mutex<HashMap<String, Arc<PreparedStatement>>>,
 }
+
+/// How many statements the plan cache holds before it starts over.
+const STATEMENT_CACHE: usize = 1024;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,12 +74,33 @@ impl Engine {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(options.memory_budget)));
         }
         let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime.build_arc()?).with_default_features().build();
-        Ok(Arc::new(Self { rows, sync, state }))
+        Ok(Arc::new(Self { rows, sync, state, fast_path: options.fast_path, statements: Mutex::new(HashMap::new()) }))
     }
 
     /// A new session (autocommit until it runs BEGIN).
     pub fn session(self: &Arc<Self>) -> Session {
         Session::new(Arc::clone(self))
+    }
+
+    /// The cached plan of `sql`, if a session ran or prepared that text
+    /// recently. Lets a caller try [`Session::execute_fast`] without awaiting.
+    pub fn cached_statement(&self, sql: &str) -> Option<Arc<PreparedStatement>> {
+        self.statements.lock().get(sql).cloned()
+    }
+
+    /// The cached plan of `sql`, planned now if it is not cached.
+    pub(crate) async fn prepare_cached(&self, sql: &str) -> Result<Arc<PreparedStatement>> {
+        if let Some(s) = self.cached_statement(sql) {
+            return Ok(s);
+        }
+        let statement = Arc::new(PreparedStatement::new(self, sql).await?);
+        let mut cache = self.statements.lock();
+        if cache.len() >= STATEMENT_CACHE {
+            // Cheaper than LRU bookkeeping on every hit; hot statements come back at once.
+            cache.clear();
+        }
+        cache.insert(sql.to_owned(), Arc::clone(&statement));
+        Ok(statement)
     }
 
     /// Stops sync and closes the row store (syncing its log). Idempotent;

@@ -10,6 +10,9 @@
 //!   state (functions, configuration, memory pool).
 //! - [`Session`] runs statements, autocommit or inside `BEGIN` ... `COMMIT`,
 //!   with PostgreSQL's rule that an error aborts the open transaction.
+//! - [`PreparedStatement`] is a statement parsed and planned once. The
+//!   engine also caches the plans of recently run SQL texts, so a repeated
+//!   statement is not parsed or planned again.
 //! - [`Output`] is what a statement produced: an Arrow stream, a row count,
 //!   or a command tag.
 //!
@@ -50,12 +53,18 @@
 //!   `DELETE ... WHERE`, with `$n` parameters.
 //! - Transactions: `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`;
 //!   snapshot isolation (PostgreSQL's REPEATABLE READ).
+//! - The OLTP fast path: a statement that reads, updates or deletes one row
+//!   through equalities on its whole primary key (other predicates may be
+//!   ANDed on), and `INSERT ... VALUES`, skip DataFusion when they run; its
+//!   expressions are compiled once into DataFusion physical expressions, so
+//!   results and errors are DataFusion's. See `fast.rs` for the shapes.
+//!   [`Session::execute_fast`] runs it on the calling thread.
+//! - A plan is made against the catalog of its time: after DDL changes a
+//!   table a plan reads, the next execution plans again.
 //! - Not yet (each returns [`Error::Unsupported`] naming it): ON CONFLICT,
 //!   RETURNING, UPDATE ... FROM, DELETE ... USING, CREATE TABLE AS, ALTER
 //!   TABLE, CREATE INDEX, SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
-//!   several statements in one call. Every statement is planned through
-//!   DataFusion: the primary-key fast path and prepared-statement cache are
-//!   the SQL issue's work.
+//!   several statements in one call.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -64,11 +73,14 @@ mod ddl;
 mod dml;
 mod engine;
 mod error;
+mod fast;
 mod params;
+mod prepared;
 mod provider;
 mod query;
 mod session;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};
+pub use prepared::PreparedStatement;
 pub use session::{Output, Session};

@@ -40,13 +40,24 @@ pub(crate) fn bind(plan: LogicalPlan, params: &[Value]) -> Result<LogicalPlan> {
     if params.is_empty() {
         return Ok(plan);
     }
-    let types: HashMap<String, Option<ArrowType>> = plan.get_parameter_types()?;
-    let scalars = params
+    let scalars = typed(&types(&plan, params.len())?, params)?;
+    Ok(plan.with_param_values(scalars)?)
+}
+
+/// The types the planner inferred for `$1..$n` (`None` where unknown).
+pub(crate) fn types(plan: &LogicalPlan, n: usize) -> Result<Vec<Option<ArrowType>>> {
+    let mut types: HashMap<String, Option<ArrowType>> = plan.get_parameter_types()?;
+    Ok((1..=n).map(|i| types.remove(&format!("${i}")).flatten()).collect())
+}
+
+/// `params` as scalars of `types` (as they come where the type is unknown).
+pub(crate) fn typed(types: &[Option<ArrowType>], params: &[Value]) -> Result<Vec<ScalarValue>> {
+    params
         .iter()
         .enumerate()
         .map(|(i, v)| {
             let s = scalar(v);
-            match types.get(&format!("${}", i + 1)) {
+            match types.get(i) {
                 Some(Some(t)) if &s.data_type() != t && !s.is_null() => {
                     s.cast_to(t).map_err(|e| Error::Parameter(format!("${} = {v} does not convert to {t}: {e}", i + 1)))
                 }
@@ -54,8 +65,7 @@ pub(crate) fn bind(plan: LogicalPlan, params: &[Value]) -> Result<LogicalPlan> {
                 _ => Ok(s),
             }
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(plan.with_param_values(scalars)?)
+        .collect()
 }
 
 pub(crate) fn check_count(expected: usize, params: &[Value]) -> Result<()> {

@@ -12,24 +12,35 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use omen_rowstore::TableSchema;
+use omen_rowstore::{TableId, TableSchema};
 use omen_sync::HtapSnapshot;
 
-/// One table of one statement: the rows its transaction sees. With
+/// The snapshots one execution of a statement reads, by table. Set as an
+/// extension of the session config that physical planning runs with, so a
+/// plan made once (a prepared statement) reads a new snapshot each time.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshots(pub(crate) HashMap<TableId, HtapSnapshot>);
+
+/// One table as a statement sees it: planned once, bound to the rows of an
+/// execution's transaction at scan time (see [`Snapshots`]). With
 /// `with_keys`, the schema ends with the hidden key column that UPDATE and
 /// DELETE use to find the rows they change.
 #[derive(Debug)]
 pub(crate) struct SnapshotTable {
-    snapshot: HtapSnapshot,
+    id: TableId,
+    name: String,
     schema: SchemaRef,
+    /// Columns of the table itself (the key column, if any, comes after).
+    ncols: usize,
     with_keys: bool,
     /// Column DEFAULTs, for INSERTs that leave columns out.
     defaults: HashMap<String, Expr>,
 }
 
 impl SnapshotTable {
-    pub(crate) fn new(snapshot: HtapSnapshot, table: &TableSchema, with_keys: bool) -> Self {
-        let mut fields: Vec<_> = snapshot.schema().fields().iter().cloned().collect();
+    pub(crate) fn new(id: TableId, table: &TableSchema, with_keys: bool) -> Self {
+        let arrow = omen_sync::convert::arrow_schema(table);
+        let mut fields: Vec<_> = arrow.fields().iter().cloned().collect();
         if with_keys {
             fields.push(Arc::new(omen_colstore::key_field()));
         }
@@ -38,7 +49,7 @@ impl SnapshotTable {
             .iter()
             .filter_map(|c| c.default.as_ref().map(|d| (c.name.clone(), Expr::Literal(crate::params::scalar(d), None))))
             .collect();
-        Self { schema: Arc::new(Schema::new(fields)), snapshot, with_keys, defaults }
+        Self { id, name: table.name.clone(), schema: Arc::new(Schema::new(fields)), ncols: table.columns.len(), with_keys, defaults }
     }
 }
 
@@ -66,12 +77,20 @@ impl TableProvider for SnapshotTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let ncols = self.snapshot.schema().fields().len();
+        let snapshots = state
+            .config()
+            .get_extension::<Snapshots>()
+            .ok_or_else(|| DataFusionError::Internal(format!("table {} scanned without a snapshot", self.name)))?;
+        let snapshot = snapshots
+            .0
+            .get(&self.id)
+            .ok_or_else(|| DataFusionError::Internal(format!("no snapshot of table {} for this statement", self.name)))?;
+        let ncols = self.ncols;
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let wanted = projection.unwrap_or(&all);
         let user: Vec<usize> = wanted.iter().copied().filter(|&i| i < ncols).collect();
         let want_key = self.with_keys && wanted.contains(&ncols);
-        let batches = self.snapshot.scan(Some(&user), want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let batches = snapshot.scan(Some(&user), want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
         // Map the requested order onto the scanned columns (user columns in
         // `user` order, then the key).
         let order: Vec<usize> =

@@ -1,39 +1,50 @@
-//! Planning a statement through DataFusion over the transaction's snapshot.
+//! Planning a statement through DataFusion once, and running the plan on a
+//! transaction's snapshot as often as needed.
+//!
+//! Tables in a plan are [`SnapshotTable`]s bound to no rows: each execution
+//! takes the snapshots of its transaction and hands them to physical
+//! planning as a config extension ([`Snapshots`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider};
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{SendableRecordBatchStream, execute_stream};
 use datafusion::sql::parser::Statement as DfStatement;
-use omen_rowstore::{TableId, Transaction, Value};
+use omen_rowstore::{TableId, TableSchema, Transaction, Value};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::params;
-use crate::provider::SnapshotTable;
+use crate::provider::{SnapshotTable, Snapshots};
 
-/// A planned statement and the state to run it in.
-pub(crate) struct Planned {
-    pub(crate) state: SessionState,
-    pub(crate) plan: LogicalPlan,
+/// A table a plan reads, as it was when the plan was made.
+#[derive(Debug, Clone)]
+pub(crate) struct TableRef {
+    pub(crate) name: String,
+    pub(crate) id: TableId,
+    pub(crate) schema: Arc<TableSchema>,
 }
 
-impl Planned {
-    /// Runs the plan. Tables were scanned during physical planning, so the
-    /// stream no longer needs the transaction.
-    pub(crate) async fn execute(self) -> Result<SendableRecordBatchStream> {
-        let physical = self.state.create_physical_plan(&self.plan).await?;
-        Ok(execute_stream(physical, self.state.task_ctx())?)
+impl TableRef {
+    /// Whether the table still exists with the schema the plan was made for.
+    pub(crate) fn is_current(&self, engine: &Engine) -> bool {
+        engine.rows.table(&self.name).is_some_and(|(id, schema)| id == self.id && Arc::ptr_eq(&schema, &self.schema))
     }
+}
+
+/// A logical plan and the tables it reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) plan: LogicalPlan,
+    pub(crate) tables: Vec<TableRef>,
 }
 
 /// The table a reference names, if it exists: a bare name, or one qualified
 /// by the only schema, `public`.
-pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Result<(TableId, Arc<omen_rowstore::TableSchema>)> {
+pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Result<TableRef> {
     let qualified = || match schema {
         Some(s) => format!("{s}.{table}"),
         None => table.to_owned(),
@@ -41,36 +52,28 @@ pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Resu
     if schema.is_some_and(|s| s != "public") {
         return Err(Error::UnknownTable(qualified()));
     }
-    engine.rows.table(table).ok_or_else(|| Error::UnknownTable(qualified()))
+    let (id, schema) = engine.rows.table(table).ok_or_else(|| Error::UnknownTable(qualified()))?;
+    Ok(TableRef { name: table.to_owned(), id, schema })
 }
 
-/// Plans `statement` (a query, or EXPLAIN of one) against `txn`'s snapshot.
-/// `with_keys` names the table whose scans carry the hidden key column.
-/// The caller has checked the parameter count.
-pub(crate) async fn plan(
-    engine: &Engine,
-    statement: DfStatement,
-    txn: &Transaction,
-    bound: &[Value],
-    with_keys: Option<TableId>,
-) -> Result<Planned> {
-    let mut tables = HashMap::new();
+/// Plans `statement` (a query, DML, or EXPLAIN of one) against the current
+/// catalog. `with_keys` names the table whose scans carry the hidden key
+/// column.
+pub(crate) async fn plan(engine: &Engine, statement: DfStatement, with_keys: Option<TableId>) -> Result<Plan> {
+    let mut tables: HashMap<String, TableRef> = HashMap::new();
     for r in engine.state.resolve_table_references(&statement)? {
         match lookup(engine, r.schema(), r.table()) {
             Ok(table) => {
-                tables.insert(r.table().to_owned(), table);
+                tables.insert(table.name.clone(), table);
             }
             // `FROM generate_series(...)`: DataFusion plans table functions itself.
             Err(_) if r.schema().is_none() && engine.state.table_functions().contains_key(r.table()) => {}
             Err(e) => return Err(e),
         }
     }
-    let ids: Vec<TableId> = tables.values().map(|(id, _)| *id).collect();
-    let mut snapshots = engine.sync.snapshot(txn, &ids).await?;
     let schema = MemorySchemaProvider::new();
-    for (name, (id, table)) in &tables {
-        let snap = snapshots.remove(id).ok_or_else(|| Error::Internal(format!("no snapshot of table {name}")))?;
-        schema.register_table(name.clone(), Arc::new(SnapshotTable::new(snap, table, with_keys == Some(*id))))?;
+    for t in tables.values() {
+        schema.register_table(t.name.clone(), Arc::new(SnapshotTable::new(t.id, &t.schema, with_keys == Some(t.id))))?;
     }
     let options = engine.state.config().options();
     let catalog = MemoryCatalogProvider::new();
@@ -79,6 +82,31 @@ pub(crate) async fn plan(
     datafusion::catalog::CatalogProviderList::register_catalog(&list, options.catalog.default_catalog.clone(), Arc::new(catalog));
     let state = SessionStateBuilder::new_from_existing(engine.state.clone()).with_catalog_list(Arc::new(list)).build();
     let plan = state.statement_to_plan(statement).await?;
-    let plan = params::bind(plan, bound)?;
-    Ok(Planned { state, plan })
+    Ok(Plan { plan, tables: tables.into_values().collect() })
+}
+
+impl Plan {
+    /// Whether every table still is what the plan was made for.
+    pub(crate) fn is_current(&self, engine: &Engine) -> bool {
+        self.tables.iter().all(|t| t.is_current(engine))
+    }
+
+    /// Runs `plan` (this plan's, or a part of it) with `params` bound, on
+    /// `txn`'s snapshot and own writes. Tables are scanned during physical
+    /// planning, so the stream no longer needs the transaction.
+    pub(crate) async fn execute(
+        &self,
+        engine: &Engine,
+        plan: &LogicalPlan,
+        txn: &Transaction,
+        bound: &[Value],
+    ) -> Result<SendableRecordBatchStream> {
+        let ids: Vec<TableId> = self.tables.iter().map(|t| t.id).collect();
+        let snapshots = engine.sync.snapshot(txn, &ids).await?;
+        let mut state = engine.state.clone();
+        state.config_mut().set_extension(Arc::new(Snapshots(snapshots)));
+        let plan = params::bind(plan.clone(), bound)?;
+        let physical = state.create_physical_plan(&plan).await?;
+        Ok(execute_stream(physical, state.task_ctx())?)
+    }
 }

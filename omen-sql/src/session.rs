@@ -3,16 +3,12 @@
 use std::sync::Arc;
 
 use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{
-    Statement as SqlStatement, TransactionAccessMode, TransactionIsolationLevel as IsolationLevel, TransactionMode,
-};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use omen_rowstore::{Transaction, Value};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::{ddl, dml, params, query};
+use crate::prepared::{Compiled, PreparedStatement, first_words};
+use crate::{ddl, dml, params};
 
 /// What a statement produced.
 pub enum Output {
@@ -97,31 +93,55 @@ impl Session {
         self.state = State::Autocommit;
     }
 
-    /// Runs one SQL statement with `$1..$n` bound to `params`.
+    /// Parses and plans `sql` once, for [`Session::execute_prepared`].
+    /// Fails if it is not valid SQL or names a table that does not exist.
+    pub async fn prepare(&self, sql: &str) -> Result<Arc<PreparedStatement>> {
+        Ok(Arc::new(PreparedStatement::new(&self.engine, sql).await?))
+    }
+
+    /// Runs one SQL statement with `$1..$n` bound to `params`. The engine
+    /// caches the plans of recent statements by their text, so running the
+    /// same text again skips parsing and planning.
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<Output> {
-        let statement = match parse(sql) {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(Output::Command("")),
+        match self.engine.prepare_cached(sql).await {
+            Ok(statement) => self.execute_prepared(&statement, params).await,
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Runs a prepared statement with `$1..$n` bound to `params`.
+    pub async fn execute_prepared(&mut self, statement: &PreparedStatement, params: &[Value]) -> Result<Output> {
+        if let Some(out) = self.execute_fast(statement, params) {
+            return out;
+        }
+        let compiled = match statement.compiled(&self.engine).await {
+            Ok(c) => c,
             Err(e) => return Err(self.fail(e)),
         };
-        if let DfStatement::Statement(s) = &statement {
-            match s.as_ref() {
-                SqlStatement::StartTransaction { modes, .. } => {
-                    check_modes(modes).map_err(|e| self.fail(e))?;
-                    self.begin()?;
-                    return Ok(Output::Command("BEGIN"));
-                }
-                SqlStatement::Commit { chain: false, .. } => {
-                    let aborted = matches!(self.state, State::Aborted);
-                    self.commit()?;
-                    return Ok(Output::Command(if aborted { "ROLLBACK" } else { "COMMIT" }));
-                }
-                SqlStatement::Rollback { chain: false, savepoint: None } => {
-                    self.rollback();
+        match compiled.as_ref() {
+            Compiled::Empty => return Ok(Output::Command("")),
+            Compiled::Begin => {
+                self.begin()?;
+                return Ok(Output::Command("BEGIN"));
+            }
+            Compiled::Commit => {
+                // As in PostgreSQL: COMMIT of a failed transaction rolls it
+                // back and says so in its tag, without an error.
+                if matches!(self.state, State::Aborted) {
+                    self.state = State::Autocommit;
                     return Ok(Output::Command("ROLLBACK"));
                 }
-                _ => {}
+                self.commit()?;
+                return Ok(Output::Command("COMMIT"));
             }
+            Compiled::Rollback => {
+                self.rollback();
+                return Ok(Output::Command("ROLLBACK"));
+            }
+            _ => {}
+        }
+        if let Err(e) = params::check_count(statement.param_count(), params) {
+            return Err(self.fail(e));
         }
         let mut txn = match std::mem::replace(&mut self.state, State::Autocommit) {
             State::Aborted => {
@@ -132,7 +152,42 @@ impl Session {
             State::Autocommit => Implicit(self.engine.rows.begin()?),
         };
         let explicit = matches!(txn, Explicit(_));
-        let result = run(&self.engine, statement, txn.get(), explicit, params).await;
+        let result = run(&self.engine, &compiled, txn.get(), explicit, params).await;
+        self.finish(result, txn)
+    }
+
+    /// The fast path of [`Session::execute_prepared`], run on the calling
+    /// thread without awaiting: `Some` if the statement has a fast-path form
+    /// and this execution could use it, `None` if it must take the general
+    /// path (which `execute_prepared` does by itself).
+    pub fn execute_fast(&mut self, statement: &PreparedStatement, params: &[Value]) -> Option<Result<Output>> {
+        if params.len() != statement.param_count() || matches!(self.state, State::Aborted) {
+            return None;
+        }
+        let compiled = statement.current(&self.engine)?;
+        let fast = compiled.fast()?;
+        let mut txn = match std::mem::replace(&mut self.state, State::Autocommit) {
+            State::InTransaction(txn) => Explicit(txn),
+            _ => match self.engine.rows.begin() {
+                Ok(txn) => Implicit(txn),
+                Err(e) => return Some(Err(e.into())),
+            },
+        };
+        match fast.execute(txn.get(), params) {
+            Some(result) => Some(self.finish(result, txn)),
+            None => {
+                // Nothing was written: give an explicit transaction back.
+                if let Explicit(txn) = txn {
+                    self.state = State::InTransaction(txn);
+                }
+                None
+            }
+        }
+    }
+
+    /// Ends a statement: an implicit transaction commits if it succeeded; a
+    /// failure aborts an explicit one.
+    fn finish(&mut self, result: Result<Output>, txn: Txn) -> Result<Output> {
         match (result, txn) {
             (Ok(out), Explicit(txn)) => {
                 self.state = State::InTransaction(txn);
@@ -177,66 +232,21 @@ impl Txn {
     }
 }
 
-fn parse(sql: &str) -> Result<Option<DfStatement>> {
-    let dialect = PostgreSqlDialect {};
-    let mut statements = DFParserBuilder::new(sql).with_dialect(&dialect).build()?.parse_statements()?;
-    match statements.len() {
-        0 => Ok(None),
-        1 => Ok(statements.pop_front()),
-        n => Err(Error::Unsupported(format!("{n} statements in one call: run them one at a time"))),
-    }
-}
-
-/// OmenDB runs snapshot isolation (PostgreSQL's REPEATABLE READ), which is
-/// at least what READ COMMITTED promises; SERIALIZABLE is not offered yet.
-fn check_modes(modes: &[TransactionMode]) -> Result<()> {
-    for m in modes {
-        match m {
-            TransactionMode::IsolationLevel(IsolationLevel::Serializable) => {
-                return Err(Error::Unsupported(
-                    "ISOLATION LEVEL SERIALIZABLE (OmenDB provides REPEATABLE READ, snapshot isolation)".into(),
-                ));
-            }
-            TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
-                return Err(Error::Unsupported("READ ONLY transactions".into()));
-            }
-            _ => {}
+async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explicit: bool, params: &[Value]) -> Result<Output> {
+    match compiled {
+        Compiled::Query { plan, .. } => Ok(Output::Rows(plan.execute(engine, &plan.plan, txn, params).await?)),
+        Compiled::Dml { kind, plan, target, .. } => {
+            Ok(Output::Affected { tag: kind.tag(), rows: dml::run(engine, *kind, plan, target, txn, params).await? })
         }
-    }
-    Ok(())
-}
-
-async fn run(engine: &Engine, statement: DfStatement, txn: &mut Transaction, explicit: bool, params: &[Value]) -> Result<Output> {
-    let statement = match statement {
-        DfStatement::Statement(s) => *s,
-        explain @ DfStatement::Explain(_) => {
-            params::check_count(0, params)?;
-            return Ok(Output::Rows(query::plan(engine, explain, txn, params, None).await?.execute().await?));
-        }
-        other => return Err(Error::Unsupported(first_words(&other.to_string()))),
-    };
-    params::check_count(params::count(&statement)?, params)?;
-    match statement {
-        q @ (SqlStatement::Query(_) | SqlStatement::Explain { .. }) => {
-            let planned = query::plan(engine, DfStatement::Statement(Box::new(q)), txn, params, None).await?;
-            Ok(Output::Rows(planned.execute().await?))
-        }
-        SqlStatement::Insert(insert) => Ok(Output::Affected { tag: "INSERT", rows: dml::insert(engine, insert, txn, params).await? }),
-        SqlStatement::Update(update) => Ok(Output::Affected { tag: "UPDATE", rows: dml::update(engine, update, txn, params).await? }),
-        SqlStatement::Delete(delete) => Ok(Output::Affected { tag: "DELETE", rows: dml::delete(engine, delete, txn, params).await? }),
-        ddl @ (SqlStatement::CreateTable(_) | SqlStatement::Drop { .. }) => {
+        Compiled::Ddl(ddl) => {
             // DDL commits on its own; inside BEGIN it would escape ROLLBACK.
             if explicit {
                 return Err(Error::Unsupported(format!("{} inside a transaction block", first_words(&ddl.to_string()))));
             }
-            ddl::run(engine, ddl).await
+            ddl::run(engine, ddl.as_ref().clone()).await
         }
-        other => Err(Error::Unsupported(first_words(&other.to_string()))),
+        Compiled::Empty | Compiled::Begin | Compiled::Commit | Compiled::Rollback => {
+            Err(Error::Internal("transaction control reached statement execution".into()))
+        }
     }
-}
-
-/// The statement's leading keywords, to name what is unsupported.
-fn first_words(sql: &str) -> String {
-    let words: Vec<&str> = sql.split_whitespace().take(2).collect();
-    format!("the statement {}", words.join(" "))
 }

@@ -6,7 +6,9 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod end_to_end;
+mod fast_path;
 mod lock;
+mod slt;
 mod transactions;
 
 use omendb::arrow::array::RecordBatch;

@@ -1,0 +1,203 @@
+//! Prepared statements: parsed, checked and planned once, run many times.
+//!
+//! A [`PreparedStatement`] keeps its logical plan (and, for primary-key
+//! point statements and `INSERT ... VALUES`, its fast-path form). Tables are
+//! bound to rows only when it runs, so one plan serves every transaction.
+//! If DDL changes or replaces a table the plan read, the next execution
+//! plans again from the parsed statement, as PostgreSQL re-plans cached
+//! plans.
+
+use std::sync::Arc;
+
+use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
+use datafusion::sql::planner::object_name_to_table_reference;
+use datafusion::sql::sqlparser::ast::{
+    Statement as SqlStatement, TransactionAccessMode, TransactionIsolationLevel as IsolationLevel, TransactionMode,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use parking_lot::RwLock;
+
+use crate::dml;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::fast::{self, FastPlan};
+use crate::params;
+use crate::query::{self, Plan, TableRef};
+
+/// A statement parsed and planned once; run it with
+/// [`Session::execute_prepared`](crate::Session::execute_prepared). Cheap to
+/// share between sessions and threads (`Arc`).
+pub struct PreparedStatement {
+    sql: String,
+    /// Kept to plan again when a table the plan read changes.
+    statement: Option<DfStatement>,
+    params: usize,
+    compiled: RwLock<Arc<Compiled>>,
+}
+
+impl std::fmt::Debug for PreparedStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedStatement").field("sql", &self.sql).field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+/// What a statement was compiled into.
+#[derive(Debug)]
+pub(crate) enum Compiled {
+    /// Only whitespace or comments.
+    Empty,
+    Begin,
+    Commit,
+    Rollback,
+    /// Runs when executed (commits on its own).
+    Ddl(Box<SqlStatement>),
+    Query {
+        plan: Plan,
+        fast: Option<FastPlan>,
+    },
+    Dml {
+        kind: dml::Kind,
+        plan: Plan,
+        target: TableRef,
+        fast: Option<FastPlan>,
+    },
+}
+
+impl Compiled {
+    fn is_current(&self, engine: &Engine) -> bool {
+        match self {
+            Compiled::Query { plan, .. } | Compiled::Dml { plan, .. } => plan.is_current(engine),
+            _ => true,
+        }
+    }
+
+    pub(crate) fn fast(&self) -> Option<&FastPlan> {
+        match self {
+            Compiled::Query { fast, .. } | Compiled::Dml { fast, .. } => fast.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl PreparedStatement {
+    /// Parses and plans `sql` (one statement) against the current catalog.
+    pub(crate) async fn new(engine: &Engine, sql: &str) -> Result<Self> {
+        let statement = parse(sql)?;
+        let params = match &statement {
+            Some(DfStatement::Statement(s)) => params::count(s.as_ref())?,
+            _ => 0,
+        };
+        let compiled = match &statement {
+            Some(s) => compile(engine, s.clone(), params).await?,
+            None => Compiled::Empty,
+        };
+        Ok(Self { sql: sql.to_owned(), statement, params, compiled: RwLock::new(Arc::new(compiled)) })
+    }
+
+    /// The SQL text.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// How many `$n` parameters the statement takes.
+    pub fn param_count(&self) -> usize {
+        self.params
+    }
+
+    /// Whether the statement runs on the fast path: primary-key point
+    /// statements and `INSERT ... VALUES`, which skip DataFusion when they
+    /// run (an execution whose key does not convert exactly still plans).
+    pub fn is_fast_path(&self) -> bool {
+        self.compiled.read().fast().is_some()
+    }
+
+    /// The compiled form, if the tables it read are unchanged.
+    pub(crate) fn current(&self, engine: &Engine) -> Option<Arc<Compiled>> {
+        let c = Arc::clone(&self.compiled.read());
+        c.is_current(engine).then_some(c)
+    }
+
+    /// The compiled form, planned again if a table it read has changed.
+    pub(crate) async fn compiled(&self, engine: &Engine) -> Result<Arc<Compiled>> {
+        if let Some(c) = self.current(engine) {
+            return Ok(c);
+        }
+        let statement = self.statement.clone().ok_or_else(|| Error::Internal("an empty statement has no plan".into()))?;
+        let c = Arc::new(compile(engine, statement, self.params).await?);
+        *self.compiled.write() = Arc::clone(&c);
+        Ok(c)
+    }
+}
+
+fn parse(sql: &str) -> Result<Option<DfStatement>> {
+    let dialect = PostgreSqlDialect {};
+    let mut statements = DFParserBuilder::new(sql).with_dialect(&dialect).build()?.parse_statements()?;
+    match statements.len() {
+        0 => Ok(None),
+        1 => Ok(statements.pop_front()),
+        n => Err(Error::Unsupported(format!("{n} statements in one call: run them one at a time"))),
+    }
+}
+
+async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Result<Compiled> {
+    let s = match statement {
+        DfStatement::Statement(s) => *s,
+        explain @ DfStatement::Explain(_) => {
+            if params > 0 {
+                return Err(Error::Unsupported("parameters in EXPLAIN".into()));
+            }
+            return Ok(Compiled::Query { plan: query::plan(engine, explain, None).await?, fast: None });
+        }
+        other => return Err(Error::Unsupported(first_words(&other.to_string()))),
+    };
+    Ok(match s {
+        SqlStatement::StartTransaction { ref modes, .. } => {
+            check_modes(modes)?;
+            Compiled::Begin
+        }
+        SqlStatement::Commit { chain: false, .. } => Compiled::Commit,
+        SqlStatement::Rollback { chain: false, savepoint: None } => Compiled::Rollback,
+        q @ (SqlStatement::Query(_) | SqlStatement::Explain { .. }) => {
+            let plan = query::plan(engine, DfStatement::Statement(Box::new(q)), None).await?;
+            let fast = fast::compile(engine, &plan.plan, &plan.tables, params);
+            Compiled::Query { plan, fast }
+        }
+        ddl @ (SqlStatement::CreateTable(_) | SqlStatement::Drop { .. }) => Compiled::Ddl(Box::new(ddl)),
+        other => match dml::target(&other)? {
+            Some((kind, name)) => {
+                let reference = object_name_to_table_reference(name, true)?;
+                let target = query::lookup(engine, reference.schema(), reference.table())?;
+                let with_keys = (kind != dml::Kind::Insert).then_some(target.id);
+                let plan = query::plan(engine, DfStatement::Statement(Box::new(other)), with_keys).await?;
+                let fast = fast::compile(engine, &plan.plan, &plan.tables, params);
+                Compiled::Dml { kind, plan, target, fast }
+            }
+            None => return Err(Error::Unsupported(first_words(&other.to_string()))),
+        },
+    })
+}
+
+/// OmenDB runs snapshot isolation (PostgreSQL's REPEATABLE READ), which is
+/// at least what READ COMMITTED promises; SERIALIZABLE is not offered yet.
+fn check_modes(modes: &[TransactionMode]) -> Result<()> {
+    for m in modes {
+        match m {
+            TransactionMode::IsolationLevel(IsolationLevel::Serializable) => {
+                return Err(Error::Unsupported(
+                    "ISOLATION LEVEL SERIALIZABLE (OmenDB provides REPEATABLE READ, snapshot isolation)".into(),
+                ));
+            }
+            TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
+                return Err(Error::Unsupported("READ ONLY transactions".into()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The statement's leading keywords, to name what is unsupported.
+pub(crate) fn first_words(sql: &str) -> String {
+    let words: Vec<&str> = sql.split_whitespace().take(2).collect();
+    format!("the statement {}", words.join(" "))
+}

@@ -1,0 +1,225 @@
+//! [`Connection`]: a session that runs SQL text, transaction control
+//! included, like a PostgreSQL connection.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::TryStreamExt;
+use omen_sql::Session;
+use tokio::sync::Mutex;
+
+use crate::database::Database;
+use crate::error::{Error, Result};
+use crate::statement::Statement;
+use crate::value::{ToValue, Value, to_values};
+
+/// What a statement run through [`Connection::run`] produced.
+#[derive(Debug)]
+pub enum Output {
+    /// A query's rows (possibly none) and their schema.
+    Rows {
+        /// The schema of every batch, also when there are no rows.
+        schema: SchemaRef,
+        /// The rows.
+        batches: Vec<RecordBatch>,
+    },
+    /// INSERT, UPDATE or DELETE, and the rows it changed.
+    Affected {
+        /// `INSERT`, `UPDATE` or `DELETE`.
+        tag: &'static str,
+        /// How many rows.
+        rows: u64,
+    },
+    /// A statement without rows (DDL, BEGIN, COMMIT, ...), by its command
+    /// tag; empty for a statement with only comments.
+    Command(&'static str),
+}
+
+impl Output {
+    /// Rows changed by DML, or returned by a query; 0 otherwise.
+    pub fn rows(&self) -> u64 {
+        match self {
+            Output::Rows { batches, .. } => batches.iter().map(|b| b.num_rows() as u64).sum(),
+            Output::Affected { rows, .. } => *rows,
+            Output::Command(_) => 0,
+        }
+    }
+
+    /// The batches of a query (none for other statements).
+    pub fn into_batches(self) -> Vec<RecordBatch> {
+        match self {
+            Output::Rows { batches, .. } => batches,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Collects a statement's output.
+    pub(crate) async fn collect(out: omen_sql::Output) -> Result<Self> {
+        Ok(match out {
+            omen_sql::Output::Rows(stream) => {
+                let schema = stream.schema();
+                let batches = stream.try_collect().await.map_err(omen_sql::Error::from)?;
+                Output::Rows { schema, batches }
+            }
+            omen_sql::Output::Affected { tag, rows } => Output::Affected { tag, rows },
+            omen_sql::Output::Command(tag) => Output::Command(tag),
+        })
+    }
+
+    /// [`Output::collect`] of a fast-path output, whose rows are ready.
+    pub(crate) fn collect_ready(out: omen_sql::Output) -> Result<Self> {
+        // The stream is in memory, so one poll finishes it; no executor is
+        // entered, which would panic inside the caller's own executor.
+        futures::FutureExt::now_or_never(Self::collect(out))
+            .unwrap_or_else(|| Err(Error::Internal("a fast-path result was not ready".into())))
+    }
+}
+
+/// A session on a [`Database`]: statements run one at a time, in autocommit
+/// unless SQL `BEGIN` opened a transaction, which SQL `COMMIT` or
+/// `ROLLBACK` ends. After an error inside a transaction, statements fail
+/// with [`Error::TransactionAborted`] until it ends (as in PostgreSQL).
+/// Dropping the connection rolls back an open transaction.
+///
+/// ```
+/// use omendb::{Database, Output, params};
+///
+/// let db = Database::open_in_memory()?;
+/// let mut conn = db.connect()?;
+/// conn.execute("CREATE TABLE t (id INT PRIMARY KEY)", params![])?;
+/// conn.execute("BEGIN", params![])?;
+/// conn.execute("INSERT INTO t VALUES (1), (2)", params![])?;
+/// conn.execute("ROLLBACK", params![])?;
+/// assert_eq!(conn.run("SELECT * FROM t", params![])?.rows(), 0);
+/// # Ok::<(), omendb::Error>(())
+/// ```
+pub struct Connection {
+    db: Database,
+    session: Arc<Mutex<Session>>,
+    /// Serves a [`crate::Transaction`]: statements need the transaction open
+    /// and may not end it.
+    transaction: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(db: Database, session: Session, transaction: bool) -> Self {
+        Self { db, session: Arc::new(Mutex::new(session)), transaction }
+    }
+
+    /// Runs one statement and returns what it produced.
+    pub fn run(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Output> {
+        self.run_values(sql, to_values(params))
+    }
+
+    /// Async [`Connection::run`].
+    pub async fn run_async(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Output> {
+        let fut = self.statement(sql.to_owned(), to_values(params));
+        self.db.spawn(fut).await
+    }
+
+    /// Runs one statement; returns the rows it changed (or returned).
+    pub fn execute(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
+        Ok(self.run(sql, params)?.rows())
+    }
+
+    /// Runs one query and returns its rows.
+    pub fn query(&mut self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
+        Ok(self.run(sql, params)?.into_batches())
+    }
+
+    /// Runs a prepared statement. A primary-key point statement runs on the
+    /// calling thread; others on the database's runtime.
+    pub fn run_prepared(&mut self, statement: &Statement, params: &[&dyn ToValue]) -> Result<Output> {
+        self.run_prepared_values(statement, to_values(params))
+    }
+
+    /// Whether a transaction is open (or aborted, awaiting COMMIT or ROLLBACK).
+    pub fn in_transaction(&self) -> bool {
+        self.session.try_lock().is_ok_and(|s| s.in_transaction())
+    }
+
+    pub(crate) fn run_values(&mut self, sql: &str, params: Vec<Value>) -> Result<Output> {
+        if let Some(statement) = self.db.engine().cached_statement(sql) {
+            return self.run_prepared_values(&Statement::new(self.db.clone(), statement), params);
+        }
+        let fut = self.statement(sql.to_owned(), params);
+        self.db.block_on(fut)
+    }
+
+    pub(crate) fn run_prepared_values(&mut self, statement: &Statement, params: Vec<Value>) -> Result<Output> {
+        self.db.check_open()?;
+        let transaction = self.transaction;
+        if let Ok(mut session) = self.session.try_lock() {
+            check_before(transaction, &session)?;
+            if let Some(out) = session.execute_fast(statement.prepared(), &params) {
+                let out = Output::collect_ready(out?)?;
+                check_after(transaction, &session)?;
+                return Ok(out);
+            }
+        }
+        let session = Arc::clone(&self.session);
+        let prepared = Arc::clone(statement.prepared());
+        self.db.block_on(async move {
+            let mut session = session.lock().await;
+            check_before(transaction, &session)?;
+            let out = Output::collect(session.execute_prepared(&prepared, &params).await?).await?;
+            check_after(transaction, &session)?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `sql` on the session; for the runtime.
+    pub(crate) fn statement(&self, sql: String, params: Vec<Value>) -> impl Future<Output = Result<Output>> + Send + 'static {
+        let session = Arc::clone(&self.session);
+        let transaction = self.transaction;
+        async move {
+            let mut session = session.lock().await;
+            check_before(transaction, &session)?;
+            let out = Output::collect(session.execute(&sql, &params).await?).await?;
+            check_after(transaction, &session)?;
+            Ok(out)
+        }
+    }
+
+    /// Commits the open transaction (see [`omen_sql::Session::commit`]).
+    pub(crate) fn commit_future(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let session = Arc::clone(&self.session);
+        async move { Ok(session.lock().await.commit()?) }
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Uncontended unless an async call was abandoned mid-statement; then
+        // the session rolls back when that statement's task drops it.
+        if let Ok(mut s) = self.session.try_lock() {
+            s.rollback();
+        }
+    }
+}
+
+/// A [`crate::Transaction`]'s statements need its transaction open.
+fn check_before(transaction: bool, session: &Session) -> Result<()> {
+    if transaction && !session.in_transaction() { Err(Error::Closed) } else { Ok(()) }
+}
+
+/// A [`crate::Transaction`] refuses SQL COMMIT and ROLLBACK, which would end
+/// it behind its back.
+fn check_after(transaction: bool, session: &Session) -> Result<()> {
+    if transaction && !session.in_transaction() {
+        Err(Error::Unsupported("COMMIT/ROLLBACK as SQL inside a Transaction: call commit() or rollback()".into()))
+    } else {
+        Ok(())
+    }
+}
