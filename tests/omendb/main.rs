@@ -8,7 +8,9 @@ mod crash;
 mod end_to_end;
 mod fast_path;
 mod lock;
+mod memory;
 mod slt;
+mod sql_fuzz;
 mod transactions;
 
 use omendb::arrow::array::RecordBatch;
