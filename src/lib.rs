@@ -6,8 +6,10 @@
 //! Apache Arrow column store; SQL runs on Apache DataFusion over snapshots
 //! that are exact at the transaction's timestamp and include its own writes.
 //!
-//! This crate is the facade: [`Database`], [`Transaction`], [`Options`] and
-//! one [`Error`] type. The storage crates (omen-rowstore, omen-colstore,
+//! This crate is the facade: [`Database`], [`Transaction`], [`Statement`]
+//! (prepared statements; primary-key point statements skip query planning),
+//! [`Connection`] (a session that takes SQL `BEGIN`/`COMMIT`), [`Options`]
+//! and one [`Error`] type. The storage crates (omen-rowstore, omen-colstore,
 //! omen-sync, omen-sql, ...) are implementation details.
 //!
 //! ## Example
