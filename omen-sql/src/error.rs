@@ -107,3 +107,9 @@ impl From<DataFusionError> for Error {
         }
     }
 }
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Error::Execution(e.to_string())
+    }
+}

@@ -35,7 +35,7 @@ use omen_rowstore::{ColumnDef, Transaction, Value, encode_key};
 use omen_sync::convert::{array_to_values, arrow_type, rows_to_batch};
 
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::params;
 use crate::query::TableRef;
 use crate::session::Output;
@@ -55,6 +55,9 @@ pub(crate) struct FastPlan {
     /// Whether an expression reads a parameter (else no parameter columns
     /// are built: key parameters are read directly).
     uses_params: bool,
+    /// `0..n` for the n key columns: where `encode_key` finds each key
+    /// value in the converted key, kept to spare an allocation per run.
+    key_positions: Vec<usize>,
     op: Op,
 }
 
@@ -159,7 +162,8 @@ pub(crate) fn compile(engine: &Engine, plan: &LogicalPlan, tables: &[TableRef], 
         }
         op => op,
     };
-    Some(FastPlan { table, arrow, param_types, param_fields, uses_params, op })
+    let key_positions = (0..table.schema.primary_key.len()).collect();
+    Some(FastPlan { table, arrow, param_types, param_fields, uses_params, key_positions, op })
 }
 
 /// The Filter over a table scan under `plan`, and the scanned table's name.
@@ -313,7 +317,7 @@ impl FastPlan {
         };
         match &self.op {
             Op::Point { input, with_key, filter, action, .. } => {
-                let key = encode_key(&key_values, &(0..key_values.len()).collect::<Vec<_>>());
+                let key = encode_key(&key_values, &self.key_positions);
                 Some(self.point(txn, &key, input, *with_key, filter.as_ref(), action, param_columns))
             }
             Op::Insert { rows, values_schema, columns } => Some(self.insert(txn, rows, values_schema, columns, param_columns)),
@@ -438,10 +442,4 @@ fn evaluate(exprs: &[Phys], input: &RecordBatch, schema: &SchemaRef) -> Result<R
 
 fn is_true(a: &dyn Array) -> bool {
     a.as_any().downcast_ref::<BooleanArray>().is_some_and(|b| b.is_valid(0) && b.value(0))
-}
-
-impl From<arrow::error::ArrowError> for Error {
-    fn from(e: arrow::error::ArrowError) -> Self {
-        Error::Execution(e.to_string())
-    }
 }
