@@ -26,6 +26,30 @@ pub enum Error {
         /// The key's column values, as text.
         key: String,
     },
+    /// A write that would give two live rows the same values in a unique
+    /// index (or a unique index built over rows that repeat them).
+    #[error("duplicate key value violates unique constraint {index:?} of table {table:?}: {key}")]
+    UniqueViolation {
+        /// The index.
+        index: String,
+        /// Its table.
+        table: String,
+        /// The indexed columns and values, as text.
+        key: String,
+    },
+    /// `create_index` with a name that is taken.
+    #[error("index {0:?} already exists")]
+    IndexExists(String),
+    /// No index of that name exists.
+    #[error("index {0:?} does not exist")]
+    UnknownIndex(String),
+    /// Index DDL waited too long for open transactions that wrote its table.
+    /// Retryable once they finish.
+    #[error("timed out waiting for open transactions that wrote table {table:?}")]
+    LockTimeout {
+        /// The table.
+        table: String,
+    },
     /// A NULL for a column declared NOT NULL (primary-key columns are NOT NULL).
     #[error("null value in column {column:?} of table {table:?} violates not-null constraint")]
     NotNull {

@@ -7,6 +7,11 @@
 //!   for single and composite keys;
 //! - **tables** of version chains (newest first, `[begin, end)` commit
 //!   timestamps) under a catalog of [`TableSchema`]s;
+//! - **secondary indexes** ([`Store::create_index`], [`IndexDef`]): entries
+//!   written in the row's own transaction, so index reads
+//!   ([`Transaction::index_scan`]) are exact at any snapshot and unique
+//!   indexes are enforced like primary keys; key ranges ([`KeyRange`]) over
+//!   indexes and primary keys;
 //! - **transactions** with snapshot isolation ([`Transaction`]): first updater
 //!   wins, read-your-own-writes, rollback on drop, read-only transactions never
 //!   abort;
@@ -65,6 +70,7 @@
 mod changes;
 pub mod codec;
 mod error;
+mod index;
 mod schema;
 mod snapshots;
 mod store;
@@ -77,9 +83,10 @@ pub use changes::{Change, ChangeOp, ChangeRecord, RowChange, Subscription};
 pub use codec::key::{encode_key, encode_row_id};
 pub use codec::row::{decode_row, encode_row};
 pub use error::{Error, Result};
+pub use index::{IndexDef, KeyRange};
 pub use schema::{ColumnDef, TableId, TableSchema};
 pub use store::{GcStats, Store, StoreOptions, StoreStats};
 pub use table::Ts;
-pub use txn::Transaction;
+pub use txn::{KeyedRows, Transaction};
 pub use value::{DataType, Value};
 pub use wal::{Durability, NORMAL_SYNC_INTERVAL};

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
 use crate::error::{Error, Result};
+use crate::index::{Index, IndexDef};
 use crate::schema::{TableId, TableSchema};
 use crate::snapshots::{Clock, Registration, Snapshots};
 use crate::table::{Chain, Collected, Encoded, KeyBuf, Table, Ts, TxnId};
@@ -63,10 +64,53 @@ pub struct GcStats {
 /// eight cache lines, one home line each for eight threads.
 const SNAPSHOT_SLOTS: usize = 64;
 
+/// How long index DDL waits for open transactions that wrote its table.
+const DDL_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Tables and indexes. Index entry tables are in `by_id` (transactions
+/// reach them by id) but have no name there.
 #[derive(Default)]
 struct Catalog {
     by_id: HashMap<TableId, Arc<Table>>,
     by_name: HashMap<String, TableId>,
+    /// Index name to (table id, entries table id).
+    indexes: HashMap<String, (TableId, TableId)>,
+}
+
+impl Catalog {
+    /// The live table named `name`.
+    fn named(&self, name: &str) -> Option<&Arc<Table>> {
+        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+    }
+
+    fn add_index(&mut self, table: &Table, index: Arc<Index>) {
+        self.indexes.insert(index.def.name.clone(), (table.id, index.entries.id));
+        self.by_id.insert(index.entries.id, Arc::clone(&index.entries));
+        let mut all = table.indexes().to_vec();
+        all.push(index);
+        table.set_indexes(all);
+    }
+
+    /// Removes an index by name; returns its table and entries table id.
+    fn remove_index(&mut self, name: &str) -> Option<(Arc<Table>, TableId)> {
+        let (table, id) = self.indexes.remove(name)?;
+        self.by_id.remove(&id);
+        let table = self.by_id.get(&table).cloned()?;
+        table.set_indexes(table.indexes().iter().filter(|i| i.def.name != name).cloned().collect());
+        Some((table, id))
+    }
+
+    /// Removes a table and its indexes.
+    fn remove_table(&mut self, id: TableId) -> Option<Arc<Table>> {
+        let table = self.by_id.remove(&id)?;
+        self.by_name.remove(&table.schema.name);
+        for ix in table.indexes().iter() {
+            self.indexes.remove(&ix.def.name);
+            self.by_id.remove(&ix.entries.id);
+        }
+        table.set_indexes(Vec::new());
+        Some(table)
+    }
 }
 
 /// A chain that may hold garbage, and where it lives.
@@ -156,7 +200,11 @@ impl Store {
         let mut last = 0;
         for rec in records {
             let ts = match &rec {
-                WalRecord::Commit { ts, .. } | WalRecord::CreateTable { ts, .. } | WalRecord::DropTable { ts, .. } => *ts,
+                WalRecord::Commit { ts, .. }
+                | WalRecord::CreateTable { ts, .. }
+                | WalRecord::DropTable { ts, .. }
+                | WalRecord::CreateIndex { ts, .. }
+                | WalRecord::DropIndex { ts, .. } => *ts,
             };
             if ts <= last {
                 return Err(corrupt(format!("timestamp {ts} after {last}")));
@@ -165,12 +213,27 @@ impl Store {
             match rec {
                 WalRecord::CreateTable { id, schema, .. } => {
                     catalog.by_name.insert(schema.name.clone(), id);
-                    catalog.by_id.insert(id, Arc::new(Table::new(id, schema)));
+                    catalog.by_id.insert(id, Arc::new(Table::new(id, schema, false)));
                     commit.next_table_id = commit.next_table_id.max(id + 1);
                 }
                 WalRecord::DropTable { id, .. } => {
-                    let table = catalog.by_id.remove(&id).ok_or_else(|| corrupt(format!("drop of unknown table {id}")))?;
-                    catalog.by_name.remove(&table.schema.name);
+                    catalog.remove_table(id).ok_or_else(|| corrupt(format!("drop of unknown table {id}")))?;
+                }
+                WalRecord::CreateIndex { id, table, def, .. } => {
+                    let t = catalog.by_id.get(&table).filter(|t| !t.is_index).cloned();
+                    let t = t.ok_or_else(|| corrupt(format!("index {:?} on unknown table {table}", def.name)))?;
+                    def.validate(&t.schema).map_err(|e| corrupt(e.to_string()))?;
+                    if catalog.indexes.contains_key(&def.name) || catalog.by_id.contains_key(&id) {
+                        return Err(corrupt(format!("index {:?} (id {id}) created twice", def.name)));
+                    }
+                    let entries = Arc::new(Table::new(id, Index::entries_schema(&def.name), true));
+                    catalog.add_index(&t, Arc::new(Index { def, entries, ready: 0 }));
+                    commit.next_table_id = commit.next_table_id.max(id + 1);
+                }
+                WalRecord::DropIndex { id, .. } => {
+                    let name = catalog.indexes.iter().find(|(_, (_, e))| *e == id).map(|(n, _)| n.clone());
+                    let name = name.ok_or_else(|| corrupt(format!("drop of unknown index {id}")))?;
+                    catalog.remove_index(&name);
                 }
                 WalRecord::Commit { writes, .. } => {
                     for w in writes {
@@ -202,6 +265,14 @@ impl Store {
             }
         }
         self.inner.clock.store(last, Ordering::SeqCst);
+        // Index entries are not logged: build them from the replayed rows.
+        let tables: Vec<Arc<Table>> = catalog.by_id.values().filter(|t| !t.is_index).cloned().collect();
+        drop((catalog, commit));
+        for t in tables {
+            for ix in t.indexes().iter() {
+                fill(&t, ix, last).map_err(|e| corrupt(format!("rebuilding index {:?}: {e}", ix.def.name)))?;
+            }
+        }
         Ok(())
     }
 
@@ -241,7 +312,7 @@ impl Store {
             wal.append(&WalRecord::CreateTable { ts, id, schema: schema.clone() })?;
         }
         commit.next_table_id += 1;
-        let table = Arc::new(Table::new(id, schema));
+        let table = Arc::new(Table::new(id, schema, false));
         let schema = Arc::clone(&table.schema);
         {
             let mut catalog = self.inner.catalog.write();
@@ -263,27 +334,100 @@ impl Store {
         if let Some(wal) = &self.inner.wal {
             wal.append(&WalRecord::DropTable { ts, id })?;
         }
-        {
-            let mut catalog = self.inner.catalog.write();
-            catalog.by_name.remove(name);
-            catalog.by_id.remove(&id);
-        }
+        self.inner.catalog.write().remove_table(id);
         self.inner.clock.store(ts, Ordering::SeqCst);
         commit.publisher.publish(ChangeRecord { ts, change: Change::DropTable { id } });
         Ok(id)
     }
 
+    /// Builds a secondary index over the table named `table` and returns
+    /// the commit timestamp of the DDL; snapshots from then on can read it.
+    ///
+    /// Waits for open transactions that wrote the table to finish (and holds
+    /// new writers back meanwhile), for at most ten seconds, failing with
+    /// [`Error::LockTimeout`]. A unique index over rows that repeat its
+    /// values fails with [`Error::UniqueViolation`] and leaves nothing.
+    pub fn create_index(&self, table: &str, def: IndexDef) -> Result<Ts> {
+        self.check_open()?;
+        let t = self.inner.catalog.read().named(table).cloned().ok_or_else(|| Error::UnknownTable(table.into()))?;
+        def.validate(&t.schema)?;
+        if self.inner.catalog.read().indexes.contains_key(&def.name) {
+            return Err(Error::IndexExists(def.name));
+        }
+        let _closed = t.gate.close(DDL_PATIENCE).ok_or_else(|| Error::LockTimeout { table: table.into() })?;
+        let id = {
+            let mut commit = self.inner.commit.lock();
+            commit.next_table_id += 1;
+            commit.next_table_id - 1
+        };
+        let entries = Arc::new(Table::new(id, Index::entries_schema(&def.name), true));
+        let mut index = Index { def, entries, ready: 0 };
+        fill(&t, &index, self.current_ts())?;
+
+        let mut commit = self.inner.commit.lock();
+        self.check_open()?;
+        let mut catalog = self.inner.catalog.write();
+        if !catalog.by_id.get(&t.id).is_some_and(|c| Arc::ptr_eq(c, &t)) {
+            return Err(Error::UnknownTable(table.into()));
+        }
+        if catalog.indexes.contains_key(&index.def.name) {
+            return Err(Error::IndexExists(index.def.name));
+        }
+        let ts = self.inner.clock.load(Ordering::Acquire) + 1;
+        if let Some(wal) = &self.inner.wal {
+            wal.append(&WalRecord::CreateIndex { ts, id, table: t.id, def: index.def.clone() })?;
+        }
+        index.ready = ts;
+        catalog.add_index(&t, Arc::new(index));
+        drop(catalog);
+        self.publish_catalog_change(&mut commit, ts);
+        Ok(ts)
+    }
+
+    /// Drops the secondary index named `name`, waiting for open
+    /// transactions that wrote its table as [`Store::create_index`] does.
+    pub fn drop_index(&self, name: &str) -> Result<()> {
+        self.check_open()?;
+        let unknown = || Error::UnknownIndex(name.into());
+        let table = self.inner.catalog.read().indexes.get(name).map(|&(table, _)| table).ok_or_else(unknown)?;
+        let t = self.table_by_id(table)?;
+        let _closed = t.gate.close(DDL_PATIENCE).ok_or_else(|| Error::LockTimeout { table: t.schema.name.clone() })?;
+        let mut commit = self.inner.commit.lock();
+        self.check_open()?;
+        let mut catalog = self.inner.catalog.write();
+        let id = catalog.indexes.get(name).map(|&(_, id)| id).ok_or_else(unknown)?;
+        let ts = self.inner.clock.load(Ordering::Acquire) + 1;
+        if let Some(wal) = &self.inner.wal {
+            wal.append(&WalRecord::DropIndex { ts, id })?;
+        }
+        catalog.remove_index(name);
+        drop(catalog);
+        self.publish_catalog_change(&mut commit, ts);
+        Ok(())
+    }
+
+    /// The secondary indexes of the table named `table`, in creation order.
+    pub fn indexes(&self, table: &str) -> Vec<IndexDef> {
+        let t = self.inner.catalog.read().named(table).cloned();
+        t.map(|t| t.indexes().iter().map(|i| i.def.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Advances the clock to `ts` for DDL that changes no rows; the change
+    /// stream gets an empty commit so its readers' watermarks keep up.
+    fn publish_catalog_change(&self, commit: &mut CommitState, ts: Ts) {
+        self.inner.clock.store(ts, Ordering::SeqCst);
+        commit.publisher.publish(ChangeRecord { ts, change: Change::Commit(Vec::new()) });
+    }
+
     /// The id and schema of the table named `name`.
     pub fn table(&self, name: &str) -> Option<(TableId, Arc<TableSchema>)> {
-        let catalog = self.inner.catalog.read();
-        let id = *catalog.by_name.get(name)?;
-        catalog.by_id.get(&id).map(|t| (id, Arc::clone(&t.schema)))
+        self.inner.catalog.read().named(name).map(|t| (t.id, Arc::clone(&t.schema)))
     }
 
     /// Every table, ordered by id.
     pub fn tables(&self) -> Vec<(TableId, Arc<TableSchema>)> {
         let catalog = self.inner.catalog.read();
-        let mut all: Vec<_> = catalog.by_id.values().map(|t| (t.id, Arc::clone(&t.schema))).collect();
+        let mut all: Vec<_> = catalog.by_id.values().filter(|t| !t.is_index).map(|t| (t.id, Arc::clone(&t.schema))).collect();
         all.sort_by_key(|(id, _)| *id);
         all
     }
@@ -343,9 +487,11 @@ impl Store {
         let release_all = |installs: Vec<(TableId, KeyBuf, crate::txn::Pending, Option<Encoded>)>| {
             release(txn, installs.into_iter().map(|(t, k, p, _)| ((t, k), p)).collect(), tables);
         };
+        let is_index = |id: TableId| tables.iter().any(|t| t.id == id && t.is_index);
         let wal_writes = match &self.inner.wal {
             Some(_) => installs
                 .iter()
+                .filter(|(table, ..)| !is_index(*table))
                 .map(|(table, key, p, bytes)| {
                     let shared = |b: &Encoded| match b {
                         Encoded::Shared(a) => Arc::clone(a),
@@ -387,7 +533,7 @@ impl Store {
             {
                 commit.gc_queue.push(Queued { table: Arc::clone(t), key: key.clone(), chain: Arc::clone(&p.chain) });
             }
-            if publish {
+            if publish && !is_index(table) {
                 let op = match (&p.row, p.live_before) {
                     (None, _) => ChangeOp::Delete,
                     (Some(_), false) => ChangeOp::Insert,
@@ -429,7 +575,7 @@ impl Store {
     /// What the store holds, for metrics and memory checks.
     pub fn stats(&self) -> StoreStats {
         let tables: Vec<Arc<Table>> = self.inner.catalog.read().by_id.values().cloned().collect();
-        let mut stats = StoreStats { tables: tables.len(), ..StoreStats::default() };
+        let mut stats = StoreStats { tables: tables.iter().filter(|t| !t.is_index).count(), ..StoreStats::default() };
         for t in tables {
             let (keys, versions, bytes) = t.stats();
             stats.keys += keys;
@@ -443,6 +589,37 @@ impl Store {
     pub(crate) fn chain_stats(&self, id: TableId) -> (usize, usize) {
         self.table_by_id(id).map(|t| t.stats()).map(|(k, v, _)| (k, v)).unwrap_or_default()
     }
+}
+
+/// Writes `index`'s entries for the rows of `table` visible at `ts`, as
+/// versions committed at `ts`. Nothing else may write the table meanwhile
+/// (its gate is closed, or the store is opening), and no snapshot reads the
+/// entries until the index is published.
+fn fill(table: &Table, index: &Index, ts: Ts) -> Result<()> {
+    let mut failed = None;
+    table.visit(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, ts, |key, bytes| {
+        let row = match crate::codec::row::decode_row(bytes, &table.schema) {
+            Ok(row) => row,
+            Err(e) => {
+                failed = Some(e);
+                return false;
+            }
+        };
+        let entry = index.entry_key(&row, key);
+        match index.entries.lock(&entry, 0, ts, crate::table::WriteKind::Insert) {
+            Ok((chain, _)) => {
+                let value = crate::codec::row::encode_row(&[crate::value::Value::Bytes(key.to_vec())]);
+                chain.install(ts, Some(Encoded::Owned(value)), ts);
+                true
+            }
+            Err(_) => {
+                let key = index.def.values_text(&table.schema, &row);
+                failed = Some(Error::UniqueViolation { index: index.def.name.clone(), table: table.schema.name.clone(), key });
+                false
+            }
+        }
+    });
+    failed.map_or(Ok(()), Err)
 }
 
 /// The collector thread: a pass every `interval` until the store closes or

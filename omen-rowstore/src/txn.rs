@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::codec::key::{encode_key, encode_row_id};
 use crate::codec::row::decode_row;
 use crate::error::{Error, Result};
+use crate::index::{Index, KeyRange};
 use crate::schema::TableId;
 use crate::snapshots::Registration;
 use crate::store::Store;
@@ -34,6 +35,12 @@ pub(crate) struct Pending {
 /// Buffered writes in (table, key) order.
 pub(crate) type WriteSet = BTreeMap<(TableId, KeyBuf), Pending>;
 
+/// Slots as they were before a write changed them.
+type Undo = Vec<((TableId, KeyBuf), Option<Pending>)>;
+
+/// Rows with their encoded primary keys, as reads return them.
+pub type KeyedRows = Vec<(Vec<u8>, Vec<Value>)>;
+
 /// A transaction; see the module docs. Rolls back on drop unless committed.
 pub struct Transaction {
     store: Store,
@@ -44,6 +51,9 @@ pub struct Transaction {
     writes: WriteSet,
     /// The tables written, for commit and rollback.
     tables: Vec<Arc<Table>>,
+    /// Inside [`Self::atomically`]: each changed slot's state before its
+    /// first change, to put back if the write fails.
+    undo: Option<Undo>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -54,7 +64,7 @@ impl std::fmt::Debug for Transaction {
 
 impl Transaction {
     pub(crate) fn new(store: Store, snapshot: Ts, registration: Registration) -> Self {
-        Self { store, id: 0, snapshot, registration: Some(registration), writes: BTreeMap::new(), tables: Vec::new() }
+        Self { store, id: 0, snapshot, registration: Some(registration), writes: BTreeMap::new(), tables: Vec::new(), undo: None }
     }
 
     /// The timestamp this transaction reads at.
@@ -87,14 +97,14 @@ impl Transaction {
 
     /// Rows with keys within the bounds, in key order, as this transaction
     /// sees them.
-    pub fn scan(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
+    pub fn scan(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<KeyedRows> {
         self.scan_limit(table, lo, hi, usize::MAX)
     }
 
     /// At most `limit` rows with keys within the bounds, in key order, as
     /// this transaction sees them: committed rows at the snapshot merged
     /// with the transaction's own writes, decoding only what is returned.
-    pub fn scan_limit(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<Value>)>> {
+    pub fn scan_limit(&self, table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>, limit: usize) -> Result<KeyedRows> {
         let t = self.table(table)?;
         let mut own = self.own_writes(table, lo, hi).peekable();
         let mut out: Vec<(Vec<u8>, Vec<Value>)> = Vec::new();
@@ -142,6 +152,41 @@ impl Transaction {
         Ok(out)
     }
 
+    /// At most `limit` rows whose primary key lies in `range`, in key order,
+    /// as this transaction sees them.
+    pub fn scan_range(&self, table: TableId, range: &KeyRange, limit: usize) -> Result<KeyedRows> {
+        let t = self.table(table)?;
+        match range.bytes(&t.schema, &t.schema.primary_key, false)? {
+            Some((lo, hi)) => self.scan_limit(table, as_slices(&lo), as_slices(&hi), limit),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// At most `limit` rows whose values in the index named `index` lie in
+    /// `range`, in index order, as this transaction sees them. `None` if
+    /// the index was built after this transaction's snapshot, which it
+    /// cannot answer for: scan the table instead.
+    pub fn index_scan(&self, table: TableId, index: &str, range: &KeyRange, limit: usize) -> Result<Option<KeyedRows>> {
+        let t = self.table(table)?;
+        let ix = t.indexes().iter().find(|i| i.def.name == index).cloned().ok_or_else(|| Error::UnknownIndex(index.into()))?;
+        if ix.ready > self.snapshot {
+            return Ok(None);
+        }
+        let Some((lo, hi)) = range.bytes(&t.schema, &ix.def.columns, true)? else { return Ok(Some(Vec::new())) };
+        let entries = self.scan_limit(ix.entries.id, as_slices(&lo), as_slices(&hi), limit)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (_, entry) in entries {
+            let Some(Value::Bytes(key)) = entry.into_iter().next() else {
+                return Err(Error::Decode(format!("an entry of index {index:?} holds no key")));
+            };
+            // The entry and the row were written together, so the row is there.
+            if let Some(row) = self.get(table, &key)? {
+                out.push((key, row));
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// This transaction's writes to `table` with keys within the bounds.
     fn own_writes<'a>(
         &'a self,
@@ -172,7 +217,8 @@ impl Transaction {
         self.own_writes(table, Bound::Unbounded, Bound::Unbounded)
     }
 
-    /// Inserts a row; fails with [`Error::DuplicateKey`] if its key is taken.
+    /// Inserts a row; fails with [`Error::DuplicateKey`] if its key is taken
+    /// and [`Error::UniqueViolation`] if a unique index holds its values.
     /// Returns the row's encoded key.
     pub fn insert(&mut self, table: TableId, row: Vec<Value>) -> Result<Vec<u8>> {
         let t = self.table(table)?;
@@ -182,24 +228,8 @@ impl Transaction {
         } else {
             encode_key(&row, &t.schema.primary_key)
         };
-        self.insert_at(&t, &key, row)?;
+        self.write_row(&t, &key, Op::Insert, Some(row))?;
         Ok(key)
-    }
-
-    fn insert_at(&mut self, t: &Arc<Table>, key: &[u8], row: Vec<Value>) -> Result<()> {
-        let slot = (t.id, KeyBuf::new(key));
-        match self.writes.get_mut(&slot) {
-            Some(p) if p.row.is_some() => Err(Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(&row) }),
-            Some(p) => {
-                p.row = Some(row);
-                Ok(())
-            }
-            None => {
-                let (chain, locked) = self.lock(t, key, WriteKind::Insert, &row)?;
-                self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live, chain });
-                Ok(())
-            }
-        }
     }
 
     /// Replaces the row at `key` with `row`; false if no row is visible there.
@@ -211,43 +241,21 @@ impl Transaction {
         if !t.schema.primary_key.is_empty() {
             let new_key = encode_key(&row, &t.schema.primary_key);
             if new_key != key {
-                return self.move_row(&t, key, &new_key, row);
-            }
-        }
-        self.write_existing(&t, key, Some(row))
-    }
-
-    fn move_row(&mut self, t: &Arc<Table>, key: &[u8], new_key: &[u8], row: Vec<Value>) -> Result<bool> {
-        // Check the destination first so a failure changes nothing.
-        if self.get(t.id, new_key)?.is_some() {
-            return Err(Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(&row) });
-        }
-        let slot = (t.id, KeyBuf::new(key));
-        let before = self.writes.get(&slot).cloned();
-        if !self.write_existing(t, key, None)? {
-            return Ok(false);
-        }
-        if let Err(e) = self.insert_at(t, new_key, row) {
-            // Undo the delete so the failed update changes nothing.
-            match before {
-                Some(p) => {
-                    self.writes.insert(slot, p);
-                }
-                None => {
-                    if let Some(p) = self.writes.remove(&slot) {
-                        t.unlock(key, &p.chain, self.id);
+                return self.atomically(|txn| {
+                    if !txn.write_row(&t, key, Op::Existing, None)? {
+                        return Ok(false);
                     }
-                }
+                    txn.write_row(&t, &new_key, Op::Insert, Some(row))
+                });
             }
-            return Err(e);
         }
-        Ok(true)
+        self.write_row(&t, key, Op::Existing, Some(row))
     }
 
     /// Deletes the row at `key`; false if no row is visible there.
     pub fn delete(&mut self, table: TableId, key: &[u8]) -> Result<bool> {
         let t = self.table(table)?;
-        self.write_existing(&t, key, None)
+        self.write_row(&t, key, Op::Existing, None)
     }
 
     /// Inserts the row, or replaces the visible row with the same key.
@@ -258,41 +266,160 @@ impl Transaction {
         }
         t.schema.check_row(&row)?;
         let key = encode_key(&row, &t.schema.primary_key);
-        let slot = (table, KeyBuf::new(&key));
-        if let Some(p) = self.writes.get_mut(&slot) {
-            p.row = Some(row);
-            return Ok(());
+        self.write_row(&t, &key, Op::Upsert, Some(row)).map(drop)
+    }
+
+    /// Writes `row` (`None` deletes) at `key` and keeps the table's indexes
+    /// in step; false if `op` is [`Op::Existing`] and no row is visible.
+    /// A failure leaves the transaction's writes as they were.
+    fn write_row(&mut self, t: &Arc<Table>, key: &[u8], op: Op, row: Option<Vec<Value>>) -> Result<bool> {
+        // Pass the gate before reading the index list, so index DDL cannot
+        // slip in between.
+        self.enter(t);
+        let indexes = t.indexes();
+        if indexes.is_empty() {
+            return Ok(self.write_slot(t, key, op, row, false)?.is_some());
         }
-        let (chain, locked) = self.lock(&t, &key, WriteKind::Upsert, &row)?;
-        self.writes.insert(slot, Pending { row: Some(row), live_before: locked.live, chain });
+        self.atomically(|txn| {
+            let new = row.clone();
+            let Some(old) = txn.write_slot(t, key, op, row, true)? else { return Ok(false) };
+            txn.write_entries(t, &indexes, key, old.as_deref(), new.as_deref())?;
+            Ok(true)
+        })
+    }
+
+    /// Writes one slot of `t`. Returns `None` if `op` is [`Op::Existing`]
+    /// and no row is visible, else the row the key held before (when
+    /// `want_old`; `None` if there was none).
+    fn write_slot(
+        &mut self,
+        t: &Arc<Table>,
+        key: &[u8],
+        op: Op,
+        row: Option<Vec<Value>>,
+        want_old: bool,
+    ) -> Result<Option<Option<Vec<Value>>>> {
+        let slot = (t.id, KeyBuf::new(key));
+        self.remember(&slot);
+        if let Some(p) = self.writes.get_mut(&slot) {
+            return match (op, &p.row) {
+                (Op::Insert, Some(old)) => Err(Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(old) }),
+                (Op::Existing, None) => Ok(None),
+                _ => Ok(Some(std::mem::replace(&mut p.row, row))),
+            };
+        }
+        let kind = match op {
+            Op::Insert => WriteKind::Insert,
+            Op::Existing => WriteKind::Update,
+            Op::Upsert => WriteKind::Upsert,
+        };
+        let (chain, locked) = self.lock(t, key, kind, row.as_deref().unwrap_or_default())?;
+        if op == Op::Existing && !locked.visible {
+            t.unlock(key, &chain, self.id);
+            return Ok(None);
+        }
+        let old = if want_old && locked.visible {
+            t.with_visible(key, self.snapshot, |bytes| decode_row(bytes, &t.schema)).transpose()?
+        } else {
+            None
+        };
+        self.writes.insert(slot, Pending { row, live_before: locked.live, chain });
+        Ok(Some(old))
+    }
+
+    /// Moves `t`'s index entries for the row at `key` from those of `old`
+    /// to those of `new` (`None`: no row). Entries that do not change are
+    /// not touched.
+    fn write_entries(
+        &mut self,
+        t: &Arc<Table>,
+        indexes: &[Arc<Index>],
+        key: &[u8],
+        old: Option<&[Value]>,
+        new: Option<&[Value]>,
+    ) -> Result<()> {
+        let on_base = |e: Error| match e {
+            Error::SerializationConflict { .. } => Error::SerializationConflict { table: t.schema.name.clone() },
+            e => e,
+        };
+        for ix in indexes {
+            let before = old.map(|r| ix.entry_key(r, key));
+            let after = new.map(|r| ix.entry_key(r, key));
+            if before == after {
+                continue;
+            }
+            if let Some(entry) = before {
+                self.write_slot(&ix.entries, &entry, Op::Existing, None, false).map_err(on_base)?;
+            }
+            if let (Some(entry), Some(row)) = (after, new) {
+                match self.write_slot(&ix.entries, &entry, Op::Insert, Some(vec![Value::Bytes(key.to_vec())]), false) {
+                    Ok(_) => {}
+                    Err(Error::DuplicateKey { .. }) => {
+                        return Err(Error::UniqueViolation {
+                            index: ix.def.name.clone(),
+                            table: t.schema.name.clone(),
+                            key: ix.def.values_text(&t.schema, row),
+                        });
+                    }
+                    Err(e) => return Err(on_base(e)),
+                }
+            }
+        }
         Ok(())
     }
 
-    fn write_existing(&mut self, t: &Arc<Table>, key: &[u8], row: Option<Vec<Value>>) -> Result<bool> {
-        let slot = (t.id, KeyBuf::new(key));
-        if let Some(p) = self.writes.get_mut(&slot) {
-            if p.row.is_none() {
-                return Ok(false);
+    /// Runs `f`; if it fails, puts back every slot it changed, so a write
+    /// that touches several slots (a row and its index entries, a row that
+    /// moves) changes all or nothing. Nested calls join the outer one.
+    fn atomically<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        if self.undo.is_some() {
+            return f(self);
+        }
+        self.undo = Some(Vec::new());
+        let result = f(self);
+        let undo = self.undo.take().unwrap_or_default();
+        if result.is_err() {
+            for (slot, before) in undo.into_iter().rev() {
+                match before {
+                    Some(p) => {
+                        self.writes.insert(slot, p);
+                    }
+                    None => {
+                        if let Some(p) = self.writes.remove(&slot)
+                            && let Some(t) = self.tables.iter().find(|t| t.id == slot.0)
+                        {
+                            t.unlock(slot.1.as_slice(), &p.chain, self.id);
+                        }
+                    }
+                }
             }
-            p.row = row;
-            return Ok(true);
         }
-        let (chain, locked) = self.lock(t, key, WriteKind::Update, &[])?;
-        if !locked.visible {
-            t.unlock(key, &chain, self.id);
-            return Ok(false);
-        }
-        self.writes.insert(slot, Pending { row, live_before: locked.live, chain });
-        Ok(true)
+        result
     }
 
-    fn lock(&mut self, t: &Arc<Table>, key: &[u8], kind: WriteKind, row: &[Value]) -> Result<(Arc<Chain>, Locked)> {
+    /// Inside [`Self::atomically`], records a slot's state before a change.
+    fn remember(&mut self, slot: &(TableId, KeyBuf)) {
+        if let Some(undo) = &mut self.undo {
+            undo.push((slot.clone(), self.writes.get(slot).cloned()));
+        }
+    }
+
+    /// Notes the first write to `t`: passes its gate and keeps it for
+    /// commit and rollback.
+    fn enter(&mut self, t: &Arc<Table>) {
         if self.id == 0 {
             self.id = self.store.next_txn_id();
         }
         if !self.tables.iter().any(|x| Arc::ptr_eq(x, t)) {
+            if !t.is_index {
+                t.gate.enter();
+            }
             self.tables.push(Arc::clone(t));
         }
+    }
+
+    fn lock(&mut self, t: &Arc<Table>, key: &[u8], kind: WriteKind, row: &[Value]) -> Result<(Arc<Chain>, Locked)> {
+        self.enter(t);
         t.lock(key, self.id, self.snapshot, kind).map_err(|e| match e {
             LockError::Duplicate => Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(row) },
             LockError::Conflict | LockError::Unlinked => Error::SerializationConflict { table: t.schema.name.clone() },
@@ -309,7 +436,9 @@ impl Transaction {
         }
         let writes = std::mem::take(&mut self.writes);
         let tables = std::mem::take(&mut self.tables);
-        self.store.commit(self.id, writes, &tables)
+        let committed = self.store.commit(self.id, writes, &tables);
+        leave(&tables);
+        committed
     }
 
     /// Rolls back: releases every write slot; nothing becomes visible.
@@ -321,6 +450,7 @@ impl Transaction {
         let Some(registration) = self.registration.take() else { return };
         self.store.release_snapshot(registration);
         release(self.id, std::mem::take(&mut self.writes), &self.tables);
+        leave(&std::mem::take(&mut self.tables));
     }
 }
 
@@ -328,6 +458,28 @@ impl Drop for Transaction {
     fn drop(&mut self) {
         self.abort();
     }
+}
+
+fn as_slices(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    b.as_ref().map(Vec::as_slice)
+}
+
+/// Leaves the gates of the tables a transaction wrote.
+fn leave(tables: &[Arc<Table>]) {
+    for t in tables.iter().filter(|t| !t.is_index) {
+        t.gate.leave();
+    }
+}
+
+/// Which row a write expects at its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// None: the key is new (or deleted by this transaction).
+    Insert,
+    /// The row the snapshot sees; the write is skipped if there is none.
+    Existing,
+    /// Either.
+    Upsert,
 }
 
 /// Gives up every write slot `txn` holds.

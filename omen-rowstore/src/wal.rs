@@ -7,7 +7,11 @@
 //!   1 = commit       | ts: u64 | n: var | n x (table: u64 | key: var+bytes | op: u8 | [row: var+bytes]) |
 //!   2 = create table | ts: u64 | table: u64 | schema |
 //!   3 = drop table   | ts: u64 | table: u64 |
+//!   4 = create index | ts: u64 | index: u64 | table: u64 | name: var+bytes | n: var | n x column: var | unique: u8 |
+//!   5 = drop index   | ts: u64 | index: u64 |
 //! ```
+//!
+//! Index entries are not logged: replay rebuilds each index from its rows.
 //!
 //! op 0 deletes the key, 1 inserts a new key, 2 replaces the row of a live key;
 //! rows use the format of [`crate::codec::row`].
@@ -39,6 +43,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::error::{Error, Result};
+use crate::index::IndexDef;
 use crate::schema::{TableId, TableSchema};
 
 const MAGIC: &[u8; 8] = b"OMENWAL\0";
@@ -85,6 +90,8 @@ pub(crate) enum WalRecord {
     Commit { ts: u64, writes: Vec<WalWrite> },
     CreateTable { ts: u64, id: TableId, schema: TableSchema },
     DropTable { ts: u64, id: TableId },
+    CreateIndex { ts: u64, id: TableId, table: TableId, def: IndexDef },
+    DropIndex { ts: u64, id: TableId },
 }
 
 impl WalRecord {
@@ -122,6 +129,23 @@ impl WalRecord {
                 out.extend_from_slice(&ts.to_le_bytes());
                 out.extend_from_slice(&id.to_le_bytes());
             }
+            WalRecord::CreateIndex { ts, id, table, def } => {
+                out.push(4);
+                out.extend_from_slice(&ts.to_le_bytes());
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&table.to_le_bytes());
+                put_bytes(&mut out, def.name.as_bytes());
+                put_varint(&mut out, def.columns.len() as u64);
+                for &c in &def.columns {
+                    put_varint(&mut out, c as u64);
+                }
+                out.push(u8::from(def.unique));
+            }
+            WalRecord::DropIndex { ts, id } => {
+                out.push(5);
+                out.extend_from_slice(&ts.to_le_bytes());
+                out.extend_from_slice(&id.to_le_bytes());
+            }
         }
         out
     }
@@ -148,6 +172,21 @@ impl WalRecord {
             }
             2 => WalRecord::CreateTable { ts: r.u64()?, id: r.u64()?, schema: TableSchema::decode(&mut r)? },
             3 => WalRecord::DropTable { ts: r.u64()?, id: r.u64()? },
+            4 => {
+                let (ts, id, table) = (r.u64()?, r.u64()?, r.u64()?);
+                let name = r.str()?.to_owned();
+                let n = r.len()?;
+                let columns = (0..n)
+                    .map(|_| r.varint().and_then(|c| usize::try_from(c).map_err(|_| Error::Decode(format!("column index {c}")))))
+                    .collect::<Result<Vec<_>>>()?;
+                let unique = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    b => return Err(Error::Decode(format!("bad unique flag {b}"))),
+                };
+                WalRecord::CreateIndex { ts, id, table, def: IndexDef { name, columns, unique } }
+            }
+            5 => WalRecord::DropIndex { ts: r.u64()?, id: r.u64()? },
             kind => return Err(Error::Decode(format!("unknown record kind {kind}"))),
         };
         if !r.is_empty() {
@@ -359,7 +398,14 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let schema = TableSchema { name: "t".into(), columns: vec![ColumnDef::new("a", DataType::Int32).not_null()], primary_key: vec![0] };
-        for rec in [commit(7), WalRecord::CreateTable { ts: 1, id: 3, schema }, WalRecord::DropTable { ts: 2, id: 3 }] {
+        let def = IndexDef { name: "t_a".into(), columns: vec![0, 300], unique: true };
+        for rec in [
+            commit(7),
+            WalRecord::CreateTable { ts: 1, id: 3, schema },
+            WalRecord::DropTable { ts: 2, id: 3 },
+            WalRecord::CreateIndex { ts: 4, id: 5, table: 3, def },
+            WalRecord::DropIndex { ts: 5, id: 5 },
+        ] {
             assert_eq!(WalRecord::decode(&rec.encode()).unwrap(), rec);
         }
     }

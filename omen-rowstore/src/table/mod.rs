@@ -16,6 +16,7 @@
 //! Nothing holds a chain's lock while taking an index lock.
 
 mod chain;
+mod gate;
 mod key_buf;
 
 use std::collections::BTreeMap;
@@ -29,8 +30,10 @@ use parking_lot::RwLock;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
 pub(crate) use chain::{Chain, Collected, Encoded, LockError, Locked, WriteKind};
+pub(crate) use gate::Gate;
 pub(crate) use key_buf::KeyBuf;
 
+use crate::index::Index;
 use crate::schema::{TableId, TableSchema};
 
 /// A commit timestamp.
@@ -50,17 +53,37 @@ pub(crate) struct Table {
     ordered: RwLock<BTreeMap<KeyBuf, Arc<Chain>>>,
     /// Next hidden row id, for tables without a declared primary key.
     pub(crate) next_row_id: AtomicU64,
+    /// Whether this table holds a secondary index's entries: its writes are
+    /// neither logged nor published.
+    pub(crate) is_index: bool,
+    /// Secondary indexes over this table.
+    indexes: RwLock<Arc<[Arc<Index>]>>,
+    /// Transactions with uncommitted writes here; index DDL closes it.
+    pub(crate) gate: Gate,
 }
 
 impl Table {
-    pub(crate) fn new(id: TableId, schema: TableSchema) -> Self {
+    pub(crate) fn new(id: TableId, schema: TableSchema, is_index: bool) -> Self {
         Self {
             id,
             schema: Arc::new(schema),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             ordered: RwLock::default(),
             next_row_id: AtomicU64::new(1),
+            is_index,
+            indexes: RwLock::new(Arc::new([])),
+            gate: Gate::default(),
         }
+    }
+
+    /// The table's secondary indexes.
+    pub(crate) fn indexes(&self) -> Arc<[Arc<Index>]> {
+        Arc::clone(&self.indexes.read())
+    }
+
+    /// Replaces the list of secondary indexes (index DDL, under the gate).
+    pub(crate) fn set_indexes(&self, indexes: Vec<Arc<Index>>) {
+        *self.indexes.write() = indexes.into();
     }
 
     fn shard(&self, key: &[u8]) -> &Shard {

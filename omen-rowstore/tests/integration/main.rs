@@ -3,6 +3,7 @@
 
 mod changes;
 mod hermitage;
+mod indexes;
 mod list_append;
 mod persistence;
 mod si_model;
