@@ -127,7 +127,10 @@ proptest! {
 /// the fuzzer kept must load as an error or an exact index, without panic.
 #[test]
 fn fuzz_corpus() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/load_index");
+    // Cargo sets the variable when it runs the test; read it then, not at
+    // build time, so a binary built in another checkout reads this one.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from);
+    let dir = root.join("fuzz/corpus/load_index");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();

@@ -406,6 +406,11 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an index named `name` exists.
+    pub fn index_exists(&self, name: &str) -> bool {
+        self.inner.catalog.read().indexes.contains_key(name)
+    }
+
     /// The secondary indexes of the table named `table`, in creation order.
     pub fn indexes(&self, table: &str) -> Vec<IndexDef> {
         let t = self.inner.catalog.read().named(table).cloned();

@@ -194,6 +194,7 @@ impl Transaction {
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
     ) -> impl Iterator<Item = (&'a [u8], Option<&'a [Value]>)> {
+        let (lo_key, hi_key) = (lo, hi);
         let lo = match lo {
             Bound::Included(k) => Bound::Included((table, KeyBuf::new(k))),
             Bound::Excluded(k) => Bound::Excluded((table, KeyBuf::new(k))),
@@ -207,7 +208,8 @@ impl Transaction {
                 None => Bound::Unbounded,
             },
         };
-        let range = if self.writes.is_empty() { None } else { Some(self.writes.range((lo, hi))) };
+        let empty = self.writes.is_empty() || crate::table::is_empty_range(lo_key, hi_key);
+        let range = if empty { None } else { Some(self.writes.range((lo, hi))) };
         range.into_iter().flatten().map(|((_, k), p)| (k.as_slice(), p.row.as_deref()))
     }
 

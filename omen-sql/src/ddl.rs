@@ -1,12 +1,12 @@
-//! CREATE TABLE and DROP TABLE.
+//! CREATE TABLE, CREATE INDEX, and DROP of either.
 
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr, Ident, ObjectName, ObjectType,
-    Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
+    ColumnOption, CreateIndex, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr, Ident, IndexColumn, IndexType,
+    ObjectName, ObjectType, Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
 };
 use futures::TryStreamExt;
-use omen_rowstore::{ColumnDef, DataType, TableSchema, Value};
+use omen_rowstore::{ColumnDef, DataType, IndexDef, TableSchema, Value};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -15,7 +15,9 @@ use crate::session::Output;
 pub(crate) async fn run(engine: &Engine, statement: SqlStatement) -> Result<Output> {
     match statement {
         SqlStatement::CreateTable(create) => create_table(engine, create).await,
+        SqlStatement::CreateIndex(create) => create_index(engine, create),
         SqlStatement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => drop_tables(engine, names, if_exists),
+        SqlStatement::Drop { object_type: ObjectType::Index, if_exists, names, .. } => drop_indexes(engine, names, if_exists),
         other => Err(Error::Unsupported(format!("DROP {}", other.to_string().split_whitespace().nth(1).unwrap_or_default()))),
     }
 }
@@ -64,6 +66,8 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
     }
 
     let mut columns = Vec::with_capacity(create.columns.len());
+    // UNIQUE constraints: (constraint name, column names), built as unique indexes.
+    let mut uniques: Vec<(Option<String>, Vec<String>)> = Vec::new();
     let mut primary_key: Option<Vec<usize>> = None;
     let mut set_key = |key: Vec<usize>| match primary_key.replace(key) {
         None => Ok(()),
@@ -82,6 +86,7 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
                 ColumnOption::Null => col.nullable = true,
                 ColumnOption::Default(expr) => col.default = Some(constant(engine, &expr, &data_type).await?),
                 ColumnOption::PrimaryKey(_) => set_key(vec![i])?,
+                ColumnOption::Unique(u) => uniques.push((u.name.map(normalize_ident), vec![col.name.clone()])),
                 other => return Err(Error::Unsupported(format!("column constraint {other}"))),
             }
         }
@@ -90,19 +95,14 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
     for constraint in create.constraints {
         match constraint {
             TableConstraint::PrimaryKey(pk) => {
-                let key = pk
-                    .columns
-                    .iter()
-                    .map(|ic| match &ic.column.expr {
-                        Expr::Identifier(ident) => {
-                            let n = normalize_ident(ident.clone());
-                            columns.iter().position(|c| c.name == n).ok_or(Error::UnknownColumn(n))
-                        }
-                        other => Err(Error::Unsupported(format!("primary key on expression {other}"))),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let names = column_names(&pk.columns, "primary key")?;
+                let key = names
+                    .into_iter()
+                    .map(|n| columns.iter().position(|c| c.name == n).ok_or(Error::UnknownColumn(n)))
+                    .collect::<Result<_>>()?;
                 set_key(key)?;
             }
+            TableConstraint::Unique(u) => uniques.push((u.name.map(normalize_ident), column_names(&u.columns, "unique constraint")?)),
             other => return Err(Error::Unsupported(format!("table constraint {other}"))),
         }
     }
@@ -111,11 +111,107 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         columns[k].nullable = false;
     }
     let schema = TableSchema { name, columns, primary_key };
+    // Check the constraints before creating anything, so a bad one leaves no table.
+    let mut indexes: Vec<IndexDef> = Vec::with_capacity(uniques.len());
+    for (constraint, names) in uniques {
+        let columns =
+            names.iter().map(|n| schema.column_index(n).ok_or_else(|| Error::UnknownColumn(n.clone()))).collect::<Result<Vec<_>>>()?;
+        // PostgreSQL's name for the index behind a UNIQUE constraint.
+        let name = constraint.unwrap_or_else(|| index_name(engine, &schema.name, &names, "key", &indexes));
+        if indexes.iter().any(|i| i.name == name) || engine.rows.index_exists(&name) {
+            return Err(Error::Plan(format!("relation {name:?} already exists")));
+        }
+        indexes.push(IndexDef { name, columns, unique: true });
+    }
+    let table = schema.name.clone();
     match engine.rows.create_table(schema) {
-        Ok(_) => Ok(Output::Command("CREATE TABLE")),
-        Err(omen_rowstore::Error::TableExists(_)) if create.if_not_exists => Ok(Output::Command("CREATE TABLE")),
+        Ok(_) => {}
+        Err(omen_rowstore::Error::TableExists(_)) if create.if_not_exists => return Ok(Output::Command("CREATE TABLE")),
+        Err(e) => return Err(e.into()),
+    }
+    for def in indexes {
+        if let Err(e) = engine.rows.create_index(&table, def) {
+            // The table is new and empty: only a concurrent DDL can get here.
+            let _ = engine.rows.drop_table(&table);
+            return Err(e.into());
+        }
+    }
+    Ok(Output::Command("CREATE TABLE"))
+}
+
+/// The column names of a key or index definition; expressions are not
+/// supported.
+fn column_names(columns: &[IndexColumn], what: &str) -> Result<Vec<String>> {
+    columns
+        .iter()
+        .map(|ic| match &ic.column.expr {
+            Expr::Identifier(ident) if ic.operator_class.is_none() => Ok(normalize_ident(ident.clone())),
+            other => Err(Error::Unsupported(format!("{what} on expression {other}"))),
+        })
+        .collect()
+}
+
+/// PostgreSQL's generated name for an index: `table_col1_col2_suffix`,
+/// numbered from 1 while the name is taken.
+fn index_name(engine: &Engine, table: &str, columns: &[String], suffix: &str, pending: &[IndexDef]) -> String {
+    let base = format!("{table}_{}_{suffix}", columns.join("_"));
+    let taken = |n: &str| engine.rows.index_exists(n) || engine.rows.table(n).is_some() || pending.iter().any(|i| i.name == n);
+    let mut name = base.clone();
+    let mut i = 0;
+    while taken(&name) {
+        i += 1;
+        name = format!("{base}{i}");
+    }
+    name
+}
+
+/// CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON table [USING btree] (columns).
+fn create_index(engine: &Engine, create: CreateIndex) -> Result<Output> {
+    let unsupported = [
+        (create.predicate.is_some(), "partial indexes (CREATE INDEX ... WHERE)"),
+        (!create.include.is_empty(), "CREATE INDEX ... INCLUDE"),
+        (!create.with.is_empty() || !create.index_options.is_empty() || !create.alter_options.is_empty(), "index options"),
+        (create.nulls_distinct == Some(false), "NULLS NOT DISTINCT"),
+        (create.using.as_ref().is_some_and(|u| !matches!(u, IndexType::BTree)), "index methods other than btree"),
+    ];
+    if let Some((_, what)) = unsupported.iter().find(|(present, _)| *present) {
+        return Err(Error::Unsupported((*what).into()));
+    }
+    let table = table_name(&create.table_name)?;
+    let (_, schema) = engine.rows.table(&table).ok_or_else(|| Error::UnknownTable(table.clone()))?;
+    let names = column_names(&create.columns, "index")?;
+    let columns =
+        names.iter().map(|n| schema.column_index(n).ok_or_else(|| Error::UnknownColumn(n.clone()))).collect::<Result<Vec<_>>>()?;
+    let name = match &create.name {
+        Some(name) => table_name(name)?,
+        None => index_name(engine, &table, &names, "idx", &[]),
+    };
+    if engine.rows.index_exists(&name) || engine.rows.table(&name).is_some() {
+        return if create.if_not_exists {
+            Ok(Output::Command("CREATE INDEX"))
+        } else {
+            Err(Error::Plan(format!("relation {name:?} already exists")))
+        };
+    }
+    match engine.rows.create_index(&table, IndexDef { name, columns, unique: create.unique }) {
+        Ok(_) => Ok(Output::Command("CREATE INDEX")),
+        Err(omen_rowstore::Error::IndexExists(_)) if create.if_not_exists => Ok(Output::Command("CREATE INDEX")),
         Err(e) => Err(e.into()),
     }
+}
+
+fn drop_indexes(engine: &Engine, names: Vec<ObjectName>, if_exists: bool) -> Result<Output> {
+    let names = names.iter().map(table_name).collect::<Result<Vec<_>>>()?;
+    if !if_exists && let Some(missing) = names.iter().find(|n| !engine.rows.index_exists(n)) {
+        return Err(Error::Plan(format!("index {missing:?} does not exist")));
+    }
+    for n in &names {
+        match engine.rows.drop_index(n) {
+            Ok(()) | Err(omen_rowstore::Error::UnknownIndex(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Output::Command("DROP INDEX"))
 }
 
 fn drop_tables(engine: &Engine, names: Vec<ObjectName>, if_exists: bool) -> Result<Output> {

@@ -14,6 +14,7 @@ use omen_rowstore::{Durability, Store, StoreOptions};
 use omen_sync::{SyncOptions, Syncer};
 use parking_lot::Mutex;
 
+use crate::access::{AccessCounters, AccessStats};
 use crate::error::Result;
 use crate::prepared::PreparedStatement;
 use crate::session::Session;
@@ -49,6 +50,8 @@ pub struct Engine {
     pub(crate) fast_path: bool,
     /// Plans of recently run statements, by SQL text.
     statements: Mutex<HashMap<String, Arc<PreparedStatement>>>,
+    /// How table scans were served.
+    pub(crate) access: AccessCounters,
 }
 
 /// How many statements the plan cache holds before it starts over.
@@ -74,7 +77,14 @@ impl Engine {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(options.memory_budget)));
         }
         let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime.build_arc()?).with_default_features().build();
-        Ok(Arc::new(Self { rows, sync, state, fast_path: options.fast_path, statements: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(Self {
+            rows,
+            sync,
+            state,
+            fast_path: options.fast_path,
+            statements: Mutex::new(HashMap::new()),
+            access: AccessCounters::default(),
+        }))
     }
 
     /// A new session (autocommit until it runs BEGIN).
@@ -101,6 +111,12 @@ impl Engine {
         }
         cache.insert(sql.to_owned(), Arc::clone(&statement));
         Ok(statement)
+    }
+
+    /// How the table scans of statements run so far were served: key ranges
+    /// read from the row store, or the whole table from the column store.
+    pub fn access_stats(&self) -> AccessStats {
+        self.access.snapshot()
     }
 
     /// Stops sync and closes the row store (syncing its log). Idempotent;

@@ -65,7 +65,12 @@ impl From<omen_rowstore::Error> for Error {
         match e {
             E::UnknownTable(t) => Error::UnknownTable(t),
             E::TableExists(t) => Error::Plan(format!("relation {t:?} already exists")),
-            e @ (E::DuplicateKey { .. } | E::NotNull { .. } | E::Schema { .. }) => Error::Constraint(e.to_string()),
+            e @ (E::DuplicateKey { .. } | E::UniqueViolation { .. } | E::NotNull { .. } | E::Schema { .. }) => {
+                Error::Constraint(e.to_string())
+            }
+            E::IndexExists(i) => Error::Plan(format!("relation {i:?} already exists")),
+            E::UnknownIndex(i) => Error::Plan(format!("index {i:?} does not exist")),
+            e @ E::LockTimeout { .. } => Error::Execution(e.to_string()),
             e @ E::SerializationConflict { .. } => Error::SerializationConflict(e.to_string()),
             E::Closed | E::TransactionClosed => Error::Closed,
             E::Io(e) => Error::Io(e.to_string()),

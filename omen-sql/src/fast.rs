@@ -32,7 +32,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Filter, LogicalPlan, Operator, 
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::physical_plan::memory::MemoryStream;
 use omen_rowstore::{ColumnDef, Transaction, Value, encode_key};
-use omen_sync::convert::{array_to_values, arrow_type, rows_to_batch};
+use omen_sync::convert::{array_to_values, rows_to_batch};
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -263,30 +263,12 @@ fn key_equality(e: &Expr, input: &DFSchema, k: usize, column: &ColumnDef) -> Opt
         return None;
     };
     match other {
-        Expr::Literal(v, _) => exact(v, column).map(KeyPart::Value),
+        Expr::Literal(v, _) => params::exact(v, column).map(KeyPart::Value),
         Expr::Placeholder(p) => {
             p.id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0).map(|n| KeyPart::Param(n - 1))
         }
         _ => None,
     }
-}
-
-/// `v` as a value of `column`'s type, if it converts without loss.
-fn exact(v: &ScalarValue, column: &ColumnDef) -> Option<Value> {
-    if v.is_null() {
-        return None;
-    }
-    let target = arrow_type(&column.data_type);
-    let converted = if v.data_type() == target {
-        v.clone()
-    } else {
-        let c = v.cast_to(&target).ok()?;
-        if c.is_null() || c.cast_to(&v.data_type()).ok()? != *v {
-            return None;
-        }
-        c
-    };
-    array_to_values(&converted.to_array().ok()?, &column.data_type).ok()?.pop()
 }
 
 impl FastPlan {
@@ -306,7 +288,7 @@ impl FastPlan {
                     // A value of the column's own type is used as it is.
                     KeyPart::Param(i) => match params.get(*i)? {
                         v if !v.is_null() && !matches!(v, Value::Decimal { .. }) && v.fits(&column.data_type) => v.clone(),
-                        _ => exact(self.typed(params, &mut typed)?.get(*i)?, column)?,
+                        _ => params::exact(self.typed(params, &mut typed)?.get(*i)?, column)?,
                     },
                 });
             }

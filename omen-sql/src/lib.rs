@@ -41,7 +41,11 @@
 //!
 //! - Queries: everything DataFusion's SQL supports, over OmenDB tables.
 //! - DDL: `CREATE TABLE [IF NOT EXISTS]` with column and table PRIMARY KEY,
-//!   NOT NULL, NULL and constant DEFAULTs; `DROP TABLE [IF EXISTS]`. DDL is
+//!   UNIQUE, NOT NULL, NULL and constant DEFAULTs; `DROP TABLE [IF EXISTS]`;
+//!   `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (columns)` (btree on
+//!   plain columns; no expressions, INCLUDE or WHERE) and `DROP INDEX [IF
+//!   EXISTS]`. Index DDL waits (up to ten seconds) for open transactions
+//!   that wrote the table. DDL is
 //!   rejected inside an explicit transaction (it commits on its own).
 //!   VARCHAR(n)/CHAR(n) are TEXT: the length is not enforced, CHAR is not
 //!   padded. Unconstrained NUMERIC is NUMERIC(38,10).
@@ -59,16 +63,21 @@
 //!   expressions are compiled once into DataFusion physical expressions, so
 //!   results and errors are DataFusion's. See `fast.rs` for the shapes.
 //!   [`Session::execute_fast`] runs it on the calling thread.
+//! - Access paths: a scan whose filters fix leading primary-key or index
+//!   columns (`=`, `IN`, `IS NULL`) or bound the next (`<`, `BETWEEN`, ...)
+//!   reads those key ranges from the row store instead of the whole table
+//!   ([`Engine::access_stats`] counts which path served each scan).
 //! - A plan is made against the catalog of its time: after DDL changes a
 //!   table a plan reads, the next execution plans again.
 //! - Not yet (each returns [`Error::Unsupported`] naming it): ON CONFLICT,
 //!   RETURNING, UPDATE ... FROM, DELETE ... USING, CREATE TABLE AS, ALTER
-//!   TABLE, CREATE INDEX, SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
+//!   TABLE, SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
 //!   several statements in one call.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod access;
 mod ddl;
 mod dml;
 mod engine;
@@ -80,6 +89,7 @@ mod provider;
 mod query;
 mod session;
 
+pub use access::AccessStats;
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use prepared::PreparedStatement;

@@ -8,7 +8,8 @@ use arrow::datatypes::DataType as ArrowType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{Expr, Value as SqlValue, visit_expressions};
-use omen_rowstore::Value;
+use omen_rowstore::{ColumnDef, Value};
+use omen_sync::convert::{array_to_values, arrow_type};
 
 use crate::error::{Error, Result};
 
@@ -93,4 +94,22 @@ pub(crate) fn scalar(v: &Value) -> ScalarValue {
         Value::Timestamp(x) => ScalarValue::TimestampMicrosecond(Some(*x), None),
         Value::TimestampTz(x) => ScalarValue::TimestampMicrosecond(Some(*x), Some(omen_sync::convert::UTC.into())),
     }
+}
+
+/// `v` as a value of `column`'s type, if it converts without loss.
+pub(crate) fn exact(v: &ScalarValue, column: &ColumnDef) -> Option<Value> {
+    if v.is_null() {
+        return None;
+    }
+    let target = arrow_type(&column.data_type);
+    let converted = if v.data_type() == target {
+        v.clone()
+    } else {
+        let c = v.cast_to(&target).ok()?;
+        if c.is_null() || c.cast_to(&v.data_type()).ok()? != *v {
+            return None;
+        }
+        c
+    };
+    array_to_values(&converted.to_array().ok()?, &column.data_type).ok()?.pop()
 }

@@ -162,7 +162,7 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
             let fast = fast::compile(engine, &plan.plan, &plan.tables, params);
             Compiled::Query { plan, fast }
         }
-        ddl @ (SqlStatement::CreateTable(_) | SqlStatement::Drop { .. }) => Compiled::Ddl(Box::new(ddl)),
+        ddl @ (SqlStatement::CreateTable(_) | SqlStatement::CreateIndex(_) | SqlStatement::Drop { .. }) => Compiled::Ddl(Box::new(ddl)),
         other => match dml::target(&other)? {
             Some((kind, name)) => {
                 let reference = object_name_to_table_reference(name, true)?;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::{BinaryArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session as DfSession;
@@ -10,9 +11,9 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use omen_rowstore::{TableId, TableSchema};
+use omen_rowstore::{KeyedRows, TableId, TableSchema, Value};
 use omen_sync::HtapSnapshot;
 
 /// The snapshots one execution of a statement reads, by table. Set as an
@@ -35,6 +36,9 @@ pub(crate) struct SnapshotTable {
     with_keys: bool,
     /// Column DEFAULTs, for INSERTs that leave columns out.
     defaults: HashMap<String, Expr>,
+    /// Rows already read along an access path (with the key column when
+    /// `with_keys`): scanned instead of the snapshot. See [`crate::access`].
+    probed: Option<RecordBatch>,
 }
 
 impl SnapshotTable {
@@ -49,7 +53,44 @@ impl SnapshotTable {
             .iter()
             .filter_map(|c| c.default.as_ref().map(|d| (c.name.clone(), Expr::Literal(crate::params::scalar(d), None))))
             .collect();
-        Self { id, name: table.name.clone(), schema: Arc::new(Schema::new(fields)), ncols: table.columns.len(), with_keys, defaults }
+        Self {
+            id,
+            name: table.name.clone(),
+            schema: Arc::new(Schema::new(fields)),
+            ncols: table.columns.len(),
+            with_keys,
+            defaults,
+            probed: None,
+        }
+    }
+
+    pub(crate) fn id(&self) -> TableId {
+        self.id
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This table restricted to `rows` (of `table`, with their keys), read
+    /// along an access path.
+    pub(crate) fn with_rows(&self, table: &TableSchema, rows: KeyedRows) -> omen_sync::Result<Self> {
+        let arrow = Arc::new(Schema::new(self.schema.fields()[..self.ncols].to_vec()));
+        let values: Vec<&[Value]> = rows.iter().map(|(_, r)| r.as_slice()).collect();
+        let mut batch = omen_sync::convert::rows_to_batch(table, &arrow, &values)?;
+        if self.with_keys {
+            let keys = BinaryArray::from_iter_values(rows.iter().map(|(k, _)| k));
+            batch = omen_colstore::with_key_column(&batch, Arc::new(keys))?;
+        }
+        Ok(Self {
+            id: self.id,
+            name: self.name.clone(),
+            schema: Arc::clone(&self.schema),
+            ncols: self.ncols,
+            with_keys: self.with_keys,
+            defaults: self.defaults.clone(),
+            probed: Some(batch),
+        })
     }
 }
 
@@ -67,7 +108,13 @@ impl TableProvider for SnapshotTable {
         self.defaults.get(column)
     }
 
-    /// Filters and limits are left to DataFusion (no pushdown yet); the
+    /// Every filter is taken as inexact: DataFusion still applies it, and
+    /// [`crate::access`] may use it to read key ranges instead of the table.
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    /// Reads the rows an access path chose, or else the snapshot. The
     /// projection is applied before visibility filtering, so unprojected
     /// columns are never copied.
     async fn scan(
@@ -77,6 +124,9 @@ impl TableProvider for SnapshotTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if let Some(batch) = &self.probed {
+            return Ok(MemorySourceConfig::try_new_exec(&[vec![batch.clone()]], Arc::clone(&self.schema), projection.cloned())?);
+        }
         let snapshots = state
             .config()
             .get_extension::<Snapshots>()

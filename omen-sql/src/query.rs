@@ -106,7 +106,8 @@ impl Plan {
         let mut state = engine.state.clone();
         state.config_mut().set_extension(Arc::new(Snapshots(snapshots)));
         let plan = params::bind(plan.clone(), bound)?;
-        let physical = state.create_physical_plan(&plan).await?;
+        let optimized = crate::access::probe_scans(engine, state.optimize(&plan)?, txn)?;
+        let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
         Ok(execute_stream(physical, state.task_ctx())?)
     }
 }

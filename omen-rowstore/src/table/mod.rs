@@ -41,6 +41,16 @@ pub type Ts = u64;
 /// Identifies a transaction while it holds write slots.
 pub(crate) type TxnId = u64;
 
+/// Whether no key lies within the bounds (`BTreeMap::range` panics on
+/// such bounds instead of returning nothing).
+pub(crate) fn is_empty_range(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(l), Bound::Included(h)) => l > h,
+        (Bound::Included(l) | Bound::Excluded(l), Bound::Excluded(h)) | (Bound::Excluded(l), Bound::Included(h)) => l >= h,
+        _ => false,
+    }
+}
+
 /// Hash shards per table: enough that two threads rarely share one.
 const SHARDS: usize = 64;
 
@@ -101,6 +111,9 @@ impl Table {
     /// Calls `f` with each row visible at `ts` with a key in the range, in
     /// key order, until `f` returns false. Keys written meanwhile wait.
     pub(crate) fn visit(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, ts: Ts, mut f: impl FnMut(&[u8], &[u8]) -> bool) {
+        if is_empty_range(lo, hi) {
+            return;
+        }
         let ordered = self.ordered.read();
         for (k, c) in ordered.range::<[u8], _>((lo, hi)) {
             if c.with_visible(ts, |row| f(k.as_slice(), row)) == Some(false) {

@@ -298,3 +298,26 @@ fn index_ddl_waits_for_open_writers_and_holds_new_ones_back() {
     let got = reader.index_scan(t, "items_a", &KeyRange::prefix(vec![Value::Int64(5)]), usize::MAX).unwrap().unwrap();
     assert_eq!(got.len(), 1);
 }
+
+#[test]
+fn inverted_and_empty_ranges_read_nothing() {
+    let store = Store::open(StoreOptions::default()).unwrap();
+    let t = create(&store, true);
+    let mut txn = store.begin().unwrap();
+    for id in 0..10 {
+        txn.insert(t, values(id, &(Some(id), None))).unwrap();
+    }
+    for (lo, hi) in [
+        (Bound::Included(Value::Int64(8)), Bound::Included(Value::Int64(2))),
+        (Bound::Excluded(Value::Int64(3)), Bound::Excluded(Value::Int64(3))),
+        (Bound::Included(Value::Int64(3)), Bound::Excluded(Value::Int64(3))),
+    ] {
+        let range = KeyRange { eq: vec![], lo, hi };
+        // Read through the transaction's own writes and the committed rows.
+        assert!(txn.scan_range(t, &range, usize::MAX).unwrap().is_empty(), "{range:?}");
+        assert!(txn.index_scan(t, "items_a", &range, usize::MAX).unwrap().unwrap().is_empty(), "{range:?}");
+    }
+    txn.commit().unwrap();
+    let range = KeyRange { eq: vec![], lo: Bound::Included(Value::Int64(8)), hi: Bound::Included(Value::Int64(2)) };
+    assert!(store.begin().unwrap().scan_range(t, &range, usize::MAX).unwrap().is_empty());
+}
