@@ -1,7 +1,9 @@
 //! The facade's SQL path, in memory (no fsync), 100k rows: a prepared
 //! primary-key point SELECT on the fast path against the same statement
 //! planned through DataFusion (fast path off), point UPDATE and INSERT in
-//! autocommit, and a SUM over every row. Run with `cargo bench --bench sql`.
+//! autocommit, a SUM over every row, and a select of ~100 rows by a
+//! non-key value with and without a secondary index. Run with
+//! `cargo bench --bench sql`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -48,6 +50,20 @@ fn sql(c: &mut Criterion) {
             insert.execute(params![id]).unwrap()
         })
     });
+
+    drop(db);
+
+    // On a fresh table (the updates above left versions the column store
+    // keeps): about 100 rows share each value of v. A full column-store
+    // scan, then the same prepared statement once an index on v exists,
+    // then the UPDATE above, which now also moves the row's index entry.
+    let db = setup(true);
+    let by_value = db.prepare("SELECT k FROM kv WHERE v = $1").unwrap();
+    c.bench_function("select_by_value/full_scan", |b| b.iter(|| by_value.query(params![key() % 1000]).unwrap()));
+    db.execute("CREATE INDEX kv_v ON kv (v)", params![]).unwrap();
+    c.bench_function("select_by_value/secondary_index", |b| b.iter(|| by_value.query(params![key() % 1000]).unwrap()));
+    let update = db.prepare("UPDATE kv SET v = v + 1 WHERE k = $1").unwrap();
+    c.bench_function("update_by_pk/prepared_fast_path_indexed_column", |b| b.iter(|| update.execute(params![key()]).unwrap()));
     drop(db);
 
     // The same statements planned through DataFusion on every run.

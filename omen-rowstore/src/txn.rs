@@ -434,6 +434,8 @@ impl Transaction {
         let registration = self.registration.take().ok_or(Error::TransactionClosed)?;
         self.store.release_snapshot(registration);
         if self.writes.is_empty() {
+            // Failed writes may have passed a gate without leaving a write.
+            leave(&std::mem::take(&mut self.tables));
             return Ok(self.snapshot);
         }
         let writes = std::mem::take(&mut self.writes);

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::common::ScalarValue;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::utils::{split_binary, split_conjunction};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan, Operator};
@@ -126,6 +126,22 @@ pub(crate) fn probe_scans(engine: &Engine, plan: LogicalPlan, txn: &Transaction)
         Some(e) => Err(e),
         None => Ok(rewritten.data),
     }
+}
+
+/// The tables `plan` scans whole (from the column store), once each.
+pub(crate) fn full_scans(plan: &LogicalPlan) -> Result<Vec<omen_rowstore::TableId>> {
+    let mut ids = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Some(table) = source_as_provider(&scan.source)?.downcast_ref::<SnapshotTable>()
+            && !table.is_probed()
+            && !ids.contains(&table.id())
+        {
+            ids.push(table.id());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(ids)
 }
 
 /// Reads the rows along `path`; `None` if there are more than

@@ -68,6 +68,11 @@ impl SnapshotTable {
         self.id
     }
 
+    /// Whether this scan reads rows an access path chose.
+    pub(crate) fn is_probed(&self) -> bool {
+        self.probed.is_some()
+    }
+
     pub(crate) fn name(&self) -> &str {
         &self.name
     }

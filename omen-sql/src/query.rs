@@ -101,12 +101,13 @@ impl Plan {
         txn: &Transaction,
         bound: &[Value],
     ) -> Result<SendableRecordBatchStream> {
-        let ids: Vec<TableId> = self.tables.iter().map(|t| t.id).collect();
-        let snapshots = engine.sync.snapshot(txn, &ids).await?;
         let mut state = engine.state.clone();
-        state.config_mut().set_extension(Arc::new(Snapshots(snapshots)));
         let plan = params::bind(plan.clone(), bound)?;
         let optimized = crate::access::probe_scans(engine, state.optimize(&plan)?, txn)?;
+        // Only whole-table scans read the column store, and wait for sync.
+        let ids = crate::access::full_scans(&optimized)?;
+        let snapshots = engine.sync.snapshot(txn, &ids).await?;
+        state.config_mut().set_extension(Arc::new(Snapshots(snapshots)));
         let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
         Ok(execute_stream(physical, state.task_ctx())?)
     }

@@ -321,3 +321,26 @@ fn inverted_and_empty_ranges_read_nothing() {
     let range = KeyRange { eq: vec![], lo: Bound::Included(Value::Int64(8)), hi: Bound::Included(Value::Int64(2)) };
     assert!(store.begin().unwrap().scan_range(t, &range, usize::MAX).unwrap().is_empty());
 }
+
+#[test]
+fn a_transaction_whose_writes_all_failed_still_leaves_the_gate() {
+    let store = Store::open(StoreOptions::default()).unwrap();
+    let t = create(&store, false);
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, values(1, &(None, None))).unwrap();
+    txn.commit().unwrap();
+    for end in ["commit", "rollback", "drop"] {
+        let mut txn = store.begin().unwrap();
+        assert!(matches!(txn.insert(t, values(1, &(None, None))), Err(Error::DuplicateKey { .. })));
+        assert!(!txn.delete(t, &key(99)).unwrap());
+        match end {
+            "commit" => drop(txn.commit().unwrap()),
+            "rollback" => txn.rollback(),
+            _ => drop(txn),
+        }
+        // Would wait ten seconds and time out if the gate still counted it.
+        let name = format!("items_a_{end}");
+        store.create_index("items", IndexDef { name: name.clone(), columns: vec![1], unique: false }).unwrap();
+        store.drop_index(&name).unwrap();
+    }
+}
