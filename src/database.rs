@@ -240,7 +240,11 @@ impl Database {
         self.inner.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv().map_err(|_| Error::Closed)?
+        // No answer: the runtime shut down (closed), or the task panicked.
+        rx.recv().map_err(|_| match self.check_open() {
+            Ok(()) => Error::Internal("the statement's task panicked (a bug in OmenDB: please report it)".into()),
+            Err(e) => e,
+        })?
     }
 
     /// Runs `fut` on the database's runtime, for the async methods.
