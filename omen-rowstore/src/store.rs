@@ -91,13 +91,13 @@ impl Catalog {
         table.set_indexes(all);
     }
 
-    /// Removes an index by name; returns its table and entries table id.
-    fn remove_index(&mut self, name: &str) -> Option<(Arc<Table>, TableId)> {
-        let (table, id) = self.indexes.remove(name)?;
+    /// Removes an index by name.
+    fn remove_index(&mut self, name: &str) {
+        let Some((table, id)) = self.indexes.remove(name) else { return };
         self.by_id.remove(&id);
-        let table = self.by_id.get(&table).cloned()?;
-        table.set_indexes(table.indexes().iter().filter(|i| i.def.name != name).cloned().collect());
-        Some((table, id))
+        if let Some(table) = self.by_id.get(&table) {
+            table.set_indexes(table.indexes().iter().filter(|i| i.def.name != name).cloned().collect());
+        }
     }
 
     /// Removes a table and its indexes.

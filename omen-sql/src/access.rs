@@ -97,25 +97,16 @@ pub(crate) fn probe_scans(engine: &Engine, plan: LogicalPlan, txn: &Transaction)
         let LogicalPlan::TableScan(scan) = &node else { return Ok(Transformed::no(node)) };
         let provider = source_as_provider(&scan.source)?;
         let Some(table) = provider.downcast_ref::<SnapshotTable>() else { return Ok(Transformed::no(node)) };
-        let full = || {
-            engine.access.full.fetch_add(1, Ordering::Relaxed);
-            Ok(Transformed::no(node.clone()))
-        };
-        let Some((_, schema)) = engine.rows.table(table.name()).filter(|(id, _)| *id == table.id() && !scan.filters.is_empty()) else {
-            return full();
-        };
-        let indexes = engine.rows.indexes(table.name());
-        let Some(path) = choose(&schema, &indexes, &scan.filters) else { return full() };
-        match read(txn, table.id(), &path) {
-            Ok(Some(rows)) => {
-                let counter = if path.index.is_some() { &engine.access.index } else { &engine.access.primary_key };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let probed = table.with_rows(&schema, rows).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        match probe(engine, txn, table, &scan.filters) {
+            Ok(Some(probed)) => {
                 let mut scan = scan.clone();
                 scan.source = provider_as_source(Arc::new(probed));
                 Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
             }
-            Ok(None) => full(),
+            Ok(None) => {
+                engine.access.full.fetch_add(1, Ordering::Relaxed);
+                Ok(Transformed::no(node))
+            }
             Err(e) => {
                 failed = Some(e);
                 Ok(Transformed::no(node))
@@ -126,6 +117,20 @@ pub(crate) fn probe_scans(engine: &Engine, plan: LogicalPlan, txn: &Transaction)
         Some(e) => Err(e),
         None => Ok(rewritten.data),
     }
+}
+
+/// `table` restricted to the rows its best key path reads, or `None` if the
+/// whole table must be scanned.
+fn probe(engine: &Engine, txn: &Transaction, table: &SnapshotTable, filters: &[Expr]) -> Result<Option<SnapshotTable>> {
+    if filters.is_empty() {
+        return Ok(None);
+    }
+    let Some((_, schema)) = engine.rows.table(table.name()).filter(|(id, _)| *id == table.id()) else { return Ok(None) };
+    let Some(path) = choose(&schema, &engine.rows.indexes(table.name()), filters) else { return Ok(None) };
+    let Some(rows) = read(txn, table.id(), &path)? else { return Ok(None) };
+    let counter = if path.index.is_some() { &engine.access.index } else { &engine.access.primary_key };
+    counter.fetch_add(1, Ordering::Relaxed);
+    Ok(Some(table.with_rows(&schema, rows)?))
 }
 
 /// The tables `plan` scans whole (from the column store), once each.
