@@ -17,8 +17,11 @@ use crate::value::{ToValue, Value, to_values};
 /// What a statement run through [`Connection::run`] produced.
 #[derive(Debug)]
 pub enum Output {
-    /// A query's rows (possibly none) and their schema.
+    /// A query's rows (possibly none), or those a RETURNING clause made,
+    /// and their schema.
     Rows {
+        /// `SELECT`, or `INSERT`, `UPDATE` or `DELETE` for RETURNING.
+        tag: &'static str,
         /// The schema of every batch, also when there are no rows.
         schema: SchemaRef,
         /// The rows.
@@ -57,10 +60,10 @@ impl Output {
     /// Collects a statement's output.
     pub(crate) async fn collect(out: omen_sql::Output) -> Result<Self> {
         Ok(match out {
-            omen_sql::Output::Rows(stream) => {
+            omen_sql::Output::Rows { tag, stream } => {
                 let schema = stream.schema();
                 let batches = stream.try_collect().await.map_err(omen_sql::Error::from)?;
-                Output::Rows { schema, batches }
+                Output::Rows { tag, schema, batches }
             }
             omen_sql::Output::Affected { tag, rows } => Output::Affected { tag, rows },
             omen_sql::Output::Command(tag) => Output::Command(tag),

@@ -280,7 +280,7 @@ impl Database {
         async move {
             let (tx, rx) = mpsc::channel(2);
             let schema = match autocommit(&engine, &sql, &params).await? {
-                SqlOutput::Rows(mut stream) => {
+                SqlOutput::Rows { mut stream, .. } => {
                     let schema = stream.schema();
                     tokio::spawn(async move {
                         while let Some(item) = stream.next().await {

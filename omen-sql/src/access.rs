@@ -383,7 +383,7 @@ mod tests {
         use futures::TryStreamExt;
 
         async fn ids(s: &mut Session, sql: &str) -> Vec<i64> {
-            let Output::Rows(stream) = s.execute(sql, &[]).await.unwrap() else { panic!("{sql}: no rows") };
+            let Output::Rows { stream, .. } = s.execute(sql, &[]).await.unwrap() else { panic!("{sql}: no rows") };
             let batches: Vec<_> = stream.try_collect().await.unwrap();
             let mut out = Vec::new();
             for b in batches {

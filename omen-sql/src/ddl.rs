@@ -24,7 +24,7 @@ pub(crate) async fn run(engine: &Engine, statement: SqlStatement) -> Result<Outp
 
 /// A column name as PostgreSQL (and DataFusion's planner) folds it:
 /// unquoted names to lower case, quoted ones as written.
-fn normalize_ident(ident: Ident) -> String {
+pub(crate) fn normalize_ident(ident: Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value,
         None => ident.value.to_ascii_lowercase(),
@@ -32,7 +32,7 @@ fn normalize_ident(ident: Ident) -> String {
 }
 
 /// The table name of a DDL statement: bare, or qualified by `public`.
-fn table_name(name: &ObjectName) -> Result<String> {
+pub(crate) fn table_name(name: &ObjectName) -> Result<String> {
     let reference = object_name_to_table_reference(name.clone(), true)?;
     match reference.schema() {
         None | Some("public") if reference.catalog().is_none() => Ok(reference.table().to_owned()),

@@ -10,16 +10,23 @@
 
 use arrow::array::{Array, BinaryArray, RecordBatch};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
+    Assignment, AssignmentTarget, FromTable, ObjectName, OnInsert, SelectItem, Statement as SqlStatement, TableFactor, TableObject,
+    TableWithJoins,
 };
 use futures::TryStreamExt;
 use omen_rowstore::{TableSchema, Transaction, Value};
 use omen_sync::convert::array_to_values;
 
+use crate::conflict::OnConflict;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::query::{Plan, TableRef};
+use crate::query::{self, Plan, TableRef};
+use crate::rowexpr::RowExprs;
+use crate::session::Output;
 
 /// Which write a DML statement makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,102 +46,178 @@ impl Kind {
     }
 }
 
+/// What a DML statement writes to, and the clauses OmenDB runs itself
+/// rather than DataFusion.
+pub(crate) struct Target {
+    pub(crate) kind: Kind,
+    pub(crate) table: ObjectName,
+    /// The name the statement gives the table (its alias), as SQL text.
+    pub(crate) alias: Option<String>,
+    pub(crate) returning: Option<Vec<SelectItem>>,
+    pub(crate) on_conflict: Option<OnInsert>,
+}
+
 /// The kind and target table of a DML statement, after refusing what this
-/// version does not support; `None` if `statement` is not DML.
-pub(crate) fn target(statement: &SqlStatement) -> Result<Option<(Kind, ObjectName)>> {
+/// version does not support; `None` if `statement` is not DML. RETURNING
+/// and ON CONFLICT are taken out of the statement, which DataFusion then
+/// plans as the plain write that computes the rows.
+pub(crate) fn target(statement: &mut SqlStatement) -> Result<Option<Target>> {
     Ok(Some(match statement {
         SqlStatement::Insert(insert) => {
-            if insert.on.is_some() {
-                return Err(Error::Unsupported("INSERT ... ON CONFLICT".into()));
-            }
-            if insert.returning.is_some() {
-                return Err(Error::Unsupported("INSERT ... RETURNING".into()));
-            }
             if insert.source.is_none() {
                 return Err(Error::Unsupported("INSERT without VALUES or SELECT (DEFAULT VALUES)".into()));
             }
+            if insert.or.is_some() || insert.ignore || insert.replace_into {
+                return Err(Error::Unsupported("INSERT OR ... / INSERT IGNORE / REPLACE (use ON CONFLICT)".into()));
+            }
             match &insert.table {
-                TableObject::TableName(name) => (Kind::Insert, name.clone()),
+                TableObject::TableName(name) => Target {
+                    kind: Kind::Insert,
+                    table: name.clone(),
+                    // DataFusion plans no INSERT alias; only ON CONFLICT and RETURNING see it.
+                    alias: insert.table_alias.take().map(|a| a.alias.to_string()),
+                    returning: insert.returning.take(),
+                    on_conflict: insert.on.take(),
+                },
                 other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
             }
         }
         SqlStatement::Update(update) => {
-            if update.returning.is_some() {
-                return Err(Error::Unsupported("UPDATE ... RETURNING".into()));
-            }
             if update.from.is_some() {
                 return Err(Error::Unsupported("UPDATE ... FROM".into()));
             }
             check_assignments(&update.assignments)?;
-            (Kind::Update, table_name(&update.table)?)
+            let (table, alias) = table_name(&update.table)?;
+            Target { kind: Kind::Update, table, alias, returning: update.returning.take(), on_conflict: None }
         }
         SqlStatement::Delete(delete) => {
-            if delete.returning.is_some() {
-                return Err(Error::Unsupported("DELETE ... RETURNING".into()));
-            }
             if delete.using.is_some() || !delete.tables.is_empty() {
                 return Err(Error::Unsupported("DELETE ... USING".into()));
             }
             if delete.limit.is_some() || !delete.order_by.is_empty() {
                 return Err(Error::Unsupported("DELETE ... ORDER BY / LIMIT".into()));
             }
-            match &delete.from {
+            let (table, alias) = match &delete.from {
                 FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => match t.as_slice() {
-                    [one] => (Kind::Delete, table_name(one)?),
+                    [one] => table_name(one)?,
                     _ => return Err(Error::Unsupported("DELETE from several tables".into())),
                 },
-            }
+            };
+            Target { kind: Kind::Delete, table, alias, returning: delete.returning.take(), on_conflict: None }
         }
         _ => return Ok(None),
     }))
 }
 
-/// Runs a planned DML statement: its input computes the rows to write on
-/// `txn`'s snapshot (INSERT: every column; UPDATE: every column plus the
-/// hidden key; DELETE: the hidden key), which are applied to the row store.
-pub(crate) async fn run(
-    engine: &Engine,
-    kind: Kind,
-    plan: &Plan,
-    target: &TableRef,
-    txn: &mut Transaction,
-    params: &[Value],
-) -> Result<u64> {
-    let LogicalPlan::Dml(dml) = &plan.plan else {
-        return Err(Error::Internal(format!("DML planned as {}", plan.plan.display())));
-    };
-    let rows: Vec<RecordBatch> = plan.execute(engine, &dml.input, txn, params).await?.try_collect().await?;
-    let (id, schema) = (target.id, &target.schema);
-    let mut n = 0;
-    for batch in &rows {
-        match kind {
-            Kind::Insert => {
-                for row in batch_rows(batch, schema)? {
-                    txn.insert(id, row)?;
-                    n += 1;
-                }
+/// A planned INSERT, UPDATE or DELETE.
+#[derive(Debug)]
+pub(crate) struct Write {
+    pub(crate) kind: Kind,
+    pub(crate) plan: Plan,
+    pub(crate) target: TableRef,
+    returning: Option<RowExprs>,
+    on_conflict: Option<OnConflict>,
+}
+
+impl Write {
+    /// Plans `statement`, whose target is `spec` (see [`target`]).
+    pub(crate) async fn plan(engine: &Engine, statement: SqlStatement, spec: Target) -> Result<Self> {
+        let reference = object_name_to_table_reference(spec.table, true)?;
+        let target = query::lookup(engine, reference.schema(), reference.table())?;
+        let with_keys = (spec.kind != Kind::Insert).then_some(target.id);
+        let plan = query::plan(engine, DfStatement::Statement(Box::new(statement)), with_keys).await?;
+        let alias = spec.alias.unwrap_or_else(|| crate::rowexpr::quote(&target.name));
+        let returning = match &spec.returning {
+            Some(items) => {
+                let items: Vec<String> = items.iter().map(ToString::to_string).collect();
+                Some(RowExprs::plan(engine, &target, &alias, None, &items.join(", "), "RETURNING").await?)
             }
-            Kind::Update => {
-                let keys = key_column(batch, schema)?;
-                for (i, row) in batch_rows(batch, schema)?.into_iter().enumerate() {
-                    n += u64::from(txn.update(id, keys.value(i), row)?);
+            None => None,
+        };
+        let on_conflict = match &spec.on_conflict {
+            Some(on) => Some(OnConflict::compile(engine, &target, &alias, on).await?),
+            None => None,
+        };
+        Ok(Self { kind: spec.kind, plan, target, returning, on_conflict })
+    }
+
+    /// Whether the fast path may serve it: the clauses OmenDB runs itself
+    /// need the general path.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.returning.is_none() && self.on_conflict.is_none()
+    }
+
+    /// Runs the write: its input computes the rows on `txn`'s snapshot
+    /// (INSERT: every column; UPDATE: every column plus the hidden key;
+    /// DELETE: the rows and their keys), which are applied to the row store.
+    pub(crate) async fn run(&self, engine: &Engine, txn: &mut Transaction, params: &[Value]) -> Result<Output> {
+        let LogicalPlan::Dml(dml) = &self.plan.plan else {
+            return Err(Error::Internal(format!("DML planned as {}", self.plan.plan.display())));
+        };
+        let rows: Vec<RecordBatch> = self.plan.execute(engine, &dml.input, txn, params).await?.try_collect().await?;
+        let (id, schema) = (self.target.id, &self.target.schema);
+        // RETURNING needs the rows as written.
+        let keep = self.returning.is_some();
+        let mut written: Vec<Vec<Value>> = Vec::new();
+        let mut n = 0;
+        for batch in &rows {
+            match self.kind {
+                Kind::Insert => {
+                    let proposed = batch_rows(batch, schema)?;
+                    if let Some(on_conflict) = &self.on_conflict {
+                        let applied = on_conflict.apply(engine, &self.target, txn, proposed, params, keep)?;
+                        n += applied.count;
+                        written.extend(applied.written);
+                        continue;
+                    }
+                    for row in proposed {
+                        let copy = keep.then(|| row.clone());
+                        txn.insert(id, row)?;
+                        written.extend(copy);
+                        n += 1;
+                    }
                 }
-            }
-            Kind::Delete => {
-                let keys = key_column(batch, schema)?;
-                for i in 0..keys.len() {
-                    n += u64::from(txn.delete(id, keys.value(i))?);
+                Kind::Update => {
+                    let keys = key_column(batch, schema)?;
+                    for (i, row) in batch_rows(batch, schema)?.into_iter().enumerate() {
+                        let copy = keep.then(|| row.clone());
+                        if txn.update(id, keys.value(i), row)? {
+                            written.extend(copy);
+                            n += 1;
+                        }
+                    }
+                }
+                Kind::Delete => {
+                    let keys = key_column(batch, schema)?;
+                    let old = if keep { batch_rows(batch, schema)? } else { Vec::new() };
+                    for i in 0..keys.len() {
+                        if txn.delete(id, keys.value(i))? {
+                            written.extend(old.get(i).cloned());
+                            n += 1;
+                        }
+                    }
                 }
             }
         }
+        let tag = self.kind.tag();
+        let Some(returning) = &self.returning else { return Ok(Output::Affected { tag, rows: n }) };
+        let rows: Vec<&[Value]> = written.iter().map(Vec::as_slice).collect();
+        let batch = returning.bind(engine, params)?.evaluate(&rows)?;
+        let stream = MemoryStream::try_new(vec![batch.clone()], batch.schema(), None)?;
+        Ok(Output::Rows { tag, stream: Box::pin(stream) })
     }
-    Ok(n)
 }
 
-/// The table a DML statement targets: a plain table, no joins.
-fn table_name(t: &TableWithJoins) -> Result<ObjectName> {
+/// The table a DML statement targets (a plain table, no joins), and its
+/// alias if it has one.
+fn table_name(t: &TableWithJoins) -> Result<(ObjectName, Option<String>)> {
     match &t.relation {
-        TableFactor::Table { name, args: None, .. } if t.joins.is_empty() => Ok(name.clone()),
+        TableFactor::Table { name, args: None, alias, .. } if t.joins.is_empty() => {
+            if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+                return Err(Error::Unsupported("column aliases on the target of UPDATE or DELETE".into()));
+            }
+            Ok((name.clone(), alias.as_ref().map(|a| a.name.to_string())))
+        }
         _ => Err(Error::Unsupported(format!("DML on {t}: only a single table can be changed"))),
     }
 }

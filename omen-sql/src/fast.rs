@@ -354,7 +354,7 @@ impl FastPlan {
                     Some(b) => evaluate(exprs, b, schema)?,
                     None => RecordBatch::new_empty(Arc::clone(schema)),
                 };
-                return Ok(Output::Rows(Box::pin(MemoryStream::try_new(vec![out], Arc::clone(schema), None)?)));
+                return Ok(Output::Rows { tag: "SELECT", stream: Box::pin(MemoryStream::try_new(vec![out], Arc::clone(schema), None)?) });
             }
             Action::Update(_) => "UPDATE",
             Action::Delete => "DELETE",

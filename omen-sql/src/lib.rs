@@ -29,7 +29,7 @@
 //! let mut session = engine.session();
 //! session.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT)", &[]).await?;
 //! session.execute("INSERT INTO t VALUES ($1, $2)", &[Value::Int64(1), Value::Text("a".into())]).await?;
-//! let Output::Rows(stream) = session.execute("SELECT count(*) FROM t", &[]).await? else { unreachable!() };
+//! let Output::Rows { stream, .. } = session.execute("SELECT count(*) FROM t", &[]).await? else { unreachable!() };
 //! let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
 //! assert_eq!(batches[0].num_rows(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -54,7 +54,12 @@
 //!   use `decode(s, 'hex')`), and a float cast to an integer truncates
 //!   (PostgreSQL rounds).
 //! - DML: `INSERT ... VALUES | SELECT`, `UPDATE ... SET ... WHERE`,
-//!   `DELETE ... WHERE`, with `$n` parameters.
+//!   `DELETE ... WHERE`, with `$n` parameters; `INSERT ... ON CONFLICT
+//!   [(columns) | ON CONSTRAINT name] DO NOTHING | DO UPDATE SET ... [WHERE]`
+//!   and `RETURNING` on all three. Rows collide at the transaction's
+//!   snapshot: a colliding row committed after it is a serialization
+//!   conflict (PostgreSQL's REPEATABLE READ does the same). RETURNING and
+//!   DO UPDATE expressions may not hold subqueries or aggregates.
 //! - Transactions: `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`;
 //!   snapshot isolation (PostgreSQL's REPEATABLE READ).
 //! - The OLTP fast path: a statement that reads, updates or deletes one row
@@ -69,8 +74,7 @@
 //!   ([`Engine::access_stats`] counts which path served each scan).
 //! - A plan is made against the catalog of its time: after DDL changes a
 //!   table a plan reads, the next execution plans again.
-//! - Not yet (each returns [`Error::Unsupported`] naming it): ON CONFLICT,
-//!   RETURNING, UPDATE ... FROM, DELETE ... USING, CREATE TABLE AS, ALTER
+//! - Not yet (each returns [`Error::Unsupported`] naming it): UPDATE ... FROM, DELETE ... USING, CREATE TABLE AS, ALTER
 //!   TABLE, SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
 //!   several statements in one call.
 
@@ -78,6 +82,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod conflict;
 mod ddl;
 mod dml;
 mod engine;
@@ -87,6 +92,7 @@ mod params;
 mod prepared;
 mod provider;
 mod query;
+mod rowexpr;
 mod session;
 
 pub use access::AccessStats;

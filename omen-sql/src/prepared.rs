@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
-use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
     Statement as SqlStatement, TransactionAccessMode, TransactionIsolationLevel as IsolationLevel, TransactionMode,
 };
@@ -22,7 +21,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fast::{self, FastPlan};
 use crate::params;
-use crate::query::{self, Plan, TableRef};
+use crate::query::{self, Plan};
 
 /// A statement parsed and planned once; run it with
 /// [`Session::execute_prepared`](crate::Session::execute_prepared). Cheap to
@@ -56,9 +55,7 @@ pub(crate) enum Compiled {
         fast: Option<FastPlan>,
     },
     Dml {
-        kind: dml::Kind,
-        plan: Plan,
-        target: TableRef,
+        write: Box<dml::Write>,
         fast: Option<FastPlan>,
     },
 }
@@ -66,7 +63,8 @@ pub(crate) enum Compiled {
 impl Compiled {
     fn is_current(&self, engine: &Engine) -> bool {
         match self {
-            Compiled::Query { plan, .. } | Compiled::Dml { plan, .. } => plan.is_current(engine),
+            Compiled::Query { plan, .. } => plan.is_current(engine),
+            Compiled::Dml { write, .. } => write.plan.is_current(engine),
             _ => true,
         }
     }
@@ -163,14 +161,11 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
             Compiled::Query { plan, fast }
         }
         ddl @ (SqlStatement::CreateTable(_) | SqlStatement::CreateIndex(_) | SqlStatement::Drop { .. }) => Compiled::Ddl(Box::new(ddl)),
-        other => match dml::target(&other)? {
-            Some((kind, name)) => {
-                let reference = object_name_to_table_reference(name, true)?;
-                let target = query::lookup(engine, reference.schema(), reference.table())?;
-                let with_keys = (kind != dml::Kind::Insert).then_some(target.id);
-                let plan = query::plan(engine, DfStatement::Statement(Box::new(other)), with_keys).await?;
-                let fast = fast::compile(engine, &plan.plan, &plan.tables, params);
-                Compiled::Dml { kind, plan, target, fast }
+        mut other => match dml::target(&mut other)? {
+            Some(spec) => {
+                let write = dml::Write::plan(engine, other, spec).await?;
+                let fast = if write.is_plain() { fast::compile(engine, &write.plan.plan, &write.plan.tables, params) } else { None };
+                Compiled::Dml { write: Box::new(write), fast }
             }
             None => return Err(Error::Unsupported(first_words(&other.to_string()))),
         },

@@ -8,12 +8,18 @@ use omen_rowstore::{Transaction, Value};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::prepared::{Compiled, PreparedStatement, first_words};
-use crate::{ddl, dml, params};
+use crate::{ddl, params};
 
 /// What a statement produced.
 pub enum Output {
-    /// The rows of a query, as a stream of Arrow batches.
-    Rows(SendableRecordBatchStream),
+    /// Rows: those of a query, or those a write's RETURNING clause made.
+    Rows {
+        /// The command: `SELECT`, or `INSERT`, `UPDATE` or `DELETE` for
+        /// RETURNING (whose row count is the count of rows written).
+        tag: &'static str,
+        /// The rows, as a stream of Arrow batches.
+        stream: SendableRecordBatchStream,
+    },
     /// Rows changed by INSERT, UPDATE or DELETE.
     Affected {
         /// The command: `INSERT`, `UPDATE` or `DELETE`.
@@ -28,7 +34,7 @@ pub enum Output {
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Output::Rows(s) => f.debug_tuple("Rows").field(&s.schema()).finish(),
+            Output::Rows { tag, stream } => f.debug_struct("Rows").field("tag", tag).field("schema", &stream.schema()).finish(),
             Output::Affected { tag, rows } => write!(f, "Affected({tag} {rows})"),
             Output::Command(tag) => write!(f, "Command({tag})"),
         }
@@ -234,10 +240,8 @@ impl Txn {
 
 async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explicit: bool, params: &[Value]) -> Result<Output> {
     match compiled {
-        Compiled::Query { plan, .. } => Ok(Output::Rows(plan.execute(engine, &plan.plan, txn, params).await?)),
-        Compiled::Dml { kind, plan, target, .. } => {
-            Ok(Output::Affected { tag: kind.tag(), rows: dml::run(engine, *kind, plan, target, txn, params).await? })
-        }
+        Compiled::Query { plan, .. } => Ok(Output::Rows { tag: "SELECT", stream: plan.execute(engine, &plan.plan, txn, params).await? }),
+        Compiled::Dml { write, .. } => write.run(engine, txn, params).await,
         Compiled::Ddl(ddl) => {
             // DDL commits on its own; inside BEGIN it would escape ROLLBACK.
             if explicit {

@@ -52,13 +52,15 @@ fn each_bad_statement_fails_with_its_variant_and_changes_nothing() {
     });
     // Runtime errors and unsupported constructs.
     rejects(&db, "UPDATE accounts SET balance = balance / 0", params![], |e| matches!(e, Error::Execution(_)));
+    rejects(&db, "INSERT INTO accounts VALUES (13, 'x', 0) ON CONFLICT (owner) DO NOTHING", params![], |e| matches!(e, Error::Plan(_)));
     rejects(
         &db,
-        "INSERT INTO accounts VALUES (13, 'x', 0) ON CONFLICT DO NOTHING",
+        "INSERT INTO accounts VALUES (1, 'x', 0), (1, 'y', 0) ON CONFLICT (id) DO UPDATE SET balance = 7",
         params![],
-        |e| matches!(e, Error::Unsupported(m) if m.contains("ON CONFLICT")),
+        |e| matches!(e, Error::Execution(m) if m.contains("a second time")),
     );
-    rejects(&db, "DELETE FROM accounts RETURNING id", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("RETURNING")));
+    rejects(&db, "DELETE FROM accounts RETURNING sum(id)", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("RETURNING")));
+    rejects(&db, "DELETE FROM accounts RETURNING nope", params![], |e| matches!(e, Error::UnknownColumn(_) | Error::Plan(_)));
     rejects(&db, "CREATE TABLE accounts (x INT)", params![], |e| matches!(e, Error::Plan(m) if m.contains("already exists")));
     rejects(&db, "CREATE TABLE t2 (x INT DEFAULT now())", params![], |e| matches!(e, Error::Unsupported(_)));
     rejects(&db, "CREATE TABLE t3 (x INT CHECK (x > 0))", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("CHECK")));

@@ -9,6 +9,7 @@ mod end_to_end;
 mod fast_path;
 mod lock;
 mod memory;
+mod returning;
 mod slt;
 mod sql_fuzz;
 mod transactions;

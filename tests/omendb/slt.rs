@@ -148,7 +148,7 @@ impl DB for OmenSlt {
 
     fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, omendb::Error> {
         Ok(match self.conn.run(sql, params![])? {
-            Output::Rows { schema, batches } => DBOutput::Rows {
+            Output::Rows { schema, batches, .. } => DBOutput::Rows {
                 types: schema.fields().iter().map(|f| column_type(f.data_type())).collect(),
                 rows: batches.iter().flat_map(batch_rows).collect(),
             },
