@@ -1,15 +1,19 @@
 //! CREATE TABLE, CREATE INDEX, and DROP of either.
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType as ArrowType;
+use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateIndex, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr, Ident, IndexColumn, IndexType,
-    ObjectName, ObjectType, Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
+    ObjectName, ObjectType, Query, Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
 };
 use futures::TryStreamExt;
 use omen_rowstore::{ColumnDef, DataType, IndexDef, TableSchema, Value};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::query;
 use crate::session::Output;
 
 pub(crate) async fn run(engine: &Engine, statement: SqlStatement) -> Result<Output> {
@@ -45,7 +49,7 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         (create.or_replace, "CREATE OR REPLACE TABLE"),
         (create.temporary, "CREATE TEMPORARY TABLE"),
         (create.external, "CREATE EXTERNAL TABLE"),
-        (create.query.is_some(), "CREATE TABLE ... AS SELECT"),
+        (create.query.is_some() && !create.columns.is_empty(), "a column list in CREATE TABLE ... AS SELECT"),
         (create.like.is_some(), "CREATE TABLE ... LIKE"),
         (create.clone.is_some(), "CREATE TABLE ... CLONE"),
         (create.inherits.is_some(), "CREATE TABLE ... INHERITS"),
@@ -63,6 +67,10 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         } else {
             Err(Error::Plan(format!("relation {name:?} already exists")))
         };
+    }
+
+    if let Some(query) = create.query {
+        return create_table_as(engine, name, *query).await;
     }
 
     let mut columns = Vec::with_capacity(create.columns.len());
@@ -137,6 +145,68 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         }
     }
     Ok(Output::Command("CREATE TABLE"))
+}
+
+/// CREATE TABLE name AS query: a table without a primary key whose columns
+/// are the query's, holding its rows. The rows are read at one snapshot and
+/// written in one transaction; if that fails, the table is dropped again.
+async fn create_table_as(engine: &Engine, name: String, query: Query) -> Result<Output> {
+    let plan = query::plan(engine, DfStatement::Statement(Box::new(SqlStatement::Query(Box::new(query)))), None).await?;
+    let mut columns: Vec<ColumnDef> = Vec::with_capacity(plan.plan.schema().fields().len());
+    for field in plan.plan.schema().fields() {
+        if columns.iter().any(|c| c.name == *field.name()) {
+            return Err(Error::Plan(format!("column {:?} specified more than once", field.name())));
+        }
+        columns.push(ColumnDef::new(field.name().clone(), column_type(field.data_type())?));
+    }
+    let schema = TableSchema { name: name.clone(), columns, primary_key: Vec::new() };
+    schema.validate()?;
+    let batches: Vec<RecordBatch> = {
+        let txn = engine.rows.begin()?;
+        plan.execute(engine, &plan.plan, &txn, &[]).await?.try_collect().await?
+    };
+    let (id, _) = engine.rows.create_table(schema.clone())?;
+    let fill = || -> Result<u64> {
+        let mut txn = engine.rows.begin()?;
+        let mut n = 0;
+        for batch in &batches {
+            for row in crate::dml::batch_rows(batch, &schema)? {
+                txn.insert(id, row)?;
+                n += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(n)
+    };
+    match fill() {
+        Ok(rows) => Ok(Output::Affected { tag: "SELECT", rows }),
+        Err(e) => {
+            let _ = engine.rows.drop_table(&name);
+            Err(e)
+        }
+    }
+}
+
+/// The OmenDB type that holds a query's column of Arrow type `t`.
+fn column_type(t: &ArrowType) -> Result<DataType> {
+    Ok(match t {
+        ArrowType::Boolean => DataType::Bool,
+        ArrowType::Int8 | ArrowType::Int16 | ArrowType::UInt8 => DataType::Int16,
+        ArrowType::Int32 | ArrowType::UInt16 => DataType::Int32,
+        ArrowType::Int64 | ArrowType::UInt32 => DataType::Int64,
+        ArrowType::UInt64 => DataType::Decimal { precision: 20, scale: 0 },
+        ArrowType::Float16 | ArrowType::Float32 => DataType::Float32,
+        ArrowType::Float64 => DataType::Float64,
+        ArrowType::Decimal128(p, s) if *p <= 38 && *s >= 0 => DataType::Decimal { precision: *p, scale: *s },
+        // An untyped NULL column is TEXT, as PostgreSQL resolves `unknown`.
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View | ArrowType::Null => DataType::Text,
+        ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView | ArrowType::FixedSizeBinary(_) => DataType::Bytes,
+        ArrowType::Date32 => DataType::Date,
+        ArrowType::Timestamp(_, None) => DataType::Timestamp,
+        ArrowType::Timestamp(_, Some(_)) => DataType::TimestampTz,
+        ArrowType::Dictionary(_, value) => column_type(value)?,
+        other => return Err(Error::Unsupported(format!("a column of type {other} in CREATE TABLE ... AS SELECT"))),
+    })
 }
 
 /// The column names of a key or index definition; expressions are not

@@ -41,7 +41,9 @@
 //!
 //! - Queries: everything DataFusion's SQL supports, over OmenDB tables.
 //! - DDL: `CREATE TABLE [IF NOT EXISTS]` with column and table PRIMARY KEY,
-//!   UNIQUE, NOT NULL, NULL and constant DEFAULTs; `DROP TABLE [IF EXISTS]`;
+//!   UNIQUE, NOT NULL, NULL and constant DEFAULTs; `CREATE TABLE ... AS
+//!   query` (no primary key; columns take the query's names and types);
+//!   `DROP TABLE [IF EXISTS]`;
 //!   `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (columns)` (btree on
 //!   plain columns; no expressions, INCLUDE or WHERE) and `DROP INDEX [IF
 //!   EXISTS]`. Index DDL waits (up to ten seconds) for open transactions
@@ -74,7 +76,7 @@
 //!   ([`Engine::access_stats`] counts which path served each scan).
 //! - A plan is made against the catalog of its time: after DDL changes a
 //!   table a plan reads, the next execution plans again.
-//! - Not yet (each returns [`Error::Unsupported`] naming it): UPDATE ... FROM, DELETE ... USING, CREATE TABLE AS, ALTER
+//! - Not yet (each returns [`Error::Unsupported`] naming it): UPDATE ... FROM, DELETE ... USING, ALTER
 //!   TABLE, SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
 //!   several statements in one call.
 
