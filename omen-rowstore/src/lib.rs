@@ -67,6 +67,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod alter;
 mod changes;
 pub mod codec;
 mod error;
@@ -79,6 +80,7 @@ mod txn;
 mod value;
 mod wal;
 
+pub use alter::Alteration;
 pub use changes::{Change, ChangeOp, ChangeRecord, RowChange, Subscription};
 pub use codec::key::{encode_key, encode_row_id};
 pub use codec::row::{decode_row, encode_row};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::alter::{self, Alteration, Rebuilt};
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexDef};
@@ -89,6 +90,19 @@ impl Catalog {
         let mut all = table.indexes().to_vec();
         all.push(index);
         table.set_indexes(all);
+    }
+
+    /// Puts a rebuilt table (see [`crate::alter`]) in the place of table
+    /// `old`; its indexes are readable from `ready`.
+    fn replace_table(&mut self, old: TableId, rebuilt: Rebuilt, ready: Ts) {
+        self.remove_table(old);
+        let table = rebuilt.table;
+        self.by_name.insert(table.schema.name.clone(), table.id);
+        self.by_id.insert(table.id, Arc::clone(&table));
+        for mut ix in rebuilt.indexes {
+            ix.ready = ready;
+            self.add_index(&table, Arc::new(ix));
+        }
     }
 
     /// Removes an index by name.
@@ -204,7 +218,8 @@ impl Store {
                 | WalRecord::CreateTable { ts, .. }
                 | WalRecord::DropTable { ts, .. }
                 | WalRecord::CreateIndex { ts, .. }
-                | WalRecord::DropIndex { ts, .. } => *ts,
+                | WalRecord::DropIndex { ts, .. }
+                | WalRecord::AlterTable { ts, .. } => *ts,
             };
             if ts <= last {
                 return Err(corrupt(format!("timestamp {ts} after {last}")));
@@ -234,6 +249,14 @@ impl Store {
                     let name = catalog.indexes.iter().find(|(_, (_, e))| *e == id).map(|(n, _)| n.clone());
                     let name = name.ok_or_else(|| corrupt(format!("drop of unknown index {id}")))?;
                     catalog.remove_index(&name);
+                }
+                WalRecord::AlterTable { id, new_id, reshape, .. } => {
+                    let old = catalog.by_id.get(&id).filter(|t| !t.is_index).cloned();
+                    let old = old.ok_or_else(|| corrupt(format!("alter of unknown table {id}")))?;
+                    let rebuilt =
+                        alter::rebuild(&old, &reshape, new_id, ts, false).map_err(|e| corrupt(format!("altering table {id}: {e}")))?;
+                    commit.next_table_id = commit.next_table_id.max(new_id + 1 + rebuilt.indexes.len() as u64);
+                    catalog.replace_table(id, rebuilt, 0);
                 }
                 WalRecord::Commit { writes, .. } => {
                     for w in writes {
@@ -404,6 +427,65 @@ impl Store {
         drop(catalog);
         self.publish_catalog_change(&mut commit, ts);
         Ok(())
+    }
+
+    /// Changes the definition of the table named `name` by rewriting it
+    /// (see [`Alteration`]); returns the commit timestamp of the DDL.
+    ///
+    /// Waits for open transactions that wrote the table, as
+    /// [`Store::create_index`] does, then builds the new table (a new
+    /// [`TableId`]) from every live row and swaps it in. Transactions whose
+    /// snapshot predates it get [`Error::UnknownTable`] from the table.
+    /// A failure (a row that does not fit, a name that is taken) changes
+    /// nothing.
+    pub fn alter_table(&self, name: &str, alteration: &Alteration) -> Result<Ts> {
+        self.check_open()?;
+        let t = self.inner.catalog.read().named(name).cloned().ok_or_else(|| Error::UnknownTable(name.into()))?;
+        let reshape = alteration.reshape(&t.schema)?;
+        let renamed = (reshape.schema.name != t.schema.name).then(|| reshape.schema.name.clone());
+        let taken = |catalog: &Catalog| renamed.as_ref().is_some_and(|n| catalog.by_name.contains_key(n));
+        if taken(&self.inner.catalog.read()) {
+            return Err(Error::TableExists(reshape.schema.name));
+        }
+        let _closed = t.gate.close(DDL_PATIENCE).ok_or_else(|| Error::LockTimeout { table: name.into() })?;
+        let nindexes = t.indexes().iter().filter(|ix| reshape.index(&ix.def).is_some()).count() as u64;
+        let new_id = {
+            let mut commit = self.inner.commit.lock();
+            commit.next_table_id += 1 + nindexes;
+            commit.next_table_id - 1 - nindexes
+        };
+        // The gate is closed: no transaction holds uncommitted writes to the
+        // table, so the newest committed state is all there is to copy.
+        let read_ts = self.current_ts();
+        let subscribed = self.inner.commit.lock().publisher.has_subscribers();
+        let mut rebuilt = alter::rebuild(&t, &reshape, new_id, read_ts, subscribed)?;
+        for ix in &rebuilt.indexes {
+            fill(&rebuilt.table, ix, read_ts)?;
+        }
+
+        let mut commit = self.inner.commit.lock();
+        self.check_open()?;
+        let mut catalog = self.inner.catalog.write();
+        if !catalog.by_id.get(&t.id).is_some_and(|c| Arc::ptr_eq(c, &t)) {
+            return Err(Error::UnknownTable(name.into()));
+        }
+        if taken(&catalog) {
+            return Err(Error::TableExists(reshape.schema.name));
+        }
+        // Three change records (drop, create, the rows), one timestamp each,
+        // so a reader's sync wait covers all of them.
+        let ts = self.inner.clock.load(Ordering::Acquire) + 3;
+        if let Some(wal) = &self.inner.wal {
+            wal.append(&WalRecord::AlterTable { ts, id: t.id, new_id, reshape })?;
+        }
+        let (schema, rows) = (Arc::clone(&rebuilt.table.schema), std::mem::take(&mut rebuilt.changes));
+        catalog.replace_table(t.id, rebuilt, ts);
+        drop(catalog);
+        self.inner.clock.store(ts, Ordering::SeqCst);
+        commit.publisher.publish(ChangeRecord { ts: ts - 2, change: Change::DropTable { id: t.id } });
+        commit.publisher.publish(ChangeRecord { ts: ts - 1, change: Change::CreateTable { id: new_id, schema } });
+        commit.publisher.publish(ChangeRecord { ts, change: Change::Commit(rows) });
+        Ok(ts)
     }
 
     /// Whether an index named `name` exists.

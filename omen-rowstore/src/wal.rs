@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::alter::Reshape;
 use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::error::{Error, Result};
 use crate::index::IndexDef;
@@ -87,11 +88,37 @@ pub(crate) enum WalOp {
 /// A replayed log record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WalRecord {
-    Commit { ts: u64, writes: Vec<WalWrite> },
-    CreateTable { ts: u64, id: TableId, schema: TableSchema },
-    DropTable { ts: u64, id: TableId },
-    CreateIndex { ts: u64, id: TableId, table: TableId, def: IndexDef },
-    DropIndex { ts: u64, id: TableId },
+    Commit {
+        ts: u64,
+        writes: Vec<WalWrite>,
+    },
+    CreateTable {
+        ts: u64,
+        id: TableId,
+        schema: TableSchema,
+    },
+    DropTable {
+        ts: u64,
+        id: TableId,
+    },
+    CreateIndex {
+        ts: u64,
+        id: TableId,
+        table: TableId,
+        def: IndexDef,
+    },
+    DropIndex {
+        ts: u64,
+        id: TableId,
+    },
+    /// Table `id` rewritten as table `new_id` (its indexes get the ids
+    /// after `new_id`); see [`crate::alter`].
+    AlterTable {
+        ts: u64,
+        id: TableId,
+        new_id: TableId,
+        reshape: Reshape,
+    },
 }
 
 impl WalRecord {
@@ -146,6 +173,13 @@ impl WalRecord {
                 out.extend_from_slice(&ts.to_le_bytes());
                 out.extend_from_slice(&id.to_le_bytes());
             }
+            WalRecord::AlterTable { ts, id, new_id, reshape } => {
+                out.push(6);
+                out.extend_from_slice(&ts.to_le_bytes());
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&new_id.to_le_bytes());
+                reshape.encode(&mut out);
+            }
         }
         out
     }
@@ -187,6 +221,7 @@ impl WalRecord {
                 WalRecord::CreateIndex { ts, id, table, def: IndexDef { name, columns, unique } }
             }
             5 => WalRecord::DropIndex { ts: r.u64()?, id: r.u64()? },
+            6 => WalRecord::AlterTable { ts: r.u64()?, id: r.u64()?, new_id: r.u64()?, reshape: Reshape::decode(&mut r)? },
             kind => return Err(Error::Decode(format!("unknown record kind {kind}"))),
         };
         if !r.is_empty() {
@@ -401,6 +436,12 @@ mod tests {
         let def = IndexDef { name: "t_a".into(), columns: vec![0, 300], unique: true };
         for rec in [
             commit(7),
+            WalRecord::AlterTable {
+                ts: 6,
+                id: 3,
+                new_id: 9,
+                reshape: crate::Alteration::AddColumn(ColumnDef::new("b", DataType::Text)).reshape(&schema).unwrap(),
+            },
             WalRecord::CreateTable { ts: 1, id: 3, schema },
             WalRecord::DropTable { ts: 2, id: 3 },
             WalRecord::CreateIndex { ts: 4, id: 5, table: 3, def },

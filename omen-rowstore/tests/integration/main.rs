@@ -1,6 +1,7 @@
 //! Row store integration tests, one binary; a module per scenario.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod alter;
 mod changes;
 mod hermitage;
 mod indexes;
