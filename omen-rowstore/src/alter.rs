@@ -129,7 +129,7 @@ impl Reshape {
         let sources = (0..schema.columns.len())
             .map(|_| {
                 let v = r.varint()?;
-                Ok(v.checked_sub(1).map(|i| usize::try_from(i).map_err(|_| Error::Decode(format!("column index {i}")))).transpose()?)
+                v.checked_sub(1).map(|i| usize::try_from(i).map_err(|_| Error::Decode(format!("column index {i}")))).transpose()
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { schema, sources })

@@ -9,7 +9,7 @@ use omen_rowstore::{
 };
 
 fn options(dir: &std::path::Path) -> StoreOptions {
-    StoreOptions { dir: Some(dir.to_path_buf()), durability: Durability::Off, gc_interval: Duration::ZERO, ..StoreOptions::default() }
+    StoreOptions { dir: Some(dir.to_path_buf()), durability: Durability::Off, gc_interval: Duration::ZERO }
 }
 
 /// `items(id BIGINT PRIMARY KEY, a BIGINT, b TEXT)` with index `items_a` on (a)
