@@ -58,13 +58,15 @@ impl Alteration {
     /// The reshape that applies this alteration to a table of `old` schema.
     pub(crate) fn reshape(&self, old: &TableSchema) -> Result<Reshape> {
         let bad = |reason: String| Error::Schema { table: old.name.clone(), reason };
-        let column = |name: &str| old.column_index(name).ok_or_else(|| bad(format!("column {name:?} does not exist")));
+        let column =
+            |name: &str| old.column_index(name).ok_or_else(|| Error::UnknownColumn { table: old.name.clone(), column: name.into() });
+        let exists = |name: &str| Error::ColumnExists { table: old.name.clone(), column: name.into() };
         let mut schema = old.clone();
         let mut sources: Vec<Option<usize>> = (0..old.columns.len()).map(Some).collect();
         match self {
             Alteration::AddColumn(def) => {
                 if old.column_index(&def.name).is_some() {
-                    return Err(bad(format!("column {:?} already exists", def.name)));
+                    return Err(exists(&def.name));
                 }
                 schema.columns.push(def.clone());
                 sources.push(None);
@@ -86,7 +88,7 @@ impl Alteration {
             Alteration::RenameColumn { from, to } => {
                 let c = column(from)?;
                 if from != to && old.column_index(to).is_some() {
-                    return Err(bad(format!("column {to:?} already exists")));
+                    return Err(exists(to));
                 }
                 schema.columns[c].name.clone_from(to);
             }
@@ -98,6 +100,17 @@ impl Alteration {
 }
 
 impl Reshape {
+    /// The reshape that applies `alterations`, in order, to a table of `old`
+    /// schema.
+    pub(crate) fn of(old: &TableSchema, alterations: &[Alteration]) -> Result<Self> {
+        let mut all = Reshape { schema: old.clone(), sources: (0..old.columns.len()).map(Some).collect() };
+        for a in alterations {
+            let step = a.reshape(&all.schema)?;
+            all = Reshape { sources: step.sources.iter().map(|s| s.and_then(|i| all.sources[i])).collect(), schema: step.schema };
+        }
+        Ok(all)
+    }
+
     /// The new table's row for an old row.
     fn row(&self, old: &[Value]) -> Vec<Value> {
         self.sources
@@ -234,6 +247,22 @@ mod tests {
         assert!(Alteration::RenameColumn { from: "a".into(), to: "b".into() }.reshape(&s).is_err());
         let one = TableSchema { name: "u".into(), columns: vec![ColumnDef::new("x", DataType::Int32)], primary_key: vec![] };
         assert!(Alteration::DropColumn("x".into()).reshape(&one).is_err(), "last column");
+    }
+
+    #[test]
+    fn alterations_compose() {
+        let mut def = ColumnDef::new("d", DataType::Int32);
+        def.default = Some(Value::Int32(7));
+        let steps =
+            [Alteration::AddColumn(def), Alteration::DropColumn("a".into()), Alteration::RenameColumn { from: "d".into(), to: "e".into() }];
+        let r = Reshape::of(&schema(), &steps).unwrap();
+        assert_eq!(r.sources, vec![Some(1), Some(2), None]);
+        assert_eq!(r.schema.primary_key, vec![1]);
+        assert_eq!(
+            r.row(&[Value::Int64(1), Value::Text("x".into()), Value::Int32(3)]),
+            vec![Value::Text("x".into()), Value::Int32(3), Value::Int32(7)]
+        );
+        assert!(matches!(Reshape::of(&schema(), &[Alteration::DropColumn("q".into())]), Err(Error::UnknownColumn { .. })));
     }
 
     #[test]

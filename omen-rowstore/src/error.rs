@@ -37,6 +37,22 @@ pub enum Error {
         /// The indexed columns and values, as text.
         key: String,
     },
+    /// An alteration names a column the table does not have.
+    #[error("column {column:?} of table {table:?} does not exist")]
+    UnknownColumn {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// An alteration adds or renames a column to a name the table has.
+    #[error("column {column:?} of table {table:?} already exists")]
+    ColumnExists {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
     /// `create_index` with a name that is taken.
     #[error("index {0:?} already exists")]
     IndexExists(String),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::alter::{self, Alteration, Rebuilt};
+use crate::alter::{self, Alteration, Rebuilt, Reshape};
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexDef};
@@ -430,7 +430,8 @@ impl Store {
     }
 
     /// Changes the definition of the table named `name` by rewriting it
-    /// (see [`Alteration`]); returns the commit timestamp of the DDL.
+    /// (see [`Alteration`]): the alterations apply in order, all or none.
+    /// Returns the commit timestamp of the DDL.
     ///
     /// Waits for open transactions that wrote the table, as
     /// [`Store::create_index`] does, then builds the new table (a new
@@ -438,10 +439,10 @@ impl Store {
     /// snapshot predates it get [`Error::UnknownTable`] from the table.
     /// A failure (a row that does not fit, a name that is taken) changes
     /// nothing.
-    pub fn alter_table(&self, name: &str, alteration: &Alteration) -> Result<Ts> {
+    pub fn alter_table(&self, name: &str, alterations: &[Alteration]) -> Result<Ts> {
         self.check_open()?;
         let t = self.inner.catalog.read().named(name).cloned().ok_or_else(|| Error::UnknownTable(name.into()))?;
-        let reshape = alteration.reshape(&t.schema)?;
+        let reshape = Reshape::of(&t.schema, alterations)?;
         let renamed = (reshape.schema.name != t.schema.name).then(|| reshape.schema.name.clone());
         let taken = |catalog: &Catalog| renamed.as_ref().is_some_and(|n| catalog.by_name.contains_key(n));
         if taken(&self.inner.catalog.read()) {

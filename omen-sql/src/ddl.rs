@@ -5,11 +5,12 @@ use arrow::datatypes::DataType as ArrowType;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateIndex, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr, Ident, IndexColumn, IndexType,
-    ObjectName, ObjectType, Query, Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
+    AlterTable, AlterTableOperation, ColumnDef as SqlColumnDef, ColumnOption, CreateIndex, CreateTable, CreateTableOptions,
+    DataType as SqlType, ExactNumberInfo, Expr, Ident, IndexColumn, IndexType, ObjectName, ObjectType, Query, RenameTableNameKind,
+    Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
 };
 use futures::TryStreamExt;
-use omen_rowstore::{ColumnDef, DataType, IndexDef, TableSchema, Value};
+use omen_rowstore::{Alteration, ColumnDef, DataType, IndexDef, TableSchema, Value};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ pub(crate) async fn run(engine: &Engine, statement: SqlStatement) -> Result<Outp
     match statement {
         SqlStatement::CreateTable(create) => create_table(engine, create).await,
         SqlStatement::CreateIndex(create) => create_index(engine, create),
+        SqlStatement::AlterTable(alter) => alter_table(engine, alter).await,
         SqlStatement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => drop_tables(engine, names, if_exists),
         SqlStatement::Drop { object_type: ObjectType::Index, if_exists, names, .. } => drop_indexes(engine, names, if_exists),
         other => Err(Error::Unsupported(format!("DROP {}", other.to_string().split_whitespace().nth(1).unwrap_or_default()))),
@@ -82,23 +84,14 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         Some(_) => Err(Error::Plan(format!("multiple primary keys for table {name:?} are not allowed"))),
     };
     for (i, c) in create.columns.into_iter().enumerate() {
-        let cname = normalize_ident(c.name);
-        if cname == omen_colstore::KEY_COLUMN {
-            return Err(Error::Plan(format!("column name {cname:?} is reserved")));
+        let column = column(engine, c).await?;
+        if column.primary_key {
+            set_key(vec![i])?;
         }
-        let data_type = sql_type(&c.data_type)?;
-        let mut col = ColumnDef::new(cname, data_type);
-        for option in c.options {
-            match option.option {
-                ColumnOption::NotNull => col.nullable = false,
-                ColumnOption::Null => col.nullable = true,
-                ColumnOption::Default(expr) => col.default = Some(constant(engine, &expr, &data_type).await?),
-                ColumnOption::PrimaryKey(_) => set_key(vec![i])?,
-                ColumnOption::Unique(u) => uniques.push((u.name.map(normalize_ident), vec![col.name.clone()])),
-                other => return Err(Error::Unsupported(format!("column constraint {other}"))),
-            }
+        if let Some(name) = column.unique {
+            uniques.push((name, vec![column.def.name.clone()]));
         }
-        columns.push(col);
+        columns.push(column.def);
     }
     for constraint in create.constraints {
         match constraint {
@@ -145,6 +138,94 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         }
     }
     Ok(Output::Command("CREATE TABLE"))
+}
+
+/// A column of CREATE TABLE or ALTER TABLE ADD COLUMN.
+struct Column {
+    def: ColumnDef,
+    primary_key: bool,
+    /// A UNIQUE constraint, and its name if it has one.
+    unique: Option<Option<String>>,
+}
+
+async fn column(engine: &Engine, c: SqlColumnDef) -> Result<Column> {
+    let name = normalize_ident(c.name);
+    if name == omen_colstore::KEY_COLUMN {
+        return Err(Error::Plan(format!("column name {name:?} is reserved")));
+    }
+    let data_type = sql_type(&c.data_type)?;
+    let mut column = Column { def: ColumnDef::new(name, data_type), primary_key: false, unique: None };
+    for option in c.options {
+        match option.option {
+            ColumnOption::NotNull => column.def.nullable = false,
+            ColumnOption::Null => column.def.nullable = true,
+            ColumnOption::Default(expr) => column.def.default = Some(constant(engine, &expr, &data_type).await?),
+            ColumnOption::PrimaryKey(_) => column.primary_key = true,
+            ColumnOption::Unique(u) => column.unique = Some(u.name.map(normalize_ident)),
+            other => return Err(Error::Unsupported(format!("column constraint {other}"))),
+        }
+    }
+    Ok(column)
+}
+
+/// ALTER TABLE [IF EXISTS] name with ADD COLUMN, DROP COLUMN, RENAME
+/// COLUMN and RENAME TO operations, applied together by one rewrite of
+/// the table (see `omen_rowstore::Alteration`).
+async fn alter_table(engine: &Engine, alter: AlterTable) -> Result<Output> {
+    const TAG: &str = "ALTER TABLE";
+    let name = table_name(&alter.name)?;
+    let Some((_, schema)) = engine.rows.table(&name) else {
+        return if alter.if_exists { Ok(Output::Command(TAG)) } else { Err(Error::UnknownTable(name)) };
+    };
+    // Column names as the operations before each one leave them, for IF
+    // [NOT] EXISTS.
+    let mut names: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+    let mut alterations = Vec::with_capacity(alter.operations.len());
+    for op in alter.operations {
+        match op {
+            AlterTableOperation::AddColumn { if_not_exists, column_def, column_position: None, .. } => {
+                let column = column(engine, column_def).await?;
+                if column.primary_key || column.unique.is_some() {
+                    return Err(Error::Unsupported("PRIMARY KEY or UNIQUE in ADD COLUMN: add the column, then CREATE UNIQUE INDEX".into()));
+                }
+                if if_not_exists && names.contains(&column.def.name) {
+                    continue;
+                }
+                names.push(column.def.name.clone());
+                alterations.push(Alteration::AddColumn(column.def));
+            }
+            AlterTableOperation::DropColumn { column_names, if_exists, .. } => {
+                for ident in column_names {
+                    let column = normalize_ident(ident);
+                    if if_exists && !names.contains(&column) {
+                        continue;
+                    }
+                    names.retain(|n| *n != column);
+                    alterations.push(Alteration::DropColumn(column));
+                }
+            }
+            AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                let (from, to) = (normalize_ident(old_column_name), normalize_ident(new_column_name));
+                if to == omen_colstore::KEY_COLUMN {
+                    return Err(Error::Plan(format!("column name {to:?} is reserved")));
+                }
+                names.iter_mut().filter(|n| **n == from).for_each(|n| n.clone_from(&to));
+                alterations.push(Alteration::RenameColumn { from, to });
+            }
+            AlterTableOperation::RenameTable { table_name: RenameTableNameKind::To(to) | RenameTableNameKind::As(to) } => {
+                let to = table_name(&to)?;
+                if engine.rows.index_exists(&to) {
+                    return Err(Error::Plan(format!("relation {to:?} already exists")));
+                }
+                alterations.push(Alteration::RenameTable(to));
+            }
+            other => return Err(Error::Unsupported(format!("ALTER TABLE ... {other}"))),
+        }
+    }
+    if !alterations.is_empty() {
+        engine.rows.alter_table(&name, &alterations)?;
+    }
+    Ok(Output::Command(TAG))
 }
 
 /// CREATE TABLE name AS query: a table without a primary key whose columns

@@ -68,6 +68,8 @@ impl From<omen_rowstore::Error> for Error {
             e @ (E::DuplicateKey { .. } | E::UniqueViolation { .. } | E::NotNull { .. } | E::Schema { .. }) => {
                 Error::Constraint(e.to_string())
             }
+            E::UnknownColumn { column, .. } => Error::UnknownColumn(column),
+            E::ColumnExists { table, column } => Error::Plan(format!("column {column:?} of relation {table:?} already exists")),
             E::IndexExists(i) => Error::Plan(format!("relation {i:?} already exists")),
             E::UnknownIndex(i) => Error::Plan(format!("index {i:?} does not exist")),
             e @ E::LockTimeout { .. } => Error::Execution(e.to_string()),

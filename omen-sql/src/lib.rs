@@ -43,7 +43,13 @@
 //! - DDL: `CREATE TABLE [IF NOT EXISTS]` with column and table PRIMARY KEY,
 //!   UNIQUE, NOT NULL, NULL and constant DEFAULTs; `CREATE TABLE ... AS
 //!   query` (no primary key; columns take the query's names and types);
-//!   `DROP TABLE [IF EXISTS]`;
+//!   `DROP TABLE [IF EXISTS]`; `ALTER TABLE [IF EXISTS] t` with `ADD COLUMN
+//!   [IF NOT EXISTS]` (constant DEFAULT, NOT NULL; no PRIMARY KEY or
+//!   UNIQUE), `DROP COLUMN [IF EXISTS]` (indexes on it go too; not a
+//!   primary-key column), `RENAME COLUMN`, `RENAME TO`, several at once.
+//!   ALTER TABLE rewrites the table: it waits for open writers as index DDL
+//!   does, and a transaction whose snapshot predates it can no longer read
+//!   the table;
 //!   `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (columns)` (btree on
 //!   plain columns; no expressions, INCLUDE or WHERE) and `DROP INDEX [IF
 //!   EXISTS]`. Index DDL waits (up to ten seconds) for open transactions
@@ -76,8 +82,8 @@
 //!   ([`Engine::access_stats`] counts which path served each scan).
 //! - A plan is made against the catalog of its time: after DDL changes a
 //!   table a plan reads, the next execution plans again.
-//! - Not yet (each returns [`Error::Unsupported`] naming it): UPDATE ... FROM, DELETE ... USING, ALTER
-//!   TABLE, SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
+//! - Not yet (each returns [`Error::Unsupported`] naming it): UPDATE ... FROM, DELETE ... USING, other
+//!   ALTER TABLE operations (ALTER COLUMN TYPE, constraints), SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
 //!   several statements in one call.
 
 #![deny(missing_docs)]

@@ -160,7 +160,9 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
             let fast = fast::compile(engine, &plan.plan, &plan.tables, params);
             Compiled::Query { plan, fast }
         }
-        ddl @ (SqlStatement::CreateTable(_) | SqlStatement::CreateIndex(_) | SqlStatement::Drop { .. }) => Compiled::Ddl(Box::new(ddl)),
+        ddl @ (SqlStatement::CreateTable(_) | SqlStatement::CreateIndex(_) | SqlStatement::AlterTable(_) | SqlStatement::Drop { .. }) => {
+            Compiled::Ddl(Box::new(ddl))
+        }
         mut other => match dml::target(&mut other)? {
             Some(spec) => {
                 let write = dml::Write::plan(engine, other, spec).await?;

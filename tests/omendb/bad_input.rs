@@ -66,7 +66,14 @@ fn each_bad_statement_fails_with_its_variant_and_changes_nothing() {
     rejects(&db, "CREATE TABLE t3 (x INT CHECK (x > 0))", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("CHECK")));
     rejects(&db, "CREATE INDEX ON accounts (abs(balance))", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("expression")));
     rejects(&db, "CREATE TABLE t4 (x INT PRIMARY KEY, y INT PRIMARY KEY)", params![], |e| matches!(e, Error::Plan(_)));
-    rejects(&db, "ALTER TABLE accounts ADD COLUMN x INT", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("ALTER")));
+    rejects(
+        &db,
+        "ALTER TABLE accounts ALTER COLUMN balance TYPE TEXT",
+        params![],
+        |e| matches!(e, Error::Unsupported(m) if m.contains("ALTER")),
+    );
+    rejects(&db, "ALTER TABLE accounts ADD COLUMN owner INT", params![], |e| matches!(e, Error::Plan(m) if m.contains("already exists")));
+    rejects(&db, "ALTER TABLE accounts ADD COLUMN x INT NOT NULL", params![], |e| matches!(e, Error::Constraint(_)));
     rejects(&db, "SELECT 1; SELECT 2", params![], |e| matches!(e, Error::Unsupported(_)));
     rejects(&db, "BEGIN", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("Database::begin")));
     for t in ["t2", "t3", "t4"] {

@@ -42,6 +42,27 @@ fn committed_rows_survive_close_and_reopen() {
 }
 
 #[test]
+fn altered_and_derived_tables_survive_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let expect = strs(&[&["1", "ada", "2"], &["3", "grace", "2"], &["4", "edsger", "5"]]);
+    {
+        let db = Database::open(dir.path()).unwrap();
+        accounts(&db);
+        db.execute("ALTER TABLE accounts ADD COLUMN tier INT DEFAULT 2", params![]).unwrap();
+        db.execute("ALTER TABLE accounts DROP COLUMN balance, RENAME COLUMN owner TO name", params![]).unwrap();
+        db.execute("INSERT INTO accounts VALUES (4, 'edsger', 5)", params![]).unwrap();
+        db.execute("DELETE FROM accounts WHERE id = 2", params![]).unwrap();
+        db.execute("CREATE TABLE tiers AS SELECT tier, count(*) AS n FROM accounts GROUP BY tier", params![]).unwrap();
+        assert_eq!(q(&db, "SELECT * FROM accounts ORDER BY id"), expect);
+        db.close().unwrap();
+    }
+    let db = Database::open(dir.path()).unwrap();
+    assert_eq!(q(&db, "SELECT * FROM accounts ORDER BY id"), expect);
+    assert_eq!(q(&db, "SELECT tier, n FROM tiers ORDER BY tier"), strs(&[&["2", "2"], &["5", "1"]]));
+    assert_eq!(q(&db, "SELECT name FROM accounts WHERE id = 4"), strs(&[&["edsger"]]));
+}
+
+#[test]
 fn every_sql_type_round_trips_through_disk() {
     let dir = tempfile::tempdir().unwrap();
     let create = "CREATE TABLE t (b BOOLEAN, s SMALLINT, i INTEGER PRIMARY KEY, l BIGINT, r REAL, d DOUBLE PRECISION, \

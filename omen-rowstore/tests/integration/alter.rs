@@ -55,15 +55,15 @@ fn add_drop_and_rename_reshape_rows_and_indexes_and_survive_reopen() {
     items(&store, 6);
     let mut col = ColumnDef::new("c", DataType::Int32).not_null();
     col.default = Some(Value::Int32(7));
-    store.alter_table("items", &Alteration::AddColumn(col)).unwrap();
+    store.alter_table("items", &[Alteration::AddColumn(col)]).unwrap();
     assert!(dump(&store, "items").iter().all(|r| r.len() == 4 && r[3] == Value::Int32(7)));
     assert_eq!(index_ids(&store, "items", "items_a", Value::Int64(1)), vec![Value::Int64(1), Value::Int64(4)]);
 
-    store.alter_table("items", &Alteration::DropColumn("b".into())).unwrap();
+    store.alter_table("items", &[Alteration::DropColumn("b".into())]).unwrap();
     assert!(!store.index_exists("items_b"), "an index on a dropped column goes with it");
     assert_eq!(store.indexes("items").iter().map(|i| i.columns.clone()).collect::<Vec<_>>(), vec![vec![1]]);
-    store.alter_table("items", &Alteration::RenameColumn { from: "a".into(), to: "aa".into() }).unwrap();
-    store.alter_table("items", &Alteration::RenameTable("things".into())).unwrap();
+    store.alter_table("items", &[Alteration::RenameColumn { from: "a".into(), to: "aa".into() }]).unwrap();
+    store.alter_table("items", &[Alteration::RenameTable("things".into())]).unwrap();
     assert!(store.table("items").is_none());
     let expect = dump(&store, "things");
     assert_eq!(expect.len(), 6);
@@ -91,13 +91,13 @@ fn a_failed_alteration_changes_nothing() {
     let store = Store::open(StoreOptions::default()).unwrap();
     items(&store, 3);
     let before = dump(&store, "items");
-    let err = store.alter_table("items", &Alteration::AddColumn(ColumnDef::new("c", DataType::Int32).not_null())).unwrap_err();
+    let err = store.alter_table("items", &[Alteration::AddColumn(ColumnDef::new("c", DataType::Int32).not_null())]).unwrap_err();
     assert!(matches!(err, Error::NotNull { .. }), "{err}");
-    assert!(matches!(store.alter_table("items", &Alteration::DropColumn("id".into())), Err(Error::Schema { .. })));
-    assert!(matches!(store.alter_table("nope", &Alteration::DropColumn("a".into())), Err(Error::UnknownTable(_))));
+    assert!(matches!(store.alter_table("items", &[Alteration::DropColumn("id".into())]), Err(Error::Schema { .. })));
+    assert!(matches!(store.alter_table("nope", &[Alteration::DropColumn("a".into())]), Err(Error::UnknownTable(_))));
     let other = TableSchema { name: "other".into(), columns: vec![ColumnDef::new("x", DataType::Int32)], primary_key: vec![] };
     store.create_table(other).unwrap();
-    assert!(matches!(store.alter_table("items", &Alteration::RenameTable("other".into())), Err(Error::TableExists(_))));
+    assert!(matches!(store.alter_table("items", &[Alteration::RenameTable("other".into())]), Err(Error::TableExists(_))));
     assert_eq!(dump(&store, "items"), before);
     assert_eq!(store.indexes("items").len(), 2);
 }
@@ -109,7 +109,7 @@ fn old_snapshots_are_refused_and_the_change_stream_sees_the_rewrite() {
     let (old, _) = store.table("items").unwrap();
     let reader = store.begin().unwrap();
     let changes = store.subscribe(16);
-    store.alter_table("items", &Alteration::RenameColumn { from: "b".into(), to: "bee".into() }).unwrap();
+    store.alter_table("items", &[Alteration::RenameColumn { from: "b".into(), to: "bee".into() }]).unwrap();
     assert!(matches!(reader.get(old, &omen_rowstore::encode_key(&[Value::Int64(1)], &[0])), Err(Error::UnknownTable(_))));
 
     let (new, _) = store.table("items").unwrap();
