@@ -170,6 +170,30 @@ impl Database {
         Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
     }
 
+    /// Inserts the rows of Arrow `batches` into `table` in one transaction:
+    /// a bulk load without SQL. Columns match by position and are cast to
+    /// the column types; any failure (a value that does not convert, a NULL
+    /// in a NOT NULL column, a duplicate key) writes nothing. Returns the
+    /// rows inserted.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use omendb::arrow::array::{Int64Array, RecordBatch, StringArray};
+    /// # use omendb::{Database, params};
+    /// let db = Database::open_in_memory()?;
+    /// db.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT)", params![])?;
+    /// let batch = RecordBatch::try_from_iter([
+    ///     ("id", Arc::new(Int64Array::from(vec![1, 2])) as _),
+    ///     ("name", Arc::new(StringArray::from(vec!["a", "b"])) as _),
+    /// ])?;
+    /// assert_eq!(db.insert_batches("t", &[batch])?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_batches(&self, table: &str, batches: &[RecordBatch]) -> Result<u64> {
+        self.check_open()?;
+        Ok(self.inner.engine.insert_batches(table, batches)?)
+    }
+
     /// Starts a transaction. It reads one snapshot, sees its own writes, and
     /// rolls back unless committed.
     pub fn begin(&self) -> Result<Transaction> {

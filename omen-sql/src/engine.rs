@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -15,7 +16,7 @@ use omen_sync::{SyncOptions, Syncer};
 use parking_lot::Mutex;
 
 use crate::access::{AccessCounters, AccessStats};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::prepared::PreparedStatement;
 use crate::session::Session;
 
@@ -111,6 +112,28 @@ impl Engine {
         }
         cache.insert(sql.to_owned(), Arc::clone(&statement));
         Ok(statement)
+    }
+
+    /// Inserts the rows of `batches` into the table named `table`, in one
+    /// transaction: a bulk load without SQL. Columns match by position;
+    /// values are cast to the column types. A value that does not convert,
+    /// a NULL in a NOT NULL column or a duplicate key fails the whole load,
+    /// which then writes nothing. Returns the rows inserted.
+    pub fn insert_batches(&self, table: &str, batches: &[RecordBatch]) -> Result<u64> {
+        let (id, schema) = self.rows.table(table).ok_or_else(|| Error::UnknownTable(table.into()))?;
+        if let Some(b) = batches.iter().find(|b| b.num_columns() != schema.columns.len()) {
+            return Err(Error::Plan(format!("table {table:?} has {} columns, a batch {}", schema.columns.len(), b.num_columns())));
+        }
+        let mut txn = self.rows.begin()?;
+        let mut n = 0;
+        for batch in batches {
+            for row in crate::dml::batch_rows(batch, &schema)? {
+                txn.insert(id, row)?;
+                n += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(n)
     }
 
     /// How the table scans of statements run so far were served: key ranges

@@ -12,6 +12,7 @@ mod memory;
 mod returning;
 mod slt;
 mod sql_fuzz;
+mod tpch;
 mod transactions;
 
 use omendb::arrow::array::RecordBatch;
