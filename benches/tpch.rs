@@ -50,7 +50,7 @@ fn main() {
     }
 
     let root = common::root();
-    let python = dirs_python(&dir);
+    let python = venv_python(&dir);
     let out = Command::new(python)
         .arg(root.join("scripts/tpch_duckdb_bench.py"))
         .arg(dir.join("data"))
@@ -74,6 +74,6 @@ fn main() {
 }
 
 /// The virtualenv `scripts/tpch-data.sh` made (it holds duckdb).
-fn dirs_python(sf_dir: &std::path::Path) -> std::path::PathBuf {
+fn venv_python(sf_dir: &std::path::Path) -> std::path::PathBuf {
     sf_dir.parent().map(|root| root.join("venv/bin/python")).unwrap()
 }
