@@ -246,20 +246,8 @@ async fn create_table_as(engine: &Engine, name: String, query: Query) -> Result<
         let txn = engine.rows.begin()?;
         plan.execute(engine, &plan.plan, &txn, &[]).await?.try_collect().await?
     };
-    let (id, _) = engine.rows.create_table(schema.clone())?;
-    let fill = || -> Result<u64> {
-        let mut txn = engine.rows.begin()?;
-        let mut n = 0;
-        for batch in &batches {
-            for row in crate::dml::batch_rows(batch, &schema)? {
-                txn.insert(id, row)?;
-                n += 1;
-            }
-        }
-        txn.commit()?;
-        Ok(n)
-    };
-    match fill() {
+    engine.rows.create_table(schema)?;
+    match engine.insert_batches(&name, &batches) {
         Ok(rows) => Ok(Output::Affected { tag: "SELECT", rows }),
         Err(e) => {
             let _ = engine.rows.drop_table(&name);

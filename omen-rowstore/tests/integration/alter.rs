@@ -4,29 +4,16 @@
 
 use std::time::Duration;
 
-use omen_rowstore::{
-    Alteration, Change, ColumnDef, DataType, Durability, Error, IndexDef, KeyRange, Store, StoreOptions, TableSchema, Value,
-};
+use omen_rowstore::{Alteration, Change, ColumnDef, DataType, Durability, Error, KeyRange, Store, StoreOptions, TableSchema, Value};
 
 fn options(dir: &std::path::Path) -> StoreOptions {
     StoreOptions { dir: Some(dir.to_path_buf()), durability: Durability::Off, gc_interval: Duration::ZERO }
 }
 
-/// `items(id BIGINT PRIMARY KEY, a BIGINT, b TEXT)` with index `items_a` on (a)
-/// and unique `items_b` on (b), holding ids 1..=n.
+/// `items` of `indexes.rs` (index `items_a` on a, unique `items_b` on b),
+/// holding ids 1..=n.
 fn items(store: &Store, n: i64) {
-    let schema = TableSchema {
-        name: "items".into(),
-        columns: vec![
-            ColumnDef::new("id", DataType::Int64).not_null(),
-            ColumnDef::new("a", DataType::Int64),
-            ColumnDef::new("b", DataType::Text),
-        ],
-        primary_key: vec![0],
-    };
-    let id = store.create_table(schema).unwrap().0;
-    store.create_index("items", IndexDef { name: "items_a".into(), columns: vec![1], unique: false }).unwrap();
-    store.create_index("items", IndexDef { name: "items_b".into(), columns: vec![2], unique: true }).unwrap();
+    let id = crate::indexes::create(store, true);
     let mut txn = store.begin().unwrap();
     for i in 1..=n {
         txn.insert(id, vec![Value::Int64(i), Value::Int64(i % 3), Value::Text(format!("b{i}"))]).unwrap();

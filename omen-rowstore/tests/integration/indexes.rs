@@ -14,7 +14,7 @@ use proptest::prelude::*;
 
 /// `items(id BIGINT PRIMARY KEY, a BIGINT, b TEXT)`, index `items_a` on
 /// (a) and unique index `items_b` on (b).
-fn create(store: &Store, with_indexes: bool) -> TableId {
+pub(crate) fn create(store: &Store, with_indexes: bool) -> TableId {
     let schema = TableSchema {
         name: "items".into(),
         columns: vec![
