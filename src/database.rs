@@ -226,8 +226,21 @@ impl Database {
         Ok(Statement::new(self.clone(), prepared))
     }
 
+    /// How far analytics trail transactions right now: commit timestamps
+    /// the column store has yet to apply (0: current). A query never sees
+    /// stale data: it waits until its snapshot is applied.
+    pub fn sync_backlog(&self) -> u64 {
+        self.inner.engine.sync_backlog()
+    }
+
     pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.inner.engine
+    }
+
+    /// The runtime statements run on (the server's connections run there too).
+    #[cfg(feature = "server")]
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.handle
     }
 
     /// Runs a prepared statement in autocommit: on the calling thread if it

@@ -55,6 +55,8 @@ mod database;
 mod dir;
 mod error;
 mod options;
+#[cfg(feature = "server")]
+pub mod server;
 mod statement;
 mod transaction;
 mod value;

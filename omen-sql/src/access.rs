@@ -448,7 +448,7 @@ mod tests {
             assert_eq!(ids(&mut s, "SELECT id FROM t WHERE a = 11 ORDER BY id").await, pick(&|id| a(id) == Some(5)));
             assert_eq!(ids(&mut s, "SELECT id FROM t WHERE b = 'v15x'").await, vec![15]);
             let e = s.execute("INSERT INTO t VALUES (1000, 1, 'v15x')", &[]).await.unwrap_err();
-            assert!(matches!(e, crate::Error::Constraint(ref m) if m.contains("t_b_key")), "{e}");
+            assert!(matches!(e, crate::Error::UniqueViolation(ref m) if m.contains("t_b_key")), "{e}");
             s.execute("DELETE FROM t WHERE b = 'v15x'", &[]).await.unwrap();
             s.execute("INSERT INTO t VALUES (1000, 1, 'v15x')", &[]).await.unwrap();
             assert_eq!(ids(&mut s, "SELECT id FROM t WHERE b = 'v15x'").await, vec![1000]);

@@ -20,6 +20,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::query::TableRef;
 use crate::rowexpr::RowExprs;
+use datafusion::logical_expr::LogicalPlan;
 
 /// A compiled `ON CONFLICT` clause.
 #[derive(Debug)]
@@ -70,6 +71,14 @@ pub(crate) struct Applied {
 const NO_MATCH: &str = "there is no unique or exclusion constraint matching the ON CONFLICT specification";
 
 impl OnConflict {
+    /// The plan of the DO UPDATE expressions, if any.
+    pub(crate) fn plan(&self) -> Option<&LogicalPlan> {
+        match &self.action {
+            Action::Update { exprs, .. } => Some(exprs.logical()),
+            Action::Nothing => None,
+        }
+    }
+
     /// Compiles `on` for rows inserted into `target`, called `alias` in
     /// the clause's expressions.
     pub(crate) async fn compile(engine: &Engine, target: &TableRef, alias: &str, on: &OnInsert) -> Result<Self> {

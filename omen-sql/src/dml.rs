@@ -141,6 +141,20 @@ impl Write {
         Ok(Self { kind: spec.kind, plan, target, returning, on_conflict })
     }
 
+    /// Every plan whose `$n` parameters the write binds: its own, RETURNING's
+    /// and DO UPDATE's.
+    pub(crate) fn plans(&self) -> Vec<&LogicalPlan> {
+        let mut plans = vec![&self.plan.plan];
+        plans.extend(self.returning.as_ref().map(RowExprs::logical));
+        plans.extend(self.on_conflict.as_ref().and_then(OnConflict::plan));
+        plans
+    }
+
+    /// The rows RETURNING gives, if the write has the clause.
+    pub(crate) fn returning(&self) -> Option<&LogicalPlan> {
+        self.returning.as_ref().map(RowExprs::logical)
+    }
+
     /// Whether the fast path may serve it: the clauses OmenDB runs itself
     /// need the general path.
     pub(crate) fn is_plain(&self) -> bool {

@@ -99,8 +99,9 @@ impl Engine {
         self.statements.lock().get(sql).cloned()
     }
 
-    /// The cached plan of `sql`, planned now if it is not cached.
-    pub(crate) async fn prepare_cached(&self, sql: &str) -> Result<Arc<PreparedStatement>> {
+    /// The plan of `sql`: the cached one if a session ran or prepared that
+    /// text recently, else planned now (and cached for the next caller).
+    pub async fn prepare(&self, sql: &str) -> Result<Arc<PreparedStatement>> {
         if let Some(s) = self.cached_statement(sql) {
             return Ok(s);
         }
@@ -140,6 +141,12 @@ impl Engine {
     /// read from the row store, or the whole table from the column store.
     pub fn access_stats(&self) -> AccessStats {
         self.access.snapshot()
+    }
+
+    /// How far the column store trails the row store: commit timestamps
+    /// issued that sync has yet to apply (0 when analytics are current).
+    pub fn sync_backlog(&self) -> u64 {
+        self.rows.current_ts().saturating_sub(self.sync.watermark())
     }
 
     /// Stops sync and closes the row store (syncing its log). Idempotent;

@@ -23,8 +23,13 @@ pub enum Error {
     /// functions, ambiguous names.
     #[error("invalid statement: {0}")]
     Plan(String),
-    /// A duplicate key, a NULL in a NOT NULL column, or a value that does not
-    /// fit its column's type.
+    /// A duplicate primary key or a duplicate in a unique index.
+    #[error("constraint violation: {0}")]
+    UniqueViolation(String),
+    /// A NULL in a NOT NULL column.
+    #[error("constraint violation: {0}")]
+    NotNull(String),
+    /// A value that does not fit its column's type.
     #[error("constraint violation: {0}")]
     Constraint(String),
     /// A concurrent transaction wrote the same row first. Retryable: run the
@@ -45,6 +50,9 @@ pub enum Error {
     /// COMMIT, which rolls back) is accepted until the transaction ends.
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
+    /// `SET` or `SHOW` of a setting OmenDB does not know.
+    #[error("unrecognized configuration parameter {0:?}")]
+    UnknownSetting(String),
     /// A file-system error.
     #[error("I/O error: {0}")]
     Io(String),
@@ -59,15 +67,43 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// The PostgreSQL error code (SQLSTATE) of this error, for clients that
+    /// act on codes: 40001 means retry, 23505 a duplicate, and so on.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::Parse(_) => "42601",
+            Error::UnknownTable(_) => "42P01",
+            Error::UnknownColumn(_) => "42703",
+            Error::Plan(m) if m.contains("already exists") => "42P07",
+            Error::Plan(_) => "42000",
+            Error::UniqueViolation(_) => "23505",
+            Error::NotNull(_) => "23502",
+            Error::Constraint(_) => "22000",
+            Error::SerializationConflict(_) => "40001",
+            Error::Parameter(_) => "22023",
+            Error::Execution(m) if m.contains("ivide by zero") => "22012",
+            Error::Execution(_) => "22000",
+            Error::Unsupported(_) => "0A000",
+            Error::TransactionAborted => "25P02",
+            Error::UnknownSetting(_) => "42704",
+            Error::Io(_) => "58030",
+            Error::Corruption(_) => "XX001",
+            Error::Closed => "57P01",
+            Error::Internal(_) => "XX000",
+        }
+    }
+}
+
 impl From<omen_rowstore::Error> for Error {
     fn from(e: omen_rowstore::Error) -> Self {
         use omen_rowstore::Error as E;
         match e {
             E::UnknownTable(t) => Error::UnknownTable(t),
             E::TableExists(t) => Error::Plan(format!("relation {t:?} already exists")),
-            e @ (E::DuplicateKey { .. } | E::UniqueViolation { .. } | E::NotNull { .. } | E::Schema { .. }) => {
-                Error::Constraint(e.to_string())
-            }
+            e @ (E::DuplicateKey { .. } | E::UniqueViolation { .. }) => Error::UniqueViolation(e.to_string()),
+            e @ E::NotNull { .. } => Error::NotNull(e.to_string()),
+            e @ E::Schema { .. } => Error::Constraint(e.to_string()),
             E::UnknownColumn { column, .. } => Error::UnknownColumn(column),
             E::ColumnExists { table, column } => Error::Plan(format!("column {column:?} of relation {table:?} already exists")),
             E::IndexExists(i) => Error::Plan(format!("relation {i:?} already exists")),

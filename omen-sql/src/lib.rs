@@ -102,9 +102,12 @@ mod provider;
 mod query;
 mod rowexpr;
 mod session;
+mod settings;
 
 pub use access::AccessStats;
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};
+pub use params::value_of_scalar;
 pub use prepared::PreparedStatement;
 pub use session::{Output, Session};
+pub use settings::{REPORTED as REPORTED_SETTINGS, SERVER_VERSION, Settings};

@@ -96,6 +96,48 @@ pub(crate) fn scalar(v: &Value) -> ScalarValue {
     }
 }
 
+/// The value of a DataFusion scalar: the inverse of [`scalar`], for callers
+/// that receive parameters as scalars (the wire protocol decodes them so).
+/// Other integer widths, text and binary encodings and timestamp units are
+/// converted to the nearest OmenDB type; a type OmenDB has no value for
+/// (intervals, lists, ...) is a [`Error::Parameter`].
+pub fn value_of_scalar(s: &ScalarValue) -> Result<Value> {
+    use arrow::datatypes::TimeUnit;
+    if s.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match s {
+        ScalarValue::Boolean(Some(x)) => Value::Bool(*x),
+        ScalarValue::Int8(Some(x)) => Value::Int16(i16::from(*x)),
+        ScalarValue::UInt8(Some(x)) => Value::Int16(i16::from(*x)),
+        ScalarValue::Int16(Some(x)) => Value::Int16(*x),
+        ScalarValue::UInt16(Some(x)) => Value::Int32(i32::from(*x)),
+        ScalarValue::Int32(Some(x)) => Value::Int32(*x),
+        ScalarValue::UInt32(Some(x)) => Value::Int64(i64::from(*x)),
+        ScalarValue::Int64(Some(x)) => Value::Int64(*x),
+        ScalarValue::Float32(Some(x)) => Value::Float32(*x),
+        ScalarValue::Float64(Some(x)) => Value::Float64(*x),
+        ScalarValue::Decimal128(Some(x), _, scale) => Value::Decimal { unscaled: *x, scale: *scale },
+        ScalarValue::Utf8(Some(x)) | ScalarValue::LargeUtf8(Some(x)) | ScalarValue::Utf8View(Some(x)) => Value::Text(x.clone()),
+        ScalarValue::Binary(Some(x)) | ScalarValue::LargeBinary(Some(x)) | ScalarValue::BinaryView(Some(x)) => Value::Bytes(x.clone()),
+        ScalarValue::Date32(Some(x)) => Value::Date(*x),
+        ScalarValue::TimestampMicrosecond(Some(x), tz) => {
+            if tz.is_some() {
+                Value::TimestampTz(*x)
+            } else {
+                Value::Timestamp(*x)
+            }
+        }
+        s @ (ScalarValue::TimestampSecond(_, tz) | ScalarValue::TimestampMillisecond(_, tz) | ScalarValue::TimestampNanosecond(_, tz)) => {
+            let micros = s
+                .cast_to(&ArrowType::Timestamp(TimeUnit::Microsecond, tz.clone()))
+                .map_err(|e| Error::Parameter(format!("timestamp {s} out of range: {e}")))?;
+            return value_of_scalar(&micros);
+        }
+        other => return Err(Error::Parameter(format!("a parameter of type {} (OmenDB has no such column type)", other.data_type()))),
+    })
+}
+
 /// `v` as a value of `column`'s type, if it converts without loss.
 pub(crate) fn exact(v: &ScalarValue, column: &ColumnDef) -> Option<Value> {
     if v.is_null() {
@@ -112,4 +154,34 @@ pub(crate) fn exact(v: &ScalarValue, column: &ColumnDef) -> Option<Value> {
         c
     };
     array_to_values(&converted.to_array().ok()?, &column.data_type).ok()?.pop()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn scalars_and_values_round_trip() {
+        let values = [
+            Value::Null,
+            Value::Bool(true),
+            Value::Int16(-3),
+            Value::Int32(7),
+            Value::Int64(i64::MIN),
+            Value::Float32(1.5),
+            Value::Float64(-2.25),
+            Value::Decimal { unscaled: 12345, scale: 2 },
+            Value::Text("héllo".into()),
+            Value::Bytes(vec![0, 255]),
+            Value::Date(-1),
+            Value::Timestamp(1_700_000_000_000_000),
+            Value::TimestampTz(-5),
+        ];
+        for v in values {
+            assert_eq!(value_of_scalar(&scalar(&v)).unwrap(), v);
+        }
+        assert_eq!(value_of_scalar(&ScalarValue::TimestampSecond(Some(2), None)).unwrap(), Value::Timestamp(2_000_000));
+        assert!(matches!(value_of_scalar(&ScalarValue::new_interval_dt(1, 2)), Err(Error::Parameter(_))));
+    }
 }

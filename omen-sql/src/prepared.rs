@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::{DataType as ArrowType, SchemaRef};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     Statement as SqlStatement, TransactionAccessMode, TransactionIsolationLevel as IsolationLevel, TransactionMode,
@@ -50,6 +52,8 @@ pub(crate) enum Compiled {
     Rollback,
     /// Runs when executed (commits on its own).
     Ddl(Box<SqlStatement>),
+    /// `SET`, `RESET` or `SHOW`: the session's settings.
+    Settings(crate::settings::Command),
     Query {
         plan: Plan,
         fast: Option<FastPlan>,
@@ -102,6 +106,39 @@ impl PreparedStatement {
         self.params
     }
 
+    /// The types the statement's `$1..$n` take, as planned (`None` where
+    /// nothing in the statement fixes one: the value is used as given).
+    pub fn param_types(&self) -> Vec<Option<ArrowType>> {
+        let compiled = Arc::clone(&self.compiled.read());
+        let plans: Vec<&LogicalPlan> = match compiled.as_ref() {
+            Compiled::Query { plan, .. } => vec![&plan.plan],
+            Compiled::Dml { write, .. } => write.plans(),
+            _ => Vec::new(),
+        };
+        let mut types = vec![None; self.params];
+        for plan in plans {
+            let Ok(found) = params::types(plan, self.params) else { continue };
+            for (t, f) in types.iter_mut().zip(found) {
+                if t.is_none() {
+                    *t = f;
+                }
+            }
+        }
+        types
+    }
+
+    /// The schema of the rows the statement returns (a query's, RETURNING's,
+    /// SHOW's); `None` if it returns none.
+    pub fn result_schema(&self) -> Option<SchemaRef> {
+        let compiled = Arc::clone(&self.compiled.read());
+        match compiled.as_ref() {
+            Compiled::Query { plan, .. } => Some(Arc::clone(plan.plan.schema().inner())),
+            Compiled::Dml { write, .. } => write.returning().map(|p| Arc::clone(p.schema().inner())),
+            Compiled::Settings(command) => command.schema(),
+            _ => None,
+        }
+    }
+
     /// Whether the statement runs on the fast path: primary-key point
     /// statements and `INSERT ... VALUES`, which skip DataFusion when they
     /// run (an execution whose key does not convert exactly still plans).
@@ -146,6 +183,9 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
             }
             return Ok(Compiled::Query { plan: query::plan(engine, explain, None).await?, fast: None });
         }
+        DfStatement::Reset(datafusion::sql::parser::ResetStatement::Variable(name)) => {
+            return Ok(Compiled::Settings(crate::settings::Command::reset(&name)));
+        }
         other => return Err(Error::Unsupported(first_words(&other.to_string()))),
     };
     Ok(match s {
@@ -155,6 +195,12 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
         }
         SqlStatement::Commit { chain: false, .. } => Compiled::Commit,
         SqlStatement::Rollback { chain: false, savepoint: None } => Compiled::Rollback,
+        s @ (SqlStatement::Set(_) | SqlStatement::Reset(_) | SqlStatement::ShowVariable { .. }) => {
+            match crate::settings::Command::compile(&s)? {
+                Some(command) => Compiled::Settings(command),
+                None => return Err(Error::Unsupported(first_words(&s.to_string()))),
+            }
+        }
         q @ (SqlStatement::Query(_) | SqlStatement::Explain { .. }) => {
             let plan = query::plan(engine, DfStatement::Statement(Box::new(q)), None).await?;
             let fast = fast::compile(engine, &plan.plan, &plan.tables, params);

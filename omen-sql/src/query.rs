@@ -102,6 +102,9 @@ impl Plan {
         bound: &[Value],
     ) -> Result<SendableRecordBatchStream> {
         let mut state = engine.state.clone();
+        // now() and friends are fixed at this instant, for the whole statement.
+        let config = Arc::clone(state.config_options());
+        state.execution_props_mut().mark_start_execution(config);
         let plan = params::bind(plan.clone(), bound)?;
         let optimized = crate::access::probe_scans(engine, state.optimize(&plan)?, txn)?;
         // Only whole-table scans read the column store, and wait for sync.

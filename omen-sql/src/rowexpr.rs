@@ -94,6 +94,11 @@ impl RowExprs {
     }
 
     /// Binds `params` and makes the physical expressions.
+    /// The planned `SELECT` of the expressions (its schema is theirs).
+    pub(crate) fn logical(&self) -> &LogicalPlan {
+        &self.plan
+    }
+
     pub(crate) fn bind(&self, engine: &Engine, bound_params: &[Value]) -> Result<Bound<'_>> {
         let exprs = match params::bind(self.plan.clone(), bound_params)? {
             LogicalPlan::Projection(p) => p.expr,

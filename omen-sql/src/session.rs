@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
+use arrow::array::{RecordBatch, StringArray};
 use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::memory::MemoryStream;
 use omen_rowstore::{Transaction, Value};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::prepared::{Compiled, PreparedStatement, first_words};
+use crate::settings::{Command, Settings};
 use crate::{ddl, params};
 
 /// What a statement produced.
@@ -57,6 +60,7 @@ enum State {
 pub struct Session {
     engine: Arc<Engine>,
     state: State,
+    settings: Settings,
 }
 
 impl std::fmt::Debug for Session {
@@ -67,7 +71,23 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn new(engine: Arc<Engine>) -> Self {
-        Self { engine, state: State::Autocommit }
+        Self { engine, state: State::Autocommit, settings: Settings::default() }
+    }
+
+    /// Whether a statement failed inside the open transaction, which then
+    /// accepts only COMMIT or ROLLBACK.
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state, State::Aborted)
+    }
+
+    /// The session's settings (`SET` changes them, `SHOW` reads them).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Changes a setting as `SET name = value` would (`None`: its default).
+    pub fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+        self.settings.set(name, value)
     }
 
     /// Whether an explicit transaction is open (or aborted, awaiting its end).
@@ -109,7 +129,7 @@ impl Session {
     /// caches the plans of recent statements by their text, so running the
     /// same text again skips parsing and planning.
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<Output> {
-        match self.engine.prepare_cached(sql).await {
+        match self.engine.prepare(sql).await {
             Ok(statement) => self.execute_prepared(&statement, params).await,
             Err(e) => Err(self.fail(e)),
         }
@@ -144,6 +164,12 @@ impl Session {
                 self.rollback();
                 return Ok(Output::Command("ROLLBACK"));
             }
+            Compiled::Settings(command) => {
+                if self.is_failed() {
+                    return Err(Error::TransactionAborted);
+                }
+                return self.settings_command(command).map_err(|e| self.fail(e));
+            }
             _ => {}
         }
         if let Err(e) = params::check_count(statement.param_count(), params) {
@@ -154,7 +180,13 @@ impl Session {
                 self.state = State::Aborted;
                 return Err(Error::TransactionAborted);
             }
-            State::InTransaction(txn) => Explicit(txn),
+            State::InTransaction(txn) => {
+                // Until the statement finishes: if its future is dropped
+                // (a cancelled query), the transaction it holds rolls back
+                // and the session must say so.
+                self.state = State::Aborted;
+                Explicit(txn)
+            }
             State::Autocommit => Implicit(self.engine.rows.begin()?),
         };
         let explicit = matches!(txn, Explicit(_));
@@ -191,6 +223,32 @@ impl Session {
         }
     }
 
+    fn settings_command(&mut self, command: &Command) -> Result<Output> {
+        let columns: Vec<Vec<String>> = match command {
+            Command::Set(assignments) => {
+                // All or nothing, as one statement.
+                let mut settings = self.settings.clone();
+                for (name, value) in assignments {
+                    settings.set(name, value.clone())?;
+                }
+                self.settings = settings;
+                return Ok(Output::Command(command.tag()));
+            }
+            Command::ResetAll => {
+                self.settings.reset_all();
+                return Ok(Output::Command(command.tag()));
+            }
+            Command::Show(name) => vec![vec![self.settings.get(name).ok_or_else(|| Error::UnknownSetting(name.clone()))?]],
+            Command::ShowAll => {
+                let (names, values) = self.settings.all().into_iter().unzip();
+                vec![names, values]
+            }
+        };
+        let schema = command.schema().ok_or_else(|| Error::Internal("SHOW without a schema".into()))?;
+        let rows = RecordBatch::try_new(Arc::clone(&schema), columns.into_iter().map(|c| Arc::new(StringArray::from(c)) as _).collect())?;
+        Ok(Output::Rows { tag: command.tag(), stream: Box::pin(MemoryStream::try_new(vec![rows], schema, None)?) })
+    }
+
     /// Ends a statement: an implicit transaction commits if it succeeded; a
     /// failure aborts an explicit one.
     fn finish(&mut self, result: Result<Output>, txn: Txn) -> Result<Output> {
@@ -213,12 +271,19 @@ impl Session {
         }
     }
 
-    /// Records a failure: inside a transaction, the transaction is rolled
-    /// back and the session waits for COMMIT or ROLLBACK.
-    fn fail(&mut self, e: Error) -> Error {
+    /// Records that a statement failed before it could run (it did not
+    /// parse or plan, or its parameters did not decode): an open
+    /// transaction is aborted, as if the statement had run and failed.
+    pub fn fail_statement(&mut self) {
         if self.in_transaction() {
             self.state = State::Aborted;
         }
+    }
+
+    /// Records a failure: inside a transaction, the transaction is rolled
+    /// back and the session waits for COMMIT or ROLLBACK.
+    fn fail(&mut self, e: Error) -> Error {
+        self.fail_statement();
         e
     }
 }
@@ -249,7 +314,7 @@ async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explic
             }
             ddl::run(engine, ddl.as_ref().clone()).await
         }
-        Compiled::Empty | Compiled::Begin | Compiled::Commit | Compiled::Rollback => {
+        Compiled::Empty | Compiled::Begin | Compiled::Commit | Compiled::Rollback | Compiled::Settings(_) => {
             Err(Error::Internal("transaction control reached statement execution".into()))
         }
     }

@@ -151,3 +151,15 @@ fn streaming_returns_every_batch() {
     assert_eq!(total, 10000);
     assert!(matches!(db.query_iter("SELECT nope FROM n", params![]), Err(omendb::Error::UnknownColumn(_))));
 }
+
+#[test]
+fn now_is_fixed_per_statement_in_writes_and_queries() {
+    let db = Database::open_in_memory().unwrap();
+    db.execute("CREATE TABLE ev (id INT PRIMARY KEY, at TIMESTAMPTZ NOT NULL)", params![]).unwrap();
+    // Through the general path (now() keeps INSERT off the fast path).
+    db.execute("INSERT INTO ev VALUES (1, now()), (2, now() - INTERVAL '1 hour')", params![]).unwrap();
+    let mut txn = db.begin().unwrap();
+    txn.execute("INSERT INTO ev VALUES ($1, now())", params![3]).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(crate::q(&db, "SELECT id FROM ev WHERE at > now() - INTERVAL '1 minute' ORDER BY id"), crate::strs(&[&["1"], &["3"]]));
+}

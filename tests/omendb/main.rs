@@ -10,6 +10,7 @@ mod fast_path;
 mod lock;
 mod memory;
 mod returning;
+mod server;
 mod slt;
 mod sql_fuzz;
 mod tpch;
