@@ -70,6 +70,11 @@
 //!   DO UPDATE expressions may not hold subqueries or aggregates.
 //! - Transactions: `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`;
 //!   snapshot isolation (PostgreSQL's REPEATABLE READ).
+//! - Settings: `SET`, `SHOW [ALL]`, `RESET [ALL]` of PostgreSQL's common
+//!   run-time parameters, per session ([`Settings`]); values that OmenDB
+//!   cannot honour (another client encoding, SERIALIZABLE) are refused.
+//!   `SET` is not undone by ROLLBACK, and `SET LOCAL` is refused.
+//! - Errors map to PostgreSQL's SQLSTATEs ([`Error::sqlstate`]).
 //! - The OLTP fast path: a statement that reads, updates or deletes one row
 //!   through equalities on its whole primary key (other predicates may be
 //!   ANDed on), and `INSERT ... VALUES`, skip DataFusion when they run; its

@@ -96,7 +96,7 @@ pub(crate) fn scalar(v: &Value) -> ScalarValue {
     }
 }
 
-/// The value of a DataFusion scalar: the inverse of [`scalar`], for callers
+/// The value of a DataFusion scalar (the inverse of how parameters become scalars), for callers
 /// that receive parameters as scalars (the wire protocol decodes them so).
 /// Other integer widths, text and binary encodings and timestamp units are
 /// converted to the nearest OmenDB type; a type OmenDB has no value for

@@ -42,8 +42,7 @@
 //!   SQLSTATE 53300); a client that sends garbage or disconnects mid-message
 //!   loses only its own connection.
 //!
-//! Not yet: TLS, COPY, `pg_catalog` introspection (psql's `\d`), cursors
-//! beyond a portal's row limit.
+//! Not yet: TLS, COPY, `pg_catalog` introspection (psql's `\d`).
 
 mod handler;
 mod startup;
