@@ -373,6 +373,10 @@ impl ExtendedQueryHandler for SessionHandler {
 /// The values of a portal's parameters, in text or binary format, typed by
 /// what the client said or else by the plan.
 fn decode(statement: &PreparedStatement, portal: &Portal<Arc<PreparedStatement>>) -> PgWireResult<Vec<omen_rowstore::Value>> {
+    if portal.parameter_len() == 0 {
+        // No plan walk for the types when there is nothing to type.
+        return Ok(Vec::new());
+    }
     let types = statement.param_types();
     let inferred: Vec<Option<&ArrowType>> = types.iter().map(Option::as_ref).collect();
     let datafusion::common::ParamValues::List(scalars) = arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred)? else {
