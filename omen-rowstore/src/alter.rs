@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::changes::{ChangeOp, RowChange};
 use crate::codec::bytes::{Reader, put_varint};
+use crate::codec::key::encode_key;
 use crate::codec::row::{decode_row, encode_row};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexDef};
@@ -43,6 +44,9 @@ pub enum Alteration {
     },
     /// Renames the table.
     RenameTable(String),
+    /// Makes these columns (in key order) the primary key of a table that
+    /// has none, and NOT NULL. Fails on a NULL in them or a duplicate key.
+    AddPrimaryKey(Vec<String>),
 }
 
 /// How a rewritten table is made from the old one.
@@ -93,6 +97,16 @@ impl Alteration {
                 schema.columns[c].name.clone_from(to);
             }
             Alteration::RenameTable(to) => schema.name.clone_from(to),
+            Alteration::AddPrimaryKey(names) => {
+                if !old.primary_key.is_empty() {
+                    return Err(bad("multiple primary keys are not allowed".into()));
+                }
+                let key = names.iter().map(|n| column(n)).collect::<Result<Vec<_>>>()?;
+                for &c in &key {
+                    schema.columns[c].nullable = false;
+                }
+                schema.primary_key = key;
+            }
         }
         schema.validate()?;
         Ok(Reshape { schema, sources })
@@ -159,8 +173,10 @@ pub(crate) struct Rebuilt {
 }
 
 /// Builds table `id` from `old` as of `ts`: every live row reshaped and
-/// installed at `ts`. Fails, changing nothing, if a row does not fit the
-/// new schema (a NOT NULL column added without a default) or is undecodable.
+/// installed at `ts`, under its new primary key (or its old row id if the
+/// table stays keyless). Fails, changing nothing, if a row does not fit the
+/// new schema (a NOT NULL column added without a default), two rows share a
+/// new key, or a row is undecodable.
 pub(crate) fn rebuild(old: &Table, reshape: &Reshape, id: TableId, ts: Ts, changes: bool) -> Result<Rebuilt> {
     let table = Arc::new(Table::new(id, reshape.schema.clone(), false));
     table.next_row_id.store(old.next_row_id.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
@@ -178,11 +194,19 @@ pub(crate) fn rebuild(old: &Table, reshape: &Reshape, id: TableId, ts: Ts, chang
             failed = Some(e);
             return false;
         }
-        if let Ok((chain, _)) = table.lock(key, 0, ts, WriteKind::Upsert) {
-            chain.install(ts, Some(Encoded::Owned(encode_row(&row))), ts);
+        let pk = &table.schema.primary_key;
+        let key = if pk.is_empty() { key.to_vec() } else { encode_key(&row, pk) };
+        match table.lock(&key, 0, ts, WriteKind::Insert) {
+            Ok((chain, _)) => {
+                chain.install(ts, Some(Encoded::Owned(encode_row(&row))), ts);
+            }
+            Err(_) => {
+                failed = Some(Error::DuplicateKey { table: table.schema.name.clone(), key: table.schema.key_text(&row) });
+                return false;
+            }
         }
         if changes {
-            out.push(RowChange { table: id, op: ChangeOp::Insert, key: key.to_vec(), row: Some(row) });
+            out.push(RowChange { table: id, op: ChangeOp::Insert, key, row: Some(row) });
         }
         true
     });

@@ -7,7 +7,7 @@ use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnDef as SqlColumnDef, ColumnOption, CreateIndex, CreateTable, CreateTableOptions,
     DataType as SqlType, ExactNumberInfo, Expr, Ident, IndexColumn, IndexType, ObjectName, ObjectType, Query, RenameTableNameKind,
-    Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
+    SqlOption, Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
 };
 use futures::TryStreamExt;
 use omen_rowstore::{Alteration, ColumnDef, DataType, IndexDef, TableSchema, Value};
@@ -56,12 +56,12 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         (create.clone.is_some(), "CREATE TABLE ... CLONE"),
         (create.inherits.is_some(), "CREATE TABLE ... INHERITS"),
         (create.partition_by.is_some() || create.partition_of.is_some(), "partitioned tables"),
-        (!matches!(create.table_options, CreateTableOptions::None), "table options (WITH ...)"),
         (create.on_commit.is_some(), "CREATE TABLE ... ON COMMIT"),
     ];
     if let Some((_, what)) = unsupported.iter().find(|(present, _)| *present) {
         return Err(Error::Unsupported((*what).into()));
     }
+    storage_parameters(&create.table_options)?;
     let name = table_name(&create.name)?;
     if engine.rows.table(&name).is_some() {
         return if create.if_not_exists {
@@ -212,6 +212,10 @@ async fn alter_table(engine: &Engine, alter: AlterTable) -> Result<Output> {
                 names.iter_mut().filter(|n| **n == from).for_each(|n| n.clone_from(&to));
                 alterations.push(Alteration::RenameColumn { from, to });
             }
+            AlterTableOperation::AddConstraint { constraint: TableConstraint::PrimaryKey(pk), .. } => {
+                let columns = column_names(&pk.columns, "primary key")?;
+                alterations.push(Alteration::AddPrimaryKey(columns));
+            }
             AlterTableOperation::RenameTable { table_name: RenameTableNameKind::To(to) | RenameTableNameKind::As(to) } => {
                 let to = table_name(&to)?;
                 if engine.rows.index_exists(&to) {
@@ -276,6 +280,27 @@ fn column_type(t: &ArrowType) -> Result<DataType> {
         ArrowType::Dictionary(_, value) => column_type(value)?,
         other => return Err(Error::Unsupported(format!("a column of type {other} in CREATE TABLE ... AS SELECT"))),
     })
+}
+
+/// `WITH (fillfactor = n)`, which PostgreSQL schemas (pgbench's among
+/// them) carry: accepted when valid, with no effect, since the row store
+/// keeps no pages to leave room in. Other table options are refused.
+fn storage_parameters(options: &CreateTableOptions) -> Result<()> {
+    let options = match options {
+        CreateTableOptions::None => return Ok(()),
+        CreateTableOptions::With(options) => options,
+        other => return Err(Error::Unsupported(format!("table options {other}"))),
+    };
+    for option in options {
+        let fillfactor = match option {
+            SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("fillfactor") => value.to_string().parse::<u32>().ok(),
+            other => return Err(Error::Unsupported(format!("table option {other} (only fillfactor is accepted)"))),
+        };
+        if !fillfactor.is_some_and(|f| (10..=100).contains(&f)) {
+            return Err(Error::Plan(format!("invalid value for fillfactor in {option}: an integer from 10 to 100")));
+        }
+    }
+    Ok(())
 }
 
 /// The column names of a key or index definition; expressions are not

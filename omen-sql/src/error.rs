@@ -156,3 +156,9 @@ impl From<arrow::error::ArrowError> for Error {
         Error::Execution(e.to_string())
     }
 }
+
+impl From<datafusion::sql::sqlparser::parser::ParserError> for Error {
+    fn from(e: datafusion::sql::sqlparser::parser::ParserError) -> Self {
+        Error::Parse(e.to_string())
+    }
+}

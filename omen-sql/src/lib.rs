@@ -96,11 +96,13 @@
 
 mod access;
 mod conflict;
+mod copy;
 mod ddl;
 mod dml;
 mod engine;
 mod error;
 mod fast;
+mod maintenance;
 mod params;
 mod prepared;
 mod provider;
@@ -110,6 +112,7 @@ mod session;
 mod settings;
 
 pub use access::AccessStats;
+pub use copy::CopyIn;
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use params::value_of_scalar;

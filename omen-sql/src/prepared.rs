@@ -54,6 +54,12 @@ pub(crate) enum Compiled {
     Ddl(Box<SqlStatement>),
     /// `SET`, `RESET` or `SHOW`: the session's settings.
     Settings(crate::settings::Command),
+    /// `COPY ... FROM STDIN`: runs through [`crate::Session::copy_from`].
+    CopyFrom(crate::copy::CopyFrom),
+    /// `VACUUM` or `ANALYZE`.
+    Maintenance(crate::maintenance::Maintenance),
+    /// `TRUNCATE`: these tables emptied in the statement's transaction.
+    Truncate(Vec<String>),
     Query {
         plan: Plan,
         fast: Option<FastPlan>,
@@ -84,6 +90,15 @@ impl Compiled {
 impl PreparedStatement {
     /// Parses and plans `sql` (one statement) against the current catalog.
     pub(crate) async fn new(engine: &Engine, sql: &str) -> Result<Self> {
+        // Statements DataFusion's parser does not take as PostgreSQL spells them.
+        let special = match leading_word(sql).as_str() {
+            "copy" => crate::copy::CopyFrom::parse(sql)?.map(Compiled::CopyFrom),
+            "vacuum" | "analyze" => crate::maintenance::Maintenance::parse(sql)?.map(Compiled::Maintenance),
+            _ => None,
+        };
+        if let Some(compiled) = special {
+            return Ok(Self { sql: sql.to_owned(), statement: None, params: 0, compiled: RwLock::new(Arc::new(compiled)) });
+        }
         let statement = parse(sql)?;
         let params = match &statement {
             Some(DfStatement::Statement(s)) => params::count(s.as_ref())?,
@@ -99,6 +114,13 @@ impl PreparedStatement {
     /// The SQL text.
     pub fn sql(&self) -> &str {
         &self.sql
+    }
+
+    /// Whether this is `COPY ... FROM STDIN`, which runs through
+    /// [`Session::copy_from`](crate::Session::copy_from) rather than
+    /// `execute`.
+    pub fn is_copy_from(&self) -> bool {
+        matches!(self.compiled.read().as_ref(), Compiled::CopyFrom(_))
     }
 
     /// How many `$n` parameters the statement takes.
@@ -164,6 +186,12 @@ impl PreparedStatement {
     }
 }
 
+/// The first word of `sql`, lower-cased (comments are not skipped: a
+/// statement behind one takes the general parser, which refuses it).
+fn leading_word(sql: &str) -> String {
+    sql.trim_start().chars().take_while(char::is_ascii_alphabetic).take(8).collect::<String>().to_ascii_lowercase()
+}
+
 fn parse(sql: &str) -> Result<Option<DfStatement>> {
     let dialect = PostgreSqlDialect {};
     let mut statements = DFParserBuilder::new(sql).with_dialect(&dialect).build()?.parse_statements()?;
@@ -205,6 +233,13 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
             let plan = query::plan(engine, DfStatement::Statement(Box::new(q)), None).await?;
             let fast = fast::compile(engine, &plan.plan, &plan.tables, params);
             Compiled::Query { plan, fast }
+        }
+        SqlStatement::Truncate(t) => {
+            let tables = t.table_names.iter().map(|t| crate::ddl::table_name(&t.name)).collect::<Result<Vec<_>>>()?;
+            if t.partitions.is_some() || t.if_exists || t.on_cluster.is_some() {
+                return Err(Error::Unsupported("TRUNCATE options other than TABLE, ONLY, RESTART IDENTITY and CASCADE".into()));
+            }
+            Compiled::Truncate(tables)
         }
         ddl @ (SqlStatement::CreateTable(_) | SqlStatement::CreateIndex(_) | SqlStatement::AlterTable(_) | SqlStatement::Drop { .. }) => {
             Compiled::Ddl(Box::new(ddl))

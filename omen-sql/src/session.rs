@@ -5,8 +5,10 @@ use std::sync::Arc;
 use arrow::array::{RecordBatch, StringArray};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::sql::sqlparser::ast::Ident;
 use omen_rowstore::{Transaction, Value};
 
+use crate::copy::CopyIn;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::prepared::{Compiled, PreparedStatement, first_words};
@@ -194,6 +196,49 @@ impl Session {
         self.finish(result, txn)
     }
 
+    /// Starts `COPY table [(columns)] FROM STDIN [options]`: feed the data
+    /// to the returned [`CopyIn`], then end the load with
+    /// [`Session::finish_copy`]. The rows go into the open transaction, or
+    /// into one of the load's own that `finish_copy` commits. Until then the
+    /// session's transaction belongs to the load: other statements fail with
+    /// [`Error::TransactionAborted`], and dropping the `CopyIn` abandons the
+    /// load and aborts that transaction.
+    pub async fn copy_from(&mut self, statement: &PreparedStatement) -> Result<CopyIn> {
+        let compiled = match statement.compiled(&self.engine).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let Compiled::CopyFrom(copy) = compiled.as_ref() else {
+            return Err(self.fail(Error::Plan(format!("not a COPY ... FROM STDIN statement: {}", first_words(statement.sql())))));
+        };
+        let txn = match std::mem::replace(&mut self.state, State::Autocommit) {
+            State::Aborted => {
+                self.state = State::Aborted;
+                return Err(Error::TransactionAborted);
+            }
+            State::InTransaction(txn) => {
+                self.state = State::Aborted;
+                Explicit(txn)
+            }
+            State::Autocommit => Implicit(self.engine.rows.begin()?),
+        };
+        let started = match self.engine.rows.table(&copy.table) {
+            Some((id, schema)) => CopyIn::new(copy, id, schema, txn),
+            None => Err(Error::UnknownTable(copy.table.clone())),
+        };
+        // On failure the transaction is dropped: an explicit one stays aborted.
+        started
+    }
+
+    /// Ends a load [`Session::copy_from`] started: decodes and inserts what
+    /// is left, then commits the load's own transaction or gives the
+    /// session's back. Returns `COPY` and the rows loaded, or the first
+    /// error the data met (which aborts an open transaction).
+    pub fn finish_copy(&mut self, mut copy: CopyIn) -> Result<Output> {
+        let result = copy.finish().map(|rows| Output::Affected { tag: "COPY", rows });
+        self.finish(result, copy.txn)
+    }
+
     /// The fast path of [`Session::execute_prepared`], run on the calling
     /// thread without awaiting: `Some` if the statement has a fast-path form
     /// and this execution could use it, `None` if it must take the general
@@ -289,14 +334,14 @@ impl Session {
 }
 
 /// The transaction a statement runs in, and whether the session owns it.
-enum Txn {
+pub(crate) enum Txn {
     Explicit(Transaction),
     Implicit(Transaction),
 }
 use Txn::{Explicit, Implicit};
 
 impl Txn {
-    fn get(&mut self) -> &mut Transaction {
+    pub(crate) fn get(&mut self) -> &mut Transaction {
         match self {
             Explicit(t) | Implicit(t) => t,
         }
@@ -314,6 +359,24 @@ async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explic
             }
             ddl::run(engine, ddl.as_ref().clone()).await
         }
+        Compiled::Maintenance(m) => m.run(engine, explicit),
+        Compiled::Truncate(tables) => {
+            for table in tables {
+                if engine.rows.table(table).is_none() {
+                    return Err(Error::UnknownTable(table.clone()));
+                }
+                // Transactional, as PostgreSQL's: every row deleted in `txn`.
+                let delete = engine.prepare(&format!("DELETE FROM {}", Ident::with_quote('"', table.as_str()))).await?;
+                match delete.compiled(engine).await?.as_ref() {
+                    Compiled::Dml { write, .. } => write.run(engine, txn, &[]).await?,
+                    _ => return Err(Error::Internal("DELETE did not compile to a write".into())),
+                };
+            }
+            Ok(Output::Command("TRUNCATE TABLE"))
+        }
+        Compiled::CopyFrom(_) => Err(Error::Unsupported(
+            "COPY ... FROM STDIN without its data: send it with Session::copy_from, or use Database::insert_batches".into(),
+        )),
         Compiled::Empty | Compiled::Begin | Compiled::Commit | Compiled::Rollback | Compiled::Settings(_) => {
             Err(Error::Internal("transaction control reached statement execution".into()))
         }

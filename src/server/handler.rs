@@ -9,18 +9,20 @@ use std::time::Duration;
 use arrow::datatypes::DataType as ArrowType;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use async_trait::async_trait;
-use datafusion::sql::parser::DFParserBuilder;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use futures::{Sink, StreamExt, stream};
-use omen_sql::{Output, PreparedStatement, Session};
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use futures::{Sink, SinkExt, StreamExt, stream};
+use omen_sql::{CopyIn, Output, PreparedStatement, Session};
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -39,6 +41,7 @@ impl Connection {
         let session = Arc::new(SessionHandler {
             parser: Arc::new(Parser { shared: Arc::clone(&shared), session: Arc::clone(&session) }),
             session,
+            copy: Mutex::new(None),
             shared: Arc::clone(&shared),
         });
         Self { shared, session }
@@ -56,6 +59,10 @@ impl PgWireServerHandlers for Connection {
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         Arc::new(startup::handler(&self.shared))
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::clone(&self.session)
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
@@ -78,6 +85,9 @@ pub(super) struct SessionHandler {
     shared: Arc<Shared>,
     session: Arc<Mutex<Session>>,
     parser: Arc<Parser>,
+    /// The `COPY ... FROM STDIN` receiving data, between its CopyInResponse
+    /// and the client's CopyDone or CopyFail.
+    copy: Mutex<Option<CopyIn>>,
 }
 
 /// Whether a session is outside a transaction, inside one, or in a failed one.
@@ -105,6 +115,12 @@ impl SessionHandler {
     /// `TransactionEnd`.
     async fn run(&self, statement: &PreparedStatement, params: Vec<omen_rowstore::Value>, format: &Format) -> PgWireResult<Response> {
         let mut session = self.session.lock().await;
+        if statement.is_copy_from() {
+            let copy = session.copy_from(statement).await.map_err(sql_error)?;
+            let columns = copy.columns();
+            *self.copy.lock().await = Some(copy);
+            return Ok(Response::CopyIn(CopyResponse::new(0, columns, stream::empty())));
+        }
         let before = status(&session);
         let deadline = self.timeout(&session).map(|d| Instant::now() + d);
         // The statement runs to its first batch under the timeout (and,
@@ -266,6 +282,12 @@ impl SimpleQueryHandler for SessionHandler {
                 Err(e) => Err(e),
             };
             match result {
+                // The data follows; statements after a COPY in the same
+                // query are not run (PostgreSQL runs them after the data).
+                Ok(response @ Response::CopyIn(_)) => {
+                    responses.push(response);
+                    break;
+                }
                 Ok(response) => responses.push(response),
                 // The rest of the query is skipped, as in PostgreSQL.
                 Err(e) => {
@@ -280,18 +302,64 @@ impl SimpleQueryHandler for SessionHandler {
 
 /// The statements of a simple query, as texts to plan one by one. Most
 /// queries are one statement, whose text is used as sent (the plan cache
-/// is keyed by it); only a text with several is parsed here.
+/// is keyed by it); a text with several is split at the semicolons between
+/// tokens, so statements DataFusion's parser does not know (COPY, VACUUM)
+/// split too.
 fn split(query: &str) -> PgWireResult<Vec<String>> {
     if !query.trim().trim_end_matches(';').contains(';') {
         return Ok(vec![query.to_owned()]);
     }
     let dialect = PostgreSqlDialect {};
-    let statements = DFParserBuilder::new(query)
-        .with_dialect(&dialect)
-        .build()
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| sql_error(omen_sql::Error::Parse(e.to_string())))?;
-    Ok(if statements.len() <= 1 { vec![query.to_owned()] } else { statements.iter().map(ToString::to_string).collect() })
+    let tokens = Tokenizer::new(&dialect, query).tokenize().map_err(|e| sql_error(omen_sql::Error::Parse(e.to_string())))?;
+    let statements: Vec<String> = tokens
+        .split(|t| *t == Token::SemiColon)
+        .filter(|part| part.iter().any(|t| !matches!(t, Token::Whitespace(_))))
+        .map(|part| part.iter().map(ToString::to_string).collect())
+        .collect();
+    Ok(if statements.len() <= 1 { vec![query.to_owned()] } else { statements })
+}
+
+#[async_trait]
+impl CopyHandler for SessionHandler {
+    async fn on_copy_data<C>(&self, _client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // A bad row is kept by the load and reported at CopyDone: the client
+        // reads no reply before then.
+        if let Some(copy) = self.copy.lock().await.as_mut() {
+            copy.write(&data.data);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let copy = self.copy.lock().await.take().ok_or_else(|| user_error("08P01", "CopyDone without a COPY in progress".into()))?;
+        let rows = match self.session.lock().await.finish_copy(copy).map_err(sql_error)? {
+            Output::Affected { rows, .. } => rows,
+            _ => 0,
+        };
+        client.send(PgWireBackendMessage::CommandComplete(Tag::new("COPY").with_rows(rows as usize).into())).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // Dropping the load rolls back its rows (and aborts an open transaction).
+        self.copy.lock().await.take();
+        user_error("57014", format!("COPY from stdin failed: {}", fail.message))
+    }
 }
 
 /// Plans statements for the extended protocol (shared plan cache: a
@@ -415,7 +483,8 @@ mod tests {
         assert_eq!(split("SELECT ';'").unwrap(), vec!["SELECT ';'"]);
         assert_eq!(split("SELECT 1;").unwrap(), vec!["SELECT 1;"]);
         assert_eq!(split("BEGIN; SELECT 1; COMMIT").unwrap().len(), 3);
-        assert!(split("SELECT 1; SELEC 2").is_err());
+        assert_eq!(split("vacuum analyze t; select ';' -- ;\n ; ").unwrap(), ["vacuum analyze t", " select ';' -- ;\n "]);
+        assert!(split("SELECT 1; SELECT 'unterminated").is_err());
     }
 
     #[test]

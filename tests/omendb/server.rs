@@ -334,3 +334,48 @@ fn shutdown_closes_connections_and_keeps_commits() {
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(crate::q(&db, "SELECT id FROM s"), crate::strs(&[&["1"]]));
 }
+
+/// COPY FROM STDIN as drivers send it (tokio-postgres: extended protocol),
+/// and pgbench's schema steps around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_from_stdin_loads_rows_whole_or_not_at_all() {
+    use futures::SinkExt;
+    let (_db, server) = serve(ServerOptions::default());
+    let c = connect(&server).await;
+    c.batch_execute("create table acc(aid int not null, bid int, abalance int, filler char(84)) with (fillfactor=100)").await.unwrap();
+
+    async fn copy(c: &Client, sql: &str, chunks: &[&[u8]]) -> Result<u64, tokio_postgres::Error> {
+        let sink = c.copy_in::<_, bytes::Bytes>(sql).await?;
+        let mut sink = std::pin::pin!(sink);
+        for chunk in chunks {
+            sink.send(bytes::Bytes::copy_from_slice(chunk)).await?;
+        }
+        sink.finish().await
+    }
+    let rows: String = (1..=10_000).map(|aid| format!("{aid}\t{}\t0\t\n", (aid - 1) / 1000 + 1)).collect();
+    let (a, b) = rows.as_bytes().split_at(12_345);
+    assert_eq!(copy(&c, "copy acc from stdin with (freeze on)", &[a, b]).await.unwrap(), 10_000);
+    assert_eq!(simple(&c, "select count(*), sum(bid) from acc").await, [[Some("10000".into()), Some("55000".into())]]);
+
+    // A bad row: 22000-class error naming the row, nothing loaded.
+    let err = copy(&c, "copy acc (aid, bid) from stdin", &[b"10001\t1\n", b"x\t1\n"]).await.unwrap_err();
+    let message = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+    assert!(message.contains("row 2"), "{err:?}");
+    assert_eq!(simple(&c, "select count(*) from acc").await, [[Some("10000".into())]]);
+
+    // Inside a transaction, CSV, then rolled back; the connection stays usable.
+    c.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(copy(&c, "COPY acc (aid, filler) FROM STDIN (FORMAT csv)", &[b"20001,\"a,b\"\n20002,\n"]).await.unwrap(), 2);
+    assert_eq!(simple(&c, "select filler from acc where aid = 20001").await, [[Some("a,b".into())]]);
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(simple(&c, "select count(*) from acc").await, [[Some("10000".into())]]);
+
+    // pgbench's next steps: vacuum, the key, truncate.
+    c.batch_execute("vacuum analyze acc; alter table acc add primary key (aid)").await.unwrap();
+    let e = c.batch_execute("insert into acc(aid) values (1)").await.unwrap_err();
+    assert_eq!(code(&e), SqlState::UNIQUE_VIOLATION);
+    c.batch_execute("truncate acc").await.unwrap();
+    assert_eq!(simple(&c, "select count(*) from acc").await, [[Some("0".into())]]);
+    let e = copy(&c, "copy nope from stdin", &[]).await.unwrap_err();
+    assert_eq!(code(&e), SqlState::UNDEFINED_TABLE);
+}

@@ -111,3 +111,59 @@ fn old_snapshots_are_refused_and_the_change_stream_sees_the_rewrite() {
         other => panic!("expected the rows, got {other:?}"),
     }
 }
+
+/// pgbench's order: a keyless table filled, then given its primary key.
+#[test]
+fn a_primary_key_added_to_a_filled_table_keys_its_rows_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(options(dir.path())).unwrap();
+    let schema = TableSchema {
+        name: "accounts".into(),
+        columns: vec![ColumnDef::new("aid", DataType::Int32), ColumnDef::new("abalance", DataType::Int32)],
+        primary_key: vec![],
+    };
+    let (id, _) = store.create_table(schema).unwrap();
+    let mut txn = store.begin().unwrap();
+    for aid in [3, 1, 2] {
+        txn.insert(id, vec![Value::Int32(aid), Value::Int32(aid * 10)]).unwrap();
+    }
+    txn.commit().unwrap();
+    store.alter_table("accounts", &[Alteration::AddPrimaryKey(vec!["aid".into()])]).unwrap();
+
+    let check = |store: &Store| {
+        let (id, schema) = store.table("accounts").unwrap();
+        assert_eq!(schema.primary_key, vec![0]);
+        assert!(!schema.columns[0].nullable, "key columns become NOT NULL");
+        let txn = store.begin().unwrap();
+        let key = omen_rowstore::encode_key(&[Value::Int32(2)], &[0]);
+        assert_eq!(txn.get(id, &key).unwrap(), Some(vec![Value::Int32(2), Value::Int32(20)]));
+        assert_eq!(dump(store, "accounts").iter().map(|r| r[0].clone()).collect::<Vec<_>>(), [1, 2, 3].map(Value::Int32));
+    };
+    check(&store);
+    let (id, _) = store.table("accounts").unwrap();
+    let mut txn = store.begin().unwrap();
+    assert!(matches!(txn.insert(id, vec![Value::Int32(1), Value::Int32(0)]), Err(Error::DuplicateKey { .. })));
+    drop(txn);
+    store.close().unwrap();
+    drop(store);
+    check(&Store::open(options(dir.path())).unwrap());
+}
+
+#[test]
+fn a_primary_key_is_refused_over_duplicates_nulls_or_an_existing_key() {
+    let store = Store::open(StoreOptions::default()).unwrap();
+    let schema = TableSchema { name: "t".into(), columns: vec![ColumnDef::new("a", DataType::Int32)], primary_key: vec![] };
+    let (id, _) = store.create_table(schema).unwrap();
+    let mut txn = store.begin().unwrap();
+    for a in [Value::Int32(1), Value::Int32(1), Value::Null] {
+        txn.insert(id, vec![a]).unwrap();
+    }
+    txn.commit().unwrap();
+    let add = [Alteration::AddPrimaryKey(vec!["a".into()])];
+    assert!(matches!(store.alter_table("t", &add), Err(Error::NotNull { .. } | Error::DuplicateKey { .. })));
+    assert_eq!(dump(&store, "t").len(), 3, "a refused key changes nothing");
+    assert!(matches!(store.alter_table("items_none", &add), Err(Error::UnknownTable(_))));
+    items(&store, 1);
+    assert!(matches!(store.alter_table("items", &[Alteration::AddPrimaryKey(vec!["a".into()])]), Err(Error::Schema { .. })));
+    assert!(matches!(store.alter_table("t", &[Alteration::AddPrimaryKey(vec!["zz".into()])]), Err(Error::UnknownColumn { .. })));
+}
