@@ -177,20 +177,7 @@ impl Session {
         if let Err(e) = params::check_count(statement.param_count(), params) {
             return Err(self.fail(e));
         }
-        let mut txn = match std::mem::replace(&mut self.state, State::Autocommit) {
-            State::Aborted => {
-                self.state = State::Aborted;
-                return Err(Error::TransactionAborted);
-            }
-            State::InTransaction(txn) => {
-                // Until the statement finishes: if its future is dropped
-                // (a cancelled query), the transaction it holds rolls back
-                // and the session must say so.
-                self.state = State::Aborted;
-                Explicit(txn)
-            }
-            State::Autocommit => Implicit(self.engine.rows.begin()?),
-        };
+        let mut txn = self.take_txn()?;
         let explicit = matches!(txn, Explicit(_));
         let result = run(&self.engine, &compiled, txn.get(), explicit, params).await;
         self.finish(result, txn)
@@ -211,7 +198,21 @@ impl Session {
         let Compiled::CopyFrom(copy) = compiled.as_ref() else {
             return Err(self.fail(Error::Plan(format!("not a COPY ... FROM STDIN statement: {}", first_words(statement.sql())))));
         };
-        let txn = match std::mem::replace(&mut self.state, State::Autocommit) {
+        let txn = self.take_txn()?;
+        // On failure the transaction is dropped: an explicit one stays aborted.
+        match self.engine.rows.table(&copy.table) {
+            Some((id, schema)) => CopyIn::new(copy, id, schema, txn),
+            None => Err(Error::UnknownTable(copy.table.clone())),
+        }
+    }
+
+    /// The transaction a statement runs in: the open one, or a new one of
+    /// its own. The session counts as aborted until [`Session::finish`]
+    /// gives an open one back: if the statement's future is dropped (a
+    /// cancelled query) or a load is abandoned, the transaction it holds
+    /// rolls back and the session must say so.
+    fn take_txn(&mut self) -> Result<Txn> {
+        Ok(match std::mem::replace(&mut self.state, State::Autocommit) {
             State::Aborted => {
                 self.state = State::Aborted;
                 return Err(Error::TransactionAborted);
@@ -221,13 +222,7 @@ impl Session {
                 Explicit(txn)
             }
             State::Autocommit => Implicit(self.engine.rows.begin()?),
-        };
-        let started = match self.engine.rows.table(&copy.table) {
-            Some((id, schema)) => CopyIn::new(copy, id, schema, txn),
-            None => Err(Error::UnknownTable(copy.table.clone())),
-        };
-        // On failure the transaction is dropped: an explicit one stays aborted.
-        started
+        })
     }
 
     /// Ends a load [`Session::copy_from`] started: decodes and inserts what
