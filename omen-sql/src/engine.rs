@@ -49,6 +49,8 @@ pub struct Engine {
     /// each statement adds its own catalog of snapshot tables.
     pub(crate) state: SessionState,
     pub(crate) fast_path: bool,
+    /// PostgreSQL's system catalogs over this engine's tables.
+    pub(crate) pg_catalog: Arc<dyn datafusion::catalog::SchemaProvider>,
     /// Plans of recently run statements, by SQL text.
     statements: Mutex<HashMap<String, Arc<PreparedStatement>>>,
     /// How table scans were served.
@@ -69,7 +71,9 @@ impl Engine {
     pub fn open(options: EngineOptions) -> Result<Arc<Self>> {
         let rows = Store::open(StoreOptions { dir: options.dir, durability: options.durability, ..StoreOptions::default() })?;
         let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;
-        let mut config = SessionConfig::new().with_information_schema(false);
+        let mut config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_default_catalog_and_schema(crate::pg_catalog::DATABASE, crate::pg_catalog::PUBLIC);
         // Text stays Utf8 end to end, as the column store holds it.
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
         config.options_mut().execution.target_partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -78,7 +82,9 @@ impl Engine {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(options.memory_budget)));
         }
         let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime.build_arc()?).with_default_features().build();
+        let (state, pg_catalog) = crate::pg_catalog::install(state, &rows)?;
         Ok(Arc::new(Self {
+            pg_catalog,
             rows,
             sync,
             state,

@@ -46,7 +46,9 @@
 //!   `DROP TABLE [IF EXISTS]`; `ALTER TABLE [IF EXISTS] t` with `ADD COLUMN
 //!   [IF NOT EXISTS]` (constant DEFAULT, NOT NULL; no PRIMARY KEY or
 //!   UNIQUE), `DROP COLUMN [IF EXISTS]` (indexes on it go too; not a
-//!   primary-key column), `RENAME COLUMN`, `RENAME TO`, several at once.
+//!   primary-key column), `RENAME COLUMN`, `RENAME TO`, `ADD PRIMARY KEY
+//!   (columns)` on a table without one (rows are re-keyed; a NULL or a
+//!   duplicate refuses it), several at once.
 //!   ALTER TABLE rewrites the table: it waits for open writers as index DDL
 //!   does, and a transaction whose snapshot predates it can no longer read
 //!   the table;
@@ -56,7 +58,8 @@
 //!   that wrote the table. DDL is
 //!   rejected inside an explicit transaction (it commits on its own).
 //!   VARCHAR(n)/CHAR(n) are TEXT: the length is not enforced, CHAR is not
-//!   padded. Unconstrained NUMERIC is NUMERIC(38,10).
+//!   padded. Unconstrained NUMERIC is NUMERIC(38,10). `WITH (fillfactor =
+//!   n)` is accepted and has no effect; other table options are refused.
 //! - Casts follow DataFusion, which differs from PostgreSQL in places: text
 //!   cast to BYTEA takes the string's bytes (PostgreSQL parses `\x` hex;
 //!   use `decode(s, 'hex')`), and a float cast to an integer truncates
@@ -68,8 +71,18 @@
 //!   snapshot: a colliding row committed after it is a serialization
 //!   conflict (PostgreSQL's REPEATABLE READ does the same). RETURNING and
 //!   DO UPDATE expressions may not hold subqueries or aggregates.
+//! - `TRUNCATE [TABLE] t [, ...]` deletes every row in the statement's
+//!   transaction (so ROLLBACK undoes it, as in PostgreSQL), at the cost of
+//!   a delete per row. `VACUUM` and `ANALYZE` check the tables they name
+//!   and return; VACUUM runs a garbage-collection pass (see `maintenance.rs`).
+//! - Bulk loads: `COPY t [(columns)] FROM STDIN` in PostgreSQL's text and
+//!   CSV formats ([`Session::copy_from`], [`CopyIn`]; `copy.rs` lists the
+//!   options); not COPY TO, files, programs or the binary format.
 //! - Transactions: `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`;
-//!   snapshot isolation (PostgreSQL's REPEATABLE READ).
+//!   snapshot isolation (PostgreSQL's REPEATABLE READ). A write to a row
+//!   another open transaction wrote fails at once with a serialization
+//!   conflict rather than waiting for it; PostgreSQL's default READ
+//!   COMMITTED would wait and then apply the write to the newer row.
 //! - Settings: `SET`, `SHOW [ALL]`, `RESET [ALL]` of PostgreSQL's common
 //!   run-time parameters, per session ([`Settings`]); values that OmenDB
 //!   cannot honour (another client encoding, SERIALIZABLE) are refused.
@@ -104,6 +117,7 @@ mod error;
 mod fast;
 mod maintenance;
 mod params;
+mod pg_catalog;
 mod prepared;
 mod provider;
 mod query;

@@ -56,6 +56,11 @@ pub(crate) enum Compiled {
     Settings(crate::settings::Command),
     /// `COPY ... FROM STDIN`: runs through [`crate::Session::copy_from`].
     CopyFrom(crate::copy::CopyFrom),
+    /// A statement accepted for PostgreSQL clients that has nothing to do
+    /// here, by its command tag: `DEALLOCATE` (SQL-level prepared
+    /// statements do not exist; protocol-level ones are replaced when a
+    /// client parses the name again).
+    NoOp(&'static str),
     /// `VACUUM` or `ANALYZE`.
     Maintenance(crate::maintenance::Maintenance),
     /// `TRUNCATE`: these tables emptied in the statement's transaction.
@@ -121,6 +126,17 @@ impl PreparedStatement {
     /// `execute`.
     pub fn is_copy_from(&self) -> bool {
         matches!(self.compiled.read().as_ref(), Compiled::CopyFrom(_))
+    }
+
+    /// Whether running it may wait for the log to reach the disk: COMMIT,
+    /// or a write outside an explicit transaction. A server runs such a
+    /// statement where the wait blocks no other session's work.
+    pub fn commits(&self, in_transaction: bool) -> bool {
+        match self.compiled.read().as_ref() {
+            Compiled::Commit => true,
+            Compiled::Dml { .. } | Compiled::Ddl(_) | Compiled::Truncate(_) | Compiled::CopyFrom(_) => !in_transaction,
+            _ => false,
+        }
     }
 
     /// How many `$n` parameters the statement takes.
@@ -193,8 +209,12 @@ fn leading_word(sql: &str) -> String {
 }
 
 fn parse(sql: &str) -> Result<Option<DfStatement>> {
-    let dialect = PostgreSqlDialect {};
-    let mut statements = DFParserBuilder::new(sql).with_dialect(&dialect).build()?.parse_statements()?;
+    let mut statements: std::collections::VecDeque<DfStatement> = if crate::pg_catalog::needs_rewrite(sql) {
+        crate::pg_catalog::parse(sql)?.into()
+    } else {
+        let dialect = PostgreSqlDialect {};
+        DFParserBuilder::new(sql).with_dialect(&dialect).build()?.parse_statements()?
+    };
     match statements.len() {
         0 => Ok(None),
         1 => Ok(statements.pop_front()),
@@ -234,6 +254,7 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
             let fast = fast::compile(engine, &plan.plan, &plan.tables, params);
             Compiled::Query { plan, fast }
         }
+        SqlStatement::Deallocate { .. } => Compiled::NoOp("DEALLOCATE"),
         SqlStatement::Truncate(t) => {
             let tables = t.table_names.iter().map(|t| crate::ddl::table_name(&t.name)).collect::<Result<Vec<_>>>()?;
             if t.partitions.is_some() || t.if_exists || t.on_cluster.is_some() {

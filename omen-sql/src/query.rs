@@ -62,6 +62,12 @@ pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Resu
 pub(crate) async fn plan(engine: &Engine, statement: DfStatement, with_keys: Option<TableId>) -> Result<Plan> {
     let mut tables: HashMap<String, TableRef> = HashMap::new();
     for r in engine.state.resolve_table_references(&statement)? {
+        if r.schema() == Some(crate::pg_catalog::PG_CATALOG) {
+            if !engine.pg_catalog.table_exist(r.table()) {
+                return Err(Error::UnknownTable(format!("{}.{}", crate::pg_catalog::PG_CATALOG, r.table())));
+            }
+            continue;
+        }
         match lookup(engine, r.schema(), r.table()) {
             Ok(table) => {
                 tables.insert(table.name.clone(), table);
@@ -78,6 +84,7 @@ pub(crate) async fn plan(engine: &Engine, statement: DfStatement, with_keys: Opt
     let options = engine.state.config().options();
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(&options.catalog.default_schema, Arc::new(schema))?;
+    catalog.register_schema(crate::pg_catalog::PG_CATALOG, Arc::clone(&engine.pg_catalog))?;
     let list = MemoryCatalogProviderList::new();
     datafusion::catalog::CatalogProviderList::register_catalog(&list, options.catalog.default_catalog.clone(), Arc::new(catalog));
     let state = SessionStateBuilder::new_from_existing(engine.state.clone()).with_catalog_list(Arc::new(list)).build();

@@ -166,6 +166,12 @@ impl Session {
                 self.rollback();
                 return Ok(Output::Command("ROLLBACK"));
             }
+            Compiled::NoOp(tag) => {
+                if self.is_failed() {
+                    return Err(Error::TransactionAborted);
+                }
+                return Ok(Output::Command(tag));
+            }
             Compiled::Settings(command) => {
                 if self.is_failed() {
                     return Err(Error::TransactionAborted);
@@ -372,7 +378,7 @@ async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explic
         Compiled::CopyFrom(_) => Err(Error::Unsupported(
             "COPY ... FROM STDIN without its data: send it with Session::copy_from, or use Database::insert_batches".into(),
         )),
-        Compiled::Empty | Compiled::Begin | Compiled::Commit | Compiled::Rollback | Compiled::Settings(_) => {
+        Compiled::NoOp(_) | Compiled::Empty | Compiled::Begin | Compiled::Commit | Compiled::Rollback | Compiled::Settings(_) => {
             Err(Error::Internal("transaction control reached statement execution".into()))
         }
     }

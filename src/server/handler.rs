@@ -127,7 +127,8 @@ impl SessionHandler {
         // through pgwire, a cancel request): an aggregate or a sort does all
         // its work by then. Later batches are checked against the deadline
         // as they stream.
-        let executed = within(deadline, async {
+        let commits = statement.commits(session.in_transaction());
+        let execute = within(deadline, async {
             match session.execute_prepared(statement, &params).await {
                 Ok(Output::Rows { tag, mut stream }) => {
                     // The session saw the statement succeed; if computing its
@@ -140,8 +141,12 @@ impl SessionHandler {
                 Ok(out) => Ok((out, None)),
                 Err(e) => Err(e),
             }
-        })
-        .await;
+        });
+        // A commit waits for the log's fsync on this thread: let the runtime
+        // move other sessions off it meanwhile, so commits of many sessions
+        // can share one fsync.
+        let executed =
+            if commits { tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(execute)) } else { execute.await };
         let (out, first) = match executed {
             Ok(done) => done,
             Err(e) => {
@@ -342,7 +347,10 @@ impl CopyHandler for SessionHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let copy = self.copy.lock().await.take().ok_or_else(|| user_error("08P01", "CopyDone without a COPY in progress".into()))?;
-        let rows = match self.session.lock().await.finish_copy(copy).map_err(sql_error)? {
+        let mut session = self.session.lock().await;
+        let finished = tokio::task::block_in_place(|| session.finish_copy(copy));
+        drop(session);
+        let rows = match finished.map_err(sql_error)? {
             Output::Affected { rows, .. } => rows,
             _ => 0,
         };

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod bad_input;
+mod clients;
 mod concurrency;
 mod crash;
 mod end_to_end;

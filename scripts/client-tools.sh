@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The real PostgreSQL clients the server tests drive (tests/omendb/clients.rs):
+# psql from Debian's postgresql-client package (installed with apt if
+# missing; needs root) and psycopg 3 in a virtualenv (pip, pinned). Prints
+# two lines: the psql path, then the venv's python.
+#
+#   scripts/client-tools.sh
+set -euo pipefail
+root=${OMENDB_CLIENTS_DIR:-$HOME/.cache/omendb-clients}
+if ! command -v psql >/dev/null; then
+  echo "installing psql (apt-get install postgresql-client)" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >&2
+fi
+venv=$root/venv
+if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
+  python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install --quiet "psycopg[binary]==3.2.13" >&2
+fi
+command -v psql
+echo "$venv/bin/python"

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# pgbench, unmodified, against OmenDB's HTAP service and PostgreSQL 15 on
+# this machine, in the same run and with the same settings (fsync on,
+# synchronous_commit on; OmenDB at its default Durability::Full):
+#
+#   1. pgbench -i -s SCALE                       (initialization, timed)
+#   2. pgbench -c 8 -j 2 -T SECS -M prepared     (TPC-B-like)
+#   3. pgbench -S -c 1 -T SECS -M prepared       (select-only, 1 client)
+#   4. pgbench -S -c 8 -j 2 -T SECS -M prepared  (select-only, 8 clients)
+#
+# Every run passes --max-tries=10: OmenDB fails a write to a row another
+# open transaction wrote with 40001 at once (snapshot isolation) where
+# PostgreSQL waits for the lock, and pgbench retries such transactions.
+#
+# Prints TPS, p50 latency (from pgbench's per-transaction log) and the
+# OmenDB/PostgreSQL ratio for each, as a Markdown table for
+# docs/BENCHMARKS.md. Installs PostgreSQL 15 and pgbench from Debian's
+# packages if they are missing (needs root), builds the service in release.
+#
+#   scripts/pgbench-compare.sh [SCALE] [SECONDS]     (default 10 30)
+#   OMENDB_ONLY=1 scripts/pgbench-compare.sh          (skip PostgreSQL)
+set -euo pipefail
+scale=${1:-10}
+secs=${2:-30}
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/omendb-pgbench.XXXXXX)
+chmod 1777 "$work"  # PostgreSQL runs as its own user: its log and socket go here
+pg_port=5544
+omen_port=5433
+
+pgbin=
+for d in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+  if [ -x "$d/postgres" ]; then pgbin=$d; break; fi
+done
+if ! command -v pgbench >/dev/null || [ -z "$pgbin" ]; then
+  echo "installing PostgreSQL 15 and pgbench (apt)" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 >&2
+  pgbin=/usr/lib/postgresql/15/bin
+fi
+
+cleanup() {
+  [ -n "${omen_pid:-}" ] && kill "$omen_pid" 2>/dev/null && wait "$omen_pid" 2>/dev/null || true
+  [ -d "$work/pgdata" ] && as_pg "$pgbin/pg_ctl" -D "$work/pgdata" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# PostgreSQL refuses to run as root.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# run NAME PORT ARGS...: one pgbench run; prints "tps p50_us".
+run() {
+  local name=$1 port=$2
+  shift 2
+  local logdir=$work/log-$name
+  mkdir -p "$logdir"
+  chmod 777 "$logdir"
+  (cd "$logdir" && pgbench -h 127.0.0.1 -p "$port" -U postgres -M prepared --max-tries=10 -T "$secs" -l "$@" postgres >"$logdir/out" 2>&1) || {
+    echo "pgbench $name failed:" >&2
+    cat "$logdir/out" >&2
+    echo "- -"
+    return 0
+  }
+  local tps p50
+  tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$logdir/out")
+  # Column 3 of pgbench's log is each transaction's latency in us.
+  p50=$(cat "$logdir"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "$tps $p50"
+}
+
+# init NAME PORT: pgbench -i; prints seconds.
+init() {
+  local start end
+  start=$(date +%s.%N)
+  pgbench -h 127.0.0.1 -p "$2" -U postgres -i -s "$scale" postgres >"$work/init-$1.out" 2>&1 || {
+    echo "pgbench -i against $1 failed:" >&2
+    cat "$work/init-$1.out" >&2
+    exit 1
+  }
+  end=$(date +%s.%N)
+  awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}'
+}
+
+suite() {
+  local name=$1 port=$2
+  echo "init $(init "$name" "$port")"
+  echo "tpcb $(run "$name-tpcb" "$port" -c 8 -j 2)"
+  echo "select1 $(run "$name-s1" "$port" -S -c 1)"
+  echo "select8 $(run "$name-s8" "$port" -S -c 8 -j 2)"
+}
+
+echo "building the service (release)" >&2
+cargo build --release --example htap_service --manifest-path "$here/Cargo.toml" >&2
+target=${CARGO_TARGET_DIR:-$here/target}
+"$target/release/examples/htap_service" --no-workload --data-dir "$work/omendb" --listen "127.0.0.1:$omen_port" >"$work/omendb.log" 2>&1 &
+omen_pid=$!
+for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p "$omen_port" 2>/dev/null && break; sleep 0.2; done
+echo "OmenDB: pgbench -s $scale, $secs s per run" >&2
+omen=$(suite omendb "$omen_port")
+kill "$omen_pid"
+wait "$omen_pid" 2>/dev/null || true
+omen_pid=
+
+if [ -z "${OMENDB_ONLY:-}" ]; then
+  mkdir -p "$work/pgdata"
+  chown postgres "$work/pgdata" 2>/dev/null || true
+  as_pg "$pgbin/initdb" -D "$work/pgdata" -U postgres -A trust >/dev/null
+  as_pg "$pgbin/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w -o \
+    "-p $pg_port -k $work -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c shared_buffers=1GB -c max_connections=50" start >/dev/null
+  echo "PostgreSQL: pgbench -s $scale, $secs s per run" >&2
+  pg=$(suite postgres "$pg_port")
+else
+  pg=$(printf 'init -\ntpcb - -\nselect1 - -\nselect8 - -\n')
+fi
+
+field() { echo "$1" | awk -v k="$2" -v i="$3" '$1 == k {print $(i + 1)}'; }
+ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
+
+echo
+echo "pgbench $(pgbench --version | awk '{print $3}'), scale $scale, $secs s per run, -M prepared, loopback; $(nproc) cores"
+echo
+echo "| run | OmenDB | PostgreSQL 15 | OmenDB / PostgreSQL |"
+echo "|---|---:|---:|---:|"
+echo "| \`pgbench -i -s $scale\` (s, lower is better) | $(field "$omen" init 1) | $(field "$pg" init 1) | $(ratio "$(field "$omen" init 1)" "$(field "$pg" init 1)") |"
+for k in tpcb select1 select8; do
+  case $k in
+    tpcb) label="TPC-B-like, 8 clients" ;;
+    select1) label="select-only (-S), 1 client" ;;
+    select8) label="select-only (-S), 8 clients" ;;
+  esac
+  o_tps=$(field "$omen" $k 1); p_tps=$(field "$pg" $k 1)
+  o_p50=$(field "$omen" $k 2); p_p50=$(field "$pg" $k 2)
+  echo "| $label: TPS | $o_tps | $p_tps | $(ratio "$o_tps" "$p_tps") |"
+  echo "| $label: p50 latency (us) | $o_p50 | $p_p50 | $(ratio "$o_p50" "$p_p50") |"
+done
