@@ -346,7 +346,7 @@ impl CopyIn {
     fn record_end(&self, start: usize) -> Option<usize> {
         let data = &self.pending[start..];
         if !self.format.csv {
-            return memchr_newline(data).map(|i| start + i);
+            return data.iter().position(|&b| b == b'\n').map(|i| start + i);
         }
         let (quote, escape) = (self.format.quote, self.format.escape);
         let mut quoted = false;
@@ -396,10 +396,6 @@ impl CopyIn {
         }
         Ok(())
     }
-}
-
-fn memchr_newline(data: &[u8]) -> Option<usize> {
-    data.iter().position(|&b| b == b'\n')
 }
 
 /// Text fields as values of `t`; on failure, the index of the first field

@@ -143,8 +143,8 @@ impl SessionHandler {
             }
         });
         // A commit waits for the log's fsync on this thread: let the runtime
-        // move other sessions off it meanwhile, so commits of many sessions
-        // can share one fsync.
+        // move other connections off it meanwhile (with two worker threads,
+        // two waiting commits would otherwise stall every session).
         let executed =
             if commits { tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(execute)) } else { execute.await };
         let (out, first) = match executed {
