@@ -87,6 +87,13 @@
 //!   run-time parameters, per session ([`Settings`]); values that OmenDB
 //!   cannot honour (another client encoding, SERIALIZABLE) are refused.
 //!   `SET` is not undone by ROLLBACK, and `SET LOCAL` is refused.
+//! - PostgreSQL's catalogs for psql and drivers: `pg_catalog` tables,
+//!   `version()`, `current_database()`, `current_schema()`, `to_regtype()`
+//!   and the functions psql's `\d` uses (`pg_catalog.rs`). Statements
+//!   that mention them are parsed by datafusion-pg-catalog's
+//!   compatibility parser, whose rewrites suit catalog queries (a
+//!   projection subquery DataFusion cannot run becomes NULL there); no
+//!   `information_schema` yet.
 //! - Errors map to PostgreSQL's SQLSTATEs ([`Error::sqlstate`]).
 //! - The OLTP fast path: a statement that reads, updates or deletes one row
 //!   through equalities on its whole primary key (other predicates may be

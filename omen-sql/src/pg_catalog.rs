@@ -124,11 +124,16 @@ fn type_oid(name: &str) -> Option<i32> {
 }
 
 /// Whether `sql` reads the catalogs or PostgreSQL-only syntax the
-/// compatibility parser rewrites. A plain statement skips its rewrites.
+/// compatibility parser rewrites: a word starting `pg_` (a catalog table or
+/// function), `::reg...`, `OPERATOR(`, `information_schema` or the session
+/// user and schema functions. Other statements skip its rewrites, which
+/// are made for catalog queries: among them, a subquery in a projection
+/// that DataFusion cannot run becomes NULL.
 pub(crate) fn needs_rewrite(sql: &str) -> bool {
-    const MARKERS: [&str; 7] = ["pg_", "::reg", "information_schema", "current_schema", "current_user", "session_user", "operator("];
+    const MARKERS: [&str; 6] = ["::reg", "information_schema", "current_schema", "current_user", "session_user", "operator("];
     let lower = sql.to_ascii_lowercase();
-    MARKERS.iter().any(|m| lower.contains(m))
+    let word_start = |i: usize| i == 0 || !matches!(lower.as_bytes()[i - 1], b'a'..=b'z' | b'0'..=b'9' | b'_' | b'$');
+    lower.match_indices("pg_").any(|(i, _)| word_start(i)) || MARKERS.iter().any(|m| lower.contains(m))
 }
 
 /// Parses `sql` as the compatibility parser rewrites it.
@@ -181,6 +186,8 @@ mod tests {
         assert!(needs_rewrite("SELECT current_schema()"));
         assert!(!needs_rewrite("UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2"));
         assert!(!needs_rewrite("SELECT abalance FROM accounts WHERE aid = $1"));
+        assert!(!needs_rewrite("SELECT img_pg_size FROM t"), "pg_ inside a word");
+        assert!(needs_rewrite("select * from pg_tables"));
     }
 
     #[test]
