@@ -28,7 +28,8 @@ pub struct EngineOptions {
     /// When commits reach stable storage.
     pub durability: Durability,
     /// Bytes DataFusion may use for query execution (sorts, joins,
-    /// aggregates spill or fail past it); 0 means no limit.
+    /// aggregates spill or fail past it); 0 means no limit, else at least
+    /// [`MIN_MEMORY_BUDGET`].
     pub memory_budget: usize,
     /// Whether primary-key point statements and `INSERT ... VALUES` skip
     /// DataFusion when they run (default true).
@@ -57,6 +58,12 @@ pub struct Engine {
     pub(crate) access: AccessCounters,
 }
 
+/// The smallest memory budget [`Engine::open`] accepts. A spilling sort
+/// must hold a batch of every run it merges: below a few MiB per partition
+/// DataFusion re-spills runs in ever smaller batches, which is correct but
+/// can take minutes for a few MB of data.
+pub const MIN_MEMORY_BUDGET: usize = 16 << 20;
+
 /// How many statements the plan cache holds before it starts over.
 const STATEMENT_CACHE: usize = 1024;
 
@@ -69,6 +76,12 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens (or creates) a database and starts its sync worker.
     pub fn open(options: EngineOptions) -> Result<Arc<Self>> {
+        if options.memory_budget != 0 && options.memory_budget < MIN_MEMORY_BUDGET {
+            return Err(Error::Unsupported(format!(
+                "a memory budget of {} bytes: the smallest is {MIN_MEMORY_BUDGET} bytes (16 MiB), 0 means no limit",
+                options.memory_budget
+            )));
+        }
         let rows = Store::open(StoreOptions { dir: options.dir, durability: options.durability, ..StoreOptions::default() })?;
         let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;
         let mut config = SessionConfig::new()
@@ -76,9 +89,14 @@ impl Engine {
             .with_default_catalog_and_schema(crate::pg_catalog::DATABASE, crate::pg_catalog::PUBLIC);
         // Text stays Utf8 end to end, as the column store holds it.
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-        config.options_mut().execution.target_partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
+        config.options_mut().execution.target_partitions = partitions;
         let mut runtime = RuntimeEnvBuilder::new();
         if options.memory_budget > 0 {
+            // Each partition's sort sets this much aside to merge its spilled
+            // runs; DataFusion's 10 MiB default would take a small budget whole.
+            let execution = &mut config.options_mut().execution;
+            execution.sort_spill_reservation_bytes = execution.sort_spill_reservation_bytes.min(options.memory_budget / (4 * partitions));
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(options.memory_budget)));
         }
         let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime.build_arc()?).with_default_features().build();

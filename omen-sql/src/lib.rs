@@ -134,7 +134,7 @@ mod settings;
 
 pub use access::AccessStats;
 pub use copy::CopyIn;
-pub use engine::{Engine, EngineOptions};
+pub use engine::{Engine, EngineOptions, MIN_MEMORY_BUDGET};
 pub use error::{Error, Result};
 pub use params::value_of_scalar;
 pub use prepared::PreparedStatement;
