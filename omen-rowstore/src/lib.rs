@@ -89,6 +89,6 @@ pub use index::{IndexDef, KeyRange};
 pub use schema::{ColumnDef, TableId, TableSchema};
 pub use store::{GcStats, Store, StoreOptions, StoreStats};
 pub use table::Ts;
-pub use txn::{KeyedRows, Transaction};
+pub use txn::{KeyedRows, Savepoint, Transaction};
 pub use value::{DataType, Value};
 pub use wal::{Durability, NORMAL_SYNC_INTERVAL};

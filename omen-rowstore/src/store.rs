@@ -302,7 +302,7 @@ impl Store {
     /// Starts a transaction reading at the newest committed state.
     pub fn begin(&self) -> Result<Transaction> {
         self.check_open()?;
-        let (snapshot, registration) = self.inner.snapshots.acquire(&self.inner.clock);
+        let (snapshot, registration) = self.acquire_snapshot();
         Ok(Transaction::new(self.clone(), snapshot, registration))
     }
 
@@ -548,6 +548,12 @@ impl Store {
 
     pub(crate) fn table_by_id(&self, id: TableId) -> Result<Arc<Table>> {
         self.inner.catalog.read().by_id.get(&id).cloned().ok_or_else(|| Error::UnknownTable(format!("#{id}")))
+    }
+
+    /// A snapshot at the newest committed state, registered so the
+    /// collector keeps what it reads.
+    pub(crate) fn acquire_snapshot(&self) -> (Ts, Registration) {
+        self.inner.snapshots.acquire(&self.inner.clock)
     }
 
     pub(crate) fn release_snapshot(&self, registration: Registration) {

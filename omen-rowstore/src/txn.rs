@@ -6,6 +6,12 @@
 //! [`Error::SerializationConflict`] instead of waiting). Commit installs them
 //! atomically; rollback, explicit or on drop, releases the slots and leaves no
 //! trace. A transaction that only reads takes no slots and never aborts.
+//!
+//! Two tools serve PostgreSQL's READ COMMITTED on top: a [`Savepoint`]
+//! undoes the writes made since it was taken (a statement that met a
+//! conflict halfway), and [`Transaction::refresh_snapshot`] moves the
+//! snapshot to the newest committed state, so the statement can run again
+//! against the row the other writer committed.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -38,6 +44,17 @@ pub(crate) type WriteSet = BTreeMap<(TableId, KeyBuf), Pending>;
 /// Slots as they were before a write changed them.
 type Undo = Vec<((TableId, KeyBuf), Option<Pending>)>;
 
+/// A point in a transaction's writes to roll back to; see
+/// [`Transaction::savepoint`]. Savepoints nest: end the newest first.
+#[derive(Debug)]
+#[must_use = "a savepoint records every write until it is released or rolled back to"]
+pub struct Savepoint {
+    /// The undo log's length when it was taken.
+    mark: usize,
+    /// Whether it started the log, which ends with it.
+    outer: bool,
+}
+
 /// Rows with their encoded primary keys, as reads return them.
 pub type KeyedRows = Vec<(Vec<u8>, Vec<Value>)>;
 
@@ -51,8 +68,8 @@ pub struct Transaction {
     writes: WriteSet,
     /// The tables written, for commit and rollback.
     tables: Vec<Arc<Table>>,
-    /// Inside [`Self::atomically`]: each changed slot's state before its
-    /// first change, to put back if the write fails.
+    /// While a savepoint is open: each changed slot's state before the
+    /// change, to put back on rollback to it.
     undo: Option<Undo>,
 }
 
@@ -70,6 +87,62 @@ impl Transaction {
     /// The timestamp this transaction reads at.
     pub fn snapshot(&self) -> Ts {
         self.snapshot
+    }
+
+    /// Moves the snapshot to the newest committed state. The transaction's
+    /// own writes and the write slots it holds stay; later reads see them
+    /// over the newer rows, and later writes no longer conflict with
+    /// commits made before now. READ COMMITTED calls this before each
+    /// statement, and before running again a statement that conflicted.
+    pub fn refresh_snapshot(&mut self) -> Result<()> {
+        let old = self.registration.take().ok_or(Error::TransactionClosed)?;
+        // Take the new one first, so the collector's horizon never passes
+        // a version this transaction can still read.
+        let (snapshot, registration) = self.store.acquire_snapshot();
+        self.store.release_snapshot(old);
+        self.snapshot = snapshot;
+        self.registration = Some(registration);
+        Ok(())
+    }
+
+    /// Starts recording writes so [`Self::rollback_to`] can undo them;
+    /// [`Self::release_savepoint`] keeps them and stops recording. The
+    /// record costs a slot's key per write (and the old row, for a key
+    /// this transaction had already written).
+    pub fn savepoint(&mut self) -> Savepoint {
+        let outer = self.undo.is_none();
+        Savepoint { mark: self.undo.get_or_insert_with(Vec::new).len(), outer }
+    }
+
+    /// Undoes every write made since `savepoint` was taken: rows come back
+    /// as they were, and write slots taken since are released.
+    pub fn rollback_to(&mut self, savepoint: Savepoint) {
+        let Some(undo) = &mut self.undo else { return };
+        debug_assert!(undo.len() >= savepoint.mark, "savepoints end newest first");
+        let undone = undo.split_off(savepoint.mark.min(undo.len()));
+        for (slot, before) in undone.into_iter().rev() {
+            match before {
+                Some(p) => {
+                    self.writes.insert(slot, p);
+                }
+                None => {
+                    if let Some(p) = self.writes.remove(&slot)
+                        && let Some(t) = self.tables.iter().find(|t| t.id == slot.0)
+                    {
+                        t.unlock(slot.1.as_slice(), &p.chain, self.id);
+                    }
+                }
+            }
+        }
+        self.release_savepoint(savepoint);
+    }
+
+    /// Keeps the writes made since `savepoint`; an outer savepoint's
+    /// release stops the recording.
+    pub fn release_savepoint(&mut self, savepoint: Savepoint) {
+        if savepoint.outer {
+            self.undo = None;
+        }
     }
 
     /// Whether the transaction has written nothing so far.
@@ -372,34 +445,18 @@ impl Transaction {
 
     /// Runs `f`; if it fails, puts back every slot it changed, so a write
     /// that touches several slots (a row and its index entries, a row that
-    /// moves) changes all or nothing. Nested calls join the outer one.
+    /// moves) changes all or nothing.
     fn atomically<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
-        if self.undo.is_some() {
-            return f(self);
-        }
-        self.undo = Some(Vec::new());
+        let savepoint = self.savepoint();
         let result = f(self);
-        let undo = self.undo.take().unwrap_or_default();
-        if result.is_err() {
-            for (slot, before) in undo.into_iter().rev() {
-                match before {
-                    Some(p) => {
-                        self.writes.insert(slot, p);
-                    }
-                    None => {
-                        if let Some(p) = self.writes.remove(&slot)
-                            && let Some(t) = self.tables.iter().find(|t| t.id == slot.0)
-                        {
-                            t.unlock(slot.1.as_slice(), &p.chain, self.id);
-                        }
-                    }
-                }
-            }
+        match result {
+            Ok(_) => self.release_savepoint(savepoint),
+            Err(_) => self.rollback_to(savepoint),
         }
         result
     }
 
-    /// Inside [`Self::atomically`], records a slot's state before a change.
+    /// While a savepoint is open, records a slot's state before a change.
     fn remember(&mut self, slot: &(TableId, KeyBuf)) {
         if let Some(undo) = &mut self.undo {
             undo.push((slot.clone(), self.writes.get(slot).cloned()));

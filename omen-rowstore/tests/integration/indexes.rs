@@ -200,6 +200,48 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Statements under savepoints, some rolled back: the transaction
+    /// matches a model that keeps only the statements that were kept, and
+    /// so does what it commits.
+    #[test]
+    fn savepoints_match_the_model(statements in proptest::collection::vec((proptest::collection::vec(op(), 1..5), any::<bool>()), 1..10)) {
+        let store = Store::open(StoreOptions::default()).unwrap();
+        let t = create(&store, true);
+        let mut txn = store.begin().unwrap();
+        let mut view = Model::new();
+        for (ops, keep) in &statements {
+            let at_savepoint = view.clone();
+            let savepoint = txn.savepoint();
+            for op in ops {
+                let before = view.clone();
+                let want = expect(&mut view, op);
+                prop_assert_eq!(apply(&mut txn, t, &before, op), want, "{:?}", op);
+                if want.is_err() {
+                    view = before;
+                }
+            }
+            if *keep {
+                txn.release_savepoint(savepoint);
+            } else {
+                txn.rollback_to(savepoint);
+                view = at_savepoint;
+            }
+            check_reads(&txn, t, &view);
+        }
+        txn.commit().unwrap();
+        check_reads(&store.begin().unwrap(), t, &view);
+        // Every slot was released: another transaction can write every key.
+        let mut other = store.begin().unwrap();
+        for id in 0..8 {
+            other.delete(t, &key(id)).unwrap();
+        }
+        other.commit().unwrap();
+    }
+}
+
 #[test]
 fn an_index_built_over_existing_rows_serves_snapshots_from_its_build_on() {
     let store = Store::open(StoreOptions::default()).unwrap();

@@ -248,6 +248,78 @@ fn regression_scan_limit_merges_own_writes_and_stops() {
 /// version per key (each write prunes what no snapshot can see), so memory
 /// stays near the live data size. Updates run 100 to a transaction to keep
 /// the debug-build test short; every one is a separate version.
+/// Accounts 1 and 2 holding 10 and 20.
+fn two_accounts() -> (omen_rowstore::Store, omen_rowstore::TableId) {
+    let (store, t) = accounts_store();
+    let mut setup = store.begin().unwrap();
+    setup.insert(t, row(1, 10)).unwrap();
+    setup.insert(t, row(2, 20)).unwrap();
+    setup.commit().unwrap();
+    (store, t)
+}
+
+#[test]
+fn rollback_to_a_savepoint_undoes_its_writes_and_frees_their_slots() {
+    let (store, t) = two_accounts();
+
+    let mut txn = store.begin().unwrap();
+    txn.update(t, &key(1), row(1, 11)).unwrap();
+    let statement = txn.savepoint();
+    txn.update(t, &key(1), row(1, 12)).unwrap();
+    txn.update(t, &key(2), row(2, 22)).unwrap();
+    txn.insert(t, row(3, 30)).unwrap();
+    let inner = txn.savepoint();
+    txn.delete(t, &key(2)).unwrap();
+    txn.release_savepoint(inner);
+    assert_eq!(txn.get(t, &key(2)).unwrap(), None);
+    txn.rollback_to(statement);
+    // Back to the state at the savepoint: the earlier write stays.
+    assert_eq!(txn.get(t, &key(1)).unwrap(), Some(row(1, 11)));
+    assert_eq!(txn.get(t, &key(2)).unwrap(), Some(row(2, 20)));
+    assert_eq!(txn.get(t, &key(3)).unwrap(), None);
+
+    // Slots taken after the savepoint are free again; the one before is not.
+    let mut other = store.begin().unwrap();
+    assert!(other.update(t, &key(2), row(2, 23)).unwrap());
+    other.insert(t, row(3, 33)).unwrap();
+    assert!(matches!(other.update(t, &key(1), row(1, 13)), Err(Error::SerializationConflict { .. })));
+    other.commit().unwrap();
+    txn.commit().unwrap();
+    let r = store.begin().unwrap();
+    assert_eq!(
+        r.scan(t, Bound::Unbounded, Bound::Unbounded).unwrap().into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+        [row(1, 11), row(2, 23), row(3, 33)]
+    );
+}
+
+#[test]
+fn a_refreshed_snapshot_sees_newer_commits_and_writes_over_them() {
+    let (store, t) = two_accounts();
+
+    let mut txn = store.begin().unwrap();
+    txn.update(t, &key(1), row(1, 11)).unwrap();
+    let mut other = store.begin().unwrap();
+    other.update(t, &key(2), row(2, 21)).unwrap();
+    other.insert(t, row(3, 30)).unwrap();
+    other.commit().unwrap();
+
+    // Snapshot isolation: the newer version is a conflict.
+    assert!(matches!(txn.update(t, &key(2), row(2, 22)), Err(Error::SerializationConflict { .. })));
+    let before = txn.snapshot();
+    txn.refresh_snapshot().unwrap();
+    assert!(txn.snapshot() > before);
+    // Newer commits are visible, own writes still win, and the write
+    // applies to the newest version.
+    assert_eq!(txn.get(t, &key(3)).unwrap(), Some(row(3, 30)));
+    assert_eq!(txn.get(t, &key(1)).unwrap(), Some(row(1, 11)));
+    assert_eq!(txn.get(t, &key(2)).unwrap(), Some(row(2, 21)));
+    assert!(txn.update(t, &key(2), row(2, 22)).unwrap());
+    txn.commit().unwrap();
+    let r = store.begin().unwrap();
+    assert_eq!(r.get(t, &key(1)).unwrap(), Some(row(1, 11)));
+    assert_eq!(r.get(t, &key(2)).unwrap(), Some(row(2, 22)));
+}
+
 #[test]
 fn ten_million_updates_of_a_thousand_keys_stay_near_live_size() {
     let (store, t) = accounts_store();
