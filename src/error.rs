@@ -88,6 +88,7 @@ impl From<omen_sql::Error> for Error {
             E::Constraint(m) | E::UniqueViolation(m) | E::NotNull(m) => Error::Constraint(m),
             E::UnknownSetting(m) => Error::Plan(format!("unrecognized configuration parameter {m:?}")),
             E::SerializationConflict(m) => Error::SerializationConflict(m),
+            e @ E::Deadlock(_) => Error::SerializationConflict(e.to_string()),
             E::Parameter(m) => Error::Parameter(m),
             E::Execution(m) => Error::Execution(m),
             E::Unsupported(m) => Error::Unsupported(m),

@@ -36,6 +36,11 @@ pub enum Error {
     /// transaction again.
     #[error("serialization conflict: {0}")]
     SerializationConflict(String),
+    /// A READ COMMITTED statement waited too long for a row another
+    /// transaction holds: possibly a deadlock, which OmenDB does not detect
+    /// by itself. Retryable, as [`Error::SerializationConflict`].
+    #[error("deadlock detected: {0}")]
+    Deadlock(String),
     /// Wrong number or type of `$n` parameters.
     #[error("parameter error: {0}")]
     Parameter(String),
@@ -68,6 +73,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether running the transaction again can succeed: a serialization
+    /// conflict or a deadlock.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::SerializationConflict(_) | Error::Deadlock(_))
+    }
+
     /// The PostgreSQL error code (SQLSTATE) of this error, for clients that
     /// act on codes: 40001 means retry, 23505 a duplicate, and so on.
     pub fn sqlstate(&self) -> &'static str {
@@ -81,6 +92,7 @@ impl Error {
             Error::NotNull(_) => "23502",
             Error::Constraint(_) => "22000",
             Error::SerializationConflict(_) => "40001",
+            Error::Deadlock(_) => "40P01",
             Error::Parameter(_) => "22023",
             Error::Execution(m) if m.contains("ivide by zero") => "22012",
             Error::Execution(_) => "22000",

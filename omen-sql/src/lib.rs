@@ -138,5 +138,5 @@ pub use engine::{Engine, EngineOptions, MIN_MEMORY_BUDGET};
 pub use error::{Error, Result};
 pub use params::value_of_scalar;
 pub use prepared::PreparedStatement;
-pub use session::{Output, Session};
-pub use settings::{REPORTED as REPORTED_SETTINGS, SERVER_VERSION, Settings};
+pub use session::{LOCK_WAIT_LIMIT, Output, Session};
+pub use settings::{Isolation, REPORTED as REPORTED_SETTINGS, SERVER_VERSION, Settings};

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{
-    Statement as SqlStatement, TransactionAccessMode, TransactionIsolationLevel as IsolationLevel, TransactionMode,
-};
+use datafusion::sql::sqlparser::ast::{Statement as SqlStatement, TransactionAccessMode, TransactionMode};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use parking_lot::RwLock;
 
@@ -24,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::fast::{self, FastPlan};
 use crate::params;
 use crate::query::{self, Plan};
+use crate::settings::Isolation;
 
 /// A statement parsed and planned once; run it with
 /// [`Session::execute_prepared`](crate::Session::execute_prepared). Cheap to
@@ -47,7 +46,8 @@ impl std::fmt::Debug for PreparedStatement {
 pub(crate) enum Compiled {
     /// Only whitespace or comments.
     Empty,
-    Begin,
+    /// `BEGIN`, with the isolation level it names.
+    Begin(Option<Isolation>),
     Commit,
     Rollback,
     /// Runs when executed (commits on its own).
@@ -237,10 +237,7 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
         other => return Err(Error::Unsupported(first_words(&other.to_string()))),
     };
     Ok(match s {
-        SqlStatement::StartTransaction { ref modes, .. } => {
-            check_modes(modes)?;
-            Compiled::Begin
-        }
+        SqlStatement::StartTransaction { ref modes, .. } => Compiled::Begin(check_modes(modes)?),
         SqlStatement::Commit { chain: false, .. } => Compiled::Commit,
         SqlStatement::Rollback { chain: false, savepoint: None } => Compiled::Rollback,
         s @ (SqlStatement::Set(_) | SqlStatement::Reset(_) | SqlStatement::ShowVariable { .. }) => {
@@ -276,23 +273,19 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
     })
 }
 
-/// OmenDB runs snapshot isolation (PostgreSQL's REPEATABLE READ), which is
-/// at least what READ COMMITTED promises; SERIALIZABLE is not offered yet.
-fn check_modes(modes: &[TransactionMode]) -> Result<()> {
+/// The isolation level `BEGIN` names, if any; READ ONLY is refused.
+fn check_modes(modes: &[TransactionMode]) -> Result<Option<Isolation>> {
+    let mut level = None;
     for m in modes {
         match m {
-            TransactionMode::IsolationLevel(IsolationLevel::Serializable) => {
-                return Err(Error::Unsupported(
-                    "ISOLATION LEVEL SERIALIZABLE (OmenDB provides REPEATABLE READ, snapshot isolation)".into(),
-                ));
-            }
+            TransactionMode::IsolationLevel(l) => level = Some(crate::settings::level_of(l)?),
             TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
                 return Err(Error::Unsupported("READ ONLY transactions".into()));
             }
-            _ => {}
+            TransactionMode::AccessMode(_) => {}
         }
     }
-    Ok(())
+    Ok(level)
 }
 
 /// The statement's leading keywords, to name what is unsupported.

@@ -1,18 +1,19 @@
 //! A session: the transaction state machine and statement dispatch.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::{RecordBatch, StringArray};
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::sqlparser::ast::Ident;
-use omen_rowstore::{Transaction, Value};
+use omen_rowstore::{Savepoint, Transaction, Value};
 
 use crate::copy::CopyIn;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::prepared::{Compiled, PreparedStatement, first_words};
-use crate::settings::{Command, Settings};
+use crate::settings::{Command, Isolation, Settings};
 use crate::{ddl, params};
 
 /// What a statement produced.
@@ -92,15 +93,30 @@ impl Session {
         self.settings.set(name, value)
     }
 
+    /// Sets the level new transactions start at (`SET
+    /// default_transaction_isolation`); sessions start at
+    /// [`Isolation::RepeatableRead`].
+    pub fn set_default_isolation(&mut self, level: Isolation) {
+        self.settings.set_default_isolation(level);
+    }
+
     /// Whether an explicit transaction is open (or aborted, awaiting its end).
     pub fn in_transaction(&self) -> bool {
         !matches!(self.state, State::Autocommit)
     }
 
-    /// Starts an explicit transaction (like `BEGIN`). A no-op if one is open.
+    /// Starts an explicit transaction (like `BEGIN`) at the session's
+    /// default isolation level. A no-op if one is open.
     pub fn begin(&mut self) -> Result<()> {
+        self.begin_at(None)
+    }
+
+    /// `BEGIN [ISOLATION LEVEL level]`: the level lasts until the
+    /// transaction ends.
+    fn begin_at(&mut self, level: Option<Isolation>) -> Result<()> {
         if matches!(self.state, State::Autocommit) {
             self.state = State::InTransaction(self.engine.rows.begin()?);
+            self.settings.set_transaction_isolation(level);
         }
         Ok(())
     }
@@ -109,7 +125,7 @@ impl Session {
     /// transaction was already rolled back: this ends it and returns
     /// [`Error::TransactionAborted`]. Without a transaction, a no-op.
     pub fn commit(&mut self) -> Result<()> {
-        match std::mem::replace(&mut self.state, State::Autocommit) {
+        match self.end() {
             State::InTransaction(txn) => txn.commit().map(drop).map_err(Error::from),
             State::Aborted => Err(Error::TransactionAborted),
             State::Autocommit => Ok(()),
@@ -118,7 +134,18 @@ impl Session {
 
     /// Rolls back the explicit transaction, if any.
     pub fn rollback(&mut self) {
-        self.state = State::Autocommit;
+        self.end();
+    }
+
+    /// Back to autocommit; returns the state the transaction left.
+    fn end(&mut self) -> State {
+        self.settings.set_transaction_isolation(None);
+        std::mem::replace(&mut self.state, State::Autocommit)
+    }
+
+    /// Whether statements run at READ COMMITTED now.
+    fn read_committed(&self) -> bool {
+        self.settings.isolation() == Isolation::ReadCommitted
     }
 
     /// Parses and plans `sql` once, for [`Session::execute_prepared`].
@@ -138,9 +165,19 @@ impl Session {
     }
 
     /// Runs a prepared statement with `$1..$n` bound to `params`.
+    ///
+    /// At READ COMMITTED a statement that meets a row another transaction
+    /// holds (or committed after the statement's snapshot) is undone, waits
+    /// for the holder, and runs again on a fresh snapshot; after
+    /// [`LOCK_WAIT_LIMIT`] of waiting it fails with [`Error::Deadlock`].
     pub async fn execute_prepared(&mut self, statement: &PreparedStatement, params: &[Value]) -> Result<Output> {
-        if let Some(out) = self.execute_fast(statement, params) {
-            return out;
+        let mut wait = LockWait::default();
+        loop {
+            match self.try_fast(statement, params) {
+                Fast::Done(out) => return out,
+                Fast::Conflict => wait.pause().await.map_err(|e| self.fail(e))?,
+                Fast::Slow => break,
+            }
         }
         let compiled = match statement.compiled(&self.engine).await {
             Ok(c) => c,
@@ -148,15 +185,15 @@ impl Session {
         };
         match compiled.as_ref() {
             Compiled::Empty => return Ok(Output::Command("")),
-            Compiled::Begin => {
-                self.begin()?;
+            Compiled::Begin(level) => {
+                self.begin_at(*level)?;
                 return Ok(Output::Command("BEGIN"));
             }
             Compiled::Commit => {
                 // As in PostgreSQL: COMMIT of a failed transaction rolls it
                 // back and says so in its tag, without an error.
                 if matches!(self.state, State::Aborted) {
-                    self.state = State::Autocommit;
+                    self.end();
                     return Ok(Output::Command("ROLLBACK"));
                 }
                 self.commit()?;
@@ -183,10 +220,30 @@ impl Session {
         if let Err(e) = params::check_count(statement.param_count(), params) {
             return Err(self.fail(e));
         }
+        let read_committed = self.read_committed();
         let mut txn = self.take_txn()?;
         let explicit = matches!(txn, Explicit(_));
-        let result = run(&self.engine, &compiled, txn.get(), explicit, params).await;
-        self.finish(result, txn)
+        loop {
+            let savepoint = match read_committed.then(|| txn.statement_start()).transpose() {
+                Ok(savepoint) => savepoint,
+                Err(e) => return self.finish(Err(e), txn),
+            };
+            let result = run(&self.engine, &compiled, txn.get(), explicit, params).await;
+            match (result, savepoint) {
+                (Err(e), Some(savepoint)) if is_conflict(&e) => {
+                    txn.get().rollback_to(savepoint);
+                    if let Err(e) = wait.pause().await {
+                        return self.finish(Err(e), txn);
+                    }
+                }
+                (result, savepoint) => {
+                    if let Some(savepoint) = savepoint {
+                        txn.get().release_savepoint(savepoint);
+                    }
+                    return self.finish(result, txn);
+                }
+            }
+        }
     }
 
     /// Starts `COPY table [(columns)] FROM STDIN [options]`: feed the data
@@ -243,30 +300,61 @@ impl Session {
     /// The fast path of [`Session::execute_prepared`], run on the calling
     /// thread without awaiting: `Some` if the statement has a fast-path form
     /// and this execution could use it, `None` if it must take the general
-    /// path (which `execute_prepared` does by itself).
+    /// path (which `execute_prepared` does by itself), or if it must wait
+    /// for a row another transaction holds (which needs `execute_prepared`
+    /// too).
     pub fn execute_fast(&mut self, statement: &PreparedStatement, params: &[Value]) -> Option<Result<Output>> {
-        if params.len() != statement.param_count() || matches!(self.state, State::Aborted) {
-            return None;
+        match self.try_fast(statement, params) {
+            Fast::Done(out) => Some(out),
+            Fast::Slow | Fast::Conflict => None,
         }
-        let compiled = statement.current(&self.engine)?;
-        let fast = compiled.fast()?;
+    }
+
+    fn try_fast(&mut self, statement: &PreparedStatement, params: &[Value]) -> Fast {
+        if params.len() != statement.param_count() || matches!(self.state, State::Aborted) {
+            return Fast::Slow;
+        }
+        let Some(compiled) = statement.current(&self.engine) else { return Fast::Slow };
+        let Some(fast) = compiled.fast() else { return Fast::Slow };
+        let read_committed = self.read_committed();
         let mut txn = match std::mem::replace(&mut self.state, State::Autocommit) {
             State::InTransaction(txn) => Explicit(txn),
             _ => match self.engine.rows.begin() {
                 Ok(txn) => Implicit(txn),
-                Err(e) => return Some(Err(e.into())),
+                Err(e) => return Fast::Done(Err(e.into())),
             },
         };
-        match fast.execute(txn.get(), params) {
-            Some(result) => Some(self.finish(result, txn)),
-            None => {
-                // Nothing was written: give an explicit transaction back.
-                if let Explicit(txn) = txn {
-                    self.state = State::InTransaction(txn);
-                }
-                None
+        let savepoint = match read_committed.then(|| txn.statement_start()).transpose() {
+            Ok(savepoint) => savepoint,
+            Err(e) => return Fast::Done(self.finish(Err(e), txn)),
+        };
+        let result = fast.execute(txn.get(), params);
+        let outcome = match (result, savepoint) {
+            // Waiting needs an executor: undo the statement and let
+            // execute_prepared wait and run it again.
+            (Some(Err(e)), Some(savepoint)) if is_conflict(&e) => {
+                txn.get().rollback_to(savepoint);
+                Fast::Conflict
             }
+            (Some(result), savepoint) => {
+                if let Some(savepoint) = savepoint {
+                    txn.get().release_savepoint(savepoint);
+                }
+                return Fast::Done(self.finish(result, txn));
+            }
+            (None, savepoint) => {
+                if let Some(savepoint) = savepoint {
+                    txn.get().release_savepoint(savepoint);
+                }
+                Fast::Slow
+            }
+        };
+        // Nothing was written: give an explicit transaction back (an
+        // implicit one rolls back as it drops).
+        if let Explicit(txn) = txn {
+            self.state = State::InTransaction(txn);
         }
+        outcome
     }
 
     fn settings_command(&mut self, command: &Command) -> Result<Output> {
@@ -275,6 +363,11 @@ impl Session {
                 // All or nothing, as one statement.
                 let mut settings = self.settings.clone();
                 for (name, value) in assignments {
+                    // As PostgreSQL (which warns): SET TRANSACTION outside a
+                    // transaction block has no effect.
+                    if !self.in_transaction() && name.eq_ignore_ascii_case("transaction_isolation") {
+                        continue;
+                    }
                     settings.set(name, value.clone())?;
                 }
                 self.settings = settings;
@@ -347,6 +440,61 @@ impl Txn {
             Explicit(t) | Implicit(t) => t,
         }
     }
+
+    /// Starts a READ COMMITTED statement, or its next run: a fresh
+    /// snapshot and a savepoint to undo it to.
+    fn statement_start(&mut self) -> Result<Savepoint> {
+        self.get().refresh_snapshot()?;
+        Ok(self.get().savepoint())
+    }
+}
+
+/// How a fast-path attempt ended.
+enum Fast {
+    Done(Result<Output>),
+    /// No fast form for this statement or these parameters.
+    Slow,
+    /// A READ COMMITTED write met a held or newer row; nothing was written.
+    Conflict,
+}
+
+fn is_conflict(e: &Error) -> bool {
+    matches!(e, Error::SerializationConflict(_))
+}
+
+/// How long a READ COMMITTED statement waits, in all, for rows other
+/// transactions hold before it fails with [`Error::Deadlock`] (PostgreSQL's
+/// `deadlock_timeout` is also one second; it then looks for a cycle, which
+/// OmenDB does not).
+pub const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(1);
+
+/// The waits of one statement. The row store has no wait queue: the
+/// statement polls, yielding first (a holder is usually one commit away
+/// from done), then sleeping.
+#[derive(Default)]
+struct LockWait {
+    started: Option<Instant>,
+    rounds: u32,
+}
+
+impl LockWait {
+    async fn pause(&mut self) -> Result<()> {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        if started.elapsed() >= LOCK_WAIT_LIMIT {
+            return Err(Error::Deadlock(format!(
+                "waited {} ms for rows other transactions hold (OmenDB does not detect deadlock cycles; it stops waiting after {} ms)",
+                started.elapsed().as_millis(),
+                LOCK_WAIT_LIMIT.as_millis()
+            )));
+        }
+        self.rounds += 1;
+        if self.rounds <= 4 {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_micros(250)).await;
+        }
+        Ok(())
+    }
 }
 
 async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explicit: bool, params: &[Value]) -> Result<Output> {
@@ -378,7 +526,7 @@ async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explic
         Compiled::CopyFrom(_) => Err(Error::Unsupported(
             "COPY ... FROM STDIN without its data: send it with Session::copy_from, or use Database::insert_batches".into(),
         )),
-        Compiled::NoOp(_) | Compiled::Empty | Compiled::Begin | Compiled::Commit | Compiled::Rollback | Compiled::Settings(_) => {
+        Compiled::NoOp(_) | Compiled::Empty | Compiled::Begin(_) | Compiled::Commit | Compiled::Rollback | Compiled::Settings(_) => {
             Err(Error::Internal("transaction control reached statement execution".into()))
         }
     }

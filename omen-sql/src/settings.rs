@@ -3,8 +3,8 @@
 //!
 //! OmenDB keeps each session's values and reports them truthfully. Only the
 //! settings OmenDB honours can take values that change behaviour: text is
-//! always UTF-8, strings always standard-conforming, isolation is always
-//! snapshot isolation (REPEATABLE READ). The others (`application_name`,
+//! always UTF-8, strings always standard-conforming, and isolation is READ
+//! COMMITTED or REPEATABLE READ (see [`Isolation`]). The others (`application_name`,
 //! `TimeZone`, `DateStyle`, `extra_float_digits`, ...) are kept and shown
 //! but do not change how values are computed or printed: timestamps with
 //! time zone are UTC, output is ISO. A name with a dot (`myapp.tenant`) is
@@ -62,6 +62,33 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("transaction_read_only", "off", Kind::OneOf(&["off", "false"])),
 ];
 
+/// How a transaction's statements see other transactions' writes
+/// (`transaction_isolation`; the default for new transactions is
+/// `default_transaction_isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// PostgreSQL's default: each statement reads the newest committed
+    /// state, and a write to a row another open transaction holds waits
+    /// for it to end, then applies to the newest version. `READ
+    /// UNCOMMITTED` means this too, as in PostgreSQL.
+    ReadCommitted,
+    /// Snapshot isolation, the embedded API's default: every statement
+    /// reads the transaction's snapshot, and a write to a row another
+    /// transaction wrote after it (or holds) fails at once with a
+    /// serialization conflict (40001); PostgreSQL waits for the holder first.
+    RepeatableRead,
+}
+
+impl Isolation {
+    /// The setting's value for this level.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read committed",
+            Isolation::RepeatableRead => "repeatable read",
+        }
+    }
+}
+
 /// The PostgreSQL version OmenDB speaks for, as `server_version` reports it.
 /// Clients (libpq, JDBC, pgbench) choose features by it.
 pub const SERVER_VERSION: &str = "15.0";
@@ -84,6 +111,9 @@ pub const REPORTED: &[&str] = &[
     "TimeZone",
 ];
 
+const TRANSACTION_ISOLATION: &str = "transaction_isolation";
+const DEFAULT_ISOLATION: &str = "default_transaction_isolation";
+
 fn known(name: &str) -> Option<&'static (&'static str, &'static str, Kind)> {
     KNOWN.iter().find(|(n, ..)| n.eq_ignore_ascii_case(name))
 }
@@ -100,7 +130,33 @@ impl Settings {
     /// The current value of `name` (any case), if it is a setting.
     pub fn get(&self, name: &str) -> Option<String> {
         let canonical = canonical(name)?;
+        if canonical == TRANSACTION_ISOLATION && !self.changed.contains_key(TRANSACTION_ISOLATION) {
+            // Outside BEGIN ... ISOLATION LEVEL, transactions take the default.
+            return self.get(DEFAULT_ISOLATION);
+        }
         self.changed.get(&canonical).cloned().or_else(|| known(&canonical).map(|(_, d, _)| (*d).to_owned()))
+    }
+
+    /// The isolation level statements run at now (`transaction_isolation`).
+    pub fn isolation(&self) -> Isolation {
+        let level = self.changed.get(TRANSACTION_ISOLATION).or_else(|| self.changed.get(DEFAULT_ISOLATION));
+        match level {
+            Some(l) if !l.eq_ignore_ascii_case("repeatable read") => Isolation::ReadCommitted,
+            _ => Isolation::RepeatableRead,
+        }
+    }
+
+    /// Sets the level new transactions start at.
+    pub(crate) fn set_default_isolation(&mut self, level: Isolation) {
+        self.changed.insert(DEFAULT_ISOLATION.into(), level.name().into());
+    }
+
+    /// Sets the isolation level of the open transaction, until it ends.
+    pub(crate) fn set_transaction_isolation(&mut self, level: Option<Isolation>) {
+        match level {
+            Some(level) => self.changed.insert(TRANSACTION_ISOLATION.into(), level.name().into()),
+            None => self.changed.remove(TRANSACTION_ISOLATION),
+        };
     }
 
     /// Sets `name` to `value` (`None` resets it to its default).
@@ -245,11 +301,22 @@ fn assignments(set: &Set) -> Result<Vec<(String, Option<String>)>> {
 fn isolation(level: &TransactionIsolationLevel) -> Result<String> {
     Ok(match level {
         TransactionIsolationLevel::ReadUncommitted => "read uncommitted",
-        TransactionIsolationLevel::ReadCommitted => "read committed",
-        TransactionIsolationLevel::RepeatableRead => "repeatable read",
-        other => return Err(Error::Unsupported(format!("ISOLATION LEVEL {other} (OmenDB provides REPEATABLE READ, snapshot isolation)"))),
+        _ => level_of(level)?.name(),
     }
     .to_owned())
+}
+
+/// The level a `BEGIN` or `SET TRANSACTION` names. SERIALIZABLE is
+/// refused, never quietly weakened: an application that asks for it relies
+/// on more than snapshot isolation gives.
+pub(crate) fn level_of(level: &TransactionIsolationLevel) -> Result<Isolation> {
+    match level {
+        TransactionIsolationLevel::ReadUncommitted | TransactionIsolationLevel::ReadCommitted => Ok(Isolation::ReadCommitted),
+        TransactionIsolationLevel::RepeatableRead => Ok(Isolation::RepeatableRead),
+        other => Err(Error::Unsupported(format!(
+            "ISOLATION LEVEL {other} (OmenDB provides READ COMMITTED and REPEATABLE READ, snapshot isolation)"
+        ))),
+    }
 }
 
 fn name(variable: &ObjectName) -> String {

@@ -37,7 +37,11 @@ pub(super) struct Connection {
 
 impl Connection {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
-        let session = Arc::new(Mutex::new(shared.db.engine().session()));
+        let mut session = shared.db.engine().session();
+        // PostgreSQL's default, which its clients assume (pgbench's TPC-B
+        // among them); the embedded API stays at snapshot isolation.
+        session.set_default_isolation(omen_sql::Isolation::ReadCommitted);
+        let session = Arc::new(Mutex::new(session));
         let session = Arc::new(SessionHandler {
             parser: Arc::new(Parser { shared: Arc::clone(&shared), session: Arc::clone(&session) }),
             session,

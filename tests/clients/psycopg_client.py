@@ -75,9 +75,11 @@ with psycopg.connect(dsn, autocommit=True) as conn:
     info = psycopg.types.TypeInfo.fetch(conn, "numeric")
     assert info is not None and info.oid == 1700, info
 
-# Transactions (psycopg opens them itself) and a write-write conflict.
+# Transactions (psycopg opens them itself) and a write-write conflict at
+# REPEATABLE READ (at the default READ COMMITTED, b would wait for a).
 a = psycopg.connect(dsn)
 b = psycopg.connect(dsn)
+b.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
 a.execute("UPDATE items SET qty = 1 WHERE id = 2")
 try:
     b.execute("UPDATE items SET qty = 2 WHERE id = 2")

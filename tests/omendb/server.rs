@@ -138,9 +138,10 @@ async fn transactions_report_their_status_and_conflicts() {
     assert!(matches!(end.last(), Some(SimpleQueryMessage::CommandComplete(0))));
     assert!(a.query_opt("SELECT v FROM acc WHERE id = 3", &[]).await.unwrap().is_none());
 
-    // Two writers of one row: the second gets 40001 and can retry.
+    // Two writers of one row at REPEATABLE READ: the second gets 40001
+    // and can retry.
     a.batch_execute("BEGIN").await.unwrap();
-    b.batch_execute("BEGIN").await.unwrap();
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").await.unwrap();
     a.execute("UPDATE acc SET v = 100 WHERE id = 2", &[]).await.unwrap();
     let e = b.execute("UPDATE acc SET v = 200 WHERE id = 2", &[]).await.unwrap_err();
     assert_eq!(code(&e), SqlState::T_R_SERIALIZATION_FAILURE);
@@ -148,6 +149,21 @@ async fn transactions_report_their_status_and_conflicts() {
     b.batch_execute("ROLLBACK").await.unwrap();
     b.execute("UPDATE acc SET v = v + 1 WHERE id = 2", &[]).await.unwrap();
     assert_eq!(a.query_one("SELECT v FROM acc WHERE id = 2", &[]).await.unwrap().get::<_, i32>(0), 101);
+
+    // At READ COMMITTED, the connections' default, the second writer
+    // waits for the first and then writes over its row.
+    a.batch_execute("BEGIN").await.unwrap();
+    a.execute("UPDATE acc SET v = v * 2 WHERE id = 2", &[]).await.unwrap();
+    let waiter = tokio::spawn(async move {
+        b.batch_execute("BEGIN").await.unwrap();
+        let n = b.execute("UPDATE acc SET v = v + 1 WHERE id = $1", &[&2i32]).await.unwrap();
+        b.batch_execute("COMMIT").await.unwrap();
+        n
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(waiter.await.unwrap(), 1);
+    assert_eq!(a.query_one("SELECT v FROM acc WHERE id = 2", &[]).await.unwrap().get::<_, i32>(0), 203);
 
     // tokio-postgres' own transaction API (BEGIN/COMMIT through the extended protocol).
     let mut c = connect(&server).await;
@@ -187,7 +203,7 @@ async fn settings_and_session_functions() {
     let (_db, server) = serve(ServerOptions::default());
     let c = connect(&server).await;
     assert_eq!(simple(&c, "SHOW server_version").await, vec![vec![Some("15.0".into())]]);
-    assert_eq!(simple(&c, "show transaction isolation level").await, vec![vec![Some("repeatable read".into())]]);
+    assert_eq!(simple(&c, "show transaction isolation level").await, vec![vec![Some("read committed".into())]]);
     c.batch_execute("SET application_name = 'billing'; SET extra_float_digits = 3; SET TIME ZONE 'UTC'").await.unwrap();
     assert_eq!(simple(&c, "SHOW application_name").await, vec![vec![Some("billing".into())]]);
     c.batch_execute("RESET application_name").await.unwrap();
