@@ -60,9 +60,10 @@
 //! [`Error::SerializationConflict`] rather than waiting for the holder. A
 //! range scan holds the table's ordered-map read lock while it runs, so keys
 //! new to the table wait for it (updates of existing keys do not). One WAL
-//! file with one fdatasync per commit, recovery by replaying the whole log;
-//! checkpoint runs, group commit over io_uring and tables larger than memory
-//! are the durability issue's work.
+//! file; under [`Durability::Full`] concurrent commits share an fdatasync
+//! (group commit), and a commit becomes visible once it is durable.
+//! Recovery replays the whole log; checkpoint runs, io_uring and tables
+//! larger than memory are the durability issue's work.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -137,6 +137,9 @@ struct Queued {
 /// State changed only under the commit lock.
 #[derive(Default)]
 struct CommitState {
+    /// The newest timestamp given to a commit or DDL. Ahead of the clock
+    /// while commits wait for their group's fsync.
+    last_ts: Ts,
     publisher: Publisher,
     next_table_id: TableId,
     /// Chains a commit left with old versions or a tombstone.
@@ -145,7 +148,8 @@ struct CommitState {
 
 struct Inner {
     catalog: RwLock<Catalog>,
-    /// The newest commit timestamp whose versions are all installed.
+    /// The newest commit timestamp whose versions, and all before it, are
+    /// installed and durable: what new snapshots read.
     clock: Clock,
     commit: Mutex<CommitState>,
     snapshots: Snapshots,
@@ -287,7 +291,7 @@ impl Store {
                 }
             }
         }
-        self.inner.clock.store(last, Ordering::SeqCst);
+        self.advance(&mut commit, last);
         // Index entries are not logged: build them from the replayed rows.
         let tables: Vec<Arc<Table>> = catalog.by_id.values().filter(|t| !t.is_index).cloned().collect();
         drop((catalog, commit));
@@ -330,7 +334,7 @@ impl Store {
             return Err(Error::TableExists(schema.name));
         }
         let id = commit.next_table_id;
-        let ts = self.inner.clock.load(Ordering::Acquire) + 1;
+        let ts = commit.last_ts + 1;
         if let Some(wal) = &self.inner.wal {
             wal.append(&WalRecord::CreateTable { ts, id, schema: schema.clone() })?;
         }
@@ -342,7 +346,7 @@ impl Store {
             catalog.by_name.insert(schema.name.clone(), id);
             catalog.by_id.insert(id, table);
         }
-        self.inner.clock.store(ts, Ordering::SeqCst);
+        self.advance(&mut commit, ts);
         commit.publisher.publish(ChangeRecord { ts, change: Change::CreateTable { id, schema } });
         Ok((id, ts))
     }
@@ -353,12 +357,12 @@ impl Store {
         let mut commit = self.inner.commit.lock();
         self.check_open()?;
         let id = self.table(name).map(|(id, _)| id).ok_or_else(|| Error::UnknownTable(name.into()))?;
-        let ts = self.inner.clock.load(Ordering::Acquire) + 1;
+        let ts = commit.last_ts + 1;
         if let Some(wal) = &self.inner.wal {
             wal.append(&WalRecord::DropTable { ts, id })?;
         }
         self.inner.catalog.write().remove_table(id);
-        self.inner.clock.store(ts, Ordering::SeqCst);
+        self.advance(&mut commit, ts);
         commit.publisher.publish(ChangeRecord { ts, change: Change::DropTable { id } });
         Ok(id)
     }
@@ -396,7 +400,7 @@ impl Store {
         if catalog.indexes.contains_key(&index.def.name) {
             return Err(Error::IndexExists(index.def.name));
         }
-        let ts = self.inner.clock.load(Ordering::Acquire) + 1;
+        let ts = commit.last_ts + 1;
         if let Some(wal) = &self.inner.wal {
             wal.append(&WalRecord::CreateIndex { ts, id, table: t.id, def: index.def.clone() })?;
         }
@@ -419,7 +423,7 @@ impl Store {
         self.check_open()?;
         let mut catalog = self.inner.catalog.write();
         let id = catalog.indexes.get(name).map(|&(_, id)| id).ok_or_else(unknown)?;
-        let ts = self.inner.clock.load(Ordering::Acquire) + 1;
+        let ts = commit.last_ts + 1;
         if let Some(wal) = &self.inner.wal {
             wal.append(&WalRecord::DropIndex { ts, id })?;
         }
@@ -475,14 +479,14 @@ impl Store {
         }
         // Three change records (drop, create, the rows), one timestamp each,
         // so a reader's sync wait covers all of them.
-        let ts = self.inner.clock.load(Ordering::Acquire) + 3;
+        let ts = commit.last_ts + 3;
         if let Some(wal) = &self.inner.wal {
             wal.append(&WalRecord::AlterTable { ts, id: t.id, new_id, reshape })?;
         }
         let (schema, rows) = (Arc::clone(&rebuilt.table.schema), std::mem::take(&mut rebuilt.changes));
         catalog.replace_table(t.id, rebuilt, ts);
         drop(catalog);
-        self.inner.clock.store(ts, Ordering::SeqCst);
+        self.advance(&mut commit, ts);
         commit.publisher.publish(ChangeRecord { ts: ts - 2, change: Change::DropTable { id: t.id } });
         commit.publisher.publish(ChangeRecord { ts: ts - 1, change: Change::CreateTable { id: new_id, schema } });
         commit.publisher.publish(ChangeRecord { ts, change: Change::Commit(rows) });
@@ -500,10 +504,18 @@ impl Store {
         t.map(|t| t.indexes().iter().map(|i| i.def.clone()).collect()).unwrap_or_default()
     }
 
+    /// Makes `ts` the newest timestamp, given and visible: for DDL, whose
+    /// log record was synced (with every record before it) under the
+    /// commit lock.
+    fn advance(&self, commit: &mut CommitState, ts: Ts) {
+        commit.last_ts = ts;
+        self.inner.clock.store(ts, Ordering::SeqCst);
+    }
+
     /// Advances the clock to `ts` for DDL that changes no rows; the change
     /// stream gets an empty commit so its readers' watermarks keep up.
     fn publish_catalog_change(&self, commit: &mut CommitState, ts: Ts) {
-        self.inner.clock.store(ts, Ordering::SeqCst);
+        self.advance(commit, ts);
         commit.publisher.publish(ChangeRecord { ts, change: Change::Commit(Vec::new()) });
     }
 
@@ -611,13 +623,18 @@ impl Store {
             release_all(installs);
             return Err(e);
         }
-        let ts = self.inner.clock.load(Ordering::SeqCst) + 1;
-        if let Some(wal) = &self.inner.wal
-            && let Err(e) = wal.append(&WalRecord::Commit { ts, writes: wal_writes })
-        {
-            release_all(installs);
-            return Err(e);
-        }
+        let ts = commit.last_ts + 1;
+        // Under Full durability, where the group's sync must reach.
+        let sync_to = match &self.inner.wal {
+            Some(wal) => match wal.write(&WalRecord::Commit { ts, writes: wal_writes }) {
+                Ok(end) => end,
+                Err(e) => {
+                    release_all(installs);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let horizon = self.inner.snapshots.horizon(&self.inner.clock);
         let mut changes = Vec::new();
         let publish = commit.publisher.has_subscribers();
@@ -636,9 +653,24 @@ impl Store {
                 changes.push(RowChange { table, op, key: key.as_slice().to_vec(), row: p.row });
             }
         }
-        self.inner.clock.store(ts, Ordering::SeqCst);
+        commit.last_ts = ts;
+        if sync_to.is_none() {
+            self.inner.clock.store(ts, Ordering::SeqCst);
+        }
         if publish {
             commit.publisher.publish(ChangeRecord { ts, change: Change::Commit(changes) });
+        }
+        drop(commit);
+        if let (Some(wal), Some(end)) = (&self.inner.wal, sync_to) {
+            // Outside the commit lock, so the next commits write their
+            // records meanwhile and share the next sync. The versions are
+            // installed but stay invisible (the clock is behind `ts`), and a
+            // writer of the same keys meets them as a conflict, as it would
+            // meet a held row.
+            wal.sync_to(end)?;
+            // Commits of one group finish in any order; every record up to
+            // `ts` is durable, and installed before this one's.
+            self.inner.clock.fetch_max(ts, Ordering::SeqCst);
         }
         Ok(ts)
     }

@@ -21,21 +21,26 @@
 //! tail. The file is truncated there (and synced) before new appends, so a
 //! torn record can never be followed by good ones.
 //!
-//! Durability: [`Durability::Full`] fdatasyncs each append before the commit
-//! returns; [`Durability::Normal`] leaves that to a background thread every
-//! [`NORMAL_SYNC_INTERVAL`]; [`Durability::Off`] never syncs. Any failed write
+//! Durability: under [`Durability::Full`] a commit returns after an fdatasync
+//! that covers its record. Commits share them (group commit): a committer
+//! writes its record under the store's commit lock, then, outside it, waits
+//! for a sync that covers it or runs one itself for every record written so
+//! far ([`Wal::sync_to`]). The sync uses a second handle on the file, so
+//! appends go on while it runs. [`Durability::Normal`] leaves syncing to a
+//! background thread every [`NORMAL_SYNC_INTERVAL`]; [`Durability::Off`]
+//! never syncs. Any failed write
 //! or fsync poisons the log: the kernel may have dropped the dirty pages, so
 //! retrying the fsync could report success for lost data (Rebello et al., ATC
 //! 2020). The store then refuses commits until it is reopened.
 //!
-//! This is the foundation's log: one file, one fsync per commit. Segments,
-//! group commit and io_uring are the durability issue's work.
+//! One file, plain write(2) and fdatasync(2); segments and io_uring are
+//! still to come (the durability issue).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -232,12 +237,26 @@ impl WalRecord {
 }
 
 struct Shared {
+    /// Appends go through this handle, one at a time.
     file: Mutex<File>,
+    /// A second handle on the same file, for fdatasync while appends go on.
+    sync_file: File,
+    /// The end offset of the last record written (set under `file`).
+    written: AtomicU64,
+    group: Mutex<Group>,
+    group_cv: Condvar,
     /// Set when an append or sync failed; the message says which.
     poisoned: Mutex<Option<String>>,
-    dirty: AtomicBool,
     stop: Mutex<bool>,
     stop_cv: Condvar,
+}
+
+/// Group commit's state: how far the log is durable, and whether a sync
+/// is running (whose caller then leads the group).
+#[derive(Default)]
+struct Group {
+    synced: u64,
+    syncing: bool,
 }
 
 impl Shared {
@@ -254,13 +273,44 @@ impl Shared {
         }
     }
 
-    fn sync(&self) -> Result<()> {
-        // Swap first: an append that lands during the sync sets it again.
-        if self.dirty.swap(false, Ordering::AcqRel) {
-            let file = self.file.lock();
-            file.sync_data().map_err(|e| self.poison("fdatasync", &e))?;
+    /// Returns once the log is durable up to `offset`: at once if a sync
+    /// covered it, after the running sync if that covers it, else after a
+    /// sync this caller runs for everything written by then.
+    fn sync_to(&self, offset: u64) -> Result<()> {
+        let mut group = self.group.lock();
+        loop {
+            self.check()?;
+            if group.synced >= offset {
+                return Ok(());
+            }
+            if !group.syncing {
+                break;
+            }
+            self.group_cv.wait(&mut group);
         }
-        Ok(())
+        group.syncing = true;
+        drop(group);
+        // Read before the sync: every record written by now is in it.
+        let target = self.written.load(Ordering::Acquire);
+        let synced = self.sync_file.sync_data();
+        let mut group = self.group.lock();
+        group.syncing = false;
+        let result = match synced {
+            Ok(()) => {
+                group.synced = group.synced.max(target);
+                Ok(())
+            }
+            // Never retried: the kernel may have dropped the dirty pages.
+            Err(e) => Err(self.poison("fdatasync", &e)),
+        };
+        drop(group);
+        self.group_cv.notify_all();
+        result
+    }
+
+    /// Syncs everything written so far.
+    fn sync(&self) -> Result<()> {
+        self.sync_to(self.written.load(Ordering::Acquire))
     }
 }
 
@@ -321,9 +371,12 @@ impl Wal {
         file.seek(std::io::SeekFrom::Start(valid_end))?;
 
         let shared = Arc::new(Shared {
+            sync_file: file.try_clone()?,
             file: Mutex::new(file),
+            written: AtomicU64::new(valid_end),
+            group: Mutex::new(Group::default()),
+            group_cv: Condvar::new(),
             poisoned: Mutex::new(None),
-            dirty: AtomicBool::new(false),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
         });
@@ -349,6 +402,16 @@ impl Wal {
 
     /// Appends one record and makes it as durable as the mode promises.
     pub(crate) fn append(&self, record: &WalRecord) -> Result<()> {
+        match self.write(record)? {
+            Some(end) => self.sync_to(end),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes one record without waiting for it to be durable. Under
+    /// [`Durability::Full`] returns the offset to pass to [`Self::sync_to`]
+    /// before the commit may count as done.
+    pub(crate) fn write(&self, record: &WalRecord) -> Result<Option<u64>> {
         self.shared.check()?;
         let payload = record.encode();
         let len = u32::try_from(payload.len())
@@ -361,12 +424,13 @@ impl Wal {
         buf.extend_from_slice(&payload);
         let mut file = self.shared.file.lock();
         file.write_all(&buf).map_err(|e| self.shared.poison("write", &e))?;
-        match self.durability {
-            Durability::Full => file.sync_data().map_err(|e| self.shared.poison("fdatasync", &e))?,
-            Durability::Normal => self.shared.dirty.store(true, Ordering::Release),
-            Durability::Off => {}
-        }
-        Ok(())
+        let end = self.shared.written.fetch_add(buf.len() as u64, Ordering::AcqRel) + buf.len() as u64;
+        Ok((self.durability == Durability::Full).then_some(end))
+    }
+
+    /// Waits until the log is durable up to `offset` (see the module docs).
+    pub(crate) fn sync_to(&self, offset: u64) -> Result<()> {
+        self.shared.sync_to(offset)
     }
 
     /// Stops the background syncer and syncs what is left (in every mode: a
@@ -377,9 +441,7 @@ impl Wal {
         if let Some(h) = self.flusher.lock().take() {
             let _ = h.join();
         }
-        self.shared.check()?;
-        let file = self.shared.file.lock();
-        file.sync_data().map_err(|e| self.shared.poison("fdatasync", &e))
+        self.shared.sync()
     }
 
     /// The log file's path.

@@ -79,10 +79,15 @@
 //!   CSV formats ([`Session::copy_from`], [`CopyIn`]; `copy.rs` lists the
 //!   options); not COPY TO, files, programs or the binary format.
 //! - Transactions: `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`;
-//!   snapshot isolation (PostgreSQL's REPEATABLE READ). A write to a row
-//!   another open transaction wrote fails at once with a serialization
-//!   conflict rather than waiting for it; PostgreSQL's default READ
-//!   COMMITTED would wait and then apply the write to the newer row.
+//!   two levels ([`Isolation`]). REPEATABLE READ, the default of an
+//!   embedded [`Session`], is snapshot isolation: a write to a row another
+//!   transaction holds, or committed after the snapshot, fails at once with
+//!   a serialization conflict (40001). READ COMMITTED (PostgreSQL's
+//!   default, which the server uses) gives each statement a fresh snapshot;
+//!   a statement that meets such a row is undone, waits for the holder and
+//!   runs again, and fails with 40P01 ([`Error::Deadlock`]) after waiting
+//!   1 s. Choose with `BEGIN ISOLATION LEVEL`, `SET TRANSACTION` or
+//!   [`Session::set_default_isolation`]; SERIALIZABLE is refused.
 //! - Settings: `SET`, `SHOW [ALL]`, `RESET [ALL]` of PostgreSQL's common
 //!   run-time parameters, per session ([`Settings`]); values that OmenDB
 //!   cannot honour (another client encoding, SERIALIZABLE) are refused.
