@@ -15,6 +15,10 @@
 //! the row store at the transaction's snapshot, evaluates and writes: no
 //! planning, no column-store snapshot, no wait for sync.
 //!
+//! `now()`, `CURRENT_DATE` and other stable functions of no column become
+//! extra parameters after `$1..$n`, computed once per execution, so they
+//! are fixed for the statement as on the general path.
+//!
 //! A key value that does not convert exactly to the key column's type
 //! (`$1 = 2.5` for an INT key, a NULL, an out-of-range number) sends that
 //! execution down the general path, which gives SQL's answer.
@@ -27,8 +31,12 @@ use arrow::compute::{cast, concat};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-use datafusion::logical_expr::{BinaryExpr, Expr, Filter, LogicalPlan, Operator, Volatility, WriteOp};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Filter, LogicalPlan, Operator, Volatility, WriteOp};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::physical_plan::memory::MemoryStream;
 use omen_rowstore::{ColumnDef, Transaction, Value, encode_key};
@@ -48,10 +56,14 @@ pub(crate) struct FastPlan {
     table: TableRef,
     /// The table's Arrow schema.
     arrow: SchemaRef,
-    /// Types of `$1..$n` (all known).
+    /// Types of `$1..$n` (all known), then of the lifted stable functions.
     param_types: Vec<Option<ArrowType>>,
     /// Fields of the parameter columns, in order.
     param_fields: Vec<Arc<Field>>,
+    /// Stable functions lifted out as parameters `$n+1..`.
+    stable: Vec<Expr>,
+    /// For the stable functions (their time zone).
+    config: Arc<ConfigOptions>,
     /// Whether an expression reads a parameter (else no parameter columns
     /// are built: key parameters are read directly).
     uses_params: bool,
@@ -112,8 +124,13 @@ pub(crate) fn compile(engine: &Engine, plan: &LogicalPlan, tables: &[TableRef], 
     if !engine.fast_path {
         return None;
     }
-    let param_types = params::types(plan, nparams).ok()?;
-    let mut param_fields = Vec::with_capacity(nparams);
+    let mut param_types = params::types(plan, nparams).ok()?;
+    let (lifted, stable) = lift_stable(plan, nparams)?;
+    let plan = &lifted;
+    for e in &stable {
+        param_types.push(Some(e.get_type(&DFSchema::empty()).ok()?));
+    }
+    let mut param_fields = Vec::with_capacity(param_types.len());
     for (i, t) in param_types.iter().enumerate() {
         param_fields.push(Arc::new(Field::new(param_name(i + 1), t.clone()?, true)));
     }
@@ -163,7 +180,41 @@ pub(crate) fn compile(engine: &Engine, plan: &LogicalPlan, tables: &[TableRef], 
         op => op,
     };
     let key_positions = (0..table.schema.primary_key.len()).collect();
-    Some(FastPlan { table, arrow, param_types, param_fields, uses_params, key_positions, op })
+    let config = Arc::clone(engine.state.config_options());
+    Some(FastPlan { table, arrow, param_types, param_fields, stable, config, uses_params, key_positions, op })
+}
+
+/// Replaces each stable function call that reads no column or parameter
+/// (`now()`, `CURRENT_DATE`, ...) by a parameter `$n+1..`; returns the plan
+/// and the calls, in parameter order.
+fn lift_stable(plan: &LogicalPlan, nparams: usize) -> Option<(LogicalPlan, Vec<Expr>)> {
+    let stable_call = |e: &Expr| matches!(e, Expr::ScalarFunction(f) if f.func.signature().volatility == Volatility::Stable);
+    let mut lifted: Vec<Expr> = Vec::new();
+    let plan = plan
+        .clone()
+        .transform_up(|node| {
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    let fixed = stable_call(&e)
+                        && !e.any_column_refs()
+                        && !e.exists(|e| {
+                            Ok(matches!(e, Expr::Placeholder(_))
+                                || matches!(e, Expr::ScalarFunction(f) if f.func.signature().volatility == Volatility::Volatile))
+                        })?;
+                    if !fixed {
+                        return Ok(Transformed::no(e));
+                    }
+                    let j = lifted.iter().position(|x| x == &e).unwrap_or_else(|| {
+                        lifted.push(e);
+                        lifted.len() - 1
+                    });
+                    Ok(Transformed::yes(Expr::Placeholder(Placeholder::new_with_field(format!("${}", nparams + j + 1), None))))
+                })
+            })
+        })
+        .ok()?
+        .data;
+    Some((plan, lifted))
 }
 
 /// The Filter over a table scan under `plan`, and the scanned table's name.
@@ -306,12 +357,23 @@ impl FastPlan {
         }
     }
 
-    /// `params` in their inferred types, converted once into `cache`; `None`
-    /// if one does not convert (the general path reports it).
+    /// `params` in their inferred types, then the stable functions' values,
+    /// made once into `cache`; `None` if one does not convert (the general
+    /// path reports it).
     fn typed<'a>(&self, params: &[Value], cache: &'a mut Option<Vec<ScalarValue>>) -> Option<&'a [ScalarValue]> {
         if cache.is_none() {
-            let t = params::typed(&self.param_types, params).ok()?;
-            if t.iter().zip(&self.param_fields).any(|(s, f)| s.data_type() != *f.data_type()) {
+            let mut t = params::typed(&self.param_types, params).ok()?;
+            if !self.stable.is_empty() {
+                let context = SimplifyContext::builder().with_config_options(Arc::clone(&self.config)).with_current_time().build();
+                let simplifier = ExprSimplifier::new(context);
+                for e in &self.stable {
+                    match simplifier.simplify(e.clone()).ok()? {
+                        Expr::Literal(v, _) => t.push(v),
+                        _ => return None,
+                    }
+                }
+            }
+            if t.len() != self.param_fields.len() || t.iter().zip(&self.param_fields).any(|(s, f)| s.data_type() != *f.data_type()) {
                 return None;
             }
             *cache = Some(t);

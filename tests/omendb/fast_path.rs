@@ -134,3 +134,39 @@ fn a_prepared_statement_plans_again_after_ddl() {
     assert_eq!(rows(&get.query(params![1]).unwrap()), [["new"]]);
     assert!(get.is_fast_path());
 }
+
+/// now(), CURRENT_TIMESTAMP and CURRENT_DATE keep a point write on the fast
+/// path, each taking its value when the statement runs, on both paths alike.
+#[test]
+fn stable_functions_take_their_value_per_execution() {
+    use arrow::array::{Array, Date32Array, TimestampMicrosecondArray};
+    let micros = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+    for fast in [true, false] {
+        let db = open(fast);
+        db.execute("CREATE TABLE h (id BIGINT PRIMARY KEY, at TIMESTAMP, tz TIMESTAMPTZ, d DATE)", params![]).unwrap();
+        let insert = db.prepare("INSERT INTO h VALUES ($1, CURRENT_TIMESTAMP, now(), CURRENT_DATE)").unwrap();
+        let touch = db.prepare("UPDATE h SET tz = now() WHERE id = $1").unwrap();
+        assert_eq!((insert.is_fast_path(), touch.is_fast_path()), (fast, fast));
+        // Volatile functions still plan each execution.
+        assert!(!db.prepare("INSERT INTO s VALUES ($1, 1, CAST(random() AS TEXT))").unwrap().is_fast_path());
+
+        let start = micros();
+        insert.execute(params![1]).unwrap();
+        let between = micros();
+        insert.execute(params![2]).unwrap();
+        touch.execute(params![1]).unwrap();
+        let end = micros();
+
+        let batches = db.query("SELECT at, tz, d FROM h ORDER BY id", params![]).unwrap();
+        let b = &batches[0];
+        let at = b.column(0).as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        let tz = b.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        let d = b.column(2).as_any().downcast_ref::<Date32Array>().unwrap();
+        assert_eq!(at.len(), 2);
+        assert!((start..=between).contains(&at.value(0)), "fast path {fast}: {} not in {start}..={between}", at.value(0));
+        assert!((between..=end).contains(&at.value(1)));
+        // Row 1's tz was set again by the later UPDATE.
+        assert!(tz.value(0) >= tz.value(1) && (between..=end).contains(&tz.value(0)));
+        assert!((start / 86_400_000_000..=end / 86_400_000_000).contains(&i64::from(d.value(0))));
+    }
+}
