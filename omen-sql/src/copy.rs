@@ -248,21 +248,8 @@ impl std::fmt::Debug for CopyIn {
 }
 
 impl CopyIn {
-    pub(crate) fn new(copy: &CopyFrom, table: TableId, schema: Arc<TableSchema>, txn: crate::session::Txn) -> Result<Self> {
-        let targets = if copy.columns.is_empty() {
-            (0..schema.columns.len()).collect()
-        } else {
-            let mut targets = Vec::with_capacity(copy.columns.len());
-            for name in &copy.columns {
-                let i = schema.column_index(name).ok_or_else(|| Error::UnknownColumn(format!("{name} of table {}", schema.name)))?;
-                if targets.contains(&i) {
-                    return Err(Error::Plan(format!("column {name:?} specified more than once")));
-                }
-                targets.push(i);
-            }
-            targets
-        };
-        Ok(Self {
+    pub(crate) fn new(copy: &CopyFrom, table: TableId, schema: Arc<TableSchema>, targets: Vec<usize>, txn: crate::session::Txn) -> Self {
+        Self {
             table,
             fields: vec![Vec::with_capacity(CHUNK_ROWS); targets.len()],
             targets,
@@ -274,7 +261,24 @@ impl CopyIn {
             decoded: 0,
             ended: false,
             error: None,
-        })
+        }
+    }
+
+    /// The table columns a load's fields go to, in order: those it names,
+    /// or all. Checked before the load takes its transaction.
+    pub(crate) fn targets(copy: &CopyFrom, schema: &TableSchema) -> Result<Vec<usize>> {
+        if copy.columns.is_empty() {
+            return Ok((0..schema.columns.len()).collect());
+        }
+        let mut targets = Vec::with_capacity(copy.columns.len());
+        for name in &copy.columns {
+            let i = schema.column_index(name).ok_or_else(|| Error::UnknownColumn(format!("{name} of table {}", schema.name)))?;
+            if targets.contains(&i) {
+                return Err(Error::Plan(format!("column {name:?} specified more than once")));
+            }
+            targets.push(i);
+        }
+        Ok(targets)
     }
 
     /// How many columns each row holds.

@@ -55,6 +55,13 @@ pub enum Error {
     /// COMMIT, which rolls back) is accepted until the transaction ends.
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     TransactionAborted,
+    /// A savepoint statement outside a transaction block; names the
+    /// statement.
+    #[error("{0} can only be used in transaction blocks")]
+    NoTransaction(&'static str),
+    /// `ROLLBACK TO` or `RELEASE` of a savepoint that does not exist.
+    #[error("savepoint {0:?} does not exist")]
+    UnknownSavepoint(String),
     /// `SET` or `SHOW` of a setting OmenDB does not know.
     #[error("unrecognized configuration parameter {0:?}")]
     UnknownSetting(String),
@@ -98,6 +105,8 @@ impl Error {
             Error::Execution(_) => "22000",
             Error::Unsupported(_) => "0A000",
             Error::TransactionAborted => "25P02",
+            Error::NoTransaction(_) => "25P01",
+            Error::UnknownSavepoint(_) => "3B001",
             Error::UnknownSetting(_) => "42704",
             Error::Io(_) => "58030",
             Error::Corruption(_) => "XX001",

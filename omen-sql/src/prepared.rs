@@ -50,6 +50,8 @@ pub(crate) enum Compiled {
     Begin(Option<Isolation>),
     Commit,
     Rollback,
+    /// `SAVEPOINT`, `ROLLBACK TO` or `RELEASE`, by savepoint name.
+    Savepoint(SavepointCommand),
     /// Runs when executed (commits on its own).
     Ddl(Box<SqlStatement>),
     /// `SET`, `RESET` or `SHOW`: the session's settings.
@@ -73,6 +75,18 @@ pub(crate) enum Compiled {
         write: Box<dml::Write>,
         fast: Option<FastPlan>,
     },
+}
+
+/// A savepoint statement (PostgreSQL's semantics: names may repeat, and
+/// each command finds the newest savepoint of its name).
+#[derive(Debug)]
+pub(crate) enum SavepointCommand {
+    /// `SAVEPOINT name`.
+    Define(String),
+    /// `ROLLBACK TO [SAVEPOINT] name`: undoes what followed it, keeps it.
+    RollbackTo(String),
+    /// `RELEASE [SAVEPOINT] name`: forgets it and every later one.
+    Release(String),
 }
 
 impl Compiled {
@@ -240,6 +254,11 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
         SqlStatement::StartTransaction { ref modes, .. } => Compiled::Begin(check_modes(modes)?),
         SqlStatement::Commit { chain: false, .. } => Compiled::Commit,
         SqlStatement::Rollback { chain: false, savepoint: None } => Compiled::Rollback,
+        SqlStatement::Rollback { chain: false, savepoint: Some(name) } => {
+            Compiled::Savepoint(SavepointCommand::RollbackTo(crate::ddl::normalize_ident(name)))
+        }
+        SqlStatement::Savepoint { name } => Compiled::Savepoint(SavepointCommand::Define(crate::ddl::normalize_ident(name))),
+        SqlStatement::ReleaseSavepoint { name } => Compiled::Savepoint(SavepointCommand::Release(crate::ddl::normalize_ident(name))),
         s @ (SqlStatement::Set(_) | SqlStatement::Reset(_) | SqlStatement::ShowVariable { .. }) => {
             match crate::settings::Command::compile(&s)? {
                 Some(command) => Compiled::Settings(command),

@@ -12,7 +12,7 @@ use omen_rowstore::{Savepoint, Transaction, Value};
 use crate::copy::CopyIn;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::prepared::{Compiled, PreparedStatement, first_words};
+use crate::prepared::{Compiled, PreparedStatement, SavepointCommand, first_words};
 use crate::settings::{Command, Isolation, Settings};
 use crate::{ddl, params};
 
@@ -53,9 +53,11 @@ enum State {
     Autocommit,
     /// Inside BEGIN .. COMMIT.
     InTransaction(Transaction),
-    /// A statement failed inside a transaction, which was rolled back; only
-    /// COMMIT or ROLLBACK end this state (as in PostgreSQL).
-    Aborted,
+    /// A statement failed inside a transaction; only COMMIT, ROLLBACK or
+    /// ROLLBACK TO a savepoint end this state (as in PostgreSQL). The
+    /// transaction is kept while savepoints can bring it back; otherwise
+    /// it was rolled back at once.
+    Aborted(Option<Transaction>),
 }
 
 /// A connection-like context: runs statements, autocommit or inside an
@@ -63,6 +65,8 @@ enum State {
 pub struct Session {
     engine: Arc<Engine>,
     state: State,
+    /// The open transaction's savepoints by name, oldest first.
+    savepoints: Vec<(String, Savepoint)>,
     settings: Settings,
 }
 
@@ -74,13 +78,13 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn new(engine: Arc<Engine>) -> Self {
-        Self { engine, state: State::Autocommit, settings: Settings::default() }
+        Self { engine, state: State::Autocommit, savepoints: Vec::new(), settings: Settings::default() }
     }
 
     /// Whether a statement failed inside the open transaction, which then
     /// accepts only COMMIT or ROLLBACK.
     pub fn is_failed(&self) -> bool {
-        matches!(self.state, State::Aborted)
+        matches!(self.state, State::Aborted(_))
     }
 
     /// The session's settings (`SET` changes them, `SHOW` reads them).
@@ -127,7 +131,7 @@ impl Session {
     pub fn commit(&mut self) -> Result<()> {
         match self.end() {
             State::InTransaction(txn) => txn.commit().map(drop).map_err(Error::from),
-            State::Aborted => Err(Error::TransactionAborted),
+            State::Aborted(_) => Err(Error::TransactionAborted),
             State::Autocommit => Ok(()),
         }
     }
@@ -140,6 +144,7 @@ impl Session {
     /// Back to autocommit; returns the state the transaction left.
     fn end(&mut self) -> State {
         self.settings.set_transaction_isolation(None);
+        self.savepoints.clear();
         std::mem::replace(&mut self.state, State::Autocommit)
     }
 
@@ -192,7 +197,7 @@ impl Session {
             Compiled::Commit => {
                 // As in PostgreSQL: COMMIT of a failed transaction rolls it
                 // back and says so in its tag, without an error.
-                if matches!(self.state, State::Aborted) {
+                if self.is_failed() {
                     self.end();
                     return Ok(Output::Command("ROLLBACK"));
                 }
@@ -203,6 +208,7 @@ impl Session {
                 self.rollback();
                 return Ok(Output::Command("ROLLBACK"));
             }
+            Compiled::Savepoint(command) => return self.savepoint_command(command),
             Compiled::NoOp(tag) => {
                 if self.is_failed() {
                     return Err(Error::TransactionAborted);
@@ -261,12 +267,14 @@ impl Session {
         let Compiled::CopyFrom(copy) = compiled.as_ref() else {
             return Err(self.fail(Error::Plan(format!("not a COPY ... FROM STDIN statement: {}", first_words(statement.sql())))));
         };
-        let txn = self.take_txn()?;
-        // On failure the transaction is dropped: an explicit one stays aborted.
-        match self.engine.rows.table(&copy.table) {
-            Some((id, schema)) => CopyIn::new(copy, id, schema, txn),
-            None => Err(Error::UnknownTable(copy.table.clone())),
+        if self.is_failed() {
+            return Err(Error::TransactionAborted);
         }
+        let Some((id, schema)) = self.engine.rows.table(&copy.table) else {
+            return Err(self.fail(Error::UnknownTable(copy.table.clone())));
+        };
+        let targets = CopyIn::targets(copy, &schema).map_err(|e| self.fail(e))?;
+        Ok(CopyIn::new(copy, id, schema, targets, self.take_txn()?))
     }
 
     /// The transaction a statement runs in: the open one, or a new one of
@@ -276,12 +284,12 @@ impl Session {
     /// rolls back and the session must say so.
     fn take_txn(&mut self) -> Result<Txn> {
         Ok(match std::mem::replace(&mut self.state, State::Autocommit) {
-            State::Aborted => {
-                self.state = State::Aborted;
+            aborted @ State::Aborted(_) => {
+                self.state = aborted;
                 return Err(Error::TransactionAborted);
             }
             State::InTransaction(txn) => {
-                self.state = State::Aborted;
+                self.state = State::Aborted(None);
                 Explicit(txn)
             }
             State::Autocommit => Implicit(self.engine.rows.begin()?),
@@ -311,7 +319,7 @@ impl Session {
     }
 
     fn try_fast(&mut self, statement: &PreparedStatement, params: &[Value]) -> Fast {
-        if params.len() != statement.param_count() || matches!(self.state, State::Aborted) {
+        if params.len() != statement.param_count() || self.is_failed() {
             return Fast::Slow;
         }
         let Some(compiled) = statement.current(&self.engine) else { return Fast::Slow };
@@ -400,10 +408,8 @@ impl Session {
                 txn.commit()?;
                 Ok(out)
             }
-            // Dropping the transaction rolls it back; the session waits for
-            // COMMIT or ROLLBACK.
-            (Err(e), Explicit(_)) => {
-                self.state = State::Aborted;
+            (Err(e), Explicit(txn)) => {
+                self.abort(txn);
                 Err(e)
             }
             (Err(e), Implicit(_)) => Err(e),
@@ -414,9 +420,61 @@ impl Session {
     /// parse or plan, or its parameters did not decode): an open
     /// transaction is aborted, as if the statement had run and failed.
     pub fn fail_statement(&mut self) {
-        if self.in_transaction() {
-            self.state = State::Aborted;
+        match std::mem::replace(&mut self.state, State::Autocommit) {
+            State::InTransaction(txn) => self.abort(txn),
+            other => self.state = other,
         }
+    }
+
+    /// A statement failed in the open transaction: it is kept for ROLLBACK
+    /// TO while it has savepoints, else rolled back now (dropped).
+    fn abort(&mut self, txn: Transaction) {
+        self.state = State::Aborted((!self.savepoints.is_empty()).then_some(txn));
+    }
+
+    /// `SAVEPOINT`, `ROLLBACK TO` and `RELEASE`, with PostgreSQL's rules:
+    /// only inside a transaction block; ROLLBACK TO also recovers a failed
+    /// transaction; an unknown name is an error that aborts the transaction.
+    fn savepoint_command(&mut self, command: &SavepointCommand) -> Result<Output> {
+        let (statement, tag, name) = match command {
+            SavepointCommand::Define(name) => ("SAVEPOINT", "SAVEPOINT", name),
+            SavepointCommand::RollbackTo(name) => ("ROLLBACK TO SAVEPOINT", "ROLLBACK", name),
+            SavepointCommand::Release(name) => ("RELEASE SAVEPOINT", "RELEASE", name),
+        };
+        let mut txn = match (std::mem::replace(&mut self.state, State::Autocommit), command) {
+            (State::Autocommit, _) => return Err(Error::NoTransaction(statement)),
+            (State::InTransaction(txn), _) | (State::Aborted(Some(txn)), SavepointCommand::RollbackTo(_)) => txn,
+            (aborted, _) => {
+                self.state = aborted;
+                return Err(Error::TransactionAborted);
+            }
+        };
+        if let SavepointCommand::Define(_) = command {
+            let savepoint = txn.savepoint();
+            self.savepoints.push((name.clone(), savepoint));
+            self.state = State::InTransaction(txn);
+            return Ok(Output::Command(tag));
+        }
+        let Some(at) = self.savepoints.iter().rposition(|(n, _)| n == name) else {
+            self.abort(txn);
+            return Err(Error::UnknownSavepoint(name.clone()));
+        };
+        let mut ended = self.savepoints.split_off(at);
+        if let SavepointCommand::RollbackTo(_) = command {
+            // The later savepoints' marks lie past this one's: they end
+            // with it. It stays, as a fresh savepoint at the same point.
+            let (name, savepoint) = ended.swap_remove(0);
+            ended.clear();
+            txn.rollback_to(savepoint);
+            let again = txn.savepoint();
+            self.savepoints.push((name, again));
+        } else {
+            for (_, savepoint) in ended.into_iter().rev() {
+                txn.release_savepoint(savepoint);
+            }
+        }
+        self.state = State::InTransaction(txn);
+        Ok(Output::Command(tag))
     }
 
     /// Records a failure: inside a transaction, the transaction is rolled
@@ -526,8 +584,12 @@ async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explic
         Compiled::CopyFrom(_) => Err(Error::Unsupported(
             "COPY ... FROM STDIN without its data: send it with Session::copy_from, or use Database::insert_batches".into(),
         )),
-        Compiled::NoOp(_) | Compiled::Empty | Compiled::Begin(_) | Compiled::Commit | Compiled::Rollback | Compiled::Settings(_) => {
-            Err(Error::Internal("transaction control reached statement execution".into()))
-        }
+        Compiled::NoOp(_)
+        | Compiled::Empty
+        | Compiled::Begin(_)
+        | Compiled::Commit
+        | Compiled::Rollback
+        | Compiled::Savepoint(_)
+        | Compiled::Settings(_) => Err(Error::Internal("transaction control reached statement execution".into())),
     }
 }

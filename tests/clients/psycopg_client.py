@@ -99,6 +99,21 @@ try:
     raise AssertionError("a failed transaction accepted a statement")
 except errors.InFailedSqlTransaction:
     b.rollback()
+
+# Nested transactions are savepoints: an error inside one is undone with it
+# and the outer transaction goes on.
+with a.transaction():
+    a.execute("UPDATE items SET qty = 5 WHERE id = 2")
+    try:
+        with a.transaction():
+            a.execute("UPDATE items SET qty = 6 WHERE id = 2")
+            a.execute("INSERT INTO items (id) VALUES (2)")
+    except errors.UniqueViolation:
+        pass
+    with a.transaction():
+        a.execute("UPDATE items SET qty = qty + 1 WHERE id = 2")
+assert b.execute("SELECT qty FROM items WHERE id = 2").fetchone()[0] == 6
+b.rollback()
 a.close()
 b.close()
 print("OK")

@@ -185,3 +185,85 @@ fn read_committed_gives_up_on_a_deadlock() {
     }
     assert_eq!(q(&db, "SELECT balance FROM accounts WHERE id <= 2 ORDER BY id"), strs(&[&["100"], &["50"]]));
 }
+
+/// SAVEPOINT, ROLLBACK TO and RELEASE with PostgreSQL's rules, at both
+/// isolation levels: partial undo, names that repeat, recovery of a
+/// transaction a failed statement aborted, and errors that change nothing.
+#[test]
+fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
+    for read_committed_session in [false, true] {
+        let db = Database::open_in_memory().unwrap();
+        accounts(&db);
+        let mut c = if read_committed_session { read_committed(&db) } else { db.connect().unwrap() };
+        let ids = "SELECT id, balance FROM accounts ORDER BY id";
+        let ok = |c: &mut omendb::Connection, sql: &str| c.execute(sql, params![]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let fails = |c: &mut omendb::Connection, sql: &str| c.execute(sql, params![]).unwrap_err();
+
+        // Outside a transaction block: refused, nothing opened.
+        assert!(matches!(fails(&mut c, "SAVEPOINT a"), Error::Plan(m) if m.contains("transaction blocks")));
+        assert!(matches!(fails(&mut c, "ROLLBACK TO SAVEPOINT a"), Error::Plan(m) if m.contains("transaction blocks")));
+        assert!(matches!(fails(&mut c, "RELEASE a"), Error::Plan(m) if m.contains("transaction blocks")));
+
+        ok(&mut c, "BEGIN");
+        ok(&mut c, "UPDATE accounts SET balance = 1 WHERE id = 1");
+        ok(&mut c, "SAVEPOINT a");
+        ok(&mut c, "UPDATE accounts SET balance = 2 WHERE id = 1");
+        ok(&mut c, "INSERT INTO accounts VALUES (9, 'new', 9)");
+        ok(&mut c, "SAVEPOINT b");
+        ok(&mut c, "DELETE FROM accounts WHERE id = 2");
+        ok(&mut c, "ROLLBACK TO a");
+        let at_a = strs(&[&["1", "1"], &["2", "50"], &["3", "NULL"]]);
+        assert_eq!(rows(&c.query(ids, params![]).unwrap()), at_a);
+        // `a` stays and can be rolled back to again; `b` ended with it.
+        ok(&mut c, "UPDATE accounts SET balance = 3 WHERE id = 1");
+        ok(&mut c, "ROLLBACK TO SAVEPOINT a");
+        assert_eq!(rows(&c.query(ids, params![]).unwrap()), at_a);
+        let err = fails(&mut c, "ROLLBACK TO b");
+        assert!(matches!(&err, Error::Plan(m) if m.contains("\"b\" does not exist")), "{err}");
+        // An unknown name aborts the transaction, as in PostgreSQL...
+        assert!(matches!(c.query(ids, params![]), Err(Error::TransactionAborted)));
+        assert!(matches!(fails(&mut c, "SAVEPOINT c"), Error::TransactionAborted));
+        // ...and ROLLBACK TO a savepoint brings it back, as after any error.
+        ok(&mut c, "ROLLBACK TO a");
+        assert!(matches!(fails(&mut c, "INSERT INTO accounts VALUES (1, 'dup', 0)"), Error::Constraint(_)));
+        assert!(matches!(c.query(ids, params![]), Err(Error::TransactionAborted)));
+        ok(&mut c, "ROLLBACK TO a");
+        assert_eq!(rows(&c.query(ids, params![]).unwrap()), at_a);
+
+        // Names repeat: commands find the newest; RELEASE ends it and later ones.
+        ok(&mut c, "SAVEPOINT s");
+        ok(&mut c, "UPDATE accounts SET balance = 10 WHERE id = 2");
+        ok(&mut c, "SAVEPOINT s");
+        ok(&mut c, "UPDATE accounts SET balance = 20 WHERE id = 2");
+        ok(&mut c, "SAVEPOINT inner_one");
+        ok(&mut c, "ROLLBACK TO s");
+        assert_eq!(q_conn(&mut c, "SELECT balance FROM accounts WHERE id = 2"), strs(&[&["10"]]));
+        ok(&mut c, "RELEASE SAVEPOINT s");
+        // inner_one ended with the rollback to it: an error, which aborts;
+        // the first `s` is still there to recover to.
+        assert!(matches!(fails(&mut c, "RELEASE inner_one"), Error::Plan(_)));
+        ok(&mut c, "ROLLBACK TO s");
+        assert_eq!(q_conn(&mut c, "SELECT balance FROM accounts WHERE id = 2"), strs(&[&["50"]]));
+        ok(&mut c, "RELEASE a");
+        ok(&mut c, "INSERT INTO accounts VALUES (9, 'kept', 9)");
+        ok(&mut c, "COMMIT");
+        assert_eq!(q(&db, ids), strs(&[&["1", "1"], &["2", "50"], &["3", "NULL"], &["9", "9"]]));
+
+        // Without a savepoint to return to, an error still loses the whole
+        // transaction, and the rows a rolled-back savepoint held are free.
+        ok(&mut c, "BEGIN");
+        ok(&mut c, "SAVEPOINT x");
+        ok(&mut c, "UPDATE accounts SET balance = 0 WHERE id = 3");
+        ok(&mut c, "ROLLBACK TO x");
+        db.execute("UPDATE accounts SET balance = 33 WHERE id = 3", params![]).unwrap();
+        ok(&mut c, "RELEASE x");
+        assert!(fails(&mut c, "ROLLBACK TO x").to_string().contains("does not exist"));
+        assert!(matches!(fails(&mut c, "ROLLBACK TO x"), Error::TransactionAborted));
+        ok(&mut c, "COMMIT");
+        assert_eq!(q(&db, "SELECT balance FROM accounts WHERE id = 3"), strs(&[&["33"]]));
+    }
+}
+
+fn q_conn(c: &mut omendb::Connection, sql: &str) -> Vec<Vec<String>> {
+    rows(&c.query(sql, params![]).unwrap())
+}
