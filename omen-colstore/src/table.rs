@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use arrow::array::{BinaryArray, RecordBatch};
+use arrow::array::{Array, BinaryArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use parking_lot::RwLock;
@@ -146,19 +146,21 @@ impl ColumnTable {
         let end = parts.iter().flat_map(|s| s.end.iter().map(|e| AtomicU64::new(e.load(std::sync::atomic::Ordering::Acquire)))).collect();
         let merged_id = state.next_segment;
         state.next_segment += 1;
+        // Repoint the keys whose newest version moved: found through the
+        // merged rows' own keys, so the cost follows the rows merged, not
+        // the size of the table.
         let mut offset = 0;
-        let mut moved: HashMap<(u64, usize), usize> = HashMap::new();
         for (id, s) in small.iter().zip(&parts) {
             for row in 0..s.len() {
-                moved.insert((*id, row), offset + row);
+                if s.keys.is_valid(row)
+                    && let Some(loc) = state.newest.get_mut(s.keys.value(row))
+                    && *loc == (*id, row)
+                {
+                    *loc = (merged_id, offset + row);
+                }
             }
             offset += s.len();
             state.segments.remove(id);
-        }
-        for loc in state.newest.values_mut() {
-            if let Some(&row) = moved.get(loc) {
-                *loc = (merged_id, row);
-            }
         }
         state.segments.insert(merged_id, Arc::new(Segment { rows, keys, begin, end }));
         Ok(())
