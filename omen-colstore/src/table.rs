@@ -132,13 +132,20 @@ impl ColumnTable {
         Self::merge_small(&mut state, &self.schema)
     }
 
-    /// Merges the small segments once enough accumulate, so per-commit
-    /// appends do not leave scans walking thousands of tiny batches.
+    /// Merges small segments of like size once [`MERGE_AT`] of them
+    /// accumulate, so per-commit appends do not leave scans walking
+    /// thousands of tiny batches. Size tiers (powers of [`MERGE_AT`]) keep
+    /// the work per row logarithmic: a row is merged again only with
+    /// segments as large as its own.
     fn merge_small(state: &mut State, schema: &SchemaRef) -> Result<()> {
-        let small: Vec<u64> = state.segments.iter().filter(|(_, s)| s.len() < SMALL_SEGMENT).map(|(id, _)| *id).collect();
-        if small.len() < MERGE_AT {
-            return Ok(());
+        let tier = |len: usize| len.max(1).ilog(MERGE_AT);
+        let mut tiers: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for (id, s) in state.segments.iter().filter(|(_, s)| s.len() < SMALL_SEGMENT) {
+            tiers.entry(tier(s.len())).or_default().push(*id);
         }
+        let Some(small) = tiers.into_values().find(|ids| ids.len() >= MERGE_AT) else {
+            return Ok(());
+        };
         let parts: Vec<Arc<Segment>> = small.iter().map(|id| Arc::clone(&state.segments[id])).collect();
         let rows = concat_batches(schema, parts.iter().map(|s| &s.rows))?;
         let keys: BinaryArray = parts.iter().flat_map(|s| s.keys.iter()).collect();
