@@ -157,6 +157,8 @@ struct Inner {
     wal: Option<Wal>,
     closed: AtomicBool,
     gc_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Called when a transaction lets go of rows ([`Store::on_rows_released`]).
+    release_hooks: RwLock<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
 
 /// An MVCC row store: tables of rows keyed by memcomparable primary keys,
@@ -194,6 +196,7 @@ impl Store {
             wal,
             closed: AtomicBool::new(false),
             gc_thread: Mutex::new(None),
+            release_hooks: RwLock::default(),
         };
         let store = Self { inner: Arc::new(inner) };
         store.replay(records)?;
@@ -556,6 +559,22 @@ impl Store {
 
     fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    /// Registers `hook` to run each time a transaction lets go of rows it
+    /// held: once its commit is visible, when it rolls back, or when it
+    /// rolls back to a savepoint that freed rows. A writer that met a held
+    /// row ([`Error::SerializationConflict`]) and waits to try again can
+    /// wait for this instead of polling. The hook runs on the releasing
+    /// thread, outside the store's locks: keep it short.
+    pub fn on_rows_released(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.inner.release_hooks.write().push(Box::new(hook));
+    }
+
+    pub(crate) fn rows_released(&self) {
+        for hook in self.inner.release_hooks.read().iter() {
+            hook();
+        }
     }
 
     pub(crate) fn table_by_id(&self, id: TableId) -> Result<Arc<Table>> {

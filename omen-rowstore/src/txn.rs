@@ -120,6 +120,7 @@ impl Transaction {
         let Some(undo) = &mut self.undo else { return };
         debug_assert!(undo.len() >= savepoint.mark, "savepoints end newest first");
         let undone = undo.split_off(savepoint.mark.min(undo.len()));
+        let mut freed = false;
         for (slot, before) in undone.into_iter().rev() {
             match before {
                 Some(p) => {
@@ -130,11 +131,15 @@ impl Transaction {
                         && let Some(t) = self.tables.iter().find(|t| t.id == slot.0)
                     {
                         t.unlock(slot.1.as_slice(), &p.chain, self.id);
+                        freed = true;
                     }
                 }
             }
         }
         self.release_savepoint(savepoint);
+        if freed {
+            self.store.rows_released();
+        }
     }
 
     /// Keeps the writes made since `savepoint`; an outer savepoint's
@@ -499,6 +504,7 @@ impl Transaction {
         let tables = std::mem::take(&mut self.tables);
         let committed = self.store.commit(self.id, writes, &tables);
         leave(&tables);
+        self.store.rows_released();
         committed
     }
 
@@ -510,8 +516,12 @@ impl Transaction {
     fn abort(&mut self) {
         let Some(registration) = self.registration.take() else { return };
         self.store.release_snapshot(registration);
+        let held = !self.writes.is_empty();
         release(self.id, std::mem::take(&mut self.writes), &self.tables);
         leave(&std::mem::take(&mut self.tables));
+        if held {
+            self.store.rows_released();
+        }
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Engine {
     statements: Mutex<HashMap<String, Arc<PreparedStatement>>>,
     /// How table scans were served.
     pub(crate) access: AccessCounters,
+    /// Wakes READ COMMITTED statements waiting for held rows.
+    pub(crate) released: Arc<crate::session::Released>,
 }
 
 /// The smallest memory budget [`Engine::open`] accepts. A spilling sort
@@ -101,7 +103,11 @@ impl Engine {
         }
         let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime.build_arc()?).with_default_features().build();
         let (state, pg_catalog) = crate::pg_catalog::install(state, &rows)?;
+        let released = Arc::new(crate::session::Released::default());
+        let signal = Arc::clone(&released);
+        rows.on_rows_released(move || signal.signal());
         Ok(Arc::new(Self {
+            released,
             pg_catalog,
             rows,
             sync,

@@ -1,6 +1,7 @@
 //! A session: the transaction state machine and statement dispatch.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::{RecordBatch, StringArray};
@@ -176,7 +177,7 @@ impl Session {
     /// for the holder, and runs again on a fresh snapshot; after
     /// [`LOCK_WAIT_LIMIT`] of waiting it fails with [`Error::Deadlock`].
     pub async fn execute_prepared(&mut self, statement: &PreparedStatement, params: &[Value]) -> Result<Output> {
-        let mut wait = LockWait::default();
+        let mut wait = LockWait::new(&self.engine.released);
         loop {
             match self.try_fast(statement, params) {
                 Fast::Done(out) => return out,
@@ -526,31 +527,65 @@ fn is_conflict(e: &Error) -> bool {
 /// OmenDB does not).
 pub const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(1);
 
-/// The waits of one statement. The row store has no wait queue: the
-/// statement polls, yielding first (a holder is usually one commit away
-/// from done), then sleeping.
+/// Row releases in the row store ([`omen_rowstore::Store::on_rows_released`]),
+/// counted so a waiter cannot miss one that lands between its failed
+/// attempt and its wait.
 #[derive(Default)]
+pub(crate) struct Released {
+    count: AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl Released {
+    pub(crate) fn signal(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
+
+/// The longest a waiter sleeps without a release before it looks again
+/// (and checks [`LOCK_WAIT_LIMIT`]).
+const WAIT_NAP: Duration = Duration::from_millis(10);
+
+/// The waits of one statement: until some transaction lets go of rows
+/// (any: the row store has no per-row wait queue), then the statement
+/// tries again; after [`LOCK_WAIT_LIMIT`] it gives up.
 struct LockWait {
+    released: Arc<Released>,
+    /// Releases seen when the last attempt began.
+    seen: u64,
     started: Option<Instant>,
-    rounds: u32,
 }
 
 impl LockWait {
+    /// Made before the statement's first attempt.
+    fn new(released: &Arc<Released>) -> Self {
+        Self { seen: released.count.load(Ordering::SeqCst), released: Arc::clone(released), started: None }
+    }
+
     async fn pause(&mut self) -> Result<()> {
         let started = *self.started.get_or_insert_with(Instant::now);
-        if started.elapsed() >= LOCK_WAIT_LIMIT {
+        let waited = started.elapsed();
+        if waited >= LOCK_WAIT_LIMIT {
             return Err(Error::Deadlock(format!(
                 "waited {} ms for rows other transactions hold (OmenDB does not detect deadlock cycles; it stops waiting after {} ms)",
-                started.elapsed().as_millis(),
+                waited.as_millis(),
                 LOCK_WAIT_LIMIT.as_millis()
             )));
         }
-        self.rounds += 1;
-        if self.rounds <= 4 {
-            tokio::task::yield_now().await;
+        // Registered before the count is read: a release after the read
+        // wakes it.
+        let notified = self.released.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.released.count.load(Ordering::SeqCst) == self.seen {
+            let _ = tokio::time::timeout(WAIT_NAP.min(LOCK_WAIT_LIMIT - waited), notified).await;
         } else {
-            tokio::time::sleep(Duration::from_micros(250)).await;
+            // Released since the attempt began: try again, after letting
+            // other tasks run.
+            tokio::task::yield_now().await;
         }
+        self.seen = self.released.count.load(Ordering::SeqCst);
         Ok(())
     }
 }

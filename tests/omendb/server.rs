@@ -186,7 +186,8 @@ async fn errors_carry_postgres_sqlstates() {
         ("INSERT INTO u VALUES (1, 'b')", SqlState::UNIQUE_VIOLATION),
         ("INSERT INTO u VALUES (2, NULL)", SqlState::NOT_NULL_VIOLATION),
         ("CREATE TABLE u (id INT PRIMARY KEY)", SqlState::DUPLICATE_TABLE),
-        ("SAVEPOINT s", SqlState::FEATURE_NOT_SUPPORTED),
+        ("SAVEPOINT s", SqlState::NO_ACTIVE_SQL_TRANSACTION),
+        ("BEGIN ISOLATION LEVEL SERIALIZABLE", SqlState::FEATURE_NOT_SUPPORTED),
         ("SHOW no_such_setting", SqlState::UNDEFINED_OBJECT),
     ];
     for (sql, expected) in cases {

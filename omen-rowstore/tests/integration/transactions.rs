@@ -344,3 +344,49 @@ fn ten_million_updates_of_a_thousand_keys_stay_near_live_size() {
     assert!(after.versions <= 2 * 1000, "{after:?}");
     assert!(after.data_bytes <= 2 * live.data_bytes + 1000 * 16, "live {live:?}, after {after:?}");
 }
+
+/// The release hook runs whenever held rows become free to write, and only
+/// then: after a commit is visible, a rollback, a savepoint's rollback.
+#[test]
+fn the_release_hook_runs_when_held_rows_are_let_go() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (store, t) = two_accounts();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let watcher = store.clone();
+    store.on_rows_released(move || {
+        // The commit is visible when the hook runs.
+        let r = watcher.begin().unwrap();
+        if r.get(t, &key(1)).unwrap() == Some(row(1, 99)) {
+            seen.fetch_add(100, Ordering::SeqCst);
+        }
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    let count = || calls.load(Ordering::SeqCst);
+
+    store.begin().unwrap().commit().unwrap();
+    drop(store.begin().unwrap());
+    assert_eq!(count(), 0, "transactions that held nothing");
+
+    let mut w = store.begin().unwrap();
+    w.update(t, &key(1), row(1, 99)).unwrap();
+    w.commit().unwrap();
+    assert_eq!(count(), 101, "one call, after the commit became visible");
+
+    let mut w = store.begin().unwrap();
+    w.update(t, &key(2), row(2, 0)).unwrap();
+    w.rollback();
+    assert_eq!(count(), 202);
+
+    let mut w = store.begin().unwrap();
+    let sp = w.savepoint();
+    w.update(t, &key(2), row(2, 1)).unwrap();
+    w.rollback_to(sp);
+    assert_eq!(count(), 303);
+    let sp = w.savepoint();
+    w.rollback_to(sp);
+    assert_eq!(count(), 303, "a savepoint that freed nothing");
+    drop(w);
+    assert_eq!(count(), 303, "the transaction holds nothing any more");
+}
