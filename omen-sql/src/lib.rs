@@ -88,6 +88,10 @@
 //!   runs again, and fails with 40P01 ([`Error::Deadlock`]) after waiting
 //!   1 s. Choose with `BEGIN ISOLATION LEVEL`, `SET TRANSACTION` or
 //!   [`Session::set_default_isolation`]; SERIALIZABLE is refused.
+//!   `SAVEPOINT name`, `ROLLBACK TO [SAVEPOINT] name` and `RELEASE
+//!   [SAVEPOINT] name` follow PostgreSQL: names may repeat, ROLLBACK TO
+//!   keeps the savepoint and brings back a transaction a failed statement
+//!   aborted. A statement cancelled mid-run loses the whole transaction.
 //! - Settings: `SET`, `SHOW [ALL]`, `RESET [ALL]` of PostgreSQL's common
 //!   run-time parameters, per session ([`Settings`]); values that OmenDB
 //!   cannot honour (another client encoding, SERIALIZABLE) are refused.
@@ -113,7 +117,7 @@
 //! - A plan is made against the catalog of its time: after DDL changes a
 //!   table a plan reads, the next execution plans again.
 //! - Not yet (each returns [`Error::Unsupported`] naming it): UPDATE ... FROM, DELETE ... USING, other
-//!   ALTER TABLE operations (ALTER COLUMN TYPE, constraints), SAVEPOINT, SERIALIZABLE, non-constant DEFAULTs,
+//!   ALTER TABLE operations (ALTER COLUMN TYPE, constraints), SERIALIZABLE, non-constant DEFAULTs,
 //!   several statements in one call.
 
 #![deny(missing_docs)]
