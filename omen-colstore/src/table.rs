@@ -1,6 +1,6 @@
 //! One table: its segments and the map from key to its newest row.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -8,6 +8,7 @@ use arrow::array::{Array, BinaryArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::segment::{OPEN, Segment};
@@ -51,7 +52,7 @@ struct State {
     segments: BTreeMap<u64, Arc<Segment>>,
     next_segment: u64,
     /// Key -> (segment id, row) of its newest version.
-    newest: HashMap<Vec<u8>, (u64, usize)>,
+    newest: FxHashMap<Vec<u8>, (u64, usize)>,
 }
 
 /// A table in the column store.
@@ -100,7 +101,7 @@ impl ColumnTable {
         let mut keys: Vec<Option<Vec<u8>>> = vec![None; n];
         let mut begin = vec![0u64; n];
         let mut end = vec![OPEN; n];
-        let mut pending: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut pending: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
         for op in batch.ops {
             match op {
                 ChangeOp::End { key, ts } => {
