@@ -445,8 +445,14 @@ impl Session {
         let mut txn = match (std::mem::replace(&mut self.state, State::Autocommit), command) {
             (State::Autocommit, _) => return Err(Error::NoTransaction(statement)),
             (State::InTransaction(txn), _) | (State::Aborted(Some(txn)), SavepointCommand::RollbackTo(_)) => txn,
-            (aborted, _) => {
+            (aborted, command) => {
                 self.state = aborted;
+                // As PostgreSQL: an unknown name is named even here.
+                if let SavepointCommand::RollbackTo(name) = command
+                    && !self.savepoints.iter().any(|(n, _)| n == name)
+                {
+                    return Err(Error::UnknownSavepoint(name.clone()));
+                }
                 return Err(Error::TransactionAborted);
             }
         };
