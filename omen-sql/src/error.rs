@@ -41,6 +41,10 @@ pub enum Error {
     /// by itself. Retryable, as [`Error::SerializationConflict`].
     #[error("deadlock detected: {0}")]
     Deadlock(String),
+    /// A READ COMMITTED statement waited longer than the session's
+    /// `lock_timeout` for a row another transaction holds.
+    #[error("lock not available: {0}")]
+    LockNotAvailable(String),
     /// Wrong number or type of `$n` parameters.
     #[error("parameter error: {0}")]
     Parameter(String),
@@ -100,6 +104,7 @@ impl Error {
             Error::Constraint(_) => "22000",
             Error::SerializationConflict(_) => "40001",
             Error::Deadlock(_) => "40P01",
+            Error::LockNotAvailable(_) => "55P03",
             Error::Parameter(_) => "22023",
             Error::Execution(m) if m.contains("ivide by zero") => "22012",
             Error::Execution(_) => "22000",

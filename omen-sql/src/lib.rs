@@ -85,8 +85,9 @@
 //!   a serialization conflict (40001). READ COMMITTED (PostgreSQL's
 //!   default, which the server uses) gives each statement a fresh snapshot;
 //!   a statement that meets such a row is undone, waits for the holder and
-//!   runs again, and fails with 40P01 ([`Error::Deadlock`]) after waiting
-//!   1 s. Choose with `BEGIN ISOLATION LEVEL`, `SET TRANSACTION` or
+//!   runs again; it fails with 40P01 ([`Error::Deadlock`]) after waiting
+//!   `deadlock_timeout` (1 s; OmenDB has no cycle detector), or with
+//!   55P03 ([`Error::LockNotAvailable`]) after `lock_timeout` if set. Choose with `BEGIN ISOLATION LEVEL`, `SET TRANSACTION` or
 //!   [`Session::set_default_isolation`]; SERIALIZABLE is refused.
 //!   `SAVEPOINT name`, `ROLLBACK TO [SAVEPOINT] name` and `RELEASE
 //!   [SAVEPOINT] name` follow PostgreSQL: names may repeat, ROLLBACK TO
@@ -147,5 +148,5 @@ pub use engine::{Engine, EngineOptions, MIN_MEMORY_BUDGET};
 pub use error::{Error, Result};
 pub use params::value_of_scalar;
 pub use prepared::PreparedStatement;
-pub use session::{LOCK_WAIT_LIMIT, Output, Session};
+pub use session::{DEFAULT_DEADLOCK_TIMEOUT, Output, Session};
 pub use settings::{Isolation, REPORTED as REPORTED_SETTINGS, SERVER_VERSION, Settings};

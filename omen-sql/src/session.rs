@@ -175,9 +175,11 @@ impl Session {
     /// At READ COMMITTED a statement that meets a row another transaction
     /// holds (or committed after the statement's snapshot) is undone, waits
     /// for the holder, and runs again on a fresh snapshot; after
-    /// [`LOCK_WAIT_LIMIT`] of waiting it fails with [`Error::Deadlock`].
+    /// `deadlock_timeout` (default [`DEFAULT_DEADLOCK_TIMEOUT`]) of waiting it
+    /// fails with [`Error::Deadlock`], or after `lock_timeout` (if set) with
+    /// [`Error::LockNotAvailable`].
     pub async fn execute_prepared(&mut self, statement: &PreparedStatement, params: &[Value]) -> Result<Output> {
-        let mut wait = LockWait::new(&self.engine.released);
+        let mut wait = LockWait::new(&self.engine.released, &self.settings);
         loop {
             match self.try_fast(statement, params) {
                 Fast::Done(out) => return out,
@@ -528,10 +530,10 @@ fn is_conflict(e: &Error) -> bool {
 }
 
 /// How long a READ COMMITTED statement waits, in all, for rows other
-/// transactions hold before it fails with [`Error::Deadlock`] (PostgreSQL's
-/// `deadlock_timeout` is also one second; it then looks for a cycle, which
-/// OmenDB does not).
-pub const LOCK_WAIT_LIMIT: Duration = Duration::from_secs(1);
+/// transactions hold before it fails with [`Error::Deadlock`], unless the
+/// session sets `deadlock_timeout`. PostgreSQL looks for a cycle after
+/// this long; OmenDB has no deadlock detector and gives up instead.
+pub const DEFAULT_DEADLOCK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Row releases in the row store ([`omen_rowstore::Store::on_rows_released`]),
 /// counted so a waiter cannot miss one that lands between its failed
@@ -550,42 +552,54 @@ impl Released {
 }
 
 /// The longest a waiter sleeps without a release before it looks again
-/// (and checks [`LOCK_WAIT_LIMIT`]).
+/// (and checks its limits).
 const WAIT_NAP: Duration = Duration::from_millis(10);
 
 /// The waits of one statement: until some transaction lets go of rows
 /// (any: the row store has no per-row wait queue), then the statement
-/// tries again; after [`LOCK_WAIT_LIMIT`] it gives up.
+/// tries again; past `lock_timeout` or `deadlock_timeout` it gives up.
 struct LockWait {
     released: Arc<Released>,
     /// Releases seen when the last attempt began.
     seen: u64,
     started: Option<Instant>,
+    /// `lock_timeout`, if set: past it, [`Error::LockNotAvailable`].
+    lock_timeout: Option<Duration>,
+    /// `deadlock_timeout`: past it, [`Error::Deadlock`].
+    deadlock_timeout: Duration,
 }
 
 impl LockWait {
     /// Made before the statement's first attempt.
-    fn new(released: &Arc<Released>) -> Self {
-        Self { seen: released.count.load(Ordering::SeqCst), released: Arc::clone(released), started: None }
+    fn new(released: &Arc<Released>, settings: &Settings) -> Self {
+        let set = |name: &str| settings.duration(name).filter(|d| !d.is_zero());
+        Self {
+            seen: released.count.load(Ordering::SeqCst),
+            released: Arc::clone(released),
+            started: None,
+            lock_timeout: set("lock_timeout"),
+            deadlock_timeout: set("deadlock_timeout").unwrap_or(DEFAULT_DEADLOCK_TIMEOUT),
+        }
     }
 
     async fn pause(&mut self) -> Result<()> {
         let started = *self.started.get_or_insert_with(Instant::now);
         let waited = started.elapsed();
-        if waited >= LOCK_WAIT_LIMIT {
-            return Err(Error::Deadlock(format!(
-                "waited {} ms for rows other transactions hold (OmenDB does not detect deadlock cycles; it stops waiting after {} ms)",
-                waited.as_millis(),
-                LOCK_WAIT_LIMIT.as_millis()
-            )));
+        let held = |limit: &str| format!("waited {} ms for rows other transactions hold ({limit})", waited.as_millis());
+        if self.lock_timeout.is_some_and(|limit| waited >= limit) {
+            return Err(Error::LockNotAvailable(held("lock_timeout")));
         }
+        if waited >= self.deadlock_timeout {
+            return Err(Error::Deadlock(held("deadlock_timeout; OmenDB does not look for a cycle, it stops waiting")));
+        }
+        let left = self.lock_timeout.unwrap_or(Duration::MAX).min(self.deadlock_timeout) - waited;
         // Registered before the count is read: a release after the read
         // wakes it.
         let notified = self.released.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         if self.released.count.load(Ordering::SeqCst) == self.seen {
-            let _ = tokio::time::timeout(WAIT_NAP.min(LOCK_WAIT_LIMIT - waited), notified).await;
+            let _ = tokio::time::timeout(WAIT_NAP.min(left), notified).await;
         } else {
             // Released since the attempt began: try again, after letting
             // other tasks run.

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
@@ -31,6 +32,8 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// Any value; kept and reported.
     Free,
+    /// A duration as PostgreSQL spells it ([`parse_duration`]).
+    Duration,
 }
 
 /// The settings OmenDB knows: canonical name, default, what it accepts.
@@ -39,6 +42,7 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("client_encoding", "UTF8", Kind::OneOf(&["UTF8", "UTF-8", "UNICODE"])),
     ("client_min_messages", "notice", Kind::Free),
     ("DateStyle", "ISO, MDY", Kind::Free),
+    ("deadlock_timeout", "1s", Kind::Duration),
     ("default_transaction_isolation", "repeatable read", Kind::OneOf(&["repeatable read", "read committed", "read uncommitted"])),
     ("default_transaction_read_only", "off", Kind::OneOf(&["off", "false"])),
     ("extra_float_digits", "1", Kind::Free),
@@ -47,7 +51,7 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("integer_datetimes", "on", Kind::ReadOnly),
     ("IntervalStyle", "postgres", Kind::Free),
     ("is_superuser", "on", Kind::ReadOnly),
-    ("lock_timeout", "0", Kind::Free),
+    ("lock_timeout", "0", Kind::Duration),
     ("max_identifier_length", "63", Kind::ReadOnly),
     ("search_path", "\"$user\", public", Kind::Free),
     ("server_encoding", "UTF8", Kind::ReadOnly),
@@ -55,7 +59,7 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("server_version_num", "150000", Kind::ReadOnly),
     ("session_authorization", "omendb", Kind::ReadOnly),
     ("standard_conforming_strings", "on", Kind::OneOf(&["on", "true"])),
-    ("statement_timeout", "0", Kind::Free),
+    ("statement_timeout", "0", Kind::Duration),
     ("synchronous_commit", "on", Kind::Free),
     ("TimeZone", "UTC", Kind::Free),
     ("transaction_isolation", "repeatable read", Kind::OneOf(&["repeatable read", "read committed", "read uncommitted"])),
@@ -127,6 +131,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// A duration setting (`statement_timeout`, `lock_timeout`,
+    /// `deadlock_timeout`); `None` for an unknown name. Zero means no limit
+    /// where PostgreSQL says so.
+    pub fn duration(&self, name: &str) -> Option<Duration> {
+        self.get(name).and_then(|v| parse_duration(&v))
+    }
+
     /// The current value of `name` (any case), if it is a setting.
     pub fn get(&self, name: &str) -> Option<String> {
         let canonical = canonical(name)?;
@@ -167,6 +178,11 @@ impl Settings {
                 Kind::ReadOnly => return Err(Error::Unsupported(format!("changing parameter {canonical:?}"))),
                 Kind::OneOf(allowed) if !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) => {
                     return Err(Error::Unsupported(format!("{canonical} = {v:?} (OmenDB supports {})", allowed.join(", "))));
+                }
+                Kind::Duration if parse_duration(v).is_none() => {
+                    return Err(Error::Parameter(format!(
+                        "invalid value for parameter {canonical:?}: {v:?} (milliseconds, or a number with ms, s, min or h)"
+                    )));
                 }
                 _ => {}
             }
@@ -345,10 +361,36 @@ fn value(values: &[Expr]) -> Result<Option<String>> {
     Ok(Some(parts.join(", ")))
 }
 
+/// A duration as PostgreSQL spells one: milliseconds, or a number with a
+/// unit (`ms`, `s`, `min`, `h`).
+pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let n: u64 = v[..split].parse().ok()?;
+    let ms = match v[split..].trim() {
+        "" | "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn durations_as_postgres_spells_them() {
+        assert_eq!(parse_duration("1500"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1min"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("99999999999999999999h"), None);
+    }
 
     #[test]
     fn defaults_names_and_changes() {

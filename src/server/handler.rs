@@ -221,7 +221,7 @@ impl SessionHandler {
     /// The statement timeout: the session's `statement_timeout` if set,
     /// else the server's.
     fn timeout(&self, session: &Session) -> Option<Duration> {
-        let set = session.settings().get("statement_timeout").and_then(|v| parse_duration(&v));
+        let set = session.settings().duration("statement_timeout");
         match set {
             Some(d) if d.is_zero() => None,
             Some(d) => Some(d),
@@ -257,22 +257,6 @@ async fn within<T>(deadline: Option<Instant>, fut: impl Future<Output = omen_sql
         None => fut.await,
     };
     result.map_err(sql_error)
-}
-
-/// `statement_timeout` as PostgreSQL spells it: milliseconds, or a number
-/// with a unit (`ms`, `s`, `min`, `h`).
-fn parse_duration(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let n: u64 = v[..split].parse().ok()?;
-    let ms = match v[split..].trim() {
-        "" | "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "min" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
 }
 
 #[async_trait]
@@ -479,16 +463,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use arrow::datatypes::Schema;
-
-    #[test]
-    fn durations_as_postgres_spells_them() {
-        assert_eq!(parse_duration("1500"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1min"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("soon"), None);
-        assert_eq!(parse_duration("99999999999999999999h"), None);
-    }
 
     #[test]
     fn one_statement_is_not_parsed_again() {

@@ -268,3 +268,32 @@ fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
 fn q_conn(c: &mut omendb::Connection, sql: &str) -> Vec<Vec<String>> {
     rows(&c.query(sql, params![]).unwrap())
 }
+
+/// `lock_timeout` bounds a READ COMMITTED wait (55P03, not retryable),
+/// `deadlock_timeout` is when a wait counts as a deadlock; both refuse
+/// values that are not durations.
+#[test]
+fn lock_timeout_and_deadlock_timeout_bound_a_wait() {
+    let db = Database::open_in_memory().unwrap();
+    accounts(&db);
+    let mut holder = read_committed(&db);
+    holder.execute("BEGIN", params![]).unwrap();
+    holder.execute("UPDATE accounts SET balance = 1 WHERE id = 1", params![]).unwrap();
+
+    let mut waiter = read_committed(&db);
+    assert!(matches!(waiter.execute("SET lock_timeout = 'soon'", params![]), Err(Error::Parameter(_))));
+    waiter.execute("SET lock_timeout = '20ms'", params![]).unwrap();
+    let err = waiter.execute("UPDATE accounts SET balance = 2 WHERE id = 1", params![]).unwrap_err();
+    assert!(matches!(&err, Error::Execution(m) if m.contains("lock_timeout")), "{err}");
+    assert!(!err.is_retryable());
+
+    waiter.execute("SET lock_timeout = 0", params![]).unwrap();
+    waiter.execute("SET deadlock_timeout = '30ms'", params![]).unwrap();
+    let err = waiter.execute("UPDATE accounts SET balance = 2 WHERE id = 1", params![]).unwrap_err();
+    assert!(err.to_string().contains("deadlock_timeout") && err.is_retryable(), "{err}");
+
+    // Neither wait wrote anything; once the holder is gone the write goes through.
+    holder.execute("ROLLBACK", params![]).unwrap();
+    waiter.execute("UPDATE accounts SET balance = 2 WHERE id = 1", params![]).unwrap();
+    assert_eq!(q(&db, "SELECT balance FROM accounts WHERE id = 1"), strs(&[&["2"]]));
+}
