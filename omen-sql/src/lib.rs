@@ -115,6 +115,8 @@
 //!   columns (`=`, `IN`, `IS NULL`) or bound the next (`<`, `BETWEEN`, ...)
 //!   reads those key ranges from the row store instead of the whole table
 //!   ([`Engine::access_stats`] counts which path served each scan).
+//! - Result columns are named as PostgreSQL names them (`count`, `upper`,
+//!   `?column?`; `names.rs`), not by DataFusion's expression names.
 //! - A plan is made against the catalog of its time: after DDL changes a
 //!   table a plan reads, the next execution plans again.
 //! - Not yet (each returns [`Error::Unsupported`] naming it): UPDATE ... FROM, DELETE ... USING, other
@@ -133,6 +135,7 @@ mod engine;
 mod error;
 mod fast;
 mod maintenance;
+mod names;
 mod params;
 mod pg_catalog;
 mod prepared;

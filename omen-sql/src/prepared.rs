@@ -9,11 +9,15 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType as ArrowType, SchemaRef};
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{Statement as SqlStatement, TransactionAccessMode, TransactionMode};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use futures::StreamExt;
 use parking_lot::RwLock;
 
 use crate::dml;
@@ -22,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::fast::{self, FastPlan};
 use crate::params;
 use crate::query::{self, Plan};
+use crate::session::Output;
 use crate::settings::Isolation;
 
 /// A statement parsed and planned once; run it with
@@ -33,6 +38,8 @@ pub struct PreparedStatement {
     statement: Option<DfStatement>,
     params: usize,
     compiled: RwLock<Arc<Compiled>>,
+    /// PostgreSQL's names for a query's result columns ([`crate::names`]).
+    names: Option<Vec<Option<String>>>,
 }
 
 impl std::fmt::Debug for PreparedStatement {
@@ -116,7 +123,7 @@ impl PreparedStatement {
             _ => None,
         };
         if let Some(compiled) = special {
-            return Ok(Self { sql: sql.to_owned(), statement: None, params: 0, compiled: RwLock::new(Arc::new(compiled)) });
+            return Ok(Self { sql: sql.to_owned(), statement: None, params: 0, compiled: RwLock::new(Arc::new(compiled)), names: None });
         }
         let statement = parse(sql)?;
         let params = match &statement {
@@ -127,7 +134,8 @@ impl PreparedStatement {
             Some(s) => compile(engine, s.clone(), params).await?,
             None => Compiled::Empty,
         };
-        Ok(Self { sql: sql.to_owned(), statement, params, compiled: RwLock::new(Arc::new(compiled)) })
+        let names = statement.as_ref().and_then(crate::names::of_statement);
+        Ok(Self { sql: sql.to_owned(), statement, params, compiled: RwLock::new(Arc::new(compiled)), names })
     }
 
     /// The SQL text.
@@ -184,10 +192,33 @@ impl PreparedStatement {
     pub fn result_schema(&self) -> Option<SchemaRef> {
         let compiled = Arc::clone(&self.compiled.read());
         match compiled.as_ref() {
-            Compiled::Query { plan, .. } => Some(Arc::clone(plan.plan.schema().inner())),
+            Compiled::Query { plan, .. } => Some(self.named(plan.plan.schema().inner())),
             Compiled::Dml { write, .. } => write.returning().map(|p| Arc::clone(p.schema().inner())),
             Compiled::Settings(command) => command.schema(),
             _ => None,
+        }
+    }
+
+    /// A query's result schema under PostgreSQL's column names.
+    fn named(&self, schema: &SchemaRef) -> SchemaRef {
+        match &self.names {
+            Some(names) => crate::names::rename(schema, names),
+            None => Arc::clone(schema),
+        }
+    }
+
+    /// A query's rows under PostgreSQL's column names.
+    pub(crate) fn present(&self, output: Output) -> Output {
+        match output {
+            Output::Rows { tag: "SELECT", stream } if self.names.is_some() => {
+                let schema = self.named(&stream.schema());
+                let batches = Arc::clone(&schema);
+                let renamed = stream.map(move |b| {
+                    b.and_then(|b| RecordBatch::try_new(Arc::clone(&batches), b.columns().to_vec()).map_err(DataFusionError::from))
+                });
+                Output::Rows { tag: "SELECT", stream: Box::pin(RecordBatchStreamAdapter::new(schema, renamed)) }
+            }
+            other => other,
         }
     }
 

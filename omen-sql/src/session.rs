@@ -182,7 +182,7 @@ impl Session {
         let mut wait = LockWait::new(&self.engine.released, &self.settings);
         loop {
             match self.try_fast(statement, params) {
-                Fast::Done(out) => return out,
+                Fast::Done(out) => return out.map(|o| statement.present(o)),
                 Fast::Conflict => wait.pause().await.map_err(|e| self.fail(e))?,
                 Fast::Slow => break,
             }
@@ -249,7 +249,7 @@ impl Session {
                     if let Some(savepoint) = savepoint {
                         txn.get().release_savepoint(savepoint);
                     }
-                    return self.finish(result, txn);
+                    return self.finish(result.map(|o| statement.present(o)), txn);
                 }
             }
         }
@@ -316,7 +316,7 @@ impl Session {
     /// too).
     pub fn execute_fast(&mut self, statement: &PreparedStatement, params: &[Value]) -> Option<Result<Output>> {
         match self.try_fast(statement, params) {
-            Fast::Done(out) => Some(out),
+            Fast::Done(out) => Some(out.map(|o| statement.present(o))),
             Fast::Slow | Fast::Conflict => None,
         }
     }

@@ -200,6 +200,26 @@ async fn errors_carry_postgres_sqlstates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_columns_have_postgres_names() {
+    let (_db, server) = serve(ServerOptions::default());
+    let c = connect(&server).await;
+    c.batch_execute("CREATE TABLE n (k INT PRIMARY KEY, v BIGINT, s TEXT); INSERT INTO n VALUES (1, 2, 'x')").await.unwrap();
+    let sql = "SELECT count(*), sum(v) AS total, n.v, v + 1, upper(s), CAST(max(k) AS TEXT), 1::int FROM n GROUP BY n.v, s";
+    // Described (extended protocol) and sent with the rows (simple protocol).
+    let described: Vec<String> = c.prepare(sql).await.unwrap().columns().iter().map(|c| c.name().to_owned()).collect();
+    let expect = ["count", "total", "v", "?column?", "upper", "max", "int4"];
+    assert_eq!(described, expect);
+    let rows = c.simple_query(sql).await.unwrap();
+    let row = rows.iter().find_map(|m| if let tokio_postgres::SimpleQueryMessage::Row(r) = m { Some(r) } else { None }).unwrap();
+    let sent: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(sent, expect);
+    // The fast path's rows are renamed too.
+    let point = c.prepare("SELECT v * 2, s FROM n WHERE k = $1").await.unwrap();
+    let row = c.query_one(&point, &[&1i32]).await.unwrap();
+    assert_eq!(row.columns().iter().map(|c| c.name()).collect::<Vec<_>>(), ["?column?", "s"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_and_session_functions() {
     let (_db, server) = serve(ServerOptions::default());
     let c = connect(&server).await;
