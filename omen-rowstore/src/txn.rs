@@ -399,7 +399,14 @@ impl Transaction {
             return Ok(None);
         }
         let old = if want_old && locked.visible {
-            t.with_visible(key, self.snapshot, |bytes| decode_row(bytes, &t.schema)).transpose()?
+            match t.with_visible(key, self.snapshot, |bytes| decode_row(bytes, &t.schema)).transpose() {
+                Ok(old) => old,
+                Err(e) => {
+                    // Not recorded in `writes`: nothing else would free it.
+                    t.unlock(key, &chain, self.id);
+                    return Err(e);
+                }
+            }
         } else {
             None
         };

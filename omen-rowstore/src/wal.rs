@@ -279,10 +279,12 @@ impl Shared {
     fn sync_to(&self, offset: u64) -> Result<()> {
         let mut group = self.group.lock();
         loop {
-            self.check()?;
+            // Durable first: a record a sync covered stays committed even if
+            // a later write poisoned the log meanwhile.
             if group.synced >= offset {
                 return Ok(());
             }
+            self.check()?;
             if !group.syncing {
                 break;
             }
@@ -527,6 +529,24 @@ mod tests {
             let (_, recs) = Wal::open(dir.path(), mode).unwrap();
             assert_eq!(recs, vec![commit(1), commit(2)]);
         }
+    }
+
+    /// A commit whose record a sync covered is durable, whatever fails
+    /// after; a record no sync covered is refused once the log is poisoned.
+    #[test]
+    fn a_synced_record_stays_committed_after_a_later_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), Durability::Full).unwrap();
+        let first = wal.write(&commit(1)).unwrap().unwrap();
+        let second = wal.write(&commit(2)).unwrap().unwrap();
+        wal.sync_to(first).unwrap();
+        // Another committer's write fails after the sync covered both.
+        let _ = wal.shared.poison("write", &std::io::Error::other("injected"));
+        assert!(wal.sync_to(first).is_ok());
+        assert!(wal.sync_to(second).is_ok());
+        let third = second + 1;
+        assert!(matches!(wal.sync_to(third), Err(Error::WalFailed(_))));
+        assert!(matches!(wal.write(&commit(3)), Err(Error::WalFailed(_))));
     }
 
     #[test]

@@ -194,6 +194,9 @@ impl Session {
         match compiled.as_ref() {
             Compiled::Empty => return Ok(Output::Command("")),
             Compiled::Begin(level) => {
+                if self.is_failed() {
+                    return Err(Error::TransactionAborted);
+                }
                 self.begin_at(*level)?;
                 return Ok(Output::Command("BEGIN"));
             }

@@ -223,6 +223,7 @@ fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
         // An unknown name aborts the transaction, as in PostgreSQL...
         assert!(matches!(c.query(ids, params![]), Err(Error::TransactionAborted)));
         assert!(matches!(fails(&mut c, "SAVEPOINT c"), Error::TransactionAborted));
+        assert!(matches!(fails(&mut c, "BEGIN"), Error::TransactionAborted));
         // ...and ROLLBACK TO a savepoint brings it back, as after any error.
         ok(&mut c, "ROLLBACK TO a");
         assert!(matches!(fails(&mut c, "INSERT INTO accounts VALUES (1, 'dup', 0)"), Error::Constraint(_)));
