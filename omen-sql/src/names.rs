@@ -21,15 +21,18 @@ use crate::ddl::normalize_ident;
 
 /// PostgreSQL's name for each output column of `statement`, if it is a
 /// query whose columns can be named without planning (no `*`); `None` for
-/// columns whose DataFusion name is already PostgreSQL's (aliases).
+/// columns whose DataFusion name is already PostgreSQL's (aliases, bare
+/// columns), and `None` in all if no column needs renaming, so such
+/// queries (most point reads) pass through untouched.
 pub(crate) fn of_statement(statement: &DfStatement) -> Option<Vec<Option<String>>> {
-    match statement {
+    let names = match statement {
         DfStatement::Statement(s) => match s.as_ref() {
-            Statement::Query(q) => of_query(q),
-            _ => None,
+            Statement::Query(q) => of_query(q)?,
+            _ => return None,
         },
-        _ => None,
-    }
+        _ => return None,
+    };
+    names.iter().any(Option::is_some).then_some(names)
 }
 
 fn of_query(query: &Query) -> Option<Vec<Option<String>>> {
@@ -42,8 +45,8 @@ fn of_set_expr(body: &SetExpr) -> Option<Vec<Option<String>>> {
             .projection
             .iter()
             .map(|item| match item {
+                SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_)) | SelectItem::ExprWithAlias { .. } => Some(None),
                 SelectItem::UnnamedExpr(e) => Some(Some(name_of(e).unwrap_or_else(|| "?column?".to_owned()))),
-                SelectItem::ExprWithAlias { .. } => Some(None),
                 SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) | SelectItem::ExprWithAliases { .. } => None,
             })
             .collect(),
@@ -96,7 +99,7 @@ fn type_name(t: &DataType) -> String {
 /// `schema` with the fields `names` gives renamed; unchanged if the counts
 /// differ (the names were worked out for another shape).
 pub(crate) fn rename(schema: &SchemaRef, names: &[Option<String>]) -> SchemaRef {
-    if names.len() != schema.fields().len() || names.iter().all(Option::is_none) {
+    if names.len() != schema.fields().len() {
         return Arc::clone(schema);
     }
     let fields: Vec<Field> = schema
@@ -123,10 +126,11 @@ mod tests {
     #[test]
     fn names_follow_postgres() {
         let got = names("SELECT count(*), t.v, V, \"Q\", sum(v) AS total, 1, v + 1, CASE WHEN v THEN 1 END, CAST(v AS INT), 2::bigint, (upper(s)) FROM t").unwrap();
-        let expect = ["count", "v", "v", "Q", "", "?column?", "?column?", "case", "v", "int8", "upper"];
+        let expect = ["count", "", "", "", "", "?column?", "?column?", "case", "v", "int8", "upper"];
         let got: Vec<String> = got.into_iter().map(Option::unwrap_or_default).collect();
         assert_eq!(got, expect);
-        assert_eq!(names("SELECT a FROM t UNION SELECT count(*) FROM u").unwrap(), [Some("a".to_owned())]);
+        assert_eq!(names("SELECT upper(a) FROM t UNION SELECT count(*) FROM u").unwrap(), [Some("upper".to_owned())]);
+        assert_eq!(names("SELECT a, t.b AS c FROM t"), None);
         assert_eq!(names("SELECT *, count(*) FROM t"), None);
         assert_eq!(names("INSERT INTO t VALUES (1)"), None);
     }

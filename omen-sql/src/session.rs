@@ -179,11 +179,11 @@ impl Session {
     /// fails with [`Error::Deadlock`], or after `lock_timeout` (if set) with
     /// [`Error::LockNotAvailable`].
     pub async fn execute_prepared(&mut self, statement: &PreparedStatement, params: &[Value]) -> Result<Output> {
-        let mut wait = LockWait::new(&self.engine.released, &self.settings);
+        let mut wait = LockWait::new(&self.engine.released);
         loop {
             match self.try_fast(statement, params) {
                 Fast::Done(out) => return out.map(|o| statement.present(o)),
-                Fast::Conflict => wait.pause().await.map_err(|e| self.fail(e))?,
+                Fast::Conflict => wait.pause(&self.settings).await.map_err(|e| self.fail(e))?,
                 Fast::Slow => break,
             }
         }
@@ -244,7 +244,7 @@ impl Session {
             match (result, savepoint) {
                 (Err(e), Some(savepoint)) if is_conflict(&e) => {
                     txn.get().rollback_to(savepoint);
-                    if let Err(e) = wait.pause().await {
+                    if let Err(e) = wait.pause(&self.settings).await {
                         return self.finish(Err(e), txn);
                     }
                 }
@@ -566,36 +566,31 @@ struct LockWait {
     /// Releases seen when the last attempt began.
     seen: u64,
     started: Option<Instant>,
-    /// `lock_timeout`, if set: past it, [`Error::LockNotAvailable`].
-    lock_timeout: Option<Duration>,
-    /// `deadlock_timeout`: past it, [`Error::Deadlock`].
-    deadlock_timeout: Duration,
 }
 
 impl LockWait {
     /// Made before the statement's first attempt.
-    fn new(released: &Arc<Released>, settings: &Settings) -> Self {
-        let set = |name: &str| settings.duration(name).filter(|d| !d.is_zero());
-        Self {
-            seen: released.count.load(Ordering::SeqCst),
-            released: Arc::clone(released),
-            started: None,
-            lock_timeout: set("lock_timeout"),
-            deadlock_timeout: set("deadlock_timeout").unwrap_or(DEFAULT_DEADLOCK_TIMEOUT),
-        }
+    fn new(released: &Arc<Released>) -> Self {
+        Self { seen: released.count.load(Ordering::SeqCst), released: Arc::clone(released), started: None }
     }
 
-    async fn pause(&mut self) -> Result<()> {
+    /// Waits for a release; fails past the session's `lock_timeout` (if
+    /// set) or `deadlock_timeout`, read here rather than per statement, as
+    /// most statements never wait.
+    async fn pause(&mut self, settings: &Settings) -> Result<()> {
         let started = *self.started.get_or_insert_with(Instant::now);
         let waited = started.elapsed();
-        let held = |limit: &str| format!("waited {} ms for rows other transactions hold ({limit})", waited.as_millis());
-        if self.lock_timeout.is_some_and(|limit| waited >= limit) {
+        let limit = |name: &str| settings.duration(name).filter(|d| !d.is_zero());
+        let lock_timeout = limit("lock_timeout");
+        let deadlock_timeout = limit("deadlock_timeout").unwrap_or(DEFAULT_DEADLOCK_TIMEOUT);
+        let held = |setting: &str| format!("waited {} ms for rows other transactions hold ({setting})", waited.as_millis());
+        if lock_timeout.is_some_and(|limit| waited >= limit) {
             return Err(Error::LockNotAvailable(held("lock_timeout")));
         }
-        if waited >= self.deadlock_timeout {
+        if waited >= deadlock_timeout {
             return Err(Error::Deadlock(held("deadlock_timeout; OmenDB does not look for a cycle, it stops waiting")));
         }
-        let left = self.lock_timeout.unwrap_or(Duration::MAX).min(self.deadlock_timeout) - waited;
+        let left = lock_timeout.unwrap_or(Duration::MAX).min(deadlock_timeout) - waited;
         // Registered before the count is read: a release after the read
         // wakes it.
         let notified = self.released.notify.notified();
