@@ -197,6 +197,11 @@ fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
         let mut c = if read_committed_session { read_committed(&db) } else { db.connect().unwrap() };
         let ids = "SELECT id, balance FROM accounts ORDER BY id";
         let ok = |c: &mut omendb::Connection, sql: &str| c.execute(sql, params![]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let ok_all = |c: &mut omendb::Connection, sqls: &[&str]| {
+            sqls.iter().for_each(|sql| {
+                ok(c, sql);
+            })
+        };
         let fails = |c: &mut omendb::Connection, sql: &str| c.execute(sql, params![]).unwrap_err();
 
         // Outside a transaction block: refused, nothing opened.
@@ -204,14 +209,19 @@ fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
         assert!(matches!(fails(&mut c, "ROLLBACK TO SAVEPOINT a"), Error::Plan(m) if m.contains("transaction blocks")));
         assert!(matches!(fails(&mut c, "RELEASE a"), Error::Plan(m) if m.contains("transaction blocks")));
 
-        ok(&mut c, "BEGIN");
-        ok(&mut c, "UPDATE accounts SET balance = 1 WHERE id = 1");
-        ok(&mut c, "SAVEPOINT a");
-        ok(&mut c, "UPDATE accounts SET balance = 2 WHERE id = 1");
-        ok(&mut c, "INSERT INTO accounts VALUES (9, 'new', 9)");
-        ok(&mut c, "SAVEPOINT b");
-        ok(&mut c, "DELETE FROM accounts WHERE id = 2");
-        ok(&mut c, "ROLLBACK TO a");
+        ok_all(
+            &mut c,
+            &[
+                "BEGIN",
+                "UPDATE accounts SET balance = 1 WHERE id = 1",
+                "SAVEPOINT a",
+                "UPDATE accounts SET balance = 2 WHERE id = 1",
+                "INSERT INTO accounts VALUES (9, 'new', 9)",
+                "SAVEPOINT b",
+                "DELETE FROM accounts WHERE id = 2",
+                "ROLLBACK TO a",
+            ],
+        );
         let at_a = strs(&[&["1", "1"], &["2", "50"], &["3", "NULL"]]);
         assert_eq!(rows(&c.query(ids, params![]).unwrap()), at_a);
         // `a` stays and can be rolled back to again; `b` ended with it.
@@ -232,12 +242,17 @@ fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
         assert_eq!(rows(&c.query(ids, params![]).unwrap()), at_a);
 
         // Names repeat: commands find the newest; RELEASE ends it and later ones.
-        ok(&mut c, "SAVEPOINT s");
-        ok(&mut c, "UPDATE accounts SET balance = 10 WHERE id = 2");
-        ok(&mut c, "SAVEPOINT s");
-        ok(&mut c, "UPDATE accounts SET balance = 20 WHERE id = 2");
-        ok(&mut c, "SAVEPOINT inner_one");
-        ok(&mut c, "ROLLBACK TO s");
+        ok_all(
+            &mut c,
+            &[
+                "SAVEPOINT s",
+                "UPDATE accounts SET balance = 10 WHERE id = 2",
+                "SAVEPOINT s",
+                "UPDATE accounts SET balance = 20 WHERE id = 2",
+                "SAVEPOINT inner_one",
+                "ROLLBACK TO s",
+            ],
+        );
         assert_eq!(q_conn(&mut c, "SELECT balance FROM accounts WHERE id = 2"), strs(&[&["10"]]));
         ok(&mut c, "RELEASE SAVEPOINT s");
         // inner_one ended with the rollback to it: an error, which aborts;
@@ -252,10 +267,7 @@ fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
 
         // Without a savepoint to return to, an error still loses the whole
         // transaction, and the rows a rolled-back savepoint held are free.
-        ok(&mut c, "BEGIN");
-        ok(&mut c, "SAVEPOINT x");
-        ok(&mut c, "UPDATE accounts SET balance = 0 WHERE id = 3");
-        ok(&mut c, "ROLLBACK TO x");
+        ok_all(&mut c, &["BEGIN", "SAVEPOINT x", "UPDATE accounts SET balance = 0 WHERE id = 3", "ROLLBACK TO x"]);
         db.execute("UPDATE accounts SET balance = 33 WHERE id = 3", params![]).unwrap();
         ok(&mut c, "RELEASE x");
         assert!(fails(&mut c, "ROLLBACK TO x").to_string().contains("does not exist"));
