@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real PostgreSQL clients the server tests drive (tests/omendb/clients.rs):
 # psql from Debian's postgresql-client package (installed with apt if
-# missing; needs root) and psycopg 3 in a virtualenv (pip, pinned). Prints
+# missing; needs root) and, in a virtualenv (pip, pinned), psycopg 3,
+# psycopg2, asyncpg and SQLAlchemy 2 with its asyncio extra. Prints
 # two lines: the psql path, then the venv's python.
 #
 #   scripts/client-tools.sh
@@ -12,9 +13,10 @@ if ! command -v psql >/dev/null; then
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >&2
 fi
 venv=$root/venv
-if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
-  python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet "psycopg[binary]==3.2.13" >&2
+if ! "$venv/bin/python" -c 'import psycopg, psycopg2, asyncpg, sqlalchemy, greenlet' 2>/dev/null; then
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install --quiet "psycopg[binary]==3.2.13" "psycopg2-binary==2.9.13" "asyncpg==0.32.0" \
+    "sqlalchemy[asyncio]==2.1.9" >&2
 fi
 command -v psql
 echo "$venv/bin/python"

@@ -143,6 +143,13 @@ impl Connection {
         self.run_prepared_values(statement, to_values(params))
     }
 
+    /// Takes the warnings statements left since the last call, as the
+    /// server sends them as notices: today DDL inside a transaction block,
+    /// which takes effect at once and which ROLLBACK does not undo.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        self.session.try_lock().map(|mut s| s.take_warnings()).unwrap_or_default()
+    }
+
     /// Whether a transaction is open (or aborted, awaiting COMMIT or ROLLBACK).
     pub fn in_transaction(&self) -> bool {
         self.session.try_lock().is_ok_and(|s| s.in_transaction())

@@ -55,8 +55,11 @@
 //!   `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (columns)` (btree on
 //!   plain columns; no expressions, INCLUDE or WHERE) and `DROP INDEX [IF
 //!   EXISTS]`. Index DDL waits (up to ten seconds) for open transactions
-//!   that wrote the table. DDL is
-//!   rejected inside an explicit transaction (it commits on its own).
+//!   that wrote the table. The catalog is not transactional: DDL commits on
+//!   its own, at once. Inside a transaction block it is taken only before
+//!   the block writes (drivers wrap migrations in BEGIN ... COMMIT); the
+//!   block then sees the new catalog, ROLLBACK does not undo the DDL, and
+//!   the session leaves a warning saying so ([`Session::take_warnings`]).
 //!   VARCHAR(n)/CHAR(n) are TEXT: the length is not enforced, CHAR is not
 //!   padded. Unconstrained NUMERIC is NUMERIC(38,10). `WITH (fillfactor =
 //!   n)` is accepted and has no effect; other table options are refused.
@@ -99,11 +102,13 @@
 //!   `SET` is not undone by ROLLBACK, and `SET LOCAL` is refused.
 //! - PostgreSQL's catalogs for psql and drivers: `pg_catalog` tables,
 //!   `version()`, `current_database()`, `current_schema()`, `to_regtype()`
-//!   and the functions psql's `\d` uses (`pg_catalog.rs`). Statements
-//!   that mention them are parsed by datafusion-pg-catalog's
-//!   compatibility parser, whose rewrites suit catalog queries (a
-//!   projection subquery DataFusion cannot run becomes NULL there); no
-//!   `information_schema` yet.
+//!   and the functions psql's `\d` and SQLAlchemy's reflection use
+//!   (`pg_catalog.rs`, `pg_functions.rs`). Statements that mention them
+//!   are parsed by datafusion-pg-catalog's compatibility parser, whose
+//!   rewrites suit catalog queries (a projection subquery DataFusion cannot
+//!   run becomes NULL there; a scalar subquery that does not aggregate
+//!   takes the max of its rows). OmenDB's primary keys and indexes are not
+//!   in `pg_constraint`/`pg_index` yet; no `information_schema` yet.
 //! - Errors map to PostgreSQL's SQLSTATEs ([`Error::sqlstate`]).
 //! - The OLTP fast path: a statement that reads, updates or deletes one row
 //!   through equalities on its whole primary key (other predicates may be
@@ -138,6 +143,7 @@ mod maintenance;
 mod names;
 mod params;
 mod pg_catalog;
+mod pg_functions;
 mod prepared;
 mod provider;
 mod query;

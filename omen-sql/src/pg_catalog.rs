@@ -4,7 +4,8 @@
 //! The tables (`pg_class`, `pg_attribute`, `pg_namespace`, `pg_type`, ...)
 //! and functions (`current_schema()`, `format_type`, `pg_get_expr`,
 //! `has_table_privilege`, ...) come from the `datafusion-pg-catalog` crate;
-//! this module points them at the row store's tables and adds `version()`.
+//! this module points them at the row store's tables, and `pg_functions`
+//! adds what it lacks.
 //! Queries that mention the catalogs are parsed by that crate's
 //! `PostgresCompatibilityParser`, which rewrites what DataFusion does not
 //! plan as PostgreSQL spells it (`OPERATOR(pg_catalog.~)`, `'t'::regclass`,
@@ -15,25 +16,24 @@
 //! `information_schema`. Catalog rows are computed per query, so they are
 //! current, and OIDs stay fixed for a table's life.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};
 
-use std::collections::HashMap;
-
-use arrow::array::{Int32Array, StringArray};
-use arrow::datatypes::DataType as ArrowType;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
-use datafusion::common::ScalarValue;
 use datafusion::datasource::empty::EmptyTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::SessionState;
-use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident,
+    ObjectName, Select, SelectItem, SetExpr, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
+};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use omen_rowstore::Store;
-use postgres_types::Type;
 
 use crate::error::{Error, Result};
 
@@ -56,71 +56,11 @@ pub(crate) fn install(state: SessionState, rows: &Store) -> Result<(SessionState
     // catalogs of snapshot tables (see `query::plan`).
     catalog.register_schema(PUBLIC, Arc::new(RowStoreSchema { rows: rows.clone() }))?;
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider).map_err(|e| Error::from(*e))?;
-    ctx.register_udf(version());
-    ctx.register_udf(to_regtype());
+    for udf in crate::pg_functions::all() {
+        ctx.register_udf(udf);
+    }
     let pg_catalog = catalog.schema(PG_CATALOG).ok_or_else(|| Error::Internal("pg_catalog was not installed".into()))?;
     Ok((ctx.state(), pg_catalog))
-}
-
-/// `version()`: drivers (SQLAlchemy, JDBC) read PostgreSQL's version from it.
-fn version() -> datafusion::logical_expr::ScalarUDF {
-    let text = format!("PostgreSQL {} (OmenDB {}) on {}", crate::SERVER_VERSION, env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
-    create_udf(
-        "version",
-        vec![],
-        ArrowType::Utf8,
-        Volatility::Immutable,
-        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec![text.clone()]))))),
-    )
-}
-
-/// `to_regtype(name)`: the OID of a built-in type by its name or SQL
-/// spelling, NULL for others (psycopg looks types up with it).
-fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
-    create_udf(
-        "to_regtype",
-        vec![ArrowType::Utf8],
-        ArrowType::Int32,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            Ok(match &args[0] {
-                ColumnarValue::Scalar(s) => ColumnarValue::Scalar(ScalarValue::Int32(match s {
-                    ScalarValue::Utf8(Some(name)) => type_oid(name),
-                    _ => None,
-                })),
-                ColumnarValue::Array(a) => {
-                    let names = datafusion::common::cast::as_string_array(a)?;
-                    ColumnarValue::Array(Arc::new(names.iter().map(|n| n.and_then(type_oid)).collect::<Int32Array>()))
-                }
-            })
-        }),
-    )
-}
-
-/// The OID of the built-in type `name` (as `pg_type.typname` or in SQL's
-/// spelling, optionally `pg_catalog.`-qualified).
-fn type_oid(name: &str) -> Option<i32> {
-    static BY_NAME: LazyLock<HashMap<String, u32>> =
-        LazyLock::new(|| (0..10_000).filter_map(Type::from_oid).map(|t| (t.name().to_owned(), t.oid())).collect());
-    let name = name.trim().to_ascii_lowercase();
-    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
-    let canonical = match name {
-        "integer" | "int" => "int4",
-        "smallint" => "int2",
-        "bigint" => "int8",
-        "real" => "float4",
-        "double precision" => "float8",
-        "boolean" => "bool",
-        "decimal" => "numeric",
-        "character varying" => "varchar",
-        "character" => "bpchar",
-        "timestamp without time zone" => "timestamp",
-        "timestamp with time zone" => "timestamptz",
-        "time without time zone" => "time",
-        "time with time zone" => "timetz",
-        other => other,
-    };
-    BY_NAME.get(canonical).and_then(|&oid| i32::try_from(oid).ok())
 }
 
 /// Whether `sql` reads the catalogs or PostgreSQL-only syntax the
@@ -139,7 +79,179 @@ pub(crate) fn needs_rewrite(sql: &str) -> bool {
 /// Parses `sql` as the compatibility parser rewrites it.
 pub(crate) fn parse(sql: &str) -> Result<Vec<DfStatement>> {
     static PARSER: LazyLock<PostgresCompatibilityParser> = LazyLock::new(PostgresCompatibilityParser::new);
-    Ok(PARSER.parse(sql)?.into_iter().map(|s| DfStatement::Statement(Box::new(s))).collect())
+    Ok(PARSER
+        .parse(sql)?
+        .into_iter()
+        .map(|mut s| {
+            let _ = VisitMut::visit(&mut s, &mut AggregateScalarSubqueries);
+            DfStatement::Statement(Box::new(s))
+        })
+        .collect())
+}
+
+/// Wraps the one column of each scalar subquery that does not aggregate
+/// in `max(...)`: DataFusion runs a correlated scalar subquery only if it
+/// aggregates, and catalog queries (SQLAlchemy's reflection) use them to
+/// look up at most one row (a column's default, its identity options).
+/// Unlike PostgreSQL, a subquery that finds several rows gives their
+/// maximum instead of an error; only catalog queries are rewritten.
+///
+/// Conditions of such a subquery that read only the outer query's columns
+/// (`WHERE outer.atthasdef AND ...`), which DataFusion cannot decorrelate,
+/// move out to `CASE WHEN condition THEN (subquery) END`: the same value,
+/// as the aggregate of no rows is NULL.
+struct AggregateScalarSubqueries;
+
+impl VisitorMut for AggregateScalarSubqueries {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Subquery(query) = expr else { return ControlFlow::Continue(()) };
+        let SetExpr::Select(select) = query.body.as_mut() else { return ControlFlow::Continue(()) };
+        let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty()) || select.having.is_some();
+        if grouped || select.projection.len() != 1 || query.limit_clause.is_some() || query.fetch.is_some() {
+            return ControlFlow::Continue(());
+        }
+        match &select.projection[0] {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } if !aggregates(e) => {}
+            _ => return ControlFlow::Continue(()),
+        }
+        if reads_only_empty_catalogs(select) {
+            // NULL, whatever it correlates with (DataFusion cannot run some
+            // of these: SQLAlchemy's identity lookup nests a `::regclass`).
+            *expr = Expr::Value(Value::Null.with_empty_span());
+            return ControlFlow::Continue(());
+        }
+        let (SelectItem::UnnamedExpr(column) | SelectItem::ExprWithAlias { expr: column, .. }) = &mut select.projection[0] else {
+            return ControlFlow::Continue(());
+        };
+        let inner = std::mem::replace(column, Expr::Value(Value::Null.with_empty_span()));
+        *column = Expr::Function(Function {
+            name: ObjectName::from(vec![Ident::new("max")]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        });
+        if let Some(condition) = take_outer_conditions(select) {
+            let subquery = std::mem::replace(expr, Expr::Value(Value::Null.with_empty_span()));
+            *expr = Expr::Case {
+                case_token: AttachedToken::empty(),
+                end_token: AttachedToken::empty(),
+                operand: None,
+                conditions: vec![CaseWhen { condition, result: subquery }],
+                else_result: None,
+            };
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Catalogs that never hold a row in OmenDB: it has no sequences,
+/// inheritance, partitioning, triggers or row security
+/// (`tests::catalogs_said_empty_are` checks).
+const EMPTY_CATALOGS: [&str; 5] = ["pg_sequence", "pg_inherits", "pg_partitioned_table", "pg_trigger", "pg_policy"];
+
+/// Whether `select` reads only from [`EMPTY_CATALOGS`].
+fn reads_only_empty_catalogs(select: &Select) -> bool {
+    !select.from.is_empty()
+        && select.from.iter().all(|from| {
+            std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)).all(|factor| {
+                matches!(factor, TableFactor::Table { name, .. }
+                    if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| EMPTY_CATALOGS.contains(&i.value.to_ascii_lowercase().as_str())))
+            })
+        })
+}
+
+/// Removes from `select`'s WHERE the conjuncts that name only columns of
+/// other (outer) tables, and returns them joined by AND.
+fn take_outer_conditions(select: &mut Select) -> Option<Expr> {
+    let mut local = Vec::new();
+    for from in &select.from {
+        for factor in std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)) {
+            let TableFactor::Table { name, alias, .. } = factor else { return None };
+            let named = alias.as_ref().map(|a| a.name.value.clone()).or_else(|| name.0.last()?.as_ident().map(|i| i.value.clone()))?;
+            local.push(named.to_ascii_lowercase());
+        }
+    }
+    let mut conjuncts = Vec::new();
+    split_and(select.selection.take()?, &mut conjuncts);
+    let (outer, own): (Vec<Expr>, Vec<Expr>) = conjuncts.into_iter().partition(|c| reads_only_outer(c, &local));
+    select.selection = own.into_iter().reduce(and);
+    outer.into_iter().reduce(and)
+}
+
+fn and(left: Expr, right: Expr) -> Expr {
+    Expr::BinaryOp { left: Box::new(left), op: BinaryOperator::And, right: Box::new(right) }
+}
+
+fn split_and(expr: Expr, out: &mut Vec<Expr>) {
+    match expr {
+        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+            split_and(*left, out);
+            split_and(*right, out);
+        }
+        Expr::Nested(inner) => split_and(*inner, out),
+        other => out.push(other),
+    }
+}
+
+/// Whether `expr` names columns, each qualified by a table not in `local`,
+/// and holds no subquery.
+fn reads_only_outer(expr: &Expr, local: &[String]) -> bool {
+    struct Check<'a> {
+        local: &'a [String],
+        columns: usize,
+        outer: bool,
+    }
+    impl Visitor for Check<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } | Expr::Identifier(_) => self.outer = false,
+                Expr::CompoundIdentifier(parts) => {
+                    self.columns += 1;
+                    let table = parts.len().checked_sub(2).map(|i| parts[i].value.to_ascii_lowercase());
+                    self.outer &= table.is_some_and(|t| !self.local.contains(&t));
+                }
+                _ => {}
+            }
+            if self.outer { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
+        }
+    }
+    let mut check = Check { local, columns: 0, outer: true };
+    let _ = expr.visit(&mut check);
+    check.outer && check.columns > 0
+}
+
+/// Whether `expr` calls an aggregate function (outside a nested subquery).
+fn aggregates(expr: &Expr) -> bool {
+    const AGGREGATES: [&str; 10] = ["count", "max", "min", "sum", "avg", "array_agg", "string_agg", "bool_and", "bool_or", "every"];
+    struct Find(bool);
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {}
+                Expr::Function(f) if f.over.is_none() => {
+                    let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase());
+                    self.0 |= name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
+                }
+                _ => {}
+            }
+            if self.0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        }
+    }
+    let mut find = Find(false);
+    let _ = expr.visit(&mut find);
+    find.0
 }
 
 /// The row store's tables as DataFusion sees a schema, for the catalogs.
@@ -191,11 +303,32 @@ mod tests {
     }
 
     #[test]
-    fn type_names_resolve_in_both_spellings() {
-        assert_eq!(type_oid("numeric"), Some(1700));
-        assert_eq!(type_oid("pg_catalog.int4"), Some(23));
-        assert_eq!(type_oid("Double Precision"), Some(701));
-        assert_eq!(type_oid("timestamp with time zone"), Some(1184));
-        assert_eq!(type_oid("no_such_type"), None);
+    fn scalar_subqueries_in_catalog_queries_aggregate() {
+        let sql = "SELECT CASE WHEN a.atthasdef THEN (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d \
+                   WHERE d.adrelid = a.attrelid) END, (SELECT count(*) FROM pg_class), \
+                   (SELECT relname FROM pg_class LIMIT 1) FROM pg_attribute a";
+        let text = parse(sql).unwrap()[0].to_string();
+        assert!(text.contains("(SELECT max(pg_get_expr("), "{text}");
+        assert!(!text.contains("max(count("), "an aggregate stays as it is: {text}");
+        assert!(!text.contains("max(relname)"), "a limited subquery stays as it is: {text}");
+
+        let sql = "SELECT CASE WHEN true THEN (SELECT d.adbin FROM pg_catalog.pg_attrdef d WHERE pg_catalog.pg_attribute.atthasdef \
+                   AND d.adrelid = pg_catalog.pg_attribute.attrelid) END FROM pg_catalog.pg_attribute";
+        let text = parse(sql).unwrap()[0].to_string();
+        assert!(text.contains("CASE WHEN pg_catalog.pg_attribute.atthasdef THEN (SELECT max(d.adbin)"), "{text}");
+        assert!(text.contains("WHERE d.adrelid = pg_catalog.pg_attribute.attrelid)"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn catalogs_said_empty_are() {
+        let store = Store::open(omen_rowstore::StoreOptions::default()).unwrap();
+        let config = datafusion::prelude::SessionConfig::new().with_default_catalog_and_schema(DATABASE, PUBLIC);
+        let (state, _) = install(SessionContext::new_with_config(config).state(), &store).unwrap();
+        let ctx = SessionContext::new_with_state(state);
+        for table in EMPTY_CATALOGS {
+            let batches = ctx.sql(&format!("SELECT count(*) FROM {DATABASE}.{PG_CATALOG}.{table}")).await.unwrap().collect().await.unwrap();
+            let count = datafusion::common::cast::as_int64_array(batches[0].column(0)).unwrap().value(0);
+            assert_eq!(count, 0, "{table} has rows");
+        }
     }
 }

@@ -69,6 +69,9 @@ pub struct Session {
     /// The open transaction's savepoints by name, oldest first.
     savepoints: Vec<(String, Savepoint)>,
     settings: Settings,
+    /// Warnings for the client about statements that succeeded, oldest
+    /// first (see [`Session::take_warnings`]).
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -79,13 +82,21 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn new(engine: Arc<Engine>) -> Self {
-        Self { engine, state: State::Autocommit, savepoints: Vec::new(), settings: Settings::default() }
+        Self { engine, state: State::Autocommit, savepoints: Vec::new(), settings: Settings::default(), warnings: Vec::new() }
     }
 
     /// Whether a statement failed inside the open transaction, which then
     /// accepts only COMMIT or ROLLBACK.
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Aborted(_))
+    }
+
+    /// Takes the warnings statements left since the last call: what
+    /// PostgreSQL would send as a WARNING notice (the server does). Today
+    /// only DDL inside a transaction block leaves one, as ROLLBACK does not
+    /// undo it.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// The session's settings (`SET` changes them, `SHOW` reads them).
@@ -251,6 +262,12 @@ impl Session {
                 (result, savepoint) => {
                     if let Some(savepoint) = savepoint {
                         txn.get().release_savepoint(savepoint);
+                    }
+                    if explicit && result.is_ok() && matches!(compiled.as_ref(), Compiled::Ddl(_)) {
+                        self.warnings.push(format!(
+                            "{} took effect at once: DDL inside a transaction block is not undone by ROLLBACK in OmenDB",
+                            first_words(statement.sql())
+                        ));
                     }
                     return self.finish(result.map(|o| statement.present(o)), txn);
                 }
@@ -613,11 +630,26 @@ async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explic
         Compiled::Query { plan, .. } => Ok(Output::Rows { tag: "SELECT", stream: plan.execute(engine, &plan.plan, txn, params).await? }),
         Compiled::Dml { write, .. } => write.run(engine, txn, params).await,
         Compiled::Ddl(ddl) => {
-            // DDL commits on its own; inside BEGIN it would escape ROLLBACK.
-            if explicit {
-                return Err(Error::Unsupported(format!("{} inside a transaction block", first_words(&ddl.to_string()))));
+            if !explicit {
+                return ddl::run(engine, ddl.as_ref().clone()).await;
             }
-            ddl::run(engine, ddl.as_ref().clone()).await
+            // The catalog is not transactional: DDL commits on its own, at
+            // once. Inside a block it is taken only before the block writes
+            // (drivers wrap migrations in BEGIN ... COMMIT), and the session
+            // warns that ROLLBACK will not undo it. Writes first would make
+            // the block's commit and the DDL's two separate steps, and a
+            // table the block wrote would wait for the block.
+            if !txn.is_read_only() {
+                return Err(Error::Unsupported(format!(
+                    "{} after writes in the same transaction block (OmenDB's DDL is not transactional: commit the writes first)",
+                    first_words(&ddl.to_string())
+                )));
+            }
+            let out = ddl::run(engine, ddl.as_ref().clone()).await?;
+            // The block's later statements see the new catalog's rows (an
+            // ALTER TABLE rewrites them after the block's snapshot).
+            txn.refresh_snapshot()?;
+            Ok(out)
         }
         Compiled::Maintenance(m) => m.run(engine, explicit),
         Compiled::Truncate(tables) => {

@@ -117,7 +117,18 @@ impl SessionHandler {
     /// transaction status from the kind of response: a statement that
     /// opened a transaction answers `TransactionStart`, one that ended it
     /// `TransactionEnd`.
-    async fn run(&self, statement: &PreparedStatement, params: Vec<omen_rowstore::Value>, format: &Format) -> PgWireResult<Response> {
+    /// Warnings the statement leaves go to `client` as notices first.
+    async fn run<C>(
+        &self,
+        client: &mut C,
+        statement: &PreparedStatement,
+        params: Vec<omen_rowstore::Value>,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<C::Error>,
+    {
         let mut session = self.session.lock().await;
         if statement.is_copy_from() {
             let copy = session.copy_from(statement).await.map_err(sql_error)?;
@@ -161,7 +172,12 @@ impl SessionHandler {
             }
         };
         let after = status(&session);
+        let warnings = session.take_warnings();
         drop(session);
+        for warning in warnings {
+            let notice = ErrorInfo::new("WARNING".into(), "01000".into(), warning);
+            client.feed(PgWireBackendMessage::NoticeResponse(notice.into())).await?;
+        }
         let response = match out {
             Output::Rows { tag, stream: rest } => {
                 let fields = Arc::new(arrow_schema_to_pg_fields(&rest.schema(), format, None)?);
@@ -261,7 +277,7 @@ async fn within<T>(deadline: Option<Instant>, fut: impl Future<Output = omen_sql
 
 #[async_trait]
 impl SimpleQueryHandler for SessionHandler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -271,7 +287,7 @@ impl SimpleQueryHandler for SessionHandler {
         let mut responses = Vec::new();
         for sql in split(query)? {
             let result = match self.parser.prepare(&sql).await {
-                Ok(statement) => self.run(&statement, Vec::new(), &Format::UnifiedText).await,
+                Ok(statement) => self.run(client, &statement, Vec::new(), &Format::UnifiedText).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -415,7 +431,7 @@ impl ExtendedQueryHandler for SessionHandler {
         Arc::clone(&self.parser)
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -430,7 +446,7 @@ impl ExtendedQueryHandler for SessionHandler {
                 return Err(e);
             }
         };
-        self.run(statement, params, &portal.result_column_format).await
+        self.run(client, statement, params, &portal.result_column_format).await
     }
 }
 

@@ -94,11 +94,15 @@ fn a_failed_statement_aborts_its_transaction() {
     assert!(matches!(txn.execute("SELECT 1", params![]), Err(Error::TransactionAborted)));
     assert!(matches!(txn.commit(), Err(Error::TransactionAborted)));
     assert_eq!(dump(&db), before);
-    // DDL inside a transaction is refused (it would escape rollback).
+    // DDL after writes in a transaction is refused (it would commit apart
+    // from them), and aborts the transaction.
     let mut txn = db.begin().unwrap();
-    assert!(matches!(txn.execute("CREATE TABLE x (a INT)", params![]), Err(Error::Unsupported(_))));
+    txn.execute("UPDATE accounts SET balance = 0 WHERE id = 1", params![]).unwrap();
+    assert!(matches!(txn.execute("CREATE TABLE x (a INT)", params![]), Err(Error::Unsupported(m)) if m.contains("after writes")));
+    assert!(matches!(txn.execute("SELECT 1", params![]), Err(Error::TransactionAborted)));
     drop(txn);
     assert!(matches!(db.query("SELECT * FROM x", params![]), Err(Error::UnknownTable(_))));
+    assert_eq!(dump(&db), before);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! psql and psycopg 3, the real clients, against a server on an ephemeral
+//! psql, psycopg 3, psycopg2, asyncpg and SQLAlchemy, the real clients, against a server on an ephemeral
 //! loopback port. `scripts/client-tools.sh` installs them if missing.
 
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use omendb::Database;
 use omendb::server::{ServerHandle, ServerOptions};
 
-/// psql's path and the python with psycopg, installed once per test run.
+/// psql's path and the python with the drivers, installed once per test run.
 fn tools() -> &'static (PathBuf, PathBuf) {
     static TOOLS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     TOOLS.get_or_init(|| {
@@ -83,15 +83,24 @@ fn psql_runs_ddl_dml_copy_and_describes_tables() {
 
 #[test]
 fn psycopg_connects_queries_copies_and_conflicts() {
+    python(&root().join("tests/clients/psycopg_client.py"));
+}
+
+/// psycopg2 and SQLAlchemy in their default mode (DDL inside BEGIN),
+/// asyncpg's named statements, SQLAlchemy's reflection queries.
+#[test]
+fn psycopg2_asyncpg_and_sqlalchemy_work_unchanged() {
+    python(&root().join("tests/clients/python_drivers.py"));
+}
+
+/// Runs a client script against a fresh server; it prints OK.
+fn python(script: &std::path::Path) {
     let (_db, server) = serve();
-    let out = Command::new(&tools().1)
-        .arg(root().join("tests/clients/psycopg_client.py"))
-        .arg(server.local_addr().port().to_string())
-        .output()
-        .unwrap();
+    let out = Command::new(&tools().1).arg(script).arg(server.local_addr().port().to_string()).output().unwrap();
     assert!(
         out.status.success(),
-        "psycopg script failed:\n{}\n{}",
+        "{} failed:\n{}\n{}",
+        script.display(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -278,6 +278,37 @@ fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
     }
 }
 
+/// DDL in a transaction block, before the block writes, takes effect at
+/// once (drivers wrap migrations in BEGIN ... COMMIT): the block goes on
+/// over the new catalog, and the connection warns that ROLLBACK will not
+/// undo it.
+#[test]
+fn ddl_in_a_block_commits_at_once_and_warns() {
+    let db = Database::open_in_memory().unwrap();
+    accounts(&db);
+    let mut c = db.connect().unwrap();
+    c.execute("BEGIN", params![]).unwrap();
+    assert_eq!(q_conn(&mut c, "SELECT count(*) FROM accounts"), strs(&[&["3"]]));
+    c.execute("CREATE TABLE audit (id INT PRIMARY KEY, note TEXT)", params![]).unwrap();
+    let warnings = c.take_warnings();
+    assert!(warnings.len() == 1 && warnings[0].contains("not undone by ROLLBACK"), "{warnings:?}");
+    assert!(c.take_warnings().is_empty(), "taken once");
+    // An ALTER rewrites the table after the block's first snapshot; the
+    // block still sees its rows.
+    c.execute("ALTER TABLE accounts ADD COLUMN flag BOOLEAN", params![]).unwrap();
+    assert_eq!(q_conn(&mut c, "SELECT id, flag FROM accounts WHERE id = 1"), strs(&[&["1", "NULL"]]));
+    c.execute("INSERT INTO audit VALUES (1, 'opened')", params![]).unwrap();
+    assert_eq!(q_conn(&mut c, "SELECT note FROM audit"), strs(&[&["opened"]]));
+    c.execute("COMMIT", params![]).unwrap();
+    assert_eq!(q(&db, "SELECT id, note FROM audit"), strs(&[&["1", "opened"]]));
+    // ROLLBACK undoes the block's writes, not its DDL.
+    c.execute("BEGIN", params![]).unwrap();
+    c.execute("CREATE TABLE scratch (id INT PRIMARY KEY)", params![]).unwrap();
+    c.execute("INSERT INTO scratch VALUES (1)", params![]).unwrap();
+    c.execute("ROLLBACK", params![]).unwrap();
+    assert_eq!(q(&db, "SELECT count(*) FROM scratch"), strs(&[&["0"]]));
+}
+
 fn q_conn(c: &mut omendb::Connection, sql: &str) -> Vec<Vec<String>> {
     rows(&c.query(sql, params![]).unwrap())
 }

@@ -1,0 +1,235 @@
+//! PostgreSQL functions that drivers call and `datafusion-pg-catalog`
+//! does not provide: `version()`, `to_regtype()`,
+//! `pg_get_serial_sequence()`, `pg_collation_is_visible()` and
+//! `json_build_object()` (SQLAlchemy's reflection queries use the last
+//! three).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{Array, ArrayRef, Int32Array, StringArray, StringBuilder};
+use arrow::datatypes::DataType as ArrowType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf};
+use postgres_types::Type;
+
+/// The functions, to register in each session's context.
+pub(crate) fn all() -> Vec<ScalarUDF> {
+    vec![version(), to_regtype(), pg_get_serial_sequence(), pg_collation_is_visible(), ScalarUDF::from(JsonBuildObject::new())]
+}
+
+/// `version()`: drivers (SQLAlchemy, JDBC) read PostgreSQL's version from it.
+fn version() -> ScalarUDF {
+    let text = format!("PostgreSQL {} (OmenDB {}) on {}", crate::SERVER_VERSION, env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
+    create_udf(
+        "version",
+        vec![],
+        ArrowType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec![text.clone()]))))),
+    )
+}
+
+/// `pg_get_serial_sequence(table, column)`: always NULL, as OmenDB has no
+/// sequences (SQLAlchemy asks it for every column it reflects).
+fn pg_get_serial_sequence() -> ScalarUDF {
+    constant("pg_get_serial_sequence", vec![ArrowType::Utf8, ArrowType::Utf8], ScalarValue::Utf8(None))
+}
+
+/// `pg_collation_is_visible(oid)`: true, as every collation OmenDB lists
+/// is in `pg_catalog`, which is always on the search path.
+fn pg_collation_is_visible() -> ScalarUDF {
+    constant("pg_collation_is_visible", vec![ArrowType::Int32], ScalarValue::Boolean(Some(true)))
+}
+
+/// A function of `args` whose value is always `value`.
+fn constant(name: &str, args: Vec<ArrowType>, value: ScalarValue) -> ScalarUDF {
+    create_udf(
+        name,
+        args,
+        value.data_type(),
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let rows = args.iter().find_map(|a| match a {
+                ColumnarValue::Array(a) => Some(a.len()),
+                ColumnarValue::Scalar(_) => None,
+            });
+            Ok(match rows {
+                Some(rows) => ColumnarValue::Array(value.to_array_of_size(rows)?),
+                None => ColumnarValue::Scalar(value.clone()),
+            })
+        }),
+    )
+}
+
+/// `to_regtype(name)`: the OID of a built-in type by its name or SQL
+/// spelling, NULL for others (psycopg looks types up with it).
+fn to_regtype() -> ScalarUDF {
+    create_udf(
+        "to_regtype",
+        vec![ArrowType::Utf8],
+        ArrowType::Int32,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(s) => ColumnarValue::Scalar(ScalarValue::Int32(match s {
+                    ScalarValue::Utf8(Some(name)) => type_oid(name),
+                    _ => None,
+                })),
+                ColumnarValue::Array(a) => {
+                    let names = datafusion::common::cast::as_string_array(a)?;
+                    ColumnarValue::Array(Arc::new(names.iter().map(|n| n.and_then(type_oid)).collect::<Int32Array>()))
+                }
+            })
+        }),
+    )
+}
+
+/// The OID of the built-in type `name` (as `pg_type.typname` or in SQL's
+/// spelling, optionally `pg_catalog.`-qualified).
+fn type_oid(name: &str) -> Option<i32> {
+    static BY_NAME: LazyLock<HashMap<String, u32>> =
+        LazyLock::new(|| (0..10_000).filter_map(Type::from_oid).map(|t| (t.name().to_owned(), t.oid())).collect());
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let canonical = match name {
+        "integer" | "int" => "int4",
+        "smallint" => "int2",
+        "bigint" => "int8",
+        "real" => "float4",
+        "double precision" => "float8",
+        "boolean" => "bool",
+        "decimal" => "numeric",
+        "character varying" => "varchar",
+        "character" => "bpchar",
+        "timestamp without time zone" => "timestamp",
+        "timestamp with time zone" => "timestamptz",
+        "time without time zone" => "time",
+        "time with time zone" => "timetz",
+        other => other,
+    };
+    BY_NAME.get(canonical).and_then(|&oid| i32::try_from(oid).ok())
+}
+
+/// `json_build_object(key, value, ...)`: a JSON object as text, values
+/// rendered as JSON (numbers and booleans bare, NULL as null, the rest as
+/// strings).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: Signature,
+}
+
+impl JsonBuildObject {
+    fn new() -> Self {
+        Self { signature: Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[ArrowType]) -> datafusion::error::Result<ArrowType> {
+        Ok(ArrowType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        if !args.args.len().is_multiple_of(2) {
+            return Err(datafusion::error::DataFusionError::Plan(
+                "json_build_object takes key/value pairs: an even number of arguments".into(),
+            ));
+        }
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(rows)).collect::<datafusion::error::Result<_>>()?;
+        let options = FormatOptions::default();
+        let formatters: Vec<ArrayFormatter> =
+            arrays.iter().map(|a| ArrayFormatter::try_new(a.as_ref(), &options)).collect::<Result<_, _>>()?;
+        let mut out = StringBuilder::new();
+        let mut text = String::new();
+        for row in 0..rows {
+            text.clear();
+            text.push('{');
+            for (pair, (array, formatter)) in arrays.chunks(2).zip(formatters.chunks(2)).enumerate() {
+                if pair > 0 {
+                    text.push_str(", ");
+                }
+                if is_null(&array[0], row) {
+                    return Err(datafusion::error::DataFusionError::Execution("json_build_object: a key is NULL".into()));
+                }
+                push_json_string(&mut text, &formatter[0].value(row).to_string());
+                text.push_str(" : ");
+                let value = &array[1];
+                if is_null(value, row) {
+                    text.push_str("null");
+                } else if value.data_type().is_numeric() || *value.data_type() == ArrowType::Boolean {
+                    text.push_str(&formatter[1].value(row).to_string());
+                } else {
+                    push_json_string(&mut text, &formatter[1].value(row).to_string());
+                }
+            }
+            text.push('}');
+            out.append_value(&text);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// Whether `array` holds NULL at `row` (a NULL literal's array has no
+/// validity bitmap, only logical nulls).
+fn is_null(array: &ArrayRef, row: usize) -> bool {
+    array.logical_nulls().is_some_and(|nulls| nulls.is_null(row))
+}
+
+/// `s` as a JSON string literal.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_resolve_in_both_spellings() {
+        assert_eq!(type_oid("numeric"), Some(1700));
+        assert_eq!(type_oid("pg_catalog.int4"), Some(23));
+        assert_eq!(type_oid("Double Precision"), Some(701));
+        assert_eq!(type_oid("timestamp with time zone"), Some(1184));
+        assert_eq!(type_oid("no_such_type"), None);
+    }
+
+    #[tokio::test]
+    async fn json_build_object_renders_postgresql_text() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(ScalarUDF::from(JsonBuildObject::new()));
+        let batches = ctx
+            .sql("SELECT json_build_object('n', 1, 's', 'a\"b', 'z', NULL, 't', true, 'f', 1.5) AS j")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::common::cast::as_string_array(batches[0].column(0)).unwrap().value(0).to_owned();
+        assert_eq!(text, r#"{"n" : 1, "s" : "a\"b", "z" : null, "t" : true, "f" : 1.5}"#);
+        let odd = ctx.sql("SELECT json_build_object('n')").await.unwrap().collect().await;
+        assert!(odd.is_err(), "an odd number of arguments is refused");
+    }
+}
