@@ -103,12 +103,14 @@
 //! - PostgreSQL's catalogs for psql and drivers: `pg_catalog` tables,
 //!   `version()`, `current_database()`, `current_schema()`, `to_regtype()`
 //!   and the functions psql's `\d` and SQLAlchemy's reflection use
-//!   (`pg_catalog.rs`, `pg_functions.rs`). Statements that mention them
-//!   are parsed by datafusion-pg-catalog's compatibility parser, whose
-//!   rewrites suit catalog queries (a projection subquery DataFusion cannot
-//!   run becomes NULL there; a scalar subquery that does not aggregate
-//!   takes the max of its rows). OmenDB's primary keys and indexes are not
-//!   in `pg_constraint`/`pg_index` yet; no `information_schema` yet.
+//!   (`pg_catalog.rs`, `pg_functions.rs`); primary keys and indexes in
+//!   `pg_class`, `pg_index` and `pg_constraint` (`pg_indexes.rs`; UNIQUE
+//!   constraints show as unique indexes). Statements that mention them are
+//!   parsed by datafusion-pg-catalog's compatibility parser, whose rewrites
+//!   suit catalog queries (a projection subquery DataFusion cannot run
+//!   becomes NULL there; a scalar subquery that does not aggregate takes
+//!   the max of its rows). `current_setting()` gives defaults, not the
+//!   session's `SET`. No `information_schema` yet.
 //! - Errors map to PostgreSQL's SQLSTATEs ([`Error::sqlstate`]).
 //! - The OLTP fast path: a statement that reads, updates or deletes one row
 //!   through equalities on its whole primary key (other predicates may be
@@ -144,6 +146,7 @@ mod names;
 mod params;
 mod pg_catalog;
 mod pg_functions;
+mod pg_indexes;
 mod prepared;
 mod provider;
 mod query;

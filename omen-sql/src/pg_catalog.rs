@@ -31,6 +31,8 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident,
     ObjectName, Select, SelectItem, SetExpr, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use omen_rowstore::Store;
@@ -56,10 +58,13 @@ pub(crate) fn install(state: SessionState, rows: &Store) -> Result<(SessionState
     // catalogs of snapshot tables (see `query::plan`).
     catalog.register_schema(PUBLIC, Arc::new(RowStoreSchema { rows: rows.clone() }))?;
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider).map_err(|e| Error::from(*e))?;
-    for udf in crate::pg_functions::all() {
+    // Registered after the crate's: OmenDB's versions replace its own.
+    for udf in crate::pg_functions::all().into_iter().chain(crate::pg_indexes::functions(rows)) {
         ctx.register_udf(udf);
     }
     let pg_catalog = catalog.schema(PG_CATALOG).ok_or_else(|| Error::Internal("pg_catalog was not installed".into()))?;
+    let pg_catalog: Arc<dyn SchemaProvider> = Arc::new(crate::pg_indexes::PgCatalog::new(pg_catalog, rows.clone()));
+    catalog.register_schema(PG_CATALOG, Arc::clone(&pg_catalog))?;
     Ok((ctx.state(), pg_catalog))
 }
 
@@ -84,9 +89,38 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<DfStatement>> {
         .into_iter()
         .map(|mut s| {
             let _ = VisitMut::visit(&mut s, &mut AggregateScalarSubqueries);
+            let _ = VisitMut::visit(&mut s, &mut SubscriptsAsRange);
             DfStatement::Statement(Box::new(s))
         })
         .collect())
+}
+
+/// `generate_subscripts(array, dim)`, which DataFusion lacks, as
+/// `unnest(range(1, cardinality(array) + dim))`: 1 to the array's length
+/// for dimension 1, the only one OmenDB's (one-dimensional) catalog arrays
+/// have. SQLAlchemy numbers key columns with it next to `unnest(indkey)`.
+struct SubscriptsAsRange;
+
+impl VisitorMut for SubscriptsAsRange {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
+        let named = f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("generate_subscripts"));
+        let FunctionArguments::List(list) = &f.args else { return ControlFlow::Continue(()) };
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(array)), FunctionArg::Unnamed(FunctionArgExpr::Expr(dim))] = list.args.as_slice()
+        else {
+            return ControlFlow::Continue(());
+        };
+        if !named {
+            return ControlFlow::Continue(());
+        }
+        let text = format!("unnest(range(1, CAST(cardinality({array}) AS BIGINT) + CAST({dim} AS BIGINT)))");
+        if let Ok(replacement) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
+            *expr = replacement;
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Wraps the one column of each scalar subquery that does not aggregate
@@ -317,6 +351,13 @@ mod tests {
         let text = parse(sql).unwrap()[0].to_string();
         assert!(text.contains("CASE WHEN pg_catalog.pg_attribute.atthasdef THEN (SELECT max(d.adbin)"), "{text}");
         assert!(text.contains("WHERE d.adrelid = pg_catalog.pg_attribute.attrelid)"), "{text}");
+    }
+
+    #[test]
+    fn generate_subscripts_becomes_an_unnested_range() {
+        let text =
+            parse("SELECT unnest(i.indkey), generate_subscripts(i.indkey, $1::INTEGER) FROM pg_catalog.pg_index i").unwrap()[0].to_string();
+        assert!(text.contains("unnest(range(1, CAST(cardinality(i.indkey) AS BIGINT) + CAST($1::INTEGER AS BIGINT)))"), "{text}");
     }
 
     #[tokio::test]

@@ -1,22 +1,30 @@
 //! PostgreSQL functions that drivers call and `datafusion-pg-catalog`
-//! does not provide: `version()`, `to_regtype()`,
+//! does not provide: `version()`, `to_regtype()`, `current_setting()`,
 //! `pg_get_serial_sequence()`, `pg_collation_is_visible()` and
 //! `json_build_object()` (SQLAlchemy's reflection queries use the last
-//! three).
+//! four).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, Int32Array, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use arrow::datatypes::DataType as ArrowType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf};
 use postgres_types::Type;
 
 /// The functions, to register in each session's context.
 pub(crate) fn all() -> Vec<ScalarUDF> {
-    vec![version(), to_regtype(), pg_get_serial_sequence(), pg_collation_is_visible(), ScalarUDF::from(JsonBuildObject::new())]
+    vec![
+        version(),
+        to_regtype(),
+        current_setting(),
+        pg_get_serial_sequence(),
+        pg_collation_is_visible(),
+        ScalarUDF::from(JsonBuildObject::new()),
+    ]
 }
 
 /// `version()`: drivers (SQLAlchemy, JDBC) read PostgreSQL's version from it.
@@ -28,6 +36,46 @@ fn version() -> ScalarUDF {
         ArrowType::Utf8,
         Volatility::Immutable,
         Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec![text.clone()]))))),
+    )
+}
+
+/// `current_setting(name)`: the setting's default value. Plans are shared
+/// between sessions, so a session's own `SET` does not show here (`SHOW
+/// name` gives it); an unknown name is an error.
+fn current_setting() -> ScalarUDF {
+    let defaults = crate::Settings::default();
+    of_text("current_setting", ArrowType::Utf8, move |name| {
+        let value =
+            defaults.get(name).ok_or_else(|| DataFusionError::Execution(format!("unrecognized configuration parameter \"{name}\"")))?;
+        Ok(ScalarValue::Utf8(Some(value)))
+    })
+}
+
+/// A function of one text argument, `f` applied to each non-NULL value.
+fn of_text(
+    name: &str,
+    returns: ArrowType,
+    f: impl Fn(&str) -> datafusion::error::Result<ScalarValue> + Send + Sync + 'static,
+) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![ArrowType::Utf8],
+        returns.clone(),
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let null = ScalarValue::try_from(&returns)?;
+            let apply = |text: Option<&str>| text.map_or_else(|| Ok(null.clone()), &f);
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(ScalarValue::Utf8(text)) => ColumnarValue::Scalar(apply(text.as_deref())?),
+                ColumnarValue::Scalar(_) => ColumnarValue::Scalar(null.clone()),
+                ColumnarValue::Array(a) if a.is_empty() => ColumnarValue::Array(arrow::array::new_empty_array(&returns)),
+                ColumnarValue::Array(a) => {
+                    let values =
+                        datafusion::common::cast::as_string_array(a)?.iter().map(apply).collect::<datafusion::error::Result<Vec<_>>>()?;
+                    ColumnarValue::Array(ScalarValue::iter_to_array(values)?)
+                }
+            })
+        }),
     )
 }
 
@@ -66,24 +114,7 @@ fn constant(name: &str, args: Vec<ArrowType>, value: ScalarValue) -> ScalarUDF {
 /// `to_regtype(name)`: the OID of a built-in type by its name or SQL
 /// spelling, NULL for others (psycopg looks types up with it).
 fn to_regtype() -> ScalarUDF {
-    create_udf(
-        "to_regtype",
-        vec![ArrowType::Utf8],
-        ArrowType::Int32,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            Ok(match &args[0] {
-                ColumnarValue::Scalar(s) => ColumnarValue::Scalar(ScalarValue::Int32(match s {
-                    ScalarValue::Utf8(Some(name)) => type_oid(name),
-                    _ => None,
-                })),
-                ColumnarValue::Array(a) => {
-                    let names = datafusion::common::cast::as_string_array(a)?;
-                    ColumnarValue::Array(Arc::new(names.iter().map(|n| n.and_then(type_oid)).collect::<Int32Array>()))
-                }
-            })
-        }),
-    )
+    of_text("to_regtype", ArrowType::Int32, |name| Ok(ScalarValue::Int32(type_oid(name))))
 }
 
 /// The OID of the built-in type `name` (as `pg_type.typname` or in SQL's
@@ -231,5 +262,15 @@ mod tests {
         assert_eq!(text, r#"{"n" : 1, "s" : "a\"b", "z" : null, "t" : true, "f" : 1.5}"#);
         let odd = ctx.sql("SELECT json_build_object('n')").await.unwrap().collect().await;
         assert!(odd.is_err(), "an odd number of arguments is refused");
+    }
+
+    #[tokio::test]
+    async fn current_setting_gives_defaults_and_refuses_unknown_names() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(current_setting());
+        let batches = ctx.sql("SELECT current_setting('default_table_access_method')").await.unwrap().collect().await.unwrap();
+        assert_eq!(datafusion::common::cast::as_string_array(batches[0].column(0)).unwrap().value(0), "heap");
+        let unknown = ctx.sql("SELECT current_setting('no_such_setting')").await.unwrap().collect().await;
+        assert!(unknown.unwrap_err().to_string().contains("unrecognized configuration parameter"));
     }
 }

@@ -4,8 +4,7 @@ tests/omendb/clients.rs.
 Each driver in its default mode: psycopg2 and SQLAlchemy open a
 transaction block around everything (DDL included), asyncpg prepares named
 statements and introspects types. SQLAlchemy also reflects the tables,
-which sends its pg_catalog queries: table names and columns (primary keys
-and indexes are not in pg_constraint/pg_index yet, see docs/STATUS.md).
+which sends its pg_catalog queries (columns, primary keys, indexes).
 
 Usage: python_drivers.py PORT. Exits non-zero (with a traceback) on the
 first check that fails.
@@ -80,6 +79,7 @@ def sqlalchemy_core_orm_and_reflection(driver):
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("label", sa.Text, nullable=False),
         sa.Column("score", sa.Float),
+        sa.Index(f"{name}_label", "label", "score"),
     )
     # create_all checks for the table and creates it inside BEGIN ... COMMIT.
     meta.create_all(engine)
@@ -98,6 +98,12 @@ def sqlalchemy_core_orm_and_reflection(driver):
     assert isinstance(columns["id"]["type"], sa.BigInteger) and not columns["id"]["nullable"]
     assert isinstance(columns["label"]["type"], sa.Text) and not columns["label"]["nullable"]
     assert columns["score"]["nullable"]
+    assert inspector.get_pk_constraint(name)["constrained_columns"] == ["id"]
+    indexes = inspector.get_indexes(name)
+    assert [(i["name"], i["column_names"], i["unique"]) for i in indexes] == [(f"{name}_label", ["label", "score"], False)], indexes
+    reflected = sa.Table(name, sa.MetaData(), autoload_with=engine)
+    assert [c.name for c in reflected.primary_key] == ["id"]
+    assert [c.name for c in reflected.columns] == ["id", "label", "score"]
     engine.dispose()
 
 

@@ -64,8 +64,10 @@ fn psql_runs_ddl_dml_copy_and_describes_tables() {
          UPDATE orders SET total = 0 WHERE id = 1;\n\
          ROLLBACK;\n\
          SELECT total FROM orders WHERE id = 1;\n\
+         CREATE UNIQUE INDEX orders_customer ON orders (customer, placed);\n\
          \\dt\n\
-         \\d orders\n",
+         \\d orders\n\
+         \\di\n",
     );
     assert!(out.contains("COPY 2"), "{out}");
     assert!(out.contains(" 4 | 60.75"), "{out}");
@@ -79,6 +81,11 @@ fn psql_runs_ddl_dml_copy_and_describes_tables() {
     }
     assert!(out.lines().any(|l| l.contains("customer") && l.contains("text") && l.contains("not null")), "{out}");
     assert!(out.lines().any(|l| l.contains("total") && l.contains("numeric") && !l.contains("not null")), "{out}");
+    // \d's footer and \di: the primary key and the index, as PostgreSQL prints them.
+    assert!(out.contains("Indexes:"), "{out}");
+    assert!(out.contains("\"orders_pkey\" PRIMARY KEY, btree (id)"), "{out}");
+    assert!(out.contains("\"orders_customer\" UNIQUE, btree (customer, placed)"), "{out}");
+    assert!(out.lines().any(|l| l.contains("orders_customer") && l.contains("index") && l.contains("orders")), "{out}");
 }
 
 #[test]
