@@ -110,7 +110,9 @@
 //!   suit catalog queries (a projection subquery DataFusion cannot run
 //!   becomes NULL there; a scalar subquery that does not aggregate takes
 //!   the max of its rows). `current_setting()` gives defaults, not the
-//!   session's `SET`. No `information_schema` yet.
+//!   session's `SET`. `information_schema`'s `tables`, `columns`,
+//!   `schemata`, `table_constraints` and `key_column_usage` list the user
+//!   schema's tables (`information_schema.rs`).
 //! - Errors map to PostgreSQL's SQLSTATEs ([`Error::sqlstate`]).
 //! - The OLTP fast path: a statement that reads, updates or deletes one row
 //!   through equalities on its whole primary key (other predicates may be
@@ -134,6 +136,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod computed;
 mod conflict;
 mod copy;
 mod ddl;
@@ -141,6 +144,7 @@ mod dml;
 mod engine;
 mod error;
 mod fast;
+mod information_schema;
 mod maintenance;
 mod names;
 mod params;

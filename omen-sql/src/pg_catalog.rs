@@ -12,8 +12,7 @@
 //! `COLLATE`, `ANY(array)`).
 //!
 //! Limits: one database (`omendb`) and one user schema (`public`); no
-//! roles, constraints other than through `pg_class`/`pg_attribute`, or
-//! `information_schema`. Catalog rows are computed per query, so they are
+//! roles; keys and indexes come from `pg_indexes.rs`. Catalog rows are computed per query, so they are
 //! current, and OIDs stay fixed for a table's life.
 
 use std::ops::ControlFlow;

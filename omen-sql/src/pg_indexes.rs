@@ -22,19 +22,18 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringBuilder};
+use arrow::array::{Array, BooleanArray, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::common::cast::{as_int32_array, as_string_array};
-use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use omen_rowstore::{Store, TableId};
 
+use crate::computed::{Computed, Row, Rows, batch_of};
 use crate::pg_catalog::PUBLIC;
 
 /// `pg_am.oid` of btree, the access method every OmenDB index reports.
@@ -158,7 +157,7 @@ impl SchemaProvider for PgCatalog {
             _ => return self.inner.table(name).await,
         };
         let pg_class = self.inner_table("pg_class").await?;
-        Ok(Some(Arc::new(IndexCatalog { kind, schema, pg_class, rows: self.rows.clone() })))
+        Ok(Some(Arc::new(Computed(IndexCatalog { kind, schema, pg_class, rows: self.rows.clone() }))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -184,30 +183,19 @@ struct IndexCatalog {
 }
 
 #[async_trait]
-impl TableProvider for IndexCatalog {
+impl Rows for IndexCatalog {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
 
-    fn table_type(&self) -> TableType {
-        self.pg_class.table_type()
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn batches(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
         let plan = self.pg_class.scan(state, None, &[], None).await?;
         let classes = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
-        let batches = match self.kind {
+        Ok(match self.kind {
             Kind::Class => self.pg_class_rows(classes)?,
             Kind::Index => vec![self.pg_index_rows(&classes)?],
             Kind::Constraint => vec![self.pg_constraint_rows(&classes)?],
-        };
-        MemTable::try_new(Arc::clone(&self.schema), vec![batches])?.scan(state, projection, filters, limit).await
+        })
     }
 }
 
@@ -243,7 +231,7 @@ impl IndexCatalog {
         let keys: Vec<Key> = keys(&self.rows).into_iter().filter(|k| oids.contains_key(&k.table_name)).collect();
         let indexed: HashSet<i32> = keys.iter().filter_map(|k| oids.get(&k.table_name).copied()).collect();
         let mut out = classes.into_iter().map(|b| class_batch(b, &self.schema, &indexed)).collect::<Result<Vec<_>>>()?;
-        let rows: Vec<HashMap<&str, ScalarValue>> = keys
+        let rows: Vec<Row<'_>> = keys
             .iter()
             .map(|k| {
                 HashMap::from([
@@ -268,7 +256,7 @@ impl IndexCatalog {
 
     fn pg_index_rows(&self, classes: &[RecordBatch]) -> Result<RecordBatch> {
         let (oids, _) = Self::table_oids(classes)?;
-        let rows: Vec<HashMap<&str, ScalarValue>> = keys(&self.rows)
+        let rows: Vec<Row<'_>> = keys(&self.rows)
             .iter()
             .filter_map(|k| {
                 let table = *oids.get(&k.table_name)?;
@@ -299,7 +287,7 @@ impl IndexCatalog {
 
     fn pg_constraint_rows(&self, classes: &[RecordBatch]) -> Result<RecordBatch> {
         let (oids, public) = Self::table_oids(classes)?;
-        let rows: Vec<HashMap<&str, ScalarValue>> = keys(&self.rows)
+        let rows: Vec<Row<'_>> = keys(&self.rows)
             .iter()
             .filter(|k| k.primary)
             .filter_map(|k| {
@@ -371,24 +359,6 @@ fn list(item: &ArrowType, values: &[ScalarValue]) -> ScalarValue {
 /// Attribute numbers as an `int2` array.
 fn attnum_list(attnums: &[i16]) -> ScalarValue {
     list(&ArrowType::Int16, &attnums.iter().map(|&a| ScalarValue::Int16(Some(a))).collect::<Vec<_>>())
-}
-
-/// Rows as a batch of `schema`: each column's value from the row's map,
-/// else NULL if the column is nullable, else its type's zero or empty.
-fn batch_of(schema: &SchemaRef, rows: &[HashMap<&str, ScalarValue>]) -> Result<RecordBatch> {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            let fallback =
-                if field.is_nullable() { ScalarValue::try_from(field.data_type())? } else { ScalarValue::new_default(field.data_type())? };
-            let values = rows.iter().map(|row| row.get(field.name().as_str()).cloned().unwrap_or_else(|| fallback.clone()));
-            let array: ArrayRef =
-                if rows.is_empty() { arrow::array::new_empty_array(field.data_type()) } else { ScalarValue::iter_to_array(values)? };
-            if array.data_type() == field.data_type() { Ok(array) } else { Ok(arrow::compute::cast(&array, field.data_type())?) }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// `pg_get_indexdef(oid [, column, pretty])` and

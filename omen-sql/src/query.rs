@@ -17,6 +17,7 @@ use omen_rowstore::{TableId, TableSchema, Transaction, Value};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::information_schema::{INFORMATION_SCHEMA, InformationSchema};
 use crate::params;
 use crate::provider::{SnapshotTable, Snapshots};
 
@@ -61,10 +62,16 @@ pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Resu
 /// column.
 pub(crate) async fn plan(engine: &Engine, statement: DfStatement, with_keys: Option<TableId>) -> Result<Plan> {
     let mut tables: HashMap<String, TableRef> = HashMap::new();
+    let information_schema: Arc<dyn SchemaProvider> = Arc::new(InformationSchema::new(engine.rows.clone()));
     for r in engine.state.resolve_table_references(&statement)? {
-        if r.schema() == Some(crate::pg_catalog::PG_CATALOG) {
-            if !engine.pg_catalog.table_exist(r.table()) {
-                return Err(Error::UnknownTable(format!("{}.{}", crate::pg_catalog::PG_CATALOG, r.table())));
+        let system = match r.schema() {
+            Some(crate::pg_catalog::PG_CATALOG) => Some(&engine.pg_catalog),
+            Some(INFORMATION_SCHEMA) => Some(&information_schema),
+            _ => None,
+        };
+        if let Some(system) = system {
+            if !system.table_exist(r.table()) {
+                return Err(Error::UnknownTable(r.to_string()));
             }
             continue;
         }
@@ -85,6 +92,7 @@ pub(crate) async fn plan(engine: &Engine, statement: DfStatement, with_keys: Opt
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(&options.catalog.default_schema, Arc::new(schema))?;
     catalog.register_schema(crate::pg_catalog::PG_CATALOG, Arc::clone(&engine.pg_catalog))?;
+    catalog.register_schema(INFORMATION_SCHEMA, information_schema)?;
     let list = MemoryCatalogProviderList::new();
     datafusion::catalog::CatalogProviderList::register_catalog(&list, options.catalog.default_catalog.clone(), Arc::new(catalog));
     let state = SessionStateBuilder::new_from_existing(engine.state.clone()).with_catalog_list(Arc::new(list)).build();
