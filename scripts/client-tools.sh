@@ -2,15 +2,19 @@
 # The real PostgreSQL clients the server tests drive (tests/omendb/clients.rs):
 # psql from Debian's postgresql-client package (installed with apt if
 # missing; needs root) and, in a virtualenv (pip, pinned), psycopg 3,
-# psycopg2, asyncpg and SQLAlchemy 2 with its asyncio extra. Prints
-# two lines: the psql path, then the venv's python.
+# psycopg2, asyncpg and SQLAlchemy 2 with its asyncio extra; pgJDBC and a
+# JDK (apt). Prints three lines: the psql path, the venv's python, the
+# pgJDBC jar.
 #
 #   scripts/client-tools.sh
 set -euo pipefail
 root=${OMENDB_CLIENTS_DIR:-$HOME/.cache/omendb-clients}
-if ! command -v psql >/dev/null; then
-  echo "installing psql (apt-get install postgresql-client)" >&2
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >&2
+# pgJDBC and a JDK to compile its test client, from Debian's packages.
+jdbc=/usr/share/java/postgresql.jar
+if ! command -v psql >/dev/null || ! command -v javac >/dev/null || [ ! -f "$jdbc" ]; then
+  echo "installing psql, a JDK and pgJDBC (apt-get install postgresql-client default-jdk-headless libpostgresql-jdbc-java)" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client default-jdk-headless \
+    libpostgresql-jdbc-java >&2
 fi
 venv=$root/venv
 if ! "$venv/bin/python" -c 'import psycopg, psycopg2, asyncpg, sqlalchemy, greenlet' 2>/dev/null; then
@@ -20,3 +24,4 @@ if ! "$venv/bin/python" -c 'import psycopg, psycopg2, asyncpg, sqlalchemy, green
 fi
 command -v psql
 echo "$venv/bin/python"
+echo "$jdbc"

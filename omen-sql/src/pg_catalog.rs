@@ -27,8 +27,8 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident,
-    ObjectName, Select, SelectItem, SetExpr, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
+    AccessExpr, BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+    GroupByExpr, Ident, ObjectName, Select, SelectItem, SetExpr, Subscript, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -89,9 +89,58 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<DfStatement>> {
         .map(|mut s| {
             let _ = VisitMut::visit(&mut s, &mut AggregateScalarSubqueries);
             let _ = VisitMut::visit(&mut s, &mut SubscriptsAsRange);
+            let _ = VisitMut::visit(&mut s, &mut ExpandArrayAsUnnest);
             DfStatement::Statement(Box::new(s))
         })
         .collect())
+}
+
+/// JDBC's key metadata: `information_schema._pg_expandarray(a)`, a set of
+/// `(x, n)` records, becomes `unnest(_pg_expandarray(a))` (see
+/// `pg_functions`); a field of a parenthesized record, `(r).x`, becomes
+/// `(r)['x']`, as DataFusion reads struct fields; `v[i]` becomes
+/// `pg_subscript(v, i)`, which also indexes the catalogs' `int2vector`
+/// text.
+struct ExpandArrayAsUnnest;
+
+impl VisitorMut for ExpandArrayAsUnnest {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let text = match expr {
+            Expr::Function(f)
+                if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("_pg_expandarray")) =>
+            {
+                let FunctionArguments::List(list) = &f.args else { return ControlFlow::Continue(()) };
+                let [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] = list.args.as_slice() else {
+                    return ControlFlow::Continue(());
+                };
+                format!("unnest(_pg_expandarray({array}))")
+            }
+            Expr::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
+                [AccessExpr::Dot(Expr::Identifier(field))] if matches!(root.as_ref(), Expr::Nested(_)) => {
+                    format!("{root}['{}']", field.value.to_ascii_lowercase())
+                }
+                // A last subscript by a number: see `pg_functions`'
+                // pg_subscript.
+                [before @ .., AccessExpr::Subscript(Subscript::Index { index })] if !matches!(index, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) =>
+                {
+                    let value = if before.is_empty() {
+                        root.to_string()
+                    } else {
+                        Expr::CompoundFieldAccess { root: root.clone(), access_chain: before.to_vec() }.to_string()
+                    };
+                    format!("pg_subscript({value}, {index})")
+                }
+                _ => return ControlFlow::Continue(()),
+            },
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Ok(replacement) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
+            *expr = replacement;
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// `generate_subscripts(array, dim)`, which DataFusion lacks, as
@@ -350,6 +399,19 @@ mod tests {
         let text = parse(sql).unwrap()[0].to_string();
         assert!(text.contains("CASE WHEN pg_catalog.pg_attribute.atthasdef THEN (SELECT max(d.adbin)"), "{text}");
         assert!(text.contains("WHERE d.adrelid = pg_catalog.pg_attribute.attrelid)"), "{text}");
+    }
+
+    #[test]
+    fn expandarray_becomes_an_unnest_and_record_fields_subscripts() {
+        let sql = "SELECT (information_schema._pg_expandarray(i.indkey)).n AS key_seq, information_schema._pg_expandarray(i.indkey) AS keys \
+                   FROM pg_catalog.pg_index i";
+        let text = parse(sql).unwrap()[0].to_string();
+        assert!(text.contains("(unnest(_pg_expandarray(i.indkey)))['n'] AS key_seq"), "{text}");
+        assert!(text.contains("unnest(_pg_expandarray(i.indkey)) AS keys"), "{text}");
+        let text = parse("SELECT * FROM (SELECT 1 AS k) r WHERE r.k = (r.keys).x").unwrap()[0].to_string();
+        assert!(text.contains("(r.keys)['x']"), "{text}");
+        let text = parse("SELECT i.indoption[t.n - 1] FROM pg_catalog.pg_index i, t").unwrap()[0].to_string();
+        assert!(text.contains("pg_subscript(i.indoption, t.n - 1)"), "{text}");
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! does not provide: `version()`, `to_regtype()`, `current_setting()`,
 //! `pg_get_serial_sequence()`, `pg_collation_is_visible()` and
 //! `json_build_object()` (SQLAlchemy's reflection queries use the last
-//! four).
+//! four), and `_pg_expandarray()` and `pg_subscript()` (JDBC's key and
+//! index metadata).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
-use arrow::datatypes::DataType as ArrowType;
+use arrow::array::{Array, ArrayRef, Int32Array, ListArray, StringArray, StringBuilder, StructArray};
+use arrow::datatypes::{DataType as ArrowType, Field};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
@@ -24,6 +25,8 @@ pub(crate) fn all() -> Vec<ScalarUDF> {
         pg_get_serial_sequence(),
         pg_collation_is_visible(),
         ScalarUDF::from(JsonBuildObject::new()),
+        ScalarUDF::from(ExpandArray::new()),
+        ScalarUDF::from(Subscript::new()),
     ]
 }
 
@@ -211,6 +214,133 @@ impl ScalarUDFImpl for JsonBuildObject {
     }
 }
 
+/// `_pg_expandarray(array)`: the elements with their 1-based positions,
+/// as a list of `{x, n}` structs. PostgreSQL's (in `information_schema`)
+/// returns a set; `pg_catalog::parse` wraps the call in `unnest`, which
+/// gives the same rows.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+impl ExpandArray {
+    fn new() -> Self {
+        Self { signature: Signature::any(1, Volatility::Immutable) }
+    }
+
+    fn fields(item: &Field) -> arrow::datatypes::Fields {
+        vec![Field::new("x", item.data_type().clone(), true), Field::new("n", ArrowType::Int32, false)].into()
+    }
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        "_pg_expandarray"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[ArrowType]) -> datafusion::error::Result<ArrowType> {
+        match args.first() {
+            Some(ArrowType::List(item)) => Ok(ArrowType::new_list(ArrowType::Struct(Self::fields(item)), true)),
+            other => Err(DataFusionError::Plan(format!("_pg_expandarray takes an array, not {other:?}"))),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let lists = datafusion::common::cast::as_list_array(&array)?;
+        let ArrowType::List(item) = lists.data_type() else {
+            return Err(DataFusionError::Internal("_pg_expandarray over a non-list".into()));
+        };
+        let offsets = lists.value_offsets();
+        let positions: Int32Array = offsets.windows(2).flat_map(|w| 1..=(w[1] - w[0])).collect();
+        let first = usize::try_from(offsets[0]).unwrap_or(0);
+        let values = lists.values().slice(first, positions.len());
+        let structs = StructArray::try_new(Self::fields(item), vec![values, Arc::new(positions)], None)?;
+        let rebased = arrow::buffer::OffsetBuffer::new(offsets.iter().map(|o| o - offsets[0]).collect::<Vec<_>>().into());
+        let out = ListArray::try_new(
+            Arc::new(Field::new_list_field(structs.data_type().clone(), true)),
+            rebased,
+            Arc::new(structs),
+            lists.nulls().cloned(),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `pg_subscript(value, i)`: `value[i]` in catalog queries, which
+/// `pg_catalog::parse` rewrites to it. An array is indexed from 1; text is
+/// PostgreSQL's `int2vector`/`oidvector` as OmenDB's catalogs print them
+/// (`"0 0"`, what SQLAlchemy reads), indexed from 0 as those types are
+/// (JDBC reads `indoption[n - 1]`). Out of range gives NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Subscript {
+    signature: Signature,
+}
+
+impl Subscript {
+    fn new() -> Self {
+        Self { signature: Signature::any(2, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for Subscript {
+    fn name(&self) -> &str {
+        "pg_subscript"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[ArrowType]) -> datafusion::error::Result<ArrowType> {
+        match args.first() {
+            Some(ArrowType::List(item)) => Ok(item.data_type().clone()),
+            Some(ArrowType::Utf8 | ArrowType::Null) => Ok(ArrowType::Int64),
+            other => Err(DataFusionError::Plan(format!("cannot subscript {other:?}"))),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let values = args.args[0].to_array(rows)?;
+        let index = arrow::compute::cast(&args.args[1].to_array(rows)?, &ArrowType::Int64)?;
+        let index = datafusion::common::cast::as_int64_array(&index)?;
+        let at = |row: usize| index.is_valid(row).then(|| index.value(row));
+        let out: ArrayRef = match values.data_type() {
+            ArrowType::List(item) => {
+                let lists = datafusion::common::cast::as_list_array(&values)?;
+                let null = ScalarValue::try_from(item.data_type())?;
+                let picked = (0..rows)
+                    .map(|row| match (lists.is_valid(row), at(row)) {
+                        (true, Some(i)) if i >= 1 && i <= lists.value_length(row).into() => {
+                            ScalarValue::try_from_array(&lists.value(row), usize::try_from(i - 1).unwrap_or(0))
+                        }
+                        _ => Ok(null.clone()),
+                    })
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                if picked.is_empty() { arrow::array::new_empty_array(item.data_type()) } else { ScalarValue::iter_to_array(picked)? }
+            }
+            _ => {
+                let texts = arrow::compute::cast(&values, &ArrowType::Utf8)?;
+                let texts = datafusion::common::cast::as_string_array(&texts)?;
+                Arc::new(
+                    (0..rows)
+                        .map(|row| {
+                            let i = usize::try_from(at(row)?).ok()?;
+                            texts.is_valid(row).then(|| texts.value(row).split_whitespace().nth(i)?.parse::<i64>().ok()).flatten()
+                        })
+                        .collect::<arrow::array::Int64Array>(),
+                )
+            }
+        };
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
 /// Whether `array` holds NULL at `row` (a NULL literal's array has no
 /// validity bitmap, only logical nulls).
 fn is_null(array: &ArrayRef, row: usize) -> bool {
@@ -272,5 +402,29 @@ mod tests {
         assert_eq!(datafusion::common::cast::as_string_array(batches[0].column(0)).unwrap().value(0), "heap");
         let unknown = ctx.sql("SELECT current_setting('no_such_setting')").await.unwrap().collect().await;
         assert!(unknown.unwrap_err().to_string().contains("unrecognized configuration parameter"));
+    }
+
+    #[tokio::test]
+    async fn expandarray_pairs_elements_with_positions() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(ScalarUDF::from(ExpandArray::new()));
+        let sql = "SELECT e['x'] AS x, e['n'] AS n FROM (SELECT unnest(_pg_expandarray(a)) AS e FROM \
+                   (VALUES (make_array(7, 8)), (make_array(9))) AS t(a))";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        for row in ["| 7 | 1 |", "| 8 | 2 |", "| 9 | 1 |"] {
+            assert!(text.contains(row), "{row} in {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn subscripts_count_arrays_from_one_and_vectors_from_zero() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(ScalarUDF::from(Subscript::new()));
+        let sql =
+            "SELECT pg_subscript(make_array(7, 8), 1), pg_subscript(make_array(7, 8), 3), pg_subscript('4 5', 1), pg_subscript('4 5', 2)";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        assert!(text.lines().any(|l| l.replace(' ', "") == "|7||5||"), "{text}");
     }
 }

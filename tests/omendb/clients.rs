@@ -1,4 +1,4 @@
-//! psql, psycopg 3, psycopg2, asyncpg and SQLAlchemy, the real clients, against a server on an ephemeral
+//! psql, psycopg 3, psycopg2, asyncpg, SQLAlchemy and pgJDBC, the real clients, against a server on an ephemeral
 //! loopback port. `scripts/client-tools.sh` installs them if missing.
 
 use std::path::PathBuf;
@@ -8,15 +8,22 @@ use std::sync::OnceLock;
 use omendb::Database;
 use omendb::server::{ServerHandle, ServerOptions};
 
-/// psql's path and the python with the drivers, installed once per test run.
-fn tools() -> &'static (PathBuf, PathBuf) {
-    static TOOLS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+/// Where the client tools are, installed once per test run.
+struct Tools {
+    psql: PathBuf,
+    python: PathBuf,
+    jdbc: PathBuf,
+}
+
+fn tools() -> &'static Tools {
+    static TOOLS: OnceLock<Tools> = OnceLock::new();
     TOOLS.get_or_init(|| {
         let out = Command::new("bash").arg(root().join("scripts/client-tools.sh")).output().expect("run scripts/client-tools.sh");
         assert!(out.status.success(), "scripts/client-tools.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).unwrap();
         let mut lines = text.lines().map(PathBuf::from);
-        (lines.next().expect("psql path"), lines.next().expect("python path"))
+        let mut next = |what: &str| lines.next().unwrap_or_else(|| panic!("no {what} path from scripts/client-tools.sh"));
+        Tools { psql: next("psql"), python: next("python"), jdbc: next("pgJDBC") }
     })
 }
 
@@ -35,7 +42,7 @@ fn psql(server: &ServerHandle, script: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("script.sql");
     std::fs::write(&file, script).unwrap();
-    let out = Command::new(&tools().0)
+    let out = Command::new(&tools().psql)
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "app", "-d", "omendb", "-p"])
         .arg(server.local_addr().port().to_string())
         .arg("-f")
@@ -100,14 +107,39 @@ fn psycopg2_asyncpg_and_sqlalchemy_work_unchanged() {
     python(&root().join("tests/clients/python_drivers.py"));
 }
 
+/// pgJDBC: server-prepared binary statements past its threshold, every
+/// type, a rollback, SQLSTATEs, and DatabaseMetaData's tables, columns,
+/// primary keys and indexes.
+#[test]
+fn pgjdbc_runs_statements_and_reads_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let jar = &tools().jdbc;
+    let javac = Command::new("javac")
+        .arg("-d")
+        .arg(dir.path())
+        .arg("-cp")
+        .arg(jar)
+        .arg(root().join("tests/clients/JdbcClient.java"))
+        .output()
+        .unwrap();
+    assert!(javac.status.success(), "javac failed:\n{}", String::from_utf8_lossy(&javac.stderr));
+    let classpath = format!("{}:{}", jar.display(), dir.path().display());
+    client(Command::new("java").args(["-cp", &classpath, "JdbcClient"]));
+}
+
 /// Runs a client script against a fresh server; it prints OK.
 fn python(script: &std::path::Path) {
+    client(Command::new(&tools().python).arg(script));
+}
+
+/// Runs `command` with a fresh server's port as its last argument; it
+/// prints OK.
+fn client(command: &mut Command) {
     let (_db, server) = serve();
-    let out = Command::new(&tools().1).arg(script).arg(server.local_addr().port().to_string()).output().unwrap();
+    let out = command.arg(server.local_addr().port().to_string()).output().unwrap();
     assert!(
         out.status.success(),
-        "{} failed:\n{}\n{}",
-        script.display(),
+        "{command:?} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
