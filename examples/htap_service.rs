@@ -243,7 +243,7 @@ fn run_workload(db: &Database, args: &Args, stop: &Arc<AtomicBool>) -> Result<()
 
     let started = Instant::now();
     let mut rng = Rng(42);
-    let (mut last_commits, mut last_tick) = (0, Instant::now());
+    let (mut last_commits, mut last_tick, mut last_sync) = (0, Instant::now(), db.sync_metrics());
     while !stop.load(Ordering::Relaxed) && !deadline_passed(args, started) {
         std::thread::sleep(Duration::from_secs(1).saturating_sub(last_tick.elapsed()));
         // The freshness probe: an order committed just before the queries.
@@ -274,10 +274,14 @@ fn run_workload(db: &Database, args: &Args, stop: &Arc<AtomicBool>) -> Result<()
 
         let now_commits = commits.load(Ordering::Relaxed);
         let tps = (now_commits - last_commits) as f64 / last_tick.elapsed().as_secs_f64();
-        (last_commits, last_tick) = (now_commits, Instant::now());
+        // Commit -> column store lag over this second's commits.
+        let sync = db.sync_metrics();
+        let lag = sync.lag.since(&last_sync.lag);
+        let p99 = lag.quantile(0.99).map_or_else(|| "-".to_owned(), |d| format!("{:.2} ms", d.as_secs_f64() * 1e3));
+        (last_commits, last_tick, last_sync) = (now_commits, Instant::now(), sync);
         println!(
             "[{:>4}s] {:>6.0} txn/s ({} retries) | analytics: revenue/region/min {:>4} ms ({regions} regions), top products {:>4} ms, \
-             totals {:>4} ms | sync backlog {backlog} commits | fresh: {} | orders {orders}",
+             totals {:>4} ms | sync lag p99 {p99} (backlog {backlog}) | fresh: {} | orders {orders}",
             started.elapsed().as_secs(),
             tps,
             retries.load(Ordering::Relaxed),

@@ -233,6 +233,14 @@ impl Database {
         self.inner.engine.sync_backlog()
     }
 
+    /// The sync worker's figures: its watermark, what it has applied, and
+    /// a histogram of the lag from each commit to its arrival in the column
+    /// store (take two and [`LagSnapshot::since`](crate::LagSnapshot::since)
+    /// for an interval).
+    pub fn sync_metrics(&self) -> crate::SyncMetrics {
+        self.inner.engine.sync_metrics()
+    }
+
     pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.inner.engine
     }

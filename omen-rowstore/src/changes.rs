@@ -65,6 +65,17 @@ pub struct ChangeRecord {
     pub ts: Ts,
     /// What happened.
     pub change: Change,
+    /// When the store published the record: as its commit became visible
+    /// (under group commit, just before the commit's fsync). Subscribers
+    /// measure their lag from it.
+    pub published: std::time::Instant,
+}
+
+impl ChangeRecord {
+    /// A record published now.
+    pub(crate) fn new(ts: Ts, change: Change) -> Self {
+        Self { ts, change, published: std::time::Instant::now() }
+    }
 }
 
 /// A subscriber's end of the change stream.

@@ -350,7 +350,7 @@ impl Store {
             catalog.by_id.insert(id, table);
         }
         self.advance(&mut commit, ts);
-        commit.publisher.publish(ChangeRecord { ts, change: Change::CreateTable { id, schema } });
+        commit.publisher.publish(ChangeRecord::new(ts, Change::CreateTable { id, schema }));
         Ok((id, ts))
     }
 
@@ -366,7 +366,7 @@ impl Store {
         }
         self.inner.catalog.write().remove_table(id);
         self.advance(&mut commit, ts);
-        commit.publisher.publish(ChangeRecord { ts, change: Change::DropTable { id } });
+        commit.publisher.publish(ChangeRecord::new(ts, Change::DropTable { id }));
         Ok(id)
     }
 
@@ -490,9 +490,9 @@ impl Store {
         catalog.replace_table(t.id, rebuilt, ts);
         drop(catalog);
         self.advance(&mut commit, ts);
-        commit.publisher.publish(ChangeRecord { ts: ts - 2, change: Change::DropTable { id: t.id } });
-        commit.publisher.publish(ChangeRecord { ts: ts - 1, change: Change::CreateTable { id: new_id, schema } });
-        commit.publisher.publish(ChangeRecord { ts, change: Change::Commit(rows) });
+        commit.publisher.publish(ChangeRecord::new(ts - 2, Change::DropTable { id: t.id }));
+        commit.publisher.publish(ChangeRecord::new(ts - 1, Change::CreateTable { id: new_id, schema }));
+        commit.publisher.publish(ChangeRecord::new(ts, Change::Commit(rows)));
         Ok(ts)
     }
 
@@ -519,7 +519,7 @@ impl Store {
     /// stream gets an empty commit so its readers' watermarks keep up.
     fn publish_catalog_change(&self, commit: &mut CommitState, ts: Ts) {
         self.advance(commit, ts);
-        commit.publisher.publish(ChangeRecord { ts, change: Change::Commit(Vec::new()) });
+        commit.publisher.publish(ChangeRecord::new(ts, Change::Commit(Vec::new())));
     }
 
     /// The id and schema of the table named `name`.
@@ -677,7 +677,7 @@ impl Store {
             self.inner.clock.store(ts, Ordering::SeqCst);
         }
         if publish {
-            commit.publisher.publish(ChangeRecord { ts, change: Change::Commit(changes) });
+            commit.publisher.publish(ChangeRecord::new(ts, Change::Commit(changes)));
         }
         drop(commit);
         if let (Some(wal), Some(end)) = (&self.inner.wal, sync_to) {

@@ -175,6 +175,11 @@ impl Engine {
 
     /// How far the column store trails the row store: commit timestamps
     /// issued that sync has yet to apply (0 when analytics are current).
+    pub fn sync_metrics(&self) -> omen_sync::SyncMetrics {
+        self.sync.metrics()
+    }
+
+    /// Commit timestamps the column store has yet to apply.
     pub fn sync_backlog(&self) -> u64 {
         self.rows.current_ts().saturating_sub(self.sync.watermark())
     }

@@ -52,9 +52,11 @@
 
 pub mod convert;
 mod error;
+mod metrics;
 mod snapshot;
 mod worker;
 
 pub use error::{Error, Result};
+pub use metrics::{LagSnapshot, SyncMetrics};
 pub use snapshot::HtapSnapshot;
 pub use worker::{SyncOptions, Syncer};

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::convert::{arrow_schema, rows_to_batch};
 use crate::error::{Error, Result};
+use crate::metrics::{Counters, SyncMetrics};
 
 /// Tuning for the sync worker.
 #[derive(Debug, Clone)]
@@ -43,6 +44,7 @@ pub(crate) struct Shared {
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) schemas: RwLock<HashMap<TableId, (Arc<TableSchema>, SchemaRef)>>,
     stop: AtomicBool,
+    counters: Counters,
 }
 
 /// Keeps the column store in step with the row store. See the crate docs.
@@ -86,6 +88,7 @@ impl Syncer {
             failure: Mutex::new(None),
             schemas: RwLock::new(schemas),
             stop: AtomicBool::new(false),
+            counters: Counters::default(),
         });
         let worker = {
             let shared = Arc::clone(&shared);
@@ -100,6 +103,12 @@ impl Syncer {
     /// The applied watermark W.
     pub fn watermark(&self) -> Ts {
         *self.shared.watermark.borrow()
+    }
+
+    /// The watermark, what has been applied, and the lag of each commit
+    /// from its publication to its application.
+    pub fn metrics(&self) -> SyncMetrics {
+        self.shared.counters.snapshot(self.watermark())
     }
 
     /// Waits until every commit at or below `ts` is in the column store.
@@ -154,6 +163,8 @@ fn run(shared: &Shared, sub: &Subscription, loaded_at: Ts, max_batch: usize) {
             shared.watermark.send_modify(|_| {});
             return;
         }
+        let applied = std::time::Instant::now();
+        shared.counters.applied(batch.iter().map(|r| applied.saturating_duration_since(r.published)));
         batch.clear();
         shared.watermark.send_replace(last);
     }
