@@ -345,7 +345,13 @@ impl Database {
 }
 
 fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineOptions {
-    EngineOptions { dir, durability: options.durability, memory_budget: options.memory_budget, fast_path: options.fast_path }
+    EngineOptions {
+        dir,
+        durability: options.durability,
+        memory_budget: options.memory_budget,
+        query_memory_limit: options.query_memory_limit,
+        fast_path: options.fast_path,
+    }
 }
 
 /// Runs one statement in a fresh session; a transaction-control statement

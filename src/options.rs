@@ -18,6 +18,11 @@ pub struct Options {
     /// means no limit; otherwise at least 16 MiB, and opening with less is
     /// [`crate::Error::Unsupported`] (a spilling sort needs room to merge).
     pub memory_budget: usize,
+    /// Bytes one query may hold within the budget, so that one large sort
+    /// or join cannot take it all from the others (the server's "memory
+    /// per query"); past it the query spills or fails the same way.
+    /// Default 0: only the budget binds. Otherwise at least 16 MiB.
+    pub query_memory_limit: usize,
     /// The layout version a new data directory is created with. Only
     /// [`LAYOUT_VERSION`] is supported; opening a directory written with
     /// another version is an error, never a silent misread.
@@ -31,7 +36,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { durability: Durability::Full, memory_budget: physical_memory() / 2, layout_version: LAYOUT_VERSION, fast_path: true }
+        Self {
+            durability: Durability::Full,
+            memory_budget: physical_memory() / 2,
+            query_memory_limit: 0,
+            layout_version: LAYOUT_VERSION,
+            fast_path: true,
+        }
     }
 }
 
@@ -45,6 +56,12 @@ impl Options {
     /// Sets [`Options::fast_path`].
     pub fn with_fast_path(mut self, on: bool) -> Self {
         self.fast_path = on;
+        self
+    }
+
+    /// Sets [`Options::query_memory_limit`] in bytes.
+    pub fn with_query_memory_limit(mut self, bytes: usize) -> Self {
+        self.query_memory_limit = bytes;
         self
     }
 

@@ -448,7 +448,7 @@ async fn constant(engine: &Engine, expr: &Expr, ty: &DataType) -> Result<Value> 
     }
     let plan = engine.state.create_logical_plan(&format!("SELECT {expr}")).await?;
     let physical = engine.state.create_physical_plan(&plan).await?;
-    let batches: Vec<_> = datafusion::physical_plan::execute_stream(physical, engine.state.task_ctx())?.try_collect().await?;
+    let batches: Vec<_> = datafusion::physical_plan::execute_stream(physical, engine.task_ctx(&engine.state))?.try_collect().await?;
     let column = batches.first().map(|b| b.column(0)).ok_or_else(|| Error::Internal("DEFAULT produced no value".into()))?;
     let mut values = omen_sync::convert::array_to_values(column.as_ref(), ty).map_err(|e| Error::Plan(format!("DEFAULT {expr}: {e}")))?;
     Ok(values.swap_remove(0))

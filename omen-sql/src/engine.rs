@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::SessionConfig;
 use omen_colstore::ColumnStore;
@@ -31,6 +32,9 @@ pub struct EngineOptions {
     /// aggregates spill or fail past it); 0 means no limit, else at least
     /// [`MIN_MEMORY_BUDGET`].
     pub memory_budget: usize,
+    /// Bytes one query execution may hold within the budget; 0 means only
+    /// the budget binds, else at least [`MIN_MEMORY_BUDGET`].
+    pub query_memory_limit: usize,
     /// Whether primary-key point statements and `INSERT ... VALUES` skip
     /// DataFusion when they run (default true).
     pub fast_path: bool,
@@ -38,7 +42,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { dir: None, durability: Durability::default(), memory_budget: 0, fast_path: true }
+        Self { dir: None, durability: Durability::default(), memory_budget: 0, query_memory_limit: 0, fast_path: true }
     }
 }
 
@@ -50,6 +54,8 @@ pub struct Engine {
     /// each statement adds its own catalog of snapshot tables.
     pub(crate) state: SessionState,
     pub(crate) fast_path: bool,
+    /// [`EngineOptions::query_memory_limit`].
+    query_memory_limit: usize,
     /// PostgreSQL's system catalogs over this engine's tables.
     pub(crate) pg_catalog: Arc<dyn datafusion::catalog::SchemaProvider>,
     /// Plans of recently run statements, by SQL text.
@@ -78,11 +84,12 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens (or creates) a database and starts its sync worker.
     pub fn open(options: EngineOptions) -> Result<Arc<Self>> {
-        if options.memory_budget != 0 && options.memory_budget < MIN_MEMORY_BUDGET {
-            return Err(Error::Unsupported(format!(
-                "a memory budget of {} bytes: the smallest is {MIN_MEMORY_BUDGET} bytes (16 MiB), 0 means no limit",
-                options.memory_budget
-            )));
+        for (what, bytes) in [("memory budget", options.memory_budget), ("query memory limit", options.query_memory_limit)] {
+            if bytes != 0 && bytes < MIN_MEMORY_BUDGET {
+                return Err(Error::Unsupported(format!(
+                    "a {what} of {bytes} bytes: the smallest is {MIN_MEMORY_BUDGET} bytes (16 MiB), 0 means no limit"
+                )));
+            }
         }
         let rows = Store::open(StoreOptions { dir: options.dir, durability: options.durability, ..StoreOptions::default() })?;
         let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;
@@ -94,11 +101,15 @@ impl Engine {
         let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
         config.options_mut().execution.target_partitions = partitions;
         let mut runtime = RuntimeEnvBuilder::new();
-        if options.memory_budget > 0 {
+        // What one query may hold: the smaller limit that is set.
+        let per_query = [options.memory_budget, options.query_memory_limit].into_iter().filter(|&b| b > 0).min();
+        if let Some(per_query) = per_query {
             // Each partition's sort sets this much aside to merge its spilled
             // runs; DataFusion's 10 MiB default would take a small budget whole.
             let execution = &mut config.options_mut().execution;
-            execution.sort_spill_reservation_bytes = execution.sort_spill_reservation_bytes.min(options.memory_budget / (4 * partitions));
+            execution.sort_spill_reservation_bytes = execution.sort_spill_reservation_bytes.min(per_query / (4 * partitions));
+        }
+        if options.memory_budget > 0 {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(options.memory_budget)));
         }
         let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime.build_arc()?).with_default_features().build();
@@ -113,9 +124,22 @@ impl Engine {
             sync,
             state,
             fast_path: options.fast_path,
+            query_memory_limit: options.query_memory_limit,
             statements: Mutex::new(HashMap::new()),
             access: AccessCounters::default(),
         }))
+    }
+
+    /// The context one query execution runs in: `state`'s, with a memory
+    /// pool of its own under the per-query limit, if one is set.
+    pub(crate) fn task_ctx(&self, state: &SessionState) -> Arc<TaskContext> {
+        if self.query_memory_limit == 0 {
+            return state.task_ctx();
+        }
+        let runtime = state.runtime_env();
+        let pool = crate::memory::QueryPool::new(Arc::clone(&runtime.memory_pool), self.query_memory_limit);
+        let runtime = RuntimeEnv { memory_pool: Arc::new(pool), ..runtime.as_ref().clone() };
+        Arc::new(TaskContext::from(state).with_runtime(Arc::new(runtime)))
     }
 
     /// A new session (autocommit until it runs BEGIN).

@@ -146,6 +146,7 @@ mod error;
 mod fast;
 mod information_schema;
 mod maintenance;
+mod memory;
 mod names;
 mod params;
 mod pg_catalog;

@@ -127,6 +127,6 @@ impl Plan {
         let snapshots = engine.sync.snapshot(txn, &ids).await?;
         state.config_mut().set_extension(Arc::new(Snapshots(snapshots)));
         let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
-        Ok(execute_stream(physical, state.task_ctx())?)
+        Ok(execute_stream(physical, engine.task_ctx(&state))?)
     }
 }

@@ -39,10 +39,14 @@
 //!   the transaction is aborted) and a statement timeout
 //!   ([`ServerOptions::statement_timeout`], or `SET statement_timeout`).
 //! - Limits: [`ServerOptions::max_connections`] (a client past it gets
-//!   SQLSTATE 53300); a client that sends garbage or disconnects mid-message
-//!   loses only its own connection.
+//!   SQLSTATE 53300); memory per query is the database's
+//!   [`Options::query_memory_limit`](crate::Options::query_memory_limit)
+//!   within its memory budget; a client that sends garbage or disconnects
+//!   mid-message loses only its own connection.
+//! - COPY FROM STDIN (text and CSV); `pg_catalog` and `information_schema`
+//!   for psql's `\d` family and drivers' introspection (omen-sql).
 //!
-//! Not yet: TLS, COPY, `pg_catalog` introspection (psql's `\d`).
+//! Not yet: TLS, COPY TO.
 
 mod handler;
 mod startup;

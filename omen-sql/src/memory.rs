@@ -1,0 +1,110 @@
+//! The per-query memory limit: each query execution draws on the engine's
+//! memory pool (the database's budget) through a pool of its own that
+//! also caps what that one query holds, so a single large sort or join
+//! cannot take the whole budget from the others. Past the cap the query
+//! spills where DataFusion can, or fails with "Resources exhausted".
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation};
+
+/// One query's share of `inner`, at most `limit` bytes.
+#[derive(Debug)]
+pub(crate) struct QueryPool {
+    inner: Arc<dyn MemoryPool>,
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl QueryPool {
+    pub(crate) fn new(inner: Arc<dyn MemoryPool>, limit: usize) -> Self {
+        Self { inner, limit, used: AtomicUsize::new(0) }
+    }
+}
+
+impl std::fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "query pool: {} of {} bytes, over {}", self.reserved(), self.limit, self.inner)
+    }
+}
+
+impl MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "omendb-query"
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional);
+        self.used.fetch_add(additional, Ordering::Relaxed);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink);
+        self.used.fetch_sub(shrink, Ordering::Relaxed);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
+        // Claimed here first, so two operators of the query cannot both pass
+        // the check with the last bytes.
+        let before = self.used.fetch_add(additional, Ordering::Relaxed);
+        if before + additional > self.limit {
+            self.used.fetch_sub(additional, Ordering::Relaxed);
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "{} wants {additional} more bytes; the query holds {before} of its {} byte limit (Options::query_memory_limit)",
+                reservation.consumer().name(),
+                self.limit
+            )));
+        }
+        if let Err(e) = self.inner.try_grow(reservation, additional) {
+            self.used.fetch_sub(additional, Ordering::Relaxed);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        MemoryLimit::Finite(self.limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::memory_pool::GreedyMemoryPool;
+
+    use super::*;
+
+    #[test]
+    fn a_query_is_capped_below_the_shared_budget() {
+        let shared: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1000));
+        let query: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(Arc::clone(&shared), 300));
+        let a = MemoryConsumer::new("sort").register(&query);
+        a.try_grow(200).unwrap();
+        assert!(a.try_grow(200).unwrap_err().to_string().contains("300 byte limit"));
+        assert_eq!((query.reserved(), shared.reserved()), (200, 200), "a refused grow takes nothing");
+        a.shrink(150);
+        a.try_grow(250).unwrap();
+        assert_eq!((query.reserved(), shared.reserved()), (300, 300));
+        // The shared budget still binds: another query took most of it.
+        let other: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(Arc::clone(&shared), 1000));
+        let b = MemoryConsumer::new("join").register(&other);
+        assert!(b.try_grow(800).is_err());
+        assert_eq!(other.reserved(), 0);
+        drop(a);
+        b.try_grow(800).unwrap();
+        assert_eq!(shared.reserved(), 800);
+    }
+}
