@@ -199,6 +199,8 @@ impl Database {
     pub fn begin(&self) -> Result<Transaction> {
         self.check_open()?;
         let mut session = self.inner.engine.session();
+        // A Transaction rolls back whole; DDL would commit apart from it.
+        session.set_ddl_in_blocks(false);
         session.begin()?;
         Ok(Transaction::new(Connection::new(self.clone(), session, true)))
     }

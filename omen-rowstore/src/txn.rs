@@ -155,6 +155,14 @@ impl Transaction {
         self.writes.is_empty()
     }
 
+    /// Whether the transaction has entered a table's writers' gate (it
+    /// tried to write there, even if a savepoint rollback undid the write
+    /// or the write matched nothing). It leaves the gates when it ends;
+    /// until then DDL on those tables would wait for it.
+    pub fn holds_write_gates(&self) -> bool {
+        !self.tables.is_empty()
+    }
+
     fn table(&self, table: TableId) -> Result<Arc<Table>> {
         if self.registration.is_none() {
             return Err(Error::TransactionClosed);

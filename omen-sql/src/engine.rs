@@ -197,13 +197,14 @@ impl Engine {
         self.access.snapshot()
     }
 
-    /// How far the column store trails the row store: commit timestamps
-    /// issued that sync has yet to apply (0 when analytics are current).
+    /// The sync worker's watermark, batches and records applied, and its
+    /// commit-to-applied lag histogram.
     pub fn sync_metrics(&self) -> omen_sync::SyncMetrics {
         self.sync.metrics()
     }
 
-    /// Commit timestamps the column store has yet to apply.
+    /// How far the column store trails the row store: commit timestamps
+    /// issued that sync has yet to apply (0 when analytics are current).
     pub fn sync_backlog(&self) -> u64 {
         self.rows.current_ts().saturating_sub(self.sync.watermark())
     }

@@ -54,13 +54,14 @@ impl MemoryPool for QueryPool {
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
-        // Claimed here first, so two operators of the query cannot both pass
-        // the check with the last bytes.
-        let before = self.used.fetch_add(additional, Ordering::Relaxed);
-        if before + additional > self.limit {
-            self.used.fetch_sub(additional, Ordering::Relaxed);
+        // Claimed here first (compare and swap), so two operators of the
+        // query cannot both pass the check with the last bytes.
+        let claimed = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| used.checked_add(additional).filter(|&total| total <= self.limit));
+        if let Err(held) = claimed {
             return Err(DataFusionError::ResourcesExhausted(format!(
-                "{} wants {additional} more bytes; the query holds {before} of its {} byte limit (Options::query_memory_limit)",
+                "{} wants {additional} more bytes; the query holds {held} of its {} byte limit (Options::query_memory_limit)",
                 reservation.consumer().name(),
                 self.limit
             )));
@@ -77,7 +78,10 @@ impl MemoryPool for QueryPool {
     }
 
     fn memory_limit(&self) -> MemoryLimit {
-        MemoryLimit::Finite(self.limit)
+        match self.inner.memory_limit() {
+            MemoryLimit::Finite(budget) => MemoryLimit::Finite(budget.min(self.limit)),
+            _ => MemoryLimit::Finite(self.limit),
+        }
     }
 }
 

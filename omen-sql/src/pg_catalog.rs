@@ -28,7 +28,8 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-    GroupByExpr, Ident, ObjectName, Select, SelectItem, SetExpr, Subscript, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
+    GroupByExpr, Ident, JoinOperator, ObjectName, Query, Select, SelectItem, SetExpr, Subscript, TableFactor, Value, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -87,9 +88,14 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<DfStatement>> {
         .parse(sql)?
         .into_iter()
         .map(|mut s| {
-            let _ = VisitMut::visit(&mut s, &mut AggregateScalarSubqueries);
-            let _ = VisitMut::visit(&mut s, &mut SubscriptsAsRange);
-            let _ = VisitMut::visit(&mut s, &mut ExpandArrayAsUnnest);
+            // OmenDB's own rewrites change semantics in corners (see each):
+            // only for statements that read the catalogs.
+            if reads_catalogs(&s) {
+                let _ = VisitMut::visit(&mut s, &mut AggregateScalarSubqueries::default());
+                let _ = VisitMut::visit(&mut s, &mut SubscriptsAsRange);
+                let _ = VisitMut::visit(&mut s, &mut ExpandArrayAsUnnest);
+                let _ = VisitMut::visit(&mut s, &mut InlineLateralValues);
+            }
             DfStatement::Statement(Box::new(s))
         })
         .collect())
@@ -143,10 +149,88 @@ impl VisitorMut for ExpandArrayAsUnnest {
     }
 }
 
-/// `generate_subscripts(array, dim)`, which DataFusion lacks, as
-/// `unnest(range(1, cardinality(array) + dim))`: 1 to the array's length
-/// for dimension 1, the only one OmenDB's (one-dimensional) catalog arrays
-/// have. SQLAlchemy numbers key columns with it next to `unnest(indkey)`.
+/// `CROSS JOIN LATERAL (SELECT e1, ...) AS o(n1, ...)` with no FROM in the
+/// subquery, which DataFusion cannot plan (its expressions read the outer
+/// row), becomes those expressions in place of `o.n1`, ...: the same rows,
+/// as such a subquery gives exactly one row per outer row. pgbench's
+/// partition probe has this shape.
+struct InlineLateralValues;
+
+impl VisitorMut for InlineLateralValues {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else { return ControlFlow::Continue(()) };
+        let mut values: Vec<(String, String, Expr)> = Vec::new();
+        for from in &mut select.from {
+            from.joins.retain(|join| {
+                let (JoinOperator::CrossJoin(_), TableFactor::Derived { lateral: true, subquery, alias: Some(alias), .. }) =
+                    (&join.join_operator, &join.relation)
+                else {
+                    return true;
+                };
+                let SetExpr::Select(inner) = subquery.body.as_ref() else { return true };
+                let plain = inner.from.is_empty()
+                    && inner.selection.is_none()
+                    && inner.having.is_none()
+                    && matches!(&inner.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+                let exprs: Vec<(Option<&Ident>, &Expr)> = inner
+                    .projection
+                    .iter()
+                    .filter_map(|item| match item {
+                        SelectItem::UnnamedExpr(e) => Some((None, e)),
+                        SelectItem::ExprWithAlias { expr, alias } => Some((Some(alias), expr)),
+                        _ => None,
+                    })
+                    .collect();
+                if !plain || subquery.limit_clause.is_some() || exprs.len() != inner.projection.len() || alias.columns.len() > exprs.len() {
+                    return true;
+                }
+                for (i, (own, expr)) in exprs.into_iter().enumerate() {
+                    let Some(name) = alias.columns.get(i).map(|c| &c.name).or(own) else { continue };
+                    values.push((
+                        alias.name.value.to_ascii_lowercase(),
+                        name.value.to_ascii_lowercase(),
+                        Expr::Nested(Box::new(expr.clone())),
+                    ));
+                }
+                false
+            });
+        }
+        if values.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        // A bare reference in the projection keeps its column name.
+        for item in &mut select.projection {
+            if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item
+                && let [table, column] = parts.as_slice()
+                && values.iter().any(|(t, c, _)| table.value.eq_ignore_ascii_case(t) && column.value.eq_ignore_ascii_case(c))
+            {
+                *item = SelectItem::ExprWithAlias { expr: Expr::CompoundIdentifier(parts.clone()), alias: column.clone() };
+            }
+        }
+        struct Replace<'a>(&'a [(String, String, Expr)]);
+        impl VisitorMut for Replace<'_> {
+            type Break = ();
+            fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                if let Expr::CompoundIdentifier(parts) = expr
+                    && let [table, column] = parts.as_slice()
+                    && let Some((_, _, value)) =
+                        self.0.iter().find(|(t, c, _)| table.value.eq_ignore_ascii_case(t) && column.value.eq_ignore_ascii_case(c))
+                {
+                    *expr = value.clone();
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(query, &mut Replace(&values));
+        ControlFlow::Continue(())
+    }
+}
+
+/// `generate_subscripts(array, dim)`, which DataFusion lacks, as an
+/// unnested `range`: 1 to the array's length for dimension 1, the only one
+/// OmenDB's (one-dimensional) catalog arrays have, and nothing for others. SQLAlchemy numbers key columns with it next to `unnest(indkey)`.
 struct SubscriptsAsRange;
 
 impl VisitorMut for SubscriptsAsRange {
@@ -163,12 +247,33 @@ impl VisitorMut for SubscriptsAsRange {
         if !named {
             return ControlFlow::Continue(());
         }
-        let text = format!("unnest(range(1, CAST(cardinality({array}) AS BIGINT) + CAST({dim} AS BIGINT)))");
+        // No rows for another dimension, as PostgreSQL gives for an array
+        // without it.
+        let text = format!("unnest(range(1, CASE WHEN {dim} = 1 THEN CAST(cardinality({array}) AS BIGINT) + 1 ELSE 1 END))");
         if let Ok(replacement) = Parser::new(&PostgreSqlDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
             *expr = replacement;
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Whether `statement` names a table in `pg_catalog` or
+/// `information_schema` (the compatibility parser qualifies the catalog
+/// tables it knows).
+fn reads_catalogs(statement: &datafusion::sql::sqlparser::ast::Statement) -> bool {
+    struct Find(bool);
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+            let parts: Vec<String> = relation.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).collect();
+            self.0 |=
+                parts.len() >= 2 && [PG_CATALOG, crate::information_schema::INFORMATION_SCHEMA].contains(&parts[parts.len() - 2].as_str());
+            if self.0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        }
+    }
+    let mut find = Find(false);
+    let _ = statement.visit(&mut find);
+    find.0
 }
 
 /// Wraps the one column of each scalar subquery that does not aggregate
@@ -181,17 +286,31 @@ impl VisitorMut for SubscriptsAsRange {
 /// Conditions of such a subquery that read only the outer query's columns
 /// (`WHERE outer.atthasdef AND ...`), which DataFusion cannot decorrelate,
 /// move out to `CASE WHEN condition THEN (subquery) END`: the same value,
-/// as the aggregate of no rows is NULL.
-struct AggregateScalarSubqueries;
+/// as the aggregate of no rows is NULL. The subquery of `op ANY (...)` and
+/// `op ALL (...)` is a set, not a scalar, and is left alone.
+#[derive(Default)]
+struct AggregateScalarSubqueries {
+    /// The sets of `ANY`/`ALL` comparisons met so far.
+    sets: std::collections::HashSet<*const Query>,
+}
 
 impl VisitorMut for AggregateScalarSubqueries {
     type Break = ();
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = expr
+            && let Expr::Subquery(set) = right.as_ref()
+        {
+            self.sets.insert(std::ptr::from_ref(set.as_ref()));
+        }
         let Expr::Subquery(query) = expr else { return ControlFlow::Continue(()) };
+        if self.sets.contains(&std::ptr::from_ref(query.as_ref())) {
+            return ControlFlow::Continue(());
+        }
         let SetExpr::Select(select) = query.body.as_mut() else { return ControlFlow::Continue(()) };
         let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty()) || select.having.is_some();
-        if grouped || select.projection.len() != 1 || query.limit_clause.is_some() || query.fetch.is_some() {
+        let limited = query.limit_clause.is_some() || query.fetch.is_some() || query.order_by.is_some();
+        if grouped || limited || select.projection.len() != 1 {
             return ControlFlow::Continue(());
         }
         match &select.projection[0] {
@@ -313,18 +432,46 @@ fn reads_only_outer(expr: &Expr, local: &[String]) -> bool {
     check.outer && check.columns > 0
 }
 
-/// Whether `expr` calls an aggregate function (outside a nested subquery).
+/// Whether `expr` calls an aggregate or window function (outside a nested
+/// subquery): PostgreSQL's aggregates by name.
 fn aggregates(expr: &Expr) -> bool {
-    const AGGREGATES: [&str; 10] = ["count", "max", "min", "sum", "avg", "array_agg", "string_agg", "bool_and", "bool_or", "every"];
+    const AGGREGATES: [&str; 26] = [
+        "array_agg",
+        "avg",
+        "bit_and",
+        "bit_or",
+        "bit_xor",
+        "bool_and",
+        "bool_or",
+        "count",
+        "corr",
+        "covar_pop",
+        "covar_samp",
+        "every",
+        "json_agg",
+        "json_object_agg",
+        "jsonb_agg",
+        "max",
+        "min",
+        "mode",
+        "percentile_cont",
+        "percentile_disc",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "string_agg",
+        "sum",
+        "variance",
+    ];
     struct Find(bool);
     impl Visitor for Find {
         type Break = ();
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
             match expr {
                 Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {}
-                Expr::Function(f) if f.over.is_none() => {
+                Expr::Function(f) => {
                     let name = f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase());
-                    self.0 |= name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
+                    self.0 |= f.over.is_some() || name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
                 }
                 _ => {}
             }
@@ -393,6 +540,10 @@ mod tests {
         assert!(text.contains("(SELECT max(pg_get_expr("), "{text}");
         assert!(!text.contains("max(count("), "an aggregate stays as it is: {text}");
         assert!(!text.contains("max(relname)"), "a limited subquery stays as it is: {text}");
+        let text = parse("SELECT relname FROM pg_catalog.pg_class WHERE oid > ANY (SELECT attrelid FROM pg_catalog.pg_attribute)").unwrap()
+            [0]
+        .to_string();
+        assert!(!text.contains("max("), "the set of ANY stays a set: {text}");
 
         let sql = "SELECT CASE WHEN true THEN (SELECT d.adbin FROM pg_catalog.pg_attrdef d WHERE pg_catalog.pg_attribute.atthasdef \
                    AND d.adrelid = pg_catalog.pg_attribute.attrelid) END FROM pg_catalog.pg_attribute";
@@ -408,8 +559,11 @@ mod tests {
         let text = parse(sql).unwrap()[0].to_string();
         assert!(text.contains("(unnest(_pg_expandarray(i.indkey)))['n'] AS key_seq"), "{text}");
         assert!(text.contains("unnest(_pg_expandarray(i.indkey)) AS keys"), "{text}");
-        let text = parse("SELECT * FROM (SELECT 1 AS k) r WHERE r.k = (r.keys).x").unwrap()[0].to_string();
+        let text = parse("SELECT * FROM (SELECT relnatts AS k FROM pg_catalog.pg_class) r WHERE r.k = (r.keys).x").unwrap()[0].to_string();
         assert!(text.contains("(r.keys)['x']"), "{text}");
+        // Statements that read no catalog keep their meaning.
+        let text = parse("SELECT (r.keys).x, v[1] FROM r WHERE current_user = 'pg_admin'").unwrap()[0].to_string();
+        assert!(!text.contains("['x']") && !text.contains("pg_subscript"), "{text}");
         let text = parse("SELECT i.indoption[t.n - 1] FROM pg_catalog.pg_index i, t").unwrap()[0].to_string();
         assert!(text.contains("pg_subscript(i.indoption, t.n - 1)"), "{text}");
     }
@@ -418,7 +572,10 @@ mod tests {
     fn generate_subscripts_becomes_an_unnested_range() {
         let text =
             parse("SELECT unnest(i.indkey), generate_subscripts(i.indkey, $1::INTEGER) FROM pg_catalog.pg_index i").unwrap()[0].to_string();
-        assert!(text.contains("unnest(range(1, CAST(cardinality(i.indkey) AS BIGINT) + CAST($1::INTEGER AS BIGINT)))"), "{text}");
+        assert!(
+            text.contains("unnest(range(1, CASE WHEN $1::INTEGER = 1 THEN CAST(cardinality(i.indkey) AS BIGINT) + 1 ELSE 1 END))"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

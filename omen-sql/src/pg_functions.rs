@@ -272,10 +272,11 @@ impl ScalarUDFImpl for ExpandArray {
 }
 
 /// `pg_subscript(value, i)`: `value[i]` in catalog queries, which
-/// `pg_catalog::parse` rewrites to it. An array is indexed from 1; text is
-/// PostgreSQL's `int2vector`/`oidvector` as OmenDB's catalogs print them
-/// (`"0 0"`, what SQLAlchemy reads), indexed from 0 as those types are
-/// (JDBC reads `indoption[n - 1]`). Out of range gives NULL.
+/// `pg_catalog::parse` rewrites to it. An array is indexed from 1, but
+/// from 0 where it stands for PostgreSQL's `int2vector`/`oidvector`
+/// (`pg_indexes::VECTOR`: `indkey`, `indclass`); text is such a vector as
+/// OmenDB's catalogs print it (`"0 0"`, what SQLAlchemy reads), indexed
+/// from 0 too (JDBC reads `indoption[n - 1]`). Out of range gives NULL.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Subscript {
     signature: Signature,
@@ -312,12 +313,13 @@ impl ScalarUDFImpl for Subscript {
         let at = |row: usize| index.is_valid(row).then(|| index.value(row));
         let out: ArrayRef = match values.data_type() {
             ArrowType::List(item) => {
+                let first = if args.arg_fields[0].metadata().contains_key(crate::pg_indexes::VECTOR) { 0 } else { 1 };
                 let lists = datafusion::common::cast::as_list_array(&values)?;
                 let null = ScalarValue::try_from(item.data_type())?;
                 let picked = (0..rows)
                     .map(|row| match (lists.is_valid(row), at(row)) {
-                        (true, Some(i)) if i >= 1 && i <= lists.value_length(row).into() => {
-                            ScalarValue::try_from_array(&lists.value(row), usize::try_from(i - 1).unwrap_or(0))
+                        (true, Some(i)) if i >= first && i - first < lists.value_length(row).into() => {
+                            ScalarValue::try_from_array(&lists.value(row), usize::try_from(i - first).unwrap_or(0))
                         }
                         _ => Ok(null.clone()),
                     })

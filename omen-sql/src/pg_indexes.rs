@@ -36,6 +36,11 @@ use omen_rowstore::{Store, TableId};
 use crate::computed::{Computed, Row, Rows, batch_of};
 use crate::pg_catalog::PUBLIC;
 
+/// Field metadata of an array column that is an `int2vector`/`oidvector`
+/// in PostgreSQL, whose subscripts start at 0 (see `pg_functions`'
+/// `pg_subscript`).
+pub(crate) const VECTOR: &str = "omendb.pg_vector";
+
 /// `pg_am.oid` of btree, the access method every OmenDB index reports.
 const BTREE: i32 = 403;
 
@@ -339,13 +344,17 @@ fn class_batch(batch: RecordBatch, schema: &SchemaRef, indexed: &HashSet<i32>) -
 
 /// `schema` with the `arrays` columns made arrays of their integer type
 /// (PostgreSQL's `int2vector`, `oidvector` or `int2[]`, text in the crate),
-/// so that `unnest` and `ANY` work on them.
+/// so that `unnest` and `ANY` work on them. The vectors (`indkey`,
+/// `indclass`) are marked [`VECTOR`]: PostgreSQL subscripts them from 0.
 fn with_arrays(schema: SchemaRef, arrays: &[(&str, ArrowType)]) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| match arrays.iter().find(|(name, _)| name == f.name()) {
-            Some((_, item)) => f.as_ref().clone().with_data_type(ArrowType::new_list(item.clone(), true)),
+            Some((name, item)) => {
+                let field = f.as_ref().clone().with_data_type(ArrowType::new_list(item.clone(), true));
+                if name.starts_with("ind") { field.with_metadata([(VECTOR.to_owned(), "true".to_owned())].into()) } else { field }
+            }
             None => f.as_ref().clone(),
         })
         .collect();

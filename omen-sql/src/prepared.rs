@@ -151,12 +151,13 @@ impl PreparedStatement {
     }
 
     /// Whether running it may wait for the log to reach the disk: COMMIT,
+    /// DDL (which commits on its own, and may wait for a table's writers),
     /// or a write outside an explicit transaction. A server runs such a
     /// statement where the wait blocks no other session's work.
     pub fn commits(&self, in_transaction: bool) -> bool {
         match self.compiled.read().as_ref() {
-            Compiled::Commit => true,
-            Compiled::Dml { .. } | Compiled::Ddl(_) | Compiled::Truncate(_) | Compiled::CopyFrom(_) => !in_transaction,
+            Compiled::Commit | Compiled::Ddl(_) => true,
+            Compiled::Dml { .. } | Compiled::Truncate(_) | Compiled::CopyFrom(_) => !in_transaction,
             _ => false,
         }
     }

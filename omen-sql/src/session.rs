@@ -61,6 +61,9 @@ enum State {
     Aborted(Option<Transaction>),
 }
 
+/// How many warnings a session keeps for [`Session::take_warnings`].
+const MAX_WARNINGS: usize = 16;
+
 /// A connection-like context: runs statements, autocommit or inside an
 /// explicit transaction. Not shared between threads; open one per worker.
 pub struct Session {
@@ -72,6 +75,12 @@ pub struct Session {
     /// Warnings for the client about statements that succeeded, oldest
     /// first (see [`Session::take_warnings`]).
     warnings: Vec<String>,
+    /// Whether DDL may run inside a transaction block (committing at once).
+    ddl_in_blocks: bool,
+    /// Whether the open block has run a statement that read or wrote rows:
+    /// a REPEATABLE READ block then takes no DDL, as it would move the
+    /// block's snapshot.
+    block_used: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -82,7 +91,15 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn new(engine: Arc<Engine>) -> Self {
-        Self { engine, state: State::Autocommit, savepoints: Vec::new(), settings: Settings::default(), warnings: Vec::new() }
+        Self {
+            engine,
+            state: State::Autocommit,
+            savepoints: Vec::new(),
+            settings: Settings::default(),
+            warnings: Vec::new(),
+            ddl_in_blocks: true,
+            block_used: false,
+        }
     }
 
     /// Whether a statement failed inside the open transaction, which then
@@ -97,6 +114,14 @@ impl Session {
     /// undo it.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
+    }
+
+    /// Whether DDL may run inside a transaction block, committing at once
+    /// (default true, as drivers wrap migrations in BEGIN ... COMMIT). A
+    /// session refuses it when off, for APIs that promise the block's
+    /// statements all roll back.
+    pub fn set_ddl_in_blocks(&mut self, allowed: bool) {
+        self.ddl_in_blocks = allowed;
     }
 
     /// The session's settings (`SET` changes them, `SHOW` reads them).
@@ -133,6 +158,7 @@ impl Session {
         if matches!(self.state, State::Autocommit) {
             self.state = State::InTransaction(self.engine.rows.begin()?);
             self.settings.set_transaction_isolation(level);
+            self.block_used = false;
         }
         Ok(())
     }
@@ -246,6 +272,22 @@ impl Session {
         let read_committed = self.read_committed();
         let mut txn = self.take_txn()?;
         let explicit = matches!(txn, Explicit(_));
+        if explicit {
+            if let Compiled::Ddl(ddl) = compiled.as_ref() {
+                let refusal = if !self.ddl_in_blocks {
+                    Some("inside a transaction block of this API (it would commit at once, apart from the block)")
+                } else if self.block_used && !read_committed {
+                    Some("after other statements in a REPEATABLE READ transaction block (it would move the block's snapshot)")
+                } else {
+                    None
+                };
+                if let Some(refusal) = refusal {
+                    return self.finish(Err(Error::Unsupported(format!("{} {refusal}", first_words(&ddl.to_string())))), txn);
+                }
+            } else {
+                self.block_used = true;
+            }
+        }
         loop {
             let savepoint = match read_committed.then(|| txn.statement_start()).transpose() {
                 Ok(savepoint) => savepoint,
@@ -264,6 +306,10 @@ impl Session {
                         txn.get().release_savepoint(savepoint);
                     }
                     if explicit && result.is_ok() && matches!(compiled.as_ref(), Compiled::Ddl(_)) {
+                        // Kept for a caller that may never take them: the newest few.
+                        if self.warnings.len() >= MAX_WARNINGS {
+                            self.warnings.remove(0);
+                        }
                         self.warnings.push(format!(
                             "{} took effect at once: DDL inside a transaction block is not undone by ROLLBACK in OmenDB",
                             first_words(statement.sql())
@@ -639,7 +685,7 @@ async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explic
             // warns that ROLLBACK will not undo it. Writes first would make
             // the block's commit and the DDL's two separate steps, and a
             // table the block wrote would wait for the block.
-            if !txn.is_read_only() {
+            if !txn.is_read_only() || txn.holds_write_gates() {
                 return Err(Error::Unsupported(format!(
                     "{} after writes in the same transaction block (OmenDB's DDL is not transactional: commit the writes first)",
                     first_words(&ddl.to_string())

@@ -43,7 +43,7 @@ const KNOWN: &[(&str, &str, Kind)] = &[
     ("client_min_messages", "notice", Kind::Free),
     ("DateStyle", "ISO, MDY", Kind::Free),
     ("deadlock_timeout", "1s", Kind::Duration),
-    ("default_table_access_method", "heap", Kind::ReadOnly),
+    ("default_table_access_method", "heap", Kind::OneOf(&["heap"])),
     ("default_transaction_isolation", "repeatable read", Kind::OneOf(&["repeatable read", "read committed", "read uncommitted"])),
     ("default_transaction_read_only", "off", Kind::OneOf(&["off", "false"])),
     ("extra_float_digits", "1", Kind::Free),

@@ -94,11 +94,11 @@ fn a_failed_statement_aborts_its_transaction() {
     assert!(matches!(txn.execute("SELECT 1", params![]), Err(Error::TransactionAborted)));
     assert!(matches!(txn.commit(), Err(Error::TransactionAborted)));
     assert_eq!(dump(&db), before);
-    // DDL after writes in a transaction is refused (it would commit apart
-    // from them), and aborts the transaction.
+    // DDL in a Transaction is refused (it would commit apart from the
+    // transaction, which promises to roll back whole), and aborts it.
     let mut txn = db.begin().unwrap();
     txn.execute("UPDATE accounts SET balance = 0 WHERE id = 1", params![]).unwrap();
-    assert!(matches!(txn.execute("CREATE TABLE x (a INT)", params![]), Err(Error::Unsupported(m)) if m.contains("after writes")));
+    assert!(matches!(txn.execute("CREATE TABLE x (a INT)", params![]), Err(Error::Unsupported(m)) if m.contains("this API")));
     assert!(matches!(txn.execute("SELECT 1", params![]), Err(Error::TransactionAborted)));
     drop(txn);
     assert!(matches!(db.query("SELECT * FROM x", params![]), Err(Error::UnknownTable(_))));

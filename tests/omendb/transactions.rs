@@ -281,12 +281,12 @@ fn savepoints_undo_part_of_a_transaction_and_recover_it_after_an_error() {
 /// DDL in a transaction block, before the block writes, takes effect at
 /// once (drivers wrap migrations in BEGIN ... COMMIT): the block goes on
 /// over the new catalog, and the connection warns that ROLLBACK will not
-/// undo it.
+/// undo it. Writes first, or (at REPEATABLE READ) reads first, refuse it.
 #[test]
 fn ddl_in_a_block_commits_at_once_and_warns() {
     let db = Database::open_in_memory().unwrap();
     accounts(&db);
-    let mut c = db.connect().unwrap();
+    let mut c = read_committed(&db);
     c.execute("BEGIN", params![]).unwrap();
     assert_eq!(q_conn(&mut c, "SELECT count(*) FROM accounts"), strs(&[&["3"]]));
     c.execute("CREATE TABLE audit (id INT PRIMARY KEY, note TEXT)", params![]).unwrap();
@@ -307,6 +307,22 @@ fn ddl_in_a_block_commits_at_once_and_warns() {
     c.execute("INSERT INTO scratch VALUES (1)", params![]).unwrap();
     c.execute("ROLLBACK", params![]).unwrap();
     assert_eq!(q(&db, "SELECT count(*) FROM scratch"), strs(&[&["0"]]));
+    // A write undone by ROLLBACK TO still holds the table's writers' gate:
+    // DDL would wait for the block itself, so it is refused.
+    c.execute("BEGIN", params![]).unwrap();
+    c.execute("SAVEPOINT s", params![]).unwrap();
+    c.execute("INSERT INTO scratch VALUES (2)", params![]).unwrap();
+    c.execute("ROLLBACK TO s", params![]).unwrap();
+    let held = c.execute("CREATE INDEX scratch_id ON scratch (id)", params![]).unwrap_err();
+    assert!(matches!(&held, Error::Unsupported(m) if m.contains("after writes")), "{held}");
+    c.execute("ROLLBACK", params![]).unwrap();
+    // At REPEATABLE READ, DDL after a read would move the block's snapshot.
+    let mut rr = db.connect().unwrap();
+    rr.execute("BEGIN", params![]).unwrap();
+    rr.execute("CREATE TABLE first (a INT)", params![]).unwrap();
+    assert_eq!(q_conn(&mut rr, "SELECT count(*) FROM accounts"), strs(&[&["3"]]));
+    let moved = rr.execute("CREATE TABLE second (a INT)", params![]).unwrap_err();
+    assert!(matches!(&moved, Error::Unsupported(m) if m.contains("REPEATABLE READ")), "{moved}");
 }
 
 fn q_conn(c: &mut omendb::Connection, sql: &str) -> Vec<Vec<String>> {
