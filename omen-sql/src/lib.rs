@@ -57,9 +57,10 @@
 //!   EXISTS]`. Index DDL waits (up to ten seconds) for open transactions
 //!   that wrote the table. The catalog is not transactional: DDL commits on
 //!   its own, at once. Inside a transaction block it is taken only before
-//!   the block writes (drivers wrap migrations in BEGIN ... COMMIT); the
-//!   block then sees the new catalog, ROLLBACK does not undo the DDL, and
-//!   the session leaves a warning saying so ([`Session::take_warnings`]).
+//!   the block writes (drivers wrap migrations in BEGIN ... COMMIT) and, at
+//!   REPEATABLE READ, reads; the block then sees the new catalog, ROLLBACK
+//!   does not undo the DDL, and the session leaves a warning saying so
+//!   ([`Session::take_warnings`]).
 //!   VARCHAR(n)/CHAR(n) are TEXT: the length is not enforced, CHAR is not
 //!   padded. Unconstrained NUMERIC is NUMERIC(38,10). `WITH (fillfactor =
 //!   n)` is accepted and has no effect; other table options are refused.
