@@ -108,6 +108,22 @@ impl Database {
         Ok(Self { inner: Arc::new(inner) })
     }
 
+    /// Writes a consistent copy of the database into `dir` while reads and
+    /// writes go on: every commit up to some point, none after, and under
+    /// [`Durability::Full`](crate::Durability::Full) only durable ones.
+    /// [`Database::open`] on `dir` opens it. `dir` is created if missing and
+    /// must be empty. An in-memory database has nothing on disk to copy
+    /// ([`Error::Unsupported`]).
+    pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.check_open()?;
+        if self.inner.lock.lock().is_none() {
+            return Err(Error::Unsupported("a backup of an in-memory database".into()));
+        }
+        let rows = crate::dir::create_backup(dir.as_ref())?;
+        self.inner.engine.backup_to(&rows)?;
+        Ok(())
+    }
+
     /// Closes the database: stops background work, syncs the log, releases
     /// the directory. Other clones then return [`Error::Closed`]. Dropping
     /// the last clone closes it too.

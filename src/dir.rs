@@ -15,6 +15,7 @@ use crate::options::LAYOUT_VERSION;
 
 const LOCK_FILE: &str = "LOCK";
 const LAYOUT_FILE: &str = "OMENDB_LAYOUT";
+const ROWS_DIR: &str = "rows";
 
 /// Holds the directory's lock until dropped.
 #[derive(Debug)]
@@ -60,16 +61,31 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)
                 None => return Err(Error::Corruption(format!("{}: unreadable layout file", layout.display()))),
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // Written once, then made durable with its directory entry.
-            let tmp = dir.join(format!("{LAYOUT_FILE}.tmp"));
-            let mut f = File::create(&tmp)?;
-            writeln!(f, "omendb-layout {LAYOUT_VERSION}")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &layout)?;
-            File::open(dir)?.sync_all()?;
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_layout(dir)?,
         Err(e) => return Err(e.into()),
     }
-    Ok((DirLock { _file: file }, dir.join("rows")))
+    Ok((DirLock { _file: file }, dir.join(ROWS_DIR)))
+}
+
+/// Writes the layout file, once, made durable with its directory entry.
+fn write_layout(dir: &Path) -> Result<()> {
+    let tmp = dir.join(format!("{LAYOUT_FILE}.tmp"));
+    let mut f = File::create(&tmp)?;
+    writeln!(f, "omendb-layout {LAYOUT_VERSION}")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(LAYOUT_FILE))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Makes `dir` a data directory for a backup: created if missing, refused
+/// unless empty (a backup never writes over files). Returns where the row
+/// store's copy goes.
+pub(crate) fn create_backup(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    if std::fs::read_dir(dir)?.next().is_some() {
+        return Err(Error::Unsupported(format!("a backup into {}, which is not empty", dir.display())));
+    }
+    write_layout(dir)?;
+    Ok(dir.join(ROWS_DIR))
 }

@@ -446,6 +446,33 @@ impl Wal {
         self.shared.sync()
     }
 
+    /// Copies the whole records written so far into a new `dir/wal.log`,
+    /// fsynced with its directory entry, while appends go on; returns the
+    /// bytes copied. `written` only ever stands at a record's end, so the
+    /// copy is a prefix of the commit order. Under [`Durability::Full`] it
+    /// first waits for those records to be durable: the copy then holds no
+    /// commit that could still fail.
+    pub(crate) fn copy_to(&self, dir: &Path) -> Result<u64> {
+        self.shared.check()?;
+        let end = self.shared.written.load(Ordering::Acquire);
+        if self.durability == Durability::Full {
+            self.shared.sync_to(end)?;
+        }
+        let mut source = File::open(&self.path)?.take(end);
+        let mut copy = OpenOptions::new().write(true).create_new(true).open(dir.join("wal.log"))?;
+        let copied = std::io::copy(&mut source, &mut copy)?;
+        if copied != end {
+            return Err(Error::Corruption {
+                file: self.path.clone(),
+                offset: copied,
+                reason: format!("the log ends before its written offset {end}"),
+            });
+        }
+        copy.sync_all()?;
+        sync_dir(dir)?;
+        Ok(copied)
+    }
+
     /// The log file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path

@@ -209,6 +209,12 @@ impl Engine {
         self.rows.current_ts().saturating_sub(self.sync.watermark())
     }
 
+    /// Writes a consistent copy of the row store into `dir` while commits
+    /// go on (see [`omen_rowstore::Store::backup_to`]).
+    pub fn backup_to(&self, dir: &std::path::Path) -> Result<u64> {
+        Ok(self.rows.backup_to(dir)?)
+    }
+
     /// Stops sync and closes the row store (syncing its log). Idempotent;
     /// sessions get [`crate::Error::Closed`] afterwards.
     pub fn close(&self) -> Result<()> {

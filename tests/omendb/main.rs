@@ -2,6 +2,7 @@
 //! module per concern.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod backup;
 mod bad_input;
 mod clients;
 mod concurrency;
