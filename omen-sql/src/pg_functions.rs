@@ -18,7 +18,7 @@ use postgres_types::Type;
 
 /// The functions, to register in each session's context.
 pub(crate) fn all() -> Vec<ScalarUDF> {
-    vec![
+    [
         version(),
         to_regtype(),
         current_setting(),
@@ -27,7 +27,17 @@ pub(crate) fn all() -> Vec<ScalarUDF> {
         ScalarUDF::from(JsonBuildObject::new()),
         ScalarUDF::from(ExpandArray::new()),
         ScalarUDF::from(Subscript::new()),
+        pg_size_pretty(),
+        constant("obj_description", vec![ArrowType::Int32, ArrowType::Utf8], ScalarValue::Utf8(None)),
     ]
+    .into_iter()
+    .chain(
+        // Sizes OmenDB does not track per relation: NULL, not a made-up 0
+        // (psql's \dt+ shows them blank).
+        ["pg_table_size", "pg_relation_size", "pg_total_relation_size", "pg_indexes_size"]
+            .map(|name| constant(name, vec![ArrowType::Int32], ScalarValue::Int64(None))),
+    )
+    .collect()
 }
 
 /// `version()`: drivers (SQLAlchemy, JDBC) read PostgreSQL's version from it.
@@ -80,6 +90,43 @@ fn of_text(
             })
         }),
     )
+}
+
+/// `pg_size_pretty(bytes)`: PostgreSQL's rendering, in bytes below 10 kB,
+/// then kB, MB, GB, TB and PB, each rounded half away from zero.
+fn pg_size_pretty() -> ScalarUDF {
+    create_udf(
+        "pg_size_pretty",
+        vec![ArrowType::Int64],
+        ArrowType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = args.iter().find_map(|a| if let ColumnarValue::Array(a) = a { Some(a.len()) } else { None }).unwrap_or(1);
+            let sizes = args[0].to_array(rows)?;
+            let sizes = datafusion::common::cast::as_int64_array(&sizes)?;
+            let out: StringArray = sizes.iter().map(|s| s.map(size_pretty)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+/// PostgreSQL's `pg_size_pretty` on one value.
+fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    // One extra bit kept for the rounding.
+    let mut size = bytes / (1 << 9);
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size /= 1 << 10;
+    }
+    format!("{} PB", half_rounded(size))
 }
 
 /// `pg_get_serial_sequence(table, column)`: always NULL, as OmenDB has no
@@ -428,5 +475,16 @@ mod tests {
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
         assert!(text.lines().any(|l| l.replace(' ', "") == "|7||5||"), "{text}");
+    }
+
+    #[test]
+    fn sizes_print_as_postgresql_prints_them() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(10_239), "10239 bytes");
+        assert_eq!(size_pretty(10_240), "10 kB");
+        assert_eq!(size_pretty(1_048_576), "1024 kB");
+        assert_eq!(size_pretty(20_971_520), "20 MB");
+        assert_eq!(size_pretty(-20_971_520), "-20 MB");
+        assert_eq!(size_pretty(i64::MAX), "8192 PB");
     }
 }

@@ -74,7 +74,8 @@ fn psql_runs_ddl_dml_copy_and_describes_tables() {
          CREATE UNIQUE INDEX orders_customer ON orders (customer, placed);\n\
          \\dt\n\
          \\d orders\n\
-         \\di\n",
+         \\di\n\
+         \\dt+\n",
     );
     assert!(out.contains("COPY 2"), "{out}");
     assert!(out.contains(" 4 | 60.75"), "{out}");
@@ -93,6 +94,8 @@ fn psql_runs_ddl_dml_copy_and_describes_tables() {
     assert!(out.contains("\"orders_pkey\" PRIMARY KEY, btree (id)"), "{out}");
     assert!(out.contains("\"orders_customer\" UNIQUE, btree (customer, placed)"), "{out}");
     assert!(out.lines().any(|l| l.contains("orders_customer") && l.contains("index") && l.contains("orders")), "{out}");
+    // \dt+: sizes are not tracked, so blank rather than made up.
+    assert!(out.lines().any(|l| l.contains("orders") && l.contains("permanent")), "{out}");
 }
 
 #[test]
