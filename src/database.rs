@@ -109,19 +109,20 @@ impl Database {
     }
 
     /// Writes a consistent copy of the database into `dir` while reads and
-    /// writes go on: every commit up to some point, none after, and under
-    /// [`Durability::Full`](crate::Durability::Full) only durable ones.
-    /// [`Database::open`] on `dir` opens it. `dir` is created if missing and
-    /// must be empty. An in-memory database has nothing on disk to copy
-    /// ([`Error::Unsupported`]).
+    /// writes go on: every commit up to some point of the commit order, none
+    /// after. Under [`Durability::Full`](crate::Durability::Full) only
+    /// durable commits; under `Normal` and `Off` every acknowledged one,
+    /// which the source itself may still lose to a power failure.
+    /// [`Database::open`] on `dir` opens it. `dir` must be missing or empty;
+    /// the copy is built beside it and renamed into place, so a failed
+    /// backup leaves no half-made database there. An in-memory database has
+    /// nothing on disk to copy ([`Error::Unsupported`]).
     pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<()> {
         self.check_open()?;
         if self.inner.lock.lock().is_none() {
             return Err(Error::Unsupported("a backup of an in-memory database".into()));
         }
-        let rows = crate::dir::create_backup(dir.as_ref())?;
-        self.inner.engine.backup_to(&rows)?;
-        Ok(())
+        crate::dir::backup(dir.as_ref(), |rows| Ok(self.inner.engine.backup_to(rows).map(drop)?))
     }
 
     /// Closes the database: stops background work, syncs the log, releases

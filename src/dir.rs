@@ -78,14 +78,59 @@ fn write_layout(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes `dir` a data directory for a backup: created if missing, refused
-/// unless empty (a backup never writes over files). Returns where the row
-/// store's copy goes.
-pub(crate) fn create_backup(dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    if std::fs::read_dir(dir)?.next().is_some() {
-        return Err(Error::Unsupported(format!("a backup into {}, which is not empty", dir.display())));
+/// Makes a backup into `dir`, which must be missing or empty (a backup
+/// never writes over files): `copy_rows` fills the row store's part of a
+/// data directory built beside `dir`, which then takes `dir`'s place by
+/// one rename, with every directory entry fsynced. A failed or interrupted
+/// backup leaves no `dir` that would open as a database, only the
+/// partial directory (removed on failure).
+pub(crate) fn backup(dir: &Path, copy_rows: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let not_empty = || Error::Unsupported(format!("a backup into {}, which is not empty", dir.display()));
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(not_empty());
     }
-    write_layout(dir)?;
-    Ok(dir.join(ROWS_DIR))
+    let name = dir.file_name().ok_or_else(|| Error::Unsupported(format!("a backup into {}", dir.display())))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent)?;
+    let partial = parent.join(format!("{}.omendb-partial-{}", name.to_string_lossy(), std::process::id()));
+    let built = (|| {
+        std::fs::create_dir(&partial)?;
+        write_layout(&partial)?;
+        let rows = partial.join(ROWS_DIR);
+        std::fs::create_dir(&rows)?;
+        copy_rows(&rows)?;
+        File::open(&partial)?.sync_all()?;
+        // Onto an empty directory, or none: rename(2) refuses a full one.
+        std::fs::rename(&partial, dir).map_err(|e| if dir.exists() { not_empty() } else { e.into() })?;
+        File::open(&parent)?.sync_all()?;
+        Ok(())
+    })();
+    if built.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    built
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_backup_leaves_no_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("copy");
+        let failed = backup(&target, |rows| {
+            std::fs::write(rows.join("wal.log"), b"half")?;
+            Err(Error::Unsupported("the copy failed".into()))
+        });
+        assert!(matches!(failed, Err(Error::Unsupported(m)) if m.contains("copy failed")));
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the partial directory is gone");
+        backup(&target, |rows| Ok(std::fs::write(rows.join("wal.log"), b"whole")?)).unwrap();
+        assert_eq!(std::fs::read(target.join("rows/wal.log")).unwrap(), b"whole");
+        assert!(target.join("OMENDB_LAYOUT").exists());
+    }
 }

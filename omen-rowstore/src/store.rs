@@ -537,8 +537,9 @@ impl Store {
 
     /// Writes a consistent copy of the store into `dir` (created if
     /// missing; it must not hold a log) while commits go on: every commit
-    /// up to some point of the commit order, nothing after it, and (under
-    /// [`Durability::Full`]) only commits already durable. [`Store::open`]
+    /// up to some point of the commit order, nothing after it; under
+    /// [`Durability::Full`] only commits already durable, under the other
+    /// modes every acknowledged one. [`Store::open`]
     /// on `dir` opens the copy. The whole state is the log today; when
     /// checkpoints arrive (#9) the copy takes their runs too. Returns the
     /// log bytes copied.

@@ -3,24 +3,30 @@
 //! also caps what that one query holds, so a single large sort or join
 //! cannot take the whole budget from the others. Past the cap the query
 //! spills where DataFusion can, or fails with "Resources exhausted".
+//!
+//! Within the query the cap is shared as DataFusion's `FairSpillPool`
+//! shares a budget: each spilling operator (a sort or aggregation per
+//! partition) gets an equal part. A first-come cap let one partition's
+//! sort take it all and left the other spilling every batch alone, which
+//! made merges of thousands of tiny runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::common::{DataFusionError, Result};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation};
 
 /// One query's share of `inner`, at most `limit` bytes.
 #[derive(Debug)]
 pub(crate) struct QueryPool {
     inner: Arc<dyn MemoryPool>,
+    /// The query's own accounting: the limit, fairly shared.
+    own: FairSpillPool,
     limit: usize,
-    used: AtomicUsize,
 }
 
 impl QueryPool {
     pub(crate) fn new(inner: Arc<dyn MemoryPool>, limit: usize) -> Self {
-        Self { inner, limit, used: AtomicUsize::new(0) }
+        Self { inner, own: FairSpillPool::new(limit), limit }
     }
 }
 
@@ -36,45 +42,38 @@ impl MemoryPool for QueryPool {
     }
 
     fn register(&self, consumer: &MemoryConsumer) {
+        self.own.register(consumer);
         self.inner.register(consumer);
     }
 
     fn unregister(&self, consumer: &MemoryConsumer) {
+        self.own.unregister(consumer);
         self.inner.unregister(consumer);
     }
 
     fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.own.grow(reservation, additional);
         self.inner.grow(reservation, additional);
-        self.used.fetch_add(additional, Ordering::Relaxed);
     }
 
     fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.own.shrink(reservation, shrink);
         self.inner.shrink(reservation, shrink);
-        self.used.fetch_sub(shrink, Ordering::Relaxed);
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
-        // Claimed here first (compare and swap), so two operators of the
-        // query cannot both pass the check with the last bytes.
-        let claimed = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| used.checked_add(additional).filter(|&total| total <= self.limit));
-        if let Err(held) = claimed {
-            return Err(DataFusionError::ResourcesExhausted(format!(
-                "{} wants {additional} more bytes; the query holds {held} of its {} byte limit (Options::query_memory_limit)",
-                reservation.consumer().name(),
-                self.limit
-            )));
-        }
+        self.own.try_grow(reservation, additional).map_err(|e| {
+            DataFusionError::ResourcesExhausted(format!("{} (the query's limit, Options::query_memory_limit)", e.strip_backtrace()))
+        })?;
         if let Err(e) = self.inner.try_grow(reservation, additional) {
-            self.used.fetch_sub(additional, Ordering::Relaxed);
+            self.own.shrink(reservation, additional);
             return Err(e);
         }
         Ok(())
     }
 
     fn reserved(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
+        self.own.reserved()
     }
 
     fn memory_limit(&self) -> MemoryLimit {
@@ -97,7 +96,7 @@ mod tests {
         let query: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(Arc::clone(&shared), 300));
         let a = MemoryConsumer::new("sort").register(&query);
         a.try_grow(200).unwrap();
-        assert!(a.try_grow(200).unwrap_err().to_string().contains("300 byte limit"));
+        assert!(a.try_grow(200).unwrap_err().to_string().contains("query_memory_limit"));
         assert_eq!((query.reserved(), shared.reserved()), (200, 200), "a refused grow takes nothing");
         a.shrink(150);
         a.try_grow(250).unwrap();

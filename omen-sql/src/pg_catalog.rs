@@ -153,84 +153,180 @@ impl VisitorMut for ExpandArrayAsUnnest {
 /// subquery, which DataFusion cannot plan (its expressions read the outer
 /// row), becomes those expressions in place of `o.n1`, ...: the same rows,
 /// as such a subquery gives exactly one row per outer row. pgbench's
-/// partition probe has this shape.
+/// partition probe has this shape. Left alone when that might not hold or
+/// the names might mean something else: aggregates, window, set-returning
+/// or volatile calls, subqueries, LIMIT/FETCH/WITH in the lateral; the
+/// alias bound again anywhere in the query; `*`; a column name used
+/// unqualified.
 struct InlineLateralValues;
+
+/// Calls that make a FROM-less SELECT give other than one stable row.
+const NOT_ONE_ROW: [&str; 9] = [
+    "unnest",
+    "generate_series",
+    "generate_subscripts",
+    "_pg_expandarray",
+    "random",
+    "nextval",
+    "gen_random_uuid",
+    "uuid",
+    "clock_timestamp",
+];
+
+/// An inlinable lateral: its (from, join) position, its alias, and each
+/// column's name and expression.
+type Lateral = (usize, usize, String, Vec<(String, Expr)>);
+
+impl InlineLateralValues {
+    /// The first inlinable lateral of `select`.
+    fn candidate(select: &Select) -> Option<Lateral> {
+        for (f, from) in select.from.iter().enumerate() {
+            for (j, join) in from.joins.iter().enumerate() {
+                let (JoinOperator::CrossJoin(_), TableFactor::Derived { lateral: true, subquery, alias: Some(alias), .. }) =
+                    (&join.join_operator, &join.relation)
+                else {
+                    continue;
+                };
+                let SetExpr::Select(inner) = subquery.body.as_ref() else { continue };
+                let plain = inner.from.is_empty()
+                    && inner.selection.is_none()
+                    && inner.having.is_none()
+                    && matches!(&inner.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
+                    && subquery.limit_clause.is_none()
+                    && subquery.fetch.is_none()
+                    && subquery.with.is_none();
+                if !plain || alias.columns.len() > inner.projection.len() {
+                    continue;
+                }
+                let mut columns = Vec::new();
+                for (i, item) in inner.projection.iter().enumerate() {
+                    let (own, expr) = match item {
+                        SelectItem::UnnamedExpr(e) => (None, e),
+                        SelectItem::ExprWithAlias { expr, alias } => (Some(alias), expr),
+                        _ => return None,
+                    };
+                    if aggregates(expr) || calls_any(expr, &NOT_ONE_ROW) {
+                        return None;
+                    }
+                    if let Some(name) = alias.columns.get(i).map(|c| &c.name).or(own) {
+                        columns.push((name.value.to_ascii_lowercase(), Expr::Nested(Box::new(expr.clone()))));
+                    }
+                }
+                return Some((f, j, alias.name.value.to_ascii_lowercase(), columns));
+            }
+        }
+        None
+    }
+
+    /// Whether `query` (the lateral's included) binds `alias` more than
+    /// once, selects `*`, or names one of `columns` without a qualifier.
+    fn ambiguous(query: &Query, alias: &str, columns: &[(String, Expr)]) -> bool {
+        struct Check<'a> {
+            alias: &'a str,
+            columns: &'a [(String, Expr)],
+            bindings: usize,
+            bad: bool,
+        }
+        impl Visitor for Check<'_> {
+            type Break = ();
+            fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+                let bound = match factor {
+                    TableFactor::Table { name, alias, .. } => alias
+                        .as_ref()
+                        .map(|a| a.name.value.to_ascii_lowercase())
+                        .or_else(|| name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase())),
+                    TableFactor::Derived { alias, .. } => alias.as_ref().map(|a| a.name.value.to_ascii_lowercase()),
+                    _ => None,
+                };
+                self.bindings += usize::from(bound.as_deref() == Some(self.alias));
+                ControlFlow::Continue(())
+            }
+            fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+                if let Expr::Identifier(i) = expr {
+                    self.bad |= self.columns.iter().any(|(c, _)| i.value.eq_ignore_ascii_case(c));
+                }
+                ControlFlow::Continue(())
+            }
+            fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+                if let SetExpr::Select(select) = query.body.as_ref() {
+                    self.bad |= select.projection.iter().any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)));
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut check = Check { alias, columns, bindings: 0, bad: false };
+        let _ = query.visit(&mut check);
+        check.bad || check.bindings > 1
+    }
+}
 
 impl VisitorMut for InlineLateralValues {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        let SetExpr::Select(select) = query.body.as_mut() else { return ControlFlow::Continue(()) };
-        let mut values: Vec<(String, String, Expr)> = Vec::new();
-        for from in &mut select.from {
-            from.joins.retain(|join| {
-                let (JoinOperator::CrossJoin(_), TableFactor::Derived { lateral: true, subquery, alias: Some(alias), .. }) =
-                    (&join.join_operator, &join.relation)
-                else {
-                    return true;
-                };
-                let SetExpr::Select(inner) = subquery.body.as_ref() else { return true };
-                let plain = inner.from.is_empty()
-                    && inner.selection.is_none()
-                    && inner.having.is_none()
-                    && matches!(&inner.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
-                let exprs: Vec<(Option<&Ident>, &Expr)> = inner
-                    .projection
-                    .iter()
-                    .filter_map(|item| match item {
-                        SelectItem::UnnamedExpr(e) => Some((None, e)),
-                        SelectItem::ExprWithAlias { expr, alias } => Some((Some(alias), expr)),
-                        _ => None,
-                    })
-                    .collect();
-                if !plain || subquery.limit_clause.is_some() || exprs.len() != inner.projection.len() || alias.columns.len() > exprs.len() {
-                    return true;
-                }
-                for (i, (own, expr)) in exprs.into_iter().enumerate() {
-                    let Some(name) = alias.columns.get(i).map(|c| &c.name).or(own) else { continue };
-                    values.push((
-                        alias.name.value.to_ascii_lowercase(),
-                        name.value.to_ascii_lowercase(),
-                        Expr::Nested(Box::new(expr.clone())),
-                    ));
-                }
-                false
-            });
-        }
-        if values.is_empty() {
+        let SetExpr::Select(select) = query.body.as_ref() else { return ControlFlow::Continue(()) };
+        let Some((f, j, alias, values)) = Self::candidate(select) else { return ControlFlow::Continue(()) };
+        if Self::ambiguous(query, &alias, &values) {
             return ControlFlow::Continue(());
         }
+        let SetExpr::Select(select) = query.body.as_mut() else { return ControlFlow::Continue(()) };
+        select.from[f].joins.remove(j);
         // A bare reference in the projection keeps its column name.
         for item in &mut select.projection {
             if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item
                 && let [table, column] = parts.as_slice()
-                && values.iter().any(|(t, c, _)| table.value.eq_ignore_ascii_case(t) && column.value.eq_ignore_ascii_case(c))
+                && table.value.eq_ignore_ascii_case(&alias)
+                && values.iter().any(|(c, _)| column.value.eq_ignore_ascii_case(c))
             {
                 *item = SelectItem::ExprWithAlias { expr: Expr::CompoundIdentifier(parts.clone()), alias: column.clone() };
             }
         }
-        struct Replace<'a>(&'a [(String, String, Expr)]);
+        struct Replace<'a>(&'a str, &'a [(String, Expr)]);
         impl VisitorMut for Replace<'_> {
             type Break = ();
             fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
                 if let Expr::CompoundIdentifier(parts) = expr
                     && let [table, column] = parts.as_slice()
-                    && let Some((_, _, value)) =
-                        self.0.iter().find(|(t, c, _)| table.value.eq_ignore_ascii_case(t) && column.value.eq_ignore_ascii_case(c))
+                    && table.value.eq_ignore_ascii_case(self.0)
+                    && let Some((_, value)) = self.1.iter().find(|(c, _)| column.value.eq_ignore_ascii_case(c))
                 {
                     *expr = value.clone();
                 }
                 ControlFlow::Continue(())
             }
         }
-        let _ = VisitMut::visit(query, &mut Replace(&values));
+        let _ = VisitMut::visit(query, &mut Replace(&alias, &values));
         ControlFlow::Continue(())
     }
 }
 
+/// Whether `expr` calls one of `names` (outside nested subqueries too).
+fn calls_any(expr: &Expr, names: &[&str]) -> bool {
+    struct Find<'a>(&'a [&'a str], bool);
+    impl Visitor for Find<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => self.1 = true,
+                Expr::Function(f) => {
+                    self.1 |=
+                        f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| self.0.iter().any(|n| i.value.eq_ignore_ascii_case(n)));
+                }
+                _ => {}
+            }
+            if self.1 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        }
+    }
+    let mut find = Find(names, false);
+    let _ = expr.visit(&mut find);
+    find.1
+}
+
 /// `generate_subscripts(array, dim)`, which DataFusion lacks, as an
 /// unnested `range`: 1 to the array's length for dimension 1, the only one
-/// OmenDB's (one-dimensional) catalog arrays have, and nothing for others. SQLAlchemy numbers key columns with it next to `unnest(indkey)`.
+/// OmenDB's (one-dimensional) catalog arrays have, and nothing for others.
+/// Unlike PostgreSQL it also starts at 1 for `indkey`/`indclass`, whose
+/// subscripts start at 0 (SQLAlchemy only orders by it). SQLAlchemy numbers key columns with it next to `unnest(indkey)`.
 struct SubscriptsAsRange;
 
 impl VisitorMut for SubscriptsAsRange {
@@ -566,6 +662,23 @@ mod tests {
         assert!(!text.contains("['x']") && !text.contains("pg_subscript"), "{text}");
         let text = parse("SELECT i.indoption[t.n - 1] FROM pg_catalog.pg_index i, t").unwrap()[0].to_string();
         assert!(text.contains("pg_subscript(i.indoption, t.n - 1)"), "{text}");
+    }
+
+    #[test]
+    fn lateral_values_inline_only_when_one_row_and_unambiguous() {
+        let probe = "SELECT o.n FROM pg_catalog.pg_class c CROSS JOIN LATERAL (SELECT array_position(current_schemas(true), c.relname)) AS o(n) \
+                     WHERE o.n IS NOT NULL";
+        let text = parse(probe).unwrap()[0].to_string();
+        assert!(!text.contains("LATERAL") && text.contains("(array_position(current_schemas(true), c.relname)) AS n"), "{text}");
+        for kept in [
+            "SELECT o.n FROM pg_catalog.pg_class c CROSS JOIN LATERAL (SELECT unnest(ARRAY[1, 2])) AS o(n)",
+            "SELECT o.n FROM pg_catalog.pg_class c CROSS JOIN LATERAL (SELECT count(*)) AS o(n)",
+            "SELECT * FROM pg_catalog.pg_class c CROSS JOIN LATERAL (SELECT 1) AS o(n)",
+            "SELECT o.n FROM pg_catalog.pg_class c CROSS JOIN LATERAL (SELECT 1) AS o(n) \
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class o WHERE o.relname = c.relname)",
+        ] {
+            assert!(parse(kept).unwrap()[0].to_string().contains("LATERAL"), "{kept}");
+        }
     }
 
     #[test]

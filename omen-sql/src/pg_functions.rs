@@ -115,13 +115,13 @@ fn size_pretty(bytes: i64) -> String {
     const LIMIT: i64 = 10 * 1024;
     const LIMIT2: i64 = LIMIT * 2 - 1;
     let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
-    if bytes.abs() < LIMIT {
+    if bytes.unsigned_abs() < LIMIT.unsigned_abs() {
         return format!("{bytes} bytes");
     }
     // One extra bit kept for the rounding.
     let mut size = bytes / (1 << 9);
     for unit in ["kB", "MB", "GB", "TB"] {
-        if size.abs() < LIMIT2 {
+        if size.unsigned_abs() < LIMIT2.unsigned_abs() {
             return format!("{} {unit}", half_rounded(size));
         }
         size /= 1 << 10;
@@ -486,5 +486,6 @@ mod tests {
         assert_eq!(size_pretty(20_971_520), "20 MB");
         assert_eq!(size_pretty(-20_971_520), "-20 MB");
         assert_eq!(size_pretty(i64::MAX), "8192 PB");
+        assert_eq!(size_pretty(i64::MIN), "-8192 PB");
     }
 }

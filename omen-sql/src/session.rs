@@ -395,7 +395,10 @@ impl Session {
         let Some(fast) = compiled.fast() else { return Fast::Slow };
         let read_committed = self.read_committed();
         let mut txn = match std::mem::replace(&mut self.state, State::Autocommit) {
-            State::InTransaction(txn) => Explicit(txn),
+            State::InTransaction(txn) => {
+                self.block_used = true;
+                Explicit(txn)
+            }
             _ => match self.engine.rows.begin() {
                 Ok(txn) => Implicit(txn),
                 Err(e) => return Fast::Done(Err(e.into())),

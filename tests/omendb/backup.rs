@@ -28,9 +28,9 @@ fn backups_taken_under_writes_hold_a_prefix_of_the_commits() {
     };
     let mut copies = Vec::new();
     for i in 0..3 {
-        // Wait for some commits between copies.
+        // Wait for some commits between copies (while the writer lives).
         let seen = acknowledged.load(Ordering::Acquire);
-        while acknowledged.load(Ordering::Acquire) < seen + 20 {
+        while acknowledged.load(Ordering::Acquire) < seen + 20 && !writer.is_finished() {
             std::thread::yield_now();
         }
         let before = acknowledged.load(Ordering::Acquire);
@@ -66,4 +66,19 @@ fn a_backup_never_writes_over_files_nor_copies_memory() {
     assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1, "nothing added");
     let memory = Database::open_in_memory().unwrap();
     assert!(matches!(memory.backup_to(dir.path().join("m")), Err(Error::Unsupported(_))));
+    // A closed database makes no backup (src/dir.rs tests a copy failing
+    // midway: no target, no partial directory left).
+    let target = dir.path().join("late");
+    let closed = db.clone();
+    db.close().unwrap();
+    assert!(matches!(closed.backup_to(&target), Err(Error::Closed)));
+    assert!(!target.exists());
+    // An empty target directory is filled.
+    let live = Database::open(dir.path().join("live")).unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    live.backup_to(&empty).unwrap();
+    live.close().unwrap();
+    let copy = Database::open(&empty).unwrap();
+    assert_eq!(copy.execute("SELECT * FROM t", params![]).unwrap(), 0);
 }

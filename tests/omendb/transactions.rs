@@ -323,6 +323,12 @@ fn ddl_in_a_block_commits_at_once_and_warns() {
     assert_eq!(q_conn(&mut rr, "SELECT count(*) FROM accounts"), strs(&[&["3"]]));
     let moved = rr.execute("CREATE TABLE second (a INT)", params![]).unwrap_err();
     assert!(matches!(&moved, Error::Unsupported(m) if m.contains("REPEATABLE READ")), "{moved}");
+    // A primary-key read takes the fast path; it counts as a read too.
+    let mut rr = db.connect().unwrap();
+    rr.execute("BEGIN", params![]).unwrap();
+    assert_eq!(q_conn(&mut rr, "SELECT owner FROM accounts WHERE id = 1"), strs(&[&["ada"]]));
+    let moved = rr.execute("CREATE TABLE third (a INT)", params![]).unwrap_err();
+    assert!(matches!(&moved, Error::Unsupported(m) if m.contains("REPEATABLE READ")), "{moved}");
 }
 
 fn q_conn(c: &mut omendb::Connection, sql: &str) -> Vec<Vec<String>> {
