@@ -93,7 +93,7 @@ impl From<omen_sql::Error> for Error {
             E::Execution(m) => Error::Execution(m),
             E::Unsupported(m) => Error::Unsupported(m),
             E::TransactionAborted => Error::TransactionAborted,
-            e @ (E::NoTransaction(_) | E::UnknownSavepoint(_)) => Error::Plan(e.to_string()),
+            e @ (E::NoTransaction(_) | E::UnknownSavepoint(_) | E::ActiveTransaction(_)) => Error::Plan(e.to_string()),
             e @ E::LockNotAvailable(_) => Error::Execution(e.to_string()),
             E::Io(m) => Error::Io(std::io::Error::other(m)),
             E::Corruption(m) => Error::Corruption(m),

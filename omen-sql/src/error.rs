@@ -63,6 +63,10 @@ pub enum Error {
     /// statement.
     #[error("{0} can only be used in transaction blocks")]
     NoTransaction(&'static str),
+    /// A statement that must come first in its transaction block came
+    /// later; says what.
+    #[error("{0}")]
+    ActiveTransaction(&'static str),
     /// `ROLLBACK TO` or `RELEASE` of a savepoint that does not exist.
     #[error("savepoint {0:?} does not exist")]
     UnknownSavepoint(String),
@@ -111,6 +115,7 @@ impl Error {
             Error::Unsupported(_) => "0A000",
             Error::TransactionAborted => "25P02",
             Error::NoTransaction(_) => "25P01",
+            Error::ActiveTransaction(_) => "25001",
             Error::UnknownSavepoint(_) => "3B001",
             Error::UnknownSetting(_) => "42704",
             Error::Io(_) => "58030",

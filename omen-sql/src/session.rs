@@ -445,8 +445,14 @@ impl Session {
                 for (name, value) in assignments {
                     // As PostgreSQL (which warns): SET TRANSACTION outside a
                     // transaction block has no effect.
-                    if !self.in_transaction() && name.eq_ignore_ascii_case("transaction_isolation") {
-                        continue;
+                    if name.eq_ignore_ascii_case("transaction_isolation") {
+                        if !self.in_transaction() {
+                            continue;
+                        }
+                        // The block's snapshot rules are fixed by its first query.
+                        if self.block_used {
+                            return Err(Error::ActiveTransaction("SET TRANSACTION ISOLATION LEVEL must be called before any query"));
+                        }
                     }
                     settings.set(name, value.clone())?;
                 }

@@ -323,6 +323,16 @@ fn ddl_in_a_block_commits_at_once_and_warns() {
     assert_eq!(q_conn(&mut rr, "SELECT count(*) FROM accounts"), strs(&[&["3"]]));
     let moved = rr.execute("CREATE TABLE second (a INT)", params![]).unwrap_err();
     assert!(matches!(&moved, Error::Unsupported(m) if m.contains("REPEATABLE READ")), "{moved}");
+    // Nor may the block change its isolation level after a query (25001).
+    let mut rr = db.connect().unwrap();
+    rr.execute("BEGIN", params![]).unwrap();
+    assert_eq!(q_conn(&mut rr, "SELECT count(*) FROM accounts"), strs(&[&["3"]]));
+    let late = rr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", params![]).unwrap_err();
+    assert!(matches!(&late, Error::Plan(m) if m.contains("before any query")), "{late}");
+    rr.execute("ROLLBACK", params![]).unwrap();
+    rr.execute("BEGIN", params![]).unwrap();
+    rr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", params![]).unwrap();
+    rr.execute("ROLLBACK", params![]).unwrap();
     // A primary-key read takes the fast path; it counts as a read too.
     let mut rr = db.connect().unwrap();
     rr.execute("BEGIN", params![]).unwrap();
