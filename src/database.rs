@@ -113,9 +113,10 @@ impl Database {
     /// after. Under [`Durability::Full`](crate::Durability::Full) only
     /// durable commits; under `Normal` and `Off` every acknowledged one,
     /// which the source itself may still lose to a power failure.
-    /// [`Database::open`] on `dir` opens it. `dir` must be missing or empty;
-    /// the copy is built beside it and renamed into place, so a failed
-    /// backup leaves no half-made database there. An in-memory database has
+    /// [`Database::open`] on `dir` opens it. `dir` must be missing or empty.
+    /// A missing `dir` is built beside it and renamed into place, so a
+    /// failed or interrupted backup leaves no half-made database there; an
+    /// existing empty one is filled in place (emptied again on failure). An in-memory database has
     /// nothing on disk to copy ([`Error::Unsupported`]).
     pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<()> {
         self.check_open()?;

@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::options::LAYOUT_VERSION;
@@ -80,14 +81,24 @@ fn write_layout(dir: &Path) -> Result<()> {
 
 /// Makes a backup into `dir`, which must be missing or empty (a backup
 /// never writes over files): `copy_rows` fills the row store's part of a
-/// data directory built beside `dir`, which then takes `dir`'s place by
-/// one rename, with every directory entry fsynced. A failed or interrupted
-/// backup leaves no `dir` that would open as a database, only the
-/// partial directory (removed on failure).
+/// data directory. A missing `dir` is built beside it under a unique name
+/// and renamed into place, with every directory entry fsynced, so a failed
+/// or interrupted backup leaves no `dir` that would open as a database.
+/// An existing empty `dir` (a mount point, a directory the caller owns in
+/// a parent it cannot write) is filled in place, its layout file last; a
+/// failure empties it again, but a killed process can leave it partial.
 pub(crate) fn backup(dir: &Path, copy_rows: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let not_empty = || Error::Unsupported(format!("a backup into {}, which is not empty", dir.display()));
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        return Err(not_empty());
+    if dir.exists() {
+        if std::fs::read_dir(dir)?.next().is_some() {
+            return Err(Error::Unsupported(format!("a backup into {}, which is not empty", dir.display())));
+        }
+        let filled = fill(dir, copy_rows);
+        if filled.is_err() {
+            for entry in std::fs::read_dir(dir)?.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
+            }
+        }
+        return filled;
     }
     let name = dir.file_name().ok_or_else(|| Error::Unsupported(format!("a backup into {}", dir.display())))?;
     let parent = match dir.parent() {
@@ -95,23 +106,34 @@ pub(crate) fn backup(dir: &Path, copy_rows: impl FnOnce(&Path) -> Result<()>) ->
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent)?;
-    let partial = parent.join(format!("{}.omendb-partial-{}", name.to_string_lossy(), std::process::id()));
-    let built = (|| {
-        std::fs::create_dir(&partial)?;
-        write_layout(&partial)?;
-        let rows = partial.join(ROWS_DIR);
-        std::fs::create_dir(&rows)?;
-        copy_rows(&rows)?;
-        File::open(&partial)?.sync_all()?;
-        // Onto an empty directory, or none: rename(2) refuses a full one.
-        std::fs::rename(&partial, dir).map_err(|e| if dir.exists() { not_empty() } else { e.into() })?;
+    static BACKUPS: AtomicU64 = AtomicU64::new(0);
+    let unique = format!("{}-{}", std::process::id(), BACKUPS.fetch_add(1, Ordering::Relaxed));
+    let partial = parent.join(format!("{}.omendb-partial-{unique}", name.to_string_lossy()));
+    std::fs::create_dir(&partial)?;
+    let built = fill(&partial, copy_rows).and_then(|()| {
+        // Only onto a missing directory: rename(2) would also replace an
+        // empty one made meanwhile, which a caller may be filling.
+        if dir.exists() {
+            return Err(Error::Unsupported(format!("a backup into {}, which appeared meanwhile", dir.display())));
+        }
+        std::fs::rename(&partial, dir)?;
         File::open(&parent)?.sync_all()?;
         Ok(())
-    })();
+    });
     if built.is_err() {
         let _ = std::fs::remove_dir_all(&partial);
     }
     built
+}
+
+/// Fills the empty directory `dir` as a data directory: the row store's
+/// part first, the layout file last, all fsynced.
+fn fill(dir: &Path, copy_rows: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let rows = dir.join(ROWS_DIR);
+    std::fs::create_dir(&rows)?;
+    copy_rows(&rows)?;
+    File::open(&rows)?.sync_all()?;
+    write_layout(dir)
 }
 
 #[cfg(test)]
@@ -132,5 +154,13 @@ mod tests {
         backup(&target, |rows| Ok(std::fs::write(rows.join("wal.log"), b"whole")?)).unwrap();
         assert_eq!(std::fs::read(target.join("rows/wal.log")).unwrap(), b"whole");
         assert!(target.join("OMENDB_LAYOUT").exists());
+        // An existing empty directory is filled in place, and emptied again
+        // if the copy fails.
+        let empty = dir.path().join("mounted");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(backup(&empty, |_| Err(Error::Unsupported("the copy failed".into()))).is_err());
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+        backup(&empty, |rows| Ok(std::fs::write(rows.join("wal.log"), b"in place")?)).unwrap();
+        assert_eq!(std::fs::read(empty.join("rows/wal.log")).unwrap(), b"in place");
     }
 }

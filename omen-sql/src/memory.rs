@@ -62,9 +62,18 @@ impl MemoryPool for QueryPool {
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> Result<()> {
-        self.own.try_grow(reservation, additional).map_err(|e| {
-            DataFusionError::ResourcesExhausted(format!("{} (the query's limit, Options::query_memory_limit)", e.strip_backtrace()))
+        let over = |what: String| DataFusionError::ResourcesExhausted(format!("{what} (the query's limit, Options::query_memory_limit)"));
+        self.own.try_grow(reservation, additional).map_err(|e| match e {
+            DataFusionError::ResourcesExhausted(m) => over(m),
+            other => other,
         })?;
+        // The fair pool checks each spilling operator against its share
+        // when it grows, not the total: a share taken before another
+        // operator registered can leave the query over its limit.
+        if self.own.reserved() > self.limit {
+            self.own.shrink(reservation, additional);
+            return Err(over(format!("{} wants {additional} more bytes past {} held", reservation.consumer().name(), self.limit)));
+        }
         if let Err(e) = self.inner.try_grow(reservation, additional) {
             self.own.shrink(reservation, additional);
             return Err(e);

@@ -157,7 +157,9 @@ impl Session {
     fn begin_at(&mut self, level: Option<Isolation>) -> Result<()> {
         if matches!(self.state, State::Autocommit) {
             self.state = State::InTransaction(self.engine.rows.begin()?);
-            self.settings.set_transaction_isolation(level);
+            // Fixed for the block, as in PostgreSQL: a later change of the
+            // session default does not reach it.
+            self.settings.set_transaction_isolation(Some(level.unwrap_or_else(|| self.settings.isolation())));
             self.block_used = false;
         }
         Ok(())
@@ -343,6 +345,9 @@ impl Session {
             return Err(self.fail(Error::UnknownTable(copy.table.clone())));
         };
         let targets = CopyIn::targets(copy, &schema).map_err(|e| self.fail(e))?;
+        if self.in_transaction() {
+            self.block_used = true;
+        }
         Ok(CopyIn::new(copy, id, schema, targets, self.take_txn()?))
     }
 
@@ -449,8 +454,9 @@ impl Session {
                         if !self.in_transaction() {
                             continue;
                         }
-                        // The block's snapshot rules are fixed by its first query.
-                        if self.block_used {
+                        // The block's snapshot rules are fixed by its first
+                        // query (and not changed inside a savepoint).
+                        if self.block_used || !self.savepoints.is_empty() {
                             return Err(Error::ActiveTransaction("SET TRANSACTION ISOLATION LEVEL must be called before any query"));
                         }
                     }

@@ -197,7 +197,9 @@ impl Settings {
 
     /// Resets every setting to its default.
     pub fn reset_all(&mut self) {
-        self.changed.clear();
+        // The open transaction's level is the transaction's, not a
+        // session setting RESET ALL returns to its default.
+        self.changed.retain(|name, _| name == TRANSACTION_ISOLATION);
     }
 
     /// Every setting and its value, by name.

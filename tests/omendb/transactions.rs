@@ -333,6 +333,13 @@ fn ddl_in_a_block_commits_at_once_and_warns() {
     rr.execute("BEGIN", params![]).unwrap();
     rr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", params![]).unwrap();
     rr.execute("ROLLBACK", params![]).unwrap();
+    // The session default changes later blocks, not the open one.
+    rr.execute("BEGIN", params![]).unwrap();
+    assert_eq!(q_conn(&mut rr, "SELECT count(*) FROM accounts"), strs(&[&["3"]]));
+    rr.execute("SET default_transaction_isolation = 'read committed'", params![]).unwrap();
+    rr.execute("RESET ALL", params![]).unwrap();
+    let pinned = rr.execute("CREATE TABLE fourth (a INT)", params![]).unwrap_err();
+    assert!(matches!(&pinned, Error::Unsupported(m) if m.contains("REPEATABLE READ")), "{pinned}");
     // A primary-key read takes the fast path; it counts as a read too.
     let mut rr = db.connect().unwrap();
     rr.execute("BEGIN", params![]).unwrap();
