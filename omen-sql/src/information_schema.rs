@@ -196,21 +196,18 @@ impl Rows for Listing {
 /// PostgreSQL's `information_schema.columns` gives them.
 fn describe(data_type: &DataType) -> Vec<(&'static str, ScalarValue)> {
     let int = |v: i32| ScalarValue::Int32(Some(v));
-    let (name, udt, mut facts) = match data_type {
-        DataType::Bool => ("boolean", "bool", vec![]),
+    let (name, mut facts) = match data_type {
+        DataType::Bool => ("boolean", vec![]),
         DataType::Int16 => {
-            ("smallint", "int2", vec![("numeric_precision", int(16)), ("numeric_precision_radix", int(2)), ("numeric_scale", int(0))])
+            ("smallint", vec![("numeric_precision", int(16)), ("numeric_precision_radix", int(2)), ("numeric_scale", int(0))])
         }
         DataType::Int32 => {
-            ("integer", "int4", vec![("numeric_precision", int(32)), ("numeric_precision_radix", int(2)), ("numeric_scale", int(0))])
+            ("integer", vec![("numeric_precision", int(32)), ("numeric_precision_radix", int(2)), ("numeric_scale", int(0))])
         }
-        DataType::Int64 => {
-            ("bigint", "int8", vec![("numeric_precision", int(64)), ("numeric_precision_radix", int(2)), ("numeric_scale", int(0))])
-        }
-        DataType::Float32 => ("real", "float4", vec![("numeric_precision", int(24)), ("numeric_precision_radix", int(2))]),
-        DataType::Float64 => ("double precision", "float8", vec![("numeric_precision", int(53)), ("numeric_precision_radix", int(2))]),
+        DataType::Int64 => ("bigint", vec![("numeric_precision", int(64)), ("numeric_precision_radix", int(2)), ("numeric_scale", int(0))]),
+        DataType::Float32 => ("real", vec![("numeric_precision", int(24)), ("numeric_precision_radix", int(2))]),
+        DataType::Float64 => ("double precision", vec![("numeric_precision", int(53)), ("numeric_precision_radix", int(2))]),
         DataType::Decimal { precision, scale } => (
-            "numeric",
             "numeric",
             vec![
                 ("numeric_precision", int(i32::from(*precision))),
@@ -218,23 +215,41 @@ fn describe(data_type: &DataType) -> Vec<(&'static str, ScalarValue)> {
                 ("numeric_scale", int(i32::from(*scale))),
             ],
         ),
-        DataType::Text => ("text", "text", vec![("character_octet_length", int(1_073_741_824))]),
-        DataType::Bytes => ("bytea", "bytea", vec![]),
-        DataType::Date => ("date", "date", vec![("datetime_precision", int(0))]),
-        DataType::Timestamp => ("timestamp without time zone", "timestamp", vec![("datetime_precision", int(6))]),
-        DataType::TimestampTz => ("timestamp with time zone", "timestamptz", vec![("datetime_precision", int(6))]),
+        DataType::Text => ("text", vec![("character_octet_length", int(1_073_741_824))]),
+        DataType::Bytes => ("bytea", vec![]),
+        DataType::Date => ("date", vec![("datetime_precision", int(0))]),
+        DataType::Timestamp => ("timestamp without time zone", vec![("datetime_precision", int(6))]),
+        DataType::TimestampTz => ("timestamp with time zone", vec![("datetime_precision", int(6))]),
     };
-    facts.extend([("data_type", ScalarValue::from(name)), ("udt_name", ScalarValue::from(udt))]);
+    facts.extend([("data_type", ScalarValue::from(name)), ("udt_name", ScalarValue::from(udt_name(data_type)))]);
     facts
+}
+
+/// The type's name in `pg_type` (`int4`, `timestamptz`).
+fn udt_name(data_type: &DataType) -> &'static str {
+    match data_type {
+        DataType::Bool => "bool",
+        DataType::Int16 => "int2",
+        DataType::Int32 => "int4",
+        DataType::Int64 => "int8",
+        DataType::Float32 => "float4",
+        DataType::Float64 => "float8",
+        DataType::Decimal { .. } => "numeric",
+        DataType::Text => "text",
+        DataType::Bytes => "bytea",
+        DataType::Date => "date",
+        DataType::Timestamp => "timestamp",
+        DataType::TimestampTz => "timestamptz",
+    }
 }
 
 /// A default as PostgreSQL prints it: numbers and booleans bare, other
 /// values as a typed literal (`'x'::text`).
 fn default_text(value: &omen_rowstore::Value, data_type: &DataType) -> String {
-    let scalar = crate::params::scalar(value);
     if value == &omen_rowstore::Value::Null {
         return "NULL".into();
     }
+    let scalar = crate::params::scalar(value);
     match data_type {
         DataType::Bool
         | DataType::Int16
@@ -243,11 +258,7 @@ fn default_text(value: &omen_rowstore::Value, data_type: &DataType) -> String {
         | DataType::Float32
         | DataType::Float64
         | DataType::Decimal { .. } => scalar.to_string(),
-        other => format!(
-            "'{}'::{}",
-            scalar.to_string().replace('\'', "''"),
-            describe(other).last().map_or(String::new(), |(_, u)| u.to_string())
-        ),
+        other => format!("'{}'::{}", scalar.to_string().replace('\'', "''"), udt_name(other)),
     }
 }
 
