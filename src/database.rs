@@ -126,6 +126,22 @@ impl Database {
         crate::dir::backup(dir.as_ref(), |rows| Ok(self.inner.engine.backup_to(rows).map(drop)?))
     }
 
+    /// Writes a checkpoint now: every table's rows into run files beside
+    /// the log, which is then cut behind them, so reopening loads the runs
+    /// and replays only later commits. Commits go on meanwhile. A
+    /// background thread does this as the log grows (see
+    /// [`Options::checkpoint_wal_bytes`]); SQL `CHECKPOINT` does the same.
+    /// An in-memory database has nothing to write and returns the default.
+    pub fn checkpoint(&self) -> Result<crate::CheckpointInfo> {
+        self.check_open()?;
+        Ok(self.inner.engine.checkpoint()?)
+    }
+
+    /// What the latest checkpoint holds and how much log there is now.
+    pub fn checkpoint_info(&self) -> crate::CheckpointInfo {
+        self.inner.engine.checkpoint_info()
+    }
+
     /// Closes the database: stops background work, syncs the log, releases
     /// the directory. Other clones then return [`Error::Closed`]. Dropping
     /// the last clone closes it too.
@@ -371,6 +387,7 @@ fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineO
         memory_budget: options.memory_budget,
         query_memory_limit: options.query_memory_limit,
         fast_path: options.fast_path,
+        checkpoint_wal_bytes: options.checkpoint_wal_bytes,
     }
 }
 

@@ -2,9 +2,14 @@
 //!
 //! ```text
 //! <dir>/LOCK            advisory lock (flock) held while open; says "pid=<pid>"
-//! <dir>/OMENDB_LAYOUT   "omendb-layout <version>\n", written once at creation
-//! <dir>/rows/wal.log    the row store's write-ahead log
+//! <dir>/OMENDB_LAYOUT   "omendb-layout <version>\n", written at creation
+//! <dir>/rows/           the row store: log segments wal-*.log, MANIFEST, run-*.omr
 //! ```
+//!
+//! Version 1 (before checkpoints) kept the row store's log in one file,
+//! `rows/wal.log`. This build reads it as the log's first segment and
+//! marks the directory version 2 on open, since it then writes segments
+//! and checkpoints a version-1 build would not read.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -53,6 +58,7 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)
             let version = text.strip_prefix("omendb-layout ").and_then(|v| v.trim().parse::<u32>().ok());
             match version {
                 Some(LAYOUT_VERSION) => {}
+                Some(1) => write_layout(dir)?,
                 Some(v) => {
                     return Err(Error::Unsupported(format!(
                         "{} has data layout version {v}; this build reads version {LAYOUT_VERSION}",
@@ -68,7 +74,7 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)
     Ok((DirLock { _file: file }, dir.join(ROWS_DIR)))
 }
 
-/// Writes the layout file, once, made durable with its directory entry.
+/// Writes the layout file (replacing it atomically), made durable with its directory entry.
 fn write_layout(dir: &Path) -> Result<()> {
     let tmp = dir.join(format!("{LAYOUT_FILE}.tmp"));
     let mut f = File::create(&tmp)?;

@@ -65,6 +65,7 @@ pub use arrow;
 pub use connection::{Connection, Output};
 pub use database::{BatchStream, Database, RecordBatchIter};
 pub use error::{Error, Result};
+pub use omen_rowstore::CheckpointInfo;
 pub use omen_sync::{LagSnapshot, SyncMetrics};
 pub use options::{Durability, LAYOUT_VERSION, Options};
 pub use statement::Statement;

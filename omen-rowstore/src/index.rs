@@ -26,6 +26,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
+use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::codec::key::encode_key_value;
 use crate::error::{Error, Result};
 use crate::schema::{ColumnDef, TableSchema};
@@ -63,6 +64,31 @@ impl IndexDef {
             }
         }
         Ok(())
+    }
+
+    /// Appends the definition: `| name: var+bytes | n: var | n x column: var | unique: u8 |`.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        put_bytes(out, self.name.as_bytes());
+        put_varint(out, self.columns.len() as u64);
+        for &c in &self.columns {
+            put_varint(out, c as u64);
+        }
+        out.push(u8::from(self.unique));
+    }
+
+    /// Reads a definition written by [`IndexDef::encode`].
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let name = r.str()?.to_owned();
+        let n = r.len()?;
+        let columns = (0..n)
+            .map(|_| r.varint().and_then(|c| usize::try_from(c).map_err(|_| Error::Decode(format!("column index {c}")))))
+            .collect::<Result<Vec<_>>>()?;
+        let unique = match r.u8()? {
+            0 => false,
+            1 => true,
+            b => return Err(Error::Decode(format!("bad unique flag {b}"))),
+        };
+        Ok(Self { name, columns, unique })
     }
 
     /// The indexed values of `row`, formatted for error messages.

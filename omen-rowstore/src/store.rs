@@ -1,6 +1,7 @@
 //! The store: catalog, commit clock, snapshots, commit protocol and recovery.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -12,11 +13,13 @@ use crate::alter::{self, Alteration, Rebuilt, Reshape};
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexDef};
+use crate::manifest::{self, Manifest, TableEntry};
+use crate::run::{Run, RunWriter};
 use crate::schema::{TableId, TableSchema};
 use crate::snapshots::{Clock, Registration, Snapshots};
 use crate::table::{Chain, Collected, Encoded, KeyBuf, Table, Ts, TxnId};
 use crate::txn::{Transaction, WriteSet, release};
-use crate::wal::{Durability, Wal, WalOp, WalRecord, WalWrite};
+use crate::wal::{Durability, Wal, WalOp, WalOptions, WalRecord, WalWrite, sync_dir};
 
 /// Counts of what a [`Store`] holds (see [`Store::stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,13 +44,51 @@ pub struct StoreOptions {
     /// How often a background thread collects garbage versions (see
     /// [`Store::collect_garbage`]); zero runs no thread. Default 10 ms.
     pub gc_interval: Duration,
+    /// Size of a log segment file. Default 64 MiB.
+    pub wal_segment_bytes: u64,
+    /// A background checkpoint ([`Store::checkpoint`]) starts once the log
+    /// holds this many bytes and at least as many as the last checkpoint
+    /// wrote, so checkpoints cost at most about one write of the data per
+    /// write of as much log. Zero turns background checkpoints off.
+    /// Default 64 MiB.
+    pub checkpoint_wal_bytes: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { dir: None, durability: Durability::default(), gc_interval: Duration::from_millis(10) }
+        Self {
+            dir: None,
+            durability: Durability::default(),
+            gc_interval: Duration::from_millis(10),
+            wal_segment_bytes: 64 << 20,
+            checkpoint_wal_bytes: 64 << 20,
+        }
     }
 }
+
+/// What the latest checkpoint holds (see [`Store::checkpoint`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The checkpoint's timestamp: it holds every commit up to it (0: none yet).
+    pub ts: Ts,
+    /// Rows in its runs.
+    pub rows: u64,
+    /// Bytes of its run files.
+    pub run_bytes: u64,
+    /// Bytes of log on disk now (records after the checkpoint, and those
+    /// before it not yet removed).
+    pub wal_bytes: u64,
+    /// Why the last background checkpoint failed, if it did (it is tried
+    /// again at the next interval).
+    pub last_error: Option<String>,
+}
+
+/// How often the checkpoint thread looks at the log's size.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
+
+/// Rows copied per hold of a table's ordered-map lock while a checkpoint
+/// reads it, so new keys never wait long.
+const CHECKPOINT_CHUNK: usize = 1024;
 
 /// What one [`Store::collect_garbage`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -146,7 +187,16 @@ struct CommitState {
     gc_queue: Vec<Queued>,
 }
 
+/// The checkpoint in force; its lock is held while a checkpoint or a backup runs.
+#[derive(Default)]
+struct Checkpoints {
+    manifest: Option<Manifest>,
+    run_bytes: u64,
+    last_error: Option<String>,
+}
+
 struct Inner {
+    dir: Option<PathBuf>,
     catalog: RwLock<Catalog>,
     /// The newest commit timestamp whose versions, and all before it, are
     /// installed and durable: what new snapshots read.
@@ -157,6 +207,8 @@ struct Inner {
     wal: Option<Wal>,
     closed: AtomicBool,
     gc_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpoints: Mutex<Checkpoints>,
+    checkpoint_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Called when a transaction lets go of rows ([`Store::on_rows_released`]).
     release_hooks: RwLock<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
@@ -177,29 +229,55 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens a store, replaying its log if `options.dir` holds one.
+    /// Opens a store: loads its latest checkpoint, if any, and replays the
+    /// log after it.
     pub fn open(options: StoreOptions) -> Result<Self> {
-        let (wal, records) = match &options.dir {
+        let mut recovery = Recovery { commit: CommitState { next_table_id: 1, ..CommitState::default() }, ..Recovery::default() };
+        let mut checkpoints = Checkpoints::default();
+        let wal = match &options.dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                let (wal, records) = Wal::open(dir, options.durability)?;
-                (Some(wal), records)
+                let manifest = Manifest::load(dir)?;
+                let names: Vec<&str> = manifest.iter().flat_map(Manifest::runs).collect();
+                manifest::remove_unnamed_runs(dir, &names)?;
+                if let Some(m) = &manifest {
+                    checkpoints.run_bytes = recovery.load(dir, m)?;
+                }
+                let after = recovery.last;
+                checkpoints.manifest = manifest;
+                let wal_options = WalOptions { durability: options.durability, segment_bytes: options.wal_segment_bytes };
+                Some(Wal::open(dir, wal_options, after, |rec| recovery.apply(rec))?)
             }
-            None => (None, Vec::new()),
+            None => None,
         };
+        let Recovery { catalog, mut commit, last } = recovery;
+        commit.last_ts = last;
         let inner = Inner {
-            catalog: RwLock::default(),
-            clock: Clock::new(0),
-            commit: Mutex::new(CommitState { next_table_id: 1, ..CommitState::default() }),
+            dir: options.dir.clone(),
+            catalog: RwLock::new(catalog),
+            clock: Clock::new(last),
+            commit: Mutex::new(commit),
             snapshots: Snapshots::new(SNAPSHOT_SLOTS),
             next_txn: AtomicU64::new(1),
             wal,
             closed: AtomicBool::new(false),
             gc_thread: Mutex::new(None),
+            checkpoints: Mutex::new(checkpoints),
+            checkpoint_thread: Mutex::new(None),
             release_hooks: RwLock::default(),
         };
         let store = Self { inner: Arc::new(inner) };
-        store.replay(records)?;
+        // Index entries are neither logged nor checkpointed: build them from the rows.
+        let tables: Vec<Arc<Table>> = store.inner.catalog.read().by_id.values().filter(|t| !t.is_index).cloned().collect();
+        for t in tables {
+            for ix in t.indexes().iter() {
+                fill(&t, ix, last).map_err(|e| Error::Corruption {
+                    file: options.dir.clone().unwrap_or_default(),
+                    offset: 0,
+                    reason: format!("rebuilding index {:?}: {e}", ix.def.name),
+                })?;
+            }
+        }
         if !options.gc_interval.is_zero() {
             let weak = Arc::downgrade(&store.inner);
             let thread = std::thread::Builder::new()
@@ -207,103 +285,14 @@ impl Store {
                 .spawn(move || collect_in_background(&weak, options.gc_interval))?;
             *store.inner.gc_thread.lock() = Some(thread);
         }
+        if store.inner.wal.is_some() && options.checkpoint_wal_bytes > 0 {
+            let weak = Arc::downgrade(&store.inner);
+            let thread = std::thread::Builder::new()
+                .name("omen-rowstore-checkpoint".into())
+                .spawn(move || checkpoint_in_background(&weak, options.checkpoint_wal_bytes))?;
+            *store.inner.checkpoint_thread.lock() = Some(thread);
+        }
         Ok(store)
-    }
-
-    fn replay(&self, records: Vec<WalRecord>) -> Result<()> {
-        let corrupt = |reason: String| Error::Corruption {
-            file: self.inner.wal.as_ref().map(|w| w.path().to_path_buf()).unwrap_or_default(),
-            offset: 0,
-            reason,
-        };
-        let mut catalog = self.inner.catalog.write();
-        let mut commit = self.inner.commit.lock();
-        let mut last = 0;
-        for rec in records {
-            let ts = match &rec {
-                WalRecord::Commit { ts, .. }
-                | WalRecord::CreateTable { ts, .. }
-                | WalRecord::DropTable { ts, .. }
-                | WalRecord::CreateIndex { ts, .. }
-                | WalRecord::DropIndex { ts, .. }
-                | WalRecord::AlterTable { ts, .. } => *ts,
-            };
-            if ts <= last {
-                return Err(corrupt(format!("timestamp {ts} after {last}")));
-            }
-            last = ts;
-            match rec {
-                WalRecord::CreateTable { id, schema, .. } => {
-                    catalog.by_name.insert(schema.name.clone(), id);
-                    catalog.by_id.insert(id, Arc::new(Table::new(id, schema, false)));
-                    commit.next_table_id = commit.next_table_id.max(id + 1);
-                }
-                WalRecord::DropTable { id, .. } => {
-                    catalog.remove_table(id).ok_or_else(|| corrupt(format!("drop of unknown table {id}")))?;
-                }
-                WalRecord::CreateIndex { id, table, def, .. } => {
-                    let t = catalog.by_id.get(&table).filter(|t| !t.is_index).cloned();
-                    let t = t.ok_or_else(|| corrupt(format!("index {:?} on unknown table {table}", def.name)))?;
-                    def.validate(&t.schema).map_err(|e| corrupt(e.to_string()))?;
-                    if catalog.indexes.contains_key(&def.name) || catalog.by_id.contains_key(&id) {
-                        return Err(corrupt(format!("index {:?} (id {id}) created twice", def.name)));
-                    }
-                    let entries = Arc::new(Table::new(id, Index::entries_schema(&def.name), true));
-                    catalog.add_index(&t, Arc::new(Index { def, entries, ready: 0 }));
-                    commit.next_table_id = commit.next_table_id.max(id + 1);
-                }
-                WalRecord::DropIndex { id, .. } => {
-                    let name = catalog.indexes.iter().find(|(_, (_, e))| *e == id).map(|(n, _)| n.clone());
-                    let name = name.ok_or_else(|| corrupt(format!("drop of unknown index {id}")))?;
-                    catalog.remove_index(&name);
-                }
-                WalRecord::AlterTable { id, new_id, reshape, .. } => {
-                    let old = catalog.by_id.get(&id).filter(|t| !t.is_index).cloned();
-                    let old = old.ok_or_else(|| corrupt(format!("alter of unknown table {id}")))?;
-                    let rebuilt =
-                        alter::rebuild(&old, &reshape, new_id, ts, false).map_err(|e| corrupt(format!("altering table {id}: {e}")))?;
-                    commit.next_table_id = commit.next_table_id.max(new_id + 1 + rebuilt.indexes.len() as u64);
-                    catalog.replace_table(id, rebuilt, 0);
-                }
-                WalRecord::Commit { writes, .. } => {
-                    for w in writes {
-                        let table = catalog.by_id.get(&w.table).ok_or_else(|| corrupt(format!("write to unknown table {}", w.table)))?;
-                        if table.schema.primary_key.is_empty() {
-                            let id = w
-                                .key
-                                .as_slice()
-                                .try_into()
-                                .map(u64::from_be_bytes)
-                                .map_err(|_| corrupt("row id key of wrong length".into()))?;
-                            table.next_row_id.fetch_max(id + 1, Ordering::Relaxed);
-                        }
-                        let row = match w.op {
-                            WalOp::Delete => None,
-                            WalOp::Insert(r) | WalOp::Update(r) => Some(Encoded::Shared(r)),
-                        };
-                        // No snapshot is open during replay: keep only the newest
-                        // version, and no key a delete left dead.
-                        let deleted = row.is_none();
-                        if let Ok((chain, _)) = table.lock(&w.key, 0, ts, crate::table::WriteKind::Upsert) {
-                            chain.install(ts, row, ts);
-                        }
-                        if deleted {
-                            table.unlink_if_dead(&w.key, ts);
-                        }
-                    }
-                }
-            }
-        }
-        self.advance(&mut commit, last);
-        // Index entries are not logged: build them from the replayed rows.
-        let tables: Vec<Arc<Table>> = catalog.by_id.values().filter(|t| !t.is_index).cloned().collect();
-        drop((catalog, commit));
-        for t in tables {
-            for ix in t.indexes().iter() {
-                fill(&t, ix, last).map_err(|e| corrupt(format!("rebuilding index {:?}: {e}", ix.def.name)))?;
-            }
-        }
-        Ok(())
     }
 
     /// Starts a transaction reading at the newest committed state.
@@ -536,20 +525,134 @@ impl Store {
     }
 
     /// Writes a consistent copy of the store into `dir` (created if
-    /// missing; it must not hold a log) while commits go on: every commit
+    /// missing; it must not hold a store) while commits go on: every commit
     /// up to some point of the commit order, nothing after it; under
     /// [`Durability::Full`] only commits already durable, under the other
-    /// modes every acknowledged one. [`Store::open`]
-    /// on `dir` opens the copy. The whole state is the log today; when
-    /// checkpoints arrive (#9) the copy takes their runs too. Returns the
-    /// log bytes copied.
+    /// modes every acknowledged one. [`Store::open`] on `dir` opens the
+    /// copy. It holds the latest checkpoint (manifest and runs) and the log
+    /// after it; checkpoints wait while it runs. Returns the bytes copied.
     pub fn backup_to(&self, dir: &Path) -> Result<u64> {
         self.check_open()?;
-        let Some(wal) = &self.inner.wal else {
+        let (Some(wal), Some(from)) = (&self.inner.wal, &self.inner.dir) else {
             return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::Unsupported, "an in-memory store has no log to back up")));
         };
         std::fs::create_dir_all(dir)?;
-        wal.copy_to(dir)
+        let checkpoints = self.inner.checkpoints.lock();
+        let runs = match &checkpoints.manifest {
+            Some(m) => manifest::copy_checkpoint(from, m, dir)?,
+            None => 0,
+        };
+        Ok(runs + wal.copy_to(dir)?)
+    }
+
+    /// Writes a checkpoint: every table's rows at the newest committed
+    /// timestamp into run files, then a manifest naming them, then removes
+    /// the log segments and runs it makes unnecessary. Opening the store
+    /// then loads the runs and replays only the log after the checkpoint.
+    ///
+    /// Commits go on meanwhile (it reads at a snapshot, a chunk of keys at
+    /// a time); DDL waits only while it notes the catalog. A background
+    /// thread calls it as the log grows (see
+    /// [`StoreOptions::checkpoint_wal_bytes`]); each checkpoint writes
+    /// every row today, so that threshold follows the data's size.
+    /// Returns what the checkpoint holds; an in-memory store has nothing
+    /// to write and returns the default.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.check_open()?;
+        let (Some(wal), Some(dir)) = (&self.inner.wal, &self.inner.dir) else {
+            return Ok(CheckpointInfo::default());
+        };
+        let mut checkpoints = self.inner.checkpoints.lock();
+        if checkpoints.manifest.as_ref().is_some_and(|m| m.ts == self.current_ts()) {
+            return Ok(self.checkpoint_info_locked(&checkpoints));
+        }
+        // Records from here on go to a new segment; the sealed ones end at
+        // or before the snapshot below, so they can go once it is durable.
+        wal.seal()?;
+        // DDL changes the catalog and the clock under the commit lock, so
+        // the catalog noted under it is the catalog at the snapshot.
+        let (ts, registration, tables, next_table_id) = {
+            let commit = self.inner.commit.lock();
+            let (ts, registration) = self.acquire_snapshot();
+            let catalog = self.inner.catalog.read();
+            let mut tables: Vec<Arc<Table>> = catalog.by_id.values().filter(|t| !t.is_index).cloned().collect();
+            tables.sort_by_key(|t| t.id);
+            (ts, registration, tables, commit.next_table_id)
+        };
+        let written = self.write_runs(dir, ts, &tables);
+        self.release_snapshot(registration);
+        let (entries, run_bytes) = written?;
+        sync_dir(dir)?;
+        let manifest = Manifest { ts, next_table_id, tables: entries };
+        manifest.store(dir)?;
+        let names: Vec<&str> = manifest.runs().collect();
+        manifest::remove_unnamed_runs(dir, &names)?;
+        checkpoints.manifest = Some(manifest);
+        checkpoints.run_bytes = run_bytes;
+        wal.remove_through(ts)?;
+        Ok(self.checkpoint_info_locked(&checkpoints))
+    }
+
+    /// Writes each table's rows visible at `ts` into a run; returns the
+    /// manifest's entries and the runs' bytes.
+    fn write_runs(&self, dir: &Path, ts: Ts, tables: &[Arc<Table>]) -> Result<(Vec<TableEntry>, u64)> {
+        let mut entries = Vec::with_capacity(tables.len());
+        let mut run_bytes = 0;
+        let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(CHECKPOINT_CHUNK);
+        for t in tables {
+            let name = manifest::run_name(t.id, ts);
+            let mut writer = None;
+            let mut rows = 0u64;
+            let mut from: Option<Vec<u8>> = None;
+            loop {
+                chunk.clear();
+                let lo = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                t.visit(lo, Bound::Unbounded, ts, |key, row| {
+                    chunk.push((key.to_vec(), row.to_vec()));
+                    chunk.len() < CHECKPOINT_CHUNK
+                });
+                let Some((last, _)) = chunk.last() else { break };
+                from = Some(last.clone());
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => writer.insert(RunWriter::create(&dir.join(&name))?),
+                };
+                for (key, row) in &chunk {
+                    w.push(key, row)?;
+                }
+                rows += chunk.len() as u64;
+                if chunk.len() < CHECKPOINT_CHUNK {
+                    break;
+                }
+            }
+            let run = match writer {
+                Some(w) => {
+                    run_bytes += w.finish(t.id, ts)?;
+                    Some(name)
+                }
+                None => None,
+            };
+            let indexes = t.indexes().iter().map(|ix| (ix.entries.id, ix.def.clone())).collect();
+            let next_row_id = t.next_row_id.load(Ordering::Relaxed);
+            entries.push(TableEntry { id: t.id, next_row_id, schema: (*t.schema).clone(), run, rows, indexes });
+        }
+        Ok((entries, run_bytes))
+    }
+
+    /// What the latest checkpoint holds, and the log's size.
+    pub fn checkpoint_info(&self) -> CheckpointInfo {
+        self.checkpoint_info_locked(&self.inner.checkpoints.lock())
+    }
+
+    fn checkpoint_info_locked(&self, checkpoints: &Checkpoints) -> CheckpointInfo {
+        let m = checkpoints.manifest.as_ref();
+        CheckpointInfo {
+            ts: m.map_or(0, |m| m.ts),
+            rows: m.map_or(0, |m| m.tables.iter().map(|t| t.rows).sum()),
+            run_bytes: checkpoints.run_bytes,
+            wal_bytes: self.inner.wal.as_ref().map_or(0, Wal::len),
+            last_error: checkpoints.last_error.clone(),
+        }
     }
 
     /// Syncs the log and stops accepting work; subscribers see the stream end.
@@ -561,9 +664,9 @@ impl Store {
         }
         commit.publisher.close();
         drop(commit);
-        if let Some(thread) = self.inner.gc_thread.lock().take() {
+        for thread in [self.inner.gc_thread.lock().take(), self.inner.checkpoint_thread.lock().take()].into_iter().flatten() {
             thread.thread().unpark();
-            // Not joined when the last handle drops on the collector's own thread.
+            // Not joined when the last handle drops on that thread itself.
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
@@ -750,6 +853,158 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn chain_stats(&self, id: TableId) -> (usize, usize) {
         self.table_by_id(id).map(|t| t.stats()).map(|(k, v, _)| (k, v)).unwrap_or_default()
+    }
+}
+
+/// The state an opening store rebuilds: the checkpoint's tables, then
+/// every logged record after it.
+#[derive(Default)]
+struct Recovery {
+    catalog: Catalog,
+    commit: CommitState,
+    /// The newest timestamp loaded or replayed.
+    last: Ts,
+}
+
+impl Recovery {
+    /// Loads the checkpoint `manifest` names; returns its runs' bytes.
+    fn load(&mut self, dir: &Path, manifest: &Manifest) -> Result<u64> {
+        let ts = manifest.ts;
+        let mut run_bytes = 0;
+        for entry in &manifest.tables {
+            let table = Arc::new(Table::new(entry.id, entry.schema.clone(), false));
+            table.next_row_id.store(entry.next_row_id, Ordering::Relaxed);
+            if let Some(name) = &entry.run {
+                let path = dir.join(name);
+                let run = Run::open(&path)?;
+                if (run.table, run.ts, run.len() as u64) != (entry.id, ts, entry.rows) {
+                    let reason = format!(
+                        "run is table {} at {} with {} rows, the manifest expects {} at {ts} with {}",
+                        run.table,
+                        run.ts,
+                        run.len(),
+                        entry.id,
+                        entry.rows
+                    );
+                    return Err(Error::Corruption { file: path, offset: 0, reason });
+                }
+                run_bytes += run.size();
+                for (key, row) in run.iter() {
+                    // A new table with no snapshot open: the slot is always free.
+                    if let Ok((chain, _)) = table.lock(key, 0, ts, crate::table::WriteKind::Upsert) {
+                        chain.install(ts, Some(Encoded::Shared(Arc::from(row))), ts);
+                    }
+                }
+            }
+            if self.catalog.by_name.insert(entry.schema.name.clone(), entry.id).is_some() || self.catalog.by_id.contains_key(&entry.id) {
+                return Err(manifest_corrupt(dir, format!("table {:?} (id {}) listed twice", entry.schema.name, entry.id)));
+            }
+            self.catalog.by_id.insert(entry.id, Arc::clone(&table));
+            for (id, def) in &entry.indexes {
+                def.validate(&table.schema).map_err(|e| manifest_corrupt(dir, e.to_string()))?;
+                if self.catalog.indexes.contains_key(&def.name) || self.catalog.by_id.contains_key(id) {
+                    return Err(manifest_corrupt(dir, format!("index {:?} (id {id}) listed twice", def.name)));
+                }
+                let entries = Arc::new(Table::new(*id, Index::entries_schema(&def.name), true));
+                self.catalog.add_index(&table, Arc::new(Index { def: def.clone(), entries, ready: 0 }));
+            }
+        }
+        self.commit.next_table_id = manifest.next_table_id;
+        if let Some(max) = self.catalog.by_id.keys().max().filter(|&&max| max >= manifest.next_table_id) {
+            return Err(manifest_corrupt(dir, format!("table id {max} is not below the next id {}", manifest.next_table_id)));
+        }
+        self.last = ts;
+        Ok(run_bytes)
+    }
+
+    /// Applies one logged record; an error says why it cannot apply.
+    fn apply(&mut self, rec: WalRecord) -> std::result::Result<(), String> {
+        let ts = rec.ts();
+        self.last = ts;
+        let (catalog, commit) = (&mut self.catalog, &mut self.commit);
+        match rec {
+            WalRecord::CreateTable { id, schema, .. } => {
+                if catalog.by_id.contains_key(&id) || catalog.by_name.contains_key(&schema.name) {
+                    return Err(format!("table {:?} (id {id}) created twice", schema.name));
+                }
+                catalog.by_name.insert(schema.name.clone(), id);
+                catalog.by_id.insert(id, Arc::new(Table::new(id, schema, false)));
+                commit.next_table_id = commit.next_table_id.max(id + 1);
+            }
+            WalRecord::DropTable { id, .. } => {
+                catalog.remove_table(id).ok_or_else(|| format!("drop of unknown table {id}"))?;
+            }
+            WalRecord::CreateIndex { id, table, def, .. } => {
+                let t = catalog.by_id.get(&table).filter(|t| !t.is_index).cloned();
+                let t = t.ok_or_else(|| format!("index {:?} on unknown table {table}", def.name))?;
+                def.validate(&t.schema).map_err(|e| e.to_string())?;
+                if catalog.indexes.contains_key(&def.name) || catalog.by_id.contains_key(&id) {
+                    return Err(format!("index {:?} (id {id}) created twice", def.name));
+                }
+                let entries = Arc::new(Table::new(id, Index::entries_schema(&def.name), true));
+                catalog.add_index(&t, Arc::new(Index { def, entries, ready: 0 }));
+                commit.next_table_id = commit.next_table_id.max(id + 1);
+            }
+            WalRecord::DropIndex { id, .. } => {
+                let name = catalog.indexes.iter().find(|(_, (_, e))| *e == id).map(|(n, _)| n.clone());
+                let name = name.ok_or_else(|| format!("drop of unknown index {id}"))?;
+                catalog.remove_index(&name);
+            }
+            WalRecord::AlterTable { id, new_id, reshape, .. } => {
+                let old = catalog.by_id.get(&id).filter(|t| !t.is_index).cloned();
+                let old = old.ok_or_else(|| format!("alter of unknown table {id}"))?;
+                let rebuilt = alter::rebuild(&old, &reshape, new_id, ts, false).map_err(|e| format!("altering table {id}: {e}"))?;
+                commit.next_table_id = commit.next_table_id.max(new_id + 1 + rebuilt.indexes.len() as u64);
+                catalog.replace_table(id, rebuilt, 0);
+            }
+            WalRecord::Commit { writes, .. } => {
+                for w in writes {
+                    let table = catalog.by_id.get(&w.table).ok_or_else(|| format!("write to unknown table {}", w.table))?;
+                    if table.schema.primary_key.is_empty() {
+                        let id =
+                            w.key.as_slice().try_into().map(u64::from_be_bytes).map_err(|_| "row id key of wrong length".to_string())?;
+                        table.next_row_id.fetch_max(id + 1, Ordering::Relaxed);
+                    }
+                    let row = match w.op {
+                        WalOp::Delete => None,
+                        WalOp::Insert(r) | WalOp::Update(r) => Some(Encoded::Shared(r)),
+                    };
+                    // No snapshot is open during replay: keep only the newest
+                    // version, and no key a delete left dead.
+                    let deleted = row.is_none();
+                    if let Ok((chain, _)) = table.lock(&w.key, 0, ts, crate::table::WriteKind::Upsert) {
+                        chain.install(ts, row, ts);
+                    }
+                    if deleted {
+                        table.unlink_if_dead(&w.key, ts);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn manifest_corrupt(dir: &Path, reason: String) -> Error {
+    Error::Corruption { file: dir.join(manifest::FILE), offset: 0, reason }
+}
+
+/// The checkpoint thread: every [`CHECKPOINT_POLL`], a checkpoint if the
+/// log has grown past `threshold` and past the last checkpoint's size.
+fn checkpoint_in_background(inner: &Weak<Inner>, threshold: u64) {
+    loop {
+        std::thread::park_timeout(CHECKPOINT_POLL);
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(wal) = &inner.wal else { return };
+        let due = wal.len() >= threshold.max(inner.checkpoints.lock().run_bytes);
+        if due {
+            let store = Store { inner };
+            let failed = store.checkpoint().err().map(|e| e.to_string());
+            store.inner.checkpoints.lock().last_error = failed;
+        }
     }
 }
 

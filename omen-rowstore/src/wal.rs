@@ -1,7 +1,14 @@
-//! The write-ahead log: one append-only file, `wal.log`, replayed on open.
+//! The write-ahead log: append-only segment files, replayed on open.
+//!
+//! Segments are `wal-0000000001.log`, `wal-0000000002.log`, ... (a log
+//! written before segments existed is one file, `wal.log`, read as segment
+//! 0). Appends go to the newest; once a record would take it past the
+//! segment size it is synced whole and sealed, and the next one is created
+//! (and its directory entry synced). A checkpoint removes the sealed
+//! segments whose records it holds ([`Wal::remove_through`]).
 //!
 //! ```text
-//! file:   | magic "OMENWAL\0" (8) | version: u32 LE | reserved: u32 (0) | record* |
+//! segment: | magic "OMENWAL\0" (8) | version: u32 LE | reserved: u32 (0) | record* |
 //! record: | len: u32 LE | crc32c(payload): u32 LE | payload (len bytes) |
 //! payload:
 //!   1 = commit       | ts: u64 | n: var | n x (table: u64 | key: var+bytes | op: u8 | [row: var+bytes]) |
@@ -9,6 +16,7 @@
 //!   3 = drop table   | ts: u64 | table: u64 |
 //!   4 = create index | ts: u64 | index: u64 | table: u64 | name: var+bytes | n: var | n x column: var | unique: u8 |
 //!   5 = drop index   | ts: u64 | index: u64 |
+//!   6 = alter table  | ts: u64 | table: u64 | new table: u64 | reshape |
 //! ```
 //!
 //! Index entries are not logged: replay rebuilds each index from its rows.
@@ -16,16 +24,18 @@
 //! op 0 deletes the key, 1 inserts a new key, 2 replaces the row of a live key;
 //! rows use the format of [`crate::codec::row`].
 //!
-//! Replay reads records in order and stops at the first one that is short or
-//! fails its checksum: an append is not atomic, so a crash can leave a torn
-//! tail. The file is truncated there (and synced) before new appends, so a
-//! torn record can never be followed by good ones.
+//! Replay reads records in order and stops at the first one in the newest
+//! segment that is short or fails its checksum: an append is not atomic, so
+//! a crash can leave a torn tail. The segment is truncated there (and
+//! synced) before new appends, so a torn record can never be followed by
+//! good ones. A sealed segment was synced whole, so damage there, or a
+//! missing segment, is [`Error::Corruption`] naming the file.
 //!
 //! Durability: under [`Durability::Full`] a commit returns after an fdatasync
 //! that covers its record. Commits share them (group commit): a committer
 //! writes its record under the store's commit lock, then, outside it, waits
 //! for a sync that covers it or runs one itself for every record written so
-//! far ([`Wal::sync_to`]). The sync uses a second handle on the file, so
+//! far ([`Wal::sync_to`]). The sync uses a second handle on the segment, so
 //! appends go on while it runs. [`Durability::Normal`] leaves syncing to a
 //! background thread every [`NORMAL_SYNC_INTERVAL`]; [`Durability::Off`]
 //! never syncs. Any failed write
@@ -33,8 +43,8 @@
 //! retrying the fsync could report success for lost data (Rebello et al., ATC
 //! 2020). The store then refuses commits until it is reopened.
 //!
-//! One file, plain write(2) and fdatasync(2); segments and io_uring are
-//! still to come (the durability issue).
+//! Plain write(2) and fdatasync(2); an io_uring backend is still to come
+//! (the durability issue).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -127,6 +137,18 @@ pub(crate) enum WalRecord {
 }
 
 impl WalRecord {
+    /// The commit timestamp the record was logged at.
+    pub(crate) fn ts(&self) -> u64 {
+        match self {
+            WalRecord::Commit { ts, .. }
+            | WalRecord::CreateTable { ts, .. }
+            | WalRecord::DropTable { ts, .. }
+            | WalRecord::CreateIndex { ts, .. }
+            | WalRecord::DropIndex { ts, .. }
+            | WalRecord::AlterTable { ts, .. } => *ts,
+        }
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
@@ -166,12 +188,7 @@ impl WalRecord {
                 out.extend_from_slice(&ts.to_le_bytes());
                 out.extend_from_slice(&id.to_le_bytes());
                 out.extend_from_slice(&table.to_le_bytes());
-                put_bytes(&mut out, def.name.as_bytes());
-                put_varint(&mut out, def.columns.len() as u64);
-                for &c in &def.columns {
-                    put_varint(&mut out, c as u64);
-                }
-                out.push(u8::from(def.unique));
+                def.encode(&mut out);
             }
             WalRecord::DropIndex { ts, id } => {
                 out.push(5);
@@ -213,17 +230,7 @@ impl WalRecord {
             3 => WalRecord::DropTable { ts: r.u64()?, id: r.u64()? },
             4 => {
                 let (ts, id, table) = (r.u64()?, r.u64()?, r.u64()?);
-                let name = r.str()?.to_owned();
-                let n = r.len()?;
-                let columns = (0..n)
-                    .map(|_| r.varint().and_then(|c| usize::try_from(c).map_err(|_| Error::Decode(format!("column index {c}")))))
-                    .collect::<Result<Vec<_>>>()?;
-                let unique = match r.u8()? {
-                    0 => false,
-                    1 => true,
-                    b => return Err(Error::Decode(format!("bad unique flag {b}"))),
-                };
-                WalRecord::CreateIndex { ts, id, table, def: IndexDef { name, columns, unique } }
+                WalRecord::CreateIndex { ts, id, table, def: IndexDef::decode(&mut r)? }
             }
             5 => WalRecord::DropIndex { ts: r.u64()?, id: r.u64()? },
             6 => WalRecord::AlterTable { ts: r.u64()?, id: r.u64()?, new_id: r.u64()?, reshape: Reshape::decode(&mut r)? },
@@ -236,12 +243,63 @@ impl WalRecord {
     }
 }
 
+/// The log's segment files: `wal-{seq:010}.log`, or `wal.log` for segment 0
+/// (the single file of logs written before segments existed).
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    if seq == 0 { dir.join("wal.log") } else { dir.join(format!("wal-{seq:010}.log")) }
+}
+
+/// The segment numbers present in `dir`, ascending.
+fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let mut seqs = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == "wal.log" {
+            seqs.push(0);
+        } else if let Some(seq) = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log")).and_then(|n| n.parse().ok()) {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+fn header() -> Vec<u8> {
+    let mut header = MAGIC.to_vec();
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header
+}
+
+/// A segment no longer appended to: whole and synced.
+#[derive(Debug, Clone, Copy)]
+struct Sealed {
+    seq: u64,
+    len: u64,
+    /// The newest timestamp logged in it (0 if none).
+    max_ts: u64,
+}
+
+/// The segment appends go to, and the sealed ones before it.
+struct Active {
+    file: File,
+    seq: u64,
+    len: u64,
+    max_ts: u64,
+    sealed: Vec<Sealed>,
+}
+
 struct Shared {
-    /// Appends go through this handle, one at a time.
-    file: Mutex<File>,
-    /// A second handle on the same file, for fdatasync while appends go on.
-    sync_file: File,
-    /// The end offset of the last record written (set under `file`).
+    dir: PathBuf,
+    /// A segment is sealed once a record would take it past this.
+    segment_bytes: u64,
+    /// Appends go through this lock, one at a time.
+    active: Mutex<Active>,
+    /// A second handle on the active segment, for fdatasync while appends go on.
+    sync_file: Mutex<Arc<File>>,
+    /// Record bytes written over the log's life, across segments (set
+    /// under `active`): group commit's offsets.
     written: AtomicU64,
     group: Mutex<Group>,
     group_cv: Condvar,
@@ -292,9 +350,11 @@ impl Shared {
         }
         group.syncing = true;
         drop(group);
-        // Read before the sync: every record written by now is in it.
+        // Read before taking the handle: every record written by now is in
+        // the active segment or in one sealed (and synced) before it.
         let target = self.written.load(Ordering::Acquire);
-        let synced = self.sync_file.sync_data();
+        let file = Arc::clone(&self.sync_file.lock());
+        let synced = file.sync_data();
         let mut group = self.group.lock();
         group.syncing = false;
         let result = match synced {
@@ -314,74 +374,114 @@ impl Shared {
     fn sync(&self) -> Result<()> {
         self.sync_to(self.written.load(Ordering::Acquire))
     }
+
+    /// Seals the active segment (synced whole first, so a torn record can
+    /// only ever be in the newest segment) and starts the next one.
+    fn roll(&self, active: &mut Active) -> Result<()> {
+        active.file.sync_data().map_err(|e| self.poison("fdatasync of a full segment", &e))?;
+        let seq = active.seq + 1;
+        let path = segment_path(&self.dir, seq);
+        let created = (|| {
+            let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+            file.write_all(&header())?;
+            file.sync_all()?;
+            File::open(&self.dir)?.sync_all()?;
+            Ok::<_, std::io::Error>(file)
+        })();
+        let file = created.map_err(|e| self.poison(&format!("creating {}", path.display()), &e))?;
+        let sync = file.try_clone().map_err(|e| self.poison("opening a segment", &e))?;
+        active.sealed.push(Sealed { seq: active.seq, len: active.len, max_ts: active.max_ts });
+        *active = Active { file, seq, len: HEADER_LEN, max_ts: active.max_ts, sealed: std::mem::take(&mut active.sealed) };
+        *self.sync_file.lock() = Arc::new(sync);
+        Ok(())
+    }
+}
+
+/// How to open a [`Wal`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WalOptions {
+    pub durability: Durability,
+    /// Segment size: a segment is sealed once the next record would take
+    /// it past this (a bigger record gets a segment of its own).
+    pub segment_bytes: u64,
+}
+
+/// What one segment's replay found.
+struct Replayed {
+    len: u64,
+    max_ts: u64,
+    /// Whether the segment ended in a torn or short record (cut off).
+    torn: bool,
 }
 
 /// The open log.
 pub(crate) struct Wal {
-    path: PathBuf,
     durability: Durability,
     shared: Arc<Shared>,
     flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Wal {
-    /// Opens (creating if needed) `dir/wal.log`, returning the log and every
-    /// whole record in it. A torn tail is cut off.
-    pub(crate) fn open(dir: &Path, durability: Durability) -> Result<(Self, Vec<WalRecord>)> {
-        let path = dir.join("wal.log");
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let corrupt = |offset: u64, reason: &str| Error::Corruption { file: path.clone(), offset, reason: reason.into() };
-
-        let header_len = HEADER_LEN as usize;
-        let mut records = Vec::new();
-        let valid_end = if bytes.len() < header_len {
-            // A crash during creation leaves a short header; nothing was ever logged.
-            let mut header = MAGIC.to_vec();
-            header.extend_from_slice(&VERSION.to_le_bytes());
-            header.extend_from_slice(&0u32.to_le_bytes());
-            if !header.starts_with(&bytes) {
-                return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)"));
+    /// Opens (creating if needed) the log in `dir`, passing `apply` every
+    /// whole record newer than `after`, in log order; an error from `apply`
+    /// is [`Error::Corruption`] at that record. A torn tail of the
+    /// newest segment is cut off; damage anywhere else is
+    /// [`Error::Corruption`] naming the segment, since a sealed segment was
+    /// synced whole.
+    pub(crate) fn open(
+        dir: &Path,
+        options: WalOptions,
+        after: u64,
+        mut apply: impl FnMut(WalRecord) -> std::result::Result<(), String>,
+    ) -> Result<Self> {
+        let mut seqs = list_segments(dir)?;
+        if seqs.is_empty() {
+            seqs.push(1);
+        }
+        if let Some(w) = seqs.windows(2).find(|w| w[1] != w[0] + 1) {
+            let missing = segment_path(dir, w[0] + 1);
+            return Err(Error::Corruption { file: missing, offset: 0, reason: "log segment missing".into() });
+        }
+        let mut sealed = Vec::new();
+        let mut last_ts = 0;
+        let last = seqs.len() - 1;
+        let mut active = None;
+        for (i, &seq) in seqs.iter().enumerate() {
+            let path = segment_path(dir, seq);
+            let newest = i == last;
+            let mut file = OpenOptions::new().read(true).write(true).create(newest).truncate(false).open(&path)?;
+            let got = replay_segment(dir, &path, &mut file, newest, &mut last_ts, after, &mut apply)?;
+            if got.torn && !newest {
+                return Err(Error::Corruption {
+                    file: path,
+                    offset: got.len,
+                    reason: "sealed log segment ends in a damaged record".into(),
+                });
             }
-            file.set_len(0)?;
-            file.write_all(&header)?;
-            file.sync_all()?;
-            sync_dir(dir)?;
-            HEADER_LEN
-        } else {
-            if &bytes[..8] != MAGIC {
-                return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)"));
+            if newest {
+                use std::io::Seek;
+                file.seek(std::io::SeekFrom::Start(got.len))?;
+                active = Some(Active { file, seq, len: got.len, max_ts: got.max_ts.max(last_ts), sealed: Vec::new() });
+            } else {
+                sealed.push(Sealed { seq, len: got.len, max_ts: got.max_ts });
             }
-            let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-            if version != VERSION {
-                return Err(corrupt(8, &format!("unsupported WAL version {version}")));
-            }
-            let mut pos = header_len;
-            while let Some((payload, next)) = next_record(&bytes, pos) {
-                let rec = WalRecord::decode(payload).map_err(|e| corrupt(pos as u64, &e.to_string()))?;
-                records.push(rec);
-                pos = next;
-            }
-            if pos < bytes.len() {
-                file.set_len(pos as u64)?;
-                file.sync_all()?;
-            }
-            pos as u64
-        };
-        use std::io::Seek;
-        file.seek(std::io::SeekFrom::Start(valid_end))?;
+        }
+        let mut active = active.expect("at least one segment");
+        active.sealed = sealed;
 
         let shared = Arc::new(Shared {
-            sync_file: file.try_clone()?,
-            file: Mutex::new(file),
-            written: AtomicU64::new(valid_end),
+            dir: dir.to_path_buf(),
+            segment_bytes: options.segment_bytes.max(HEADER_LEN + 1),
+            sync_file: Mutex::new(Arc::new(active.file.try_clone()?)),
+            active: Mutex::new(active),
+            written: AtomicU64::new(0),
             group: Mutex::new(Group::default()),
             group_cv: Condvar::new(),
             poisoned: Mutex::new(None),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
         });
+        let durability = options.durability;
         let flusher = (durability == Durability::Normal).then(|| {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -399,7 +499,7 @@ impl Wal {
                 .map_err(Error::Io)
         });
         let flusher = flusher.transpose()?;
-        Ok((Self { path, durability, shared, flusher: Mutex::new(flusher) }, records))
+        Ok(Self { durability, shared, flusher: Mutex::new(flusher) })
     }
 
     /// Appends one record and makes it as durable as the mode promises.
@@ -424,15 +524,56 @@ impl Wal {
         buf.extend_from_slice(&len.to_le_bytes());
         buf.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
         buf.extend_from_slice(&payload);
-        let mut file = self.shared.file.lock();
-        file.write_all(&buf).map_err(|e| self.shared.poison("write", &e))?;
-        let end = self.shared.written.fetch_add(buf.len() as u64, Ordering::AcqRel) + buf.len() as u64;
+        let n = buf.len() as u64;
+        let mut active = self.shared.active.lock();
+        if active.len > HEADER_LEN && active.len + n > self.shared.segment_bytes {
+            self.shared.roll(&mut active)?;
+        }
+        active.file.write_all(&buf).map_err(|e| self.shared.poison("write", &e))?;
+        active.len += n;
+        active.max_ts = active.max_ts.max(record.ts());
+        let end = self.shared.written.fetch_add(n, Ordering::AcqRel) + n;
         Ok((self.durability == Durability::Full).then_some(end))
     }
 
     /// Waits until the log is durable up to `offset` (see the module docs).
     pub(crate) fn sync_to(&self, offset: u64) -> Result<()> {
         self.shared.sync_to(offset)
+    }
+
+    /// Seals the active segment if it holds records, so that a checkpoint
+    /// covering them can remove it.
+    pub(crate) fn seal(&self) -> Result<()> {
+        self.shared.check()?;
+        let mut active = self.shared.active.lock();
+        if active.len > HEADER_LEN { self.shared.roll(&mut active) } else { Ok(()) }
+    }
+
+    /// Removes the sealed segments, oldest first, whose records are all at
+    /// or before `ts` (a checkpoint holds them); returns the bytes freed.
+    /// The caller must have made that checkpoint durable first.
+    pub(crate) fn remove_through(&self, ts: u64) -> Result<u64> {
+        let gone: Vec<Sealed> = {
+            let mut active = self.shared.active.lock();
+            let n = active.sealed.iter().take_while(|s| s.max_ts <= ts).count();
+            active.sealed.drain(..n).collect()
+        };
+        for s in &gone {
+            match std::fs::remove_file(segment_path(&self.shared.dir, s.seq)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        if !gone.is_empty() {
+            sync_dir(&self.shared.dir)?;
+        }
+        Ok(gone.iter().map(|s| s.len).sum())
+    }
+
+    /// Bytes in the log's segments, headers included.
+    pub(crate) fn len(&self) -> u64 {
+        let active = self.shared.active.lock();
+        active.len + active.sealed.iter().map(|s| s.len).sum::<u64>()
     }
 
     /// Stops the background syncer and syncs what is left (in every mode: a
@@ -446,36 +587,42 @@ impl Wal {
         self.shared.sync()
     }
 
-    /// Copies the whole records written so far into a new `dir/wal.log`,
-    /// fsynced with its directory entry, while appends go on; returns the
-    /// bytes copied. `written` only ever stands at a record's end, so the
-    /// copy is a prefix of the commit order. Under [`Durability::Full`] it
-    /// first waits for those records to be durable: the copy then holds no
-    /// commit that could still fail.
+    /// Copies the whole records written so far into `dir` (segment files
+    /// of the same names), fsynced with their directory entries, while
+    /// appends go on; returns the bytes copied. The copy stops at a record
+    /// boundary, so it is a prefix of the commit order. Under
+    /// [`Durability::Full`] it first waits for those records to be durable:
+    /// the copy then holds no commit that could still fail. Segments must
+    /// not be removed meanwhile (the store holds its checkpoint lock).
     pub(crate) fn copy_to(&self, dir: &Path) -> Result<u64> {
         self.shared.check()?;
-        let end = self.shared.written.load(Ordering::Acquire);
+        let (segments, end) = {
+            let active = self.shared.active.lock();
+            let mut all = active.sealed.clone();
+            all.push(Sealed { seq: active.seq, len: active.len, max_ts: active.max_ts });
+            (all, self.shared.written.load(Ordering::Acquire))
+        };
         if self.durability == Durability::Full {
             self.shared.sync_to(end)?;
         }
-        let mut source = File::open(&self.path)?.take(end);
-        let mut copy = OpenOptions::new().write(true).create_new(true).open(dir.join("wal.log"))?;
-        let copied = std::io::copy(&mut source, &mut copy)?;
-        if copied != end {
-            return Err(Error::Corruption {
-                file: self.path.clone(),
-                offset: copied,
-                reason: format!("the log ends before its written offset {end}"),
-            });
+        let mut total = 0;
+        for s in segments {
+            let from = segment_path(&self.shared.dir, s.seq);
+            let mut source = File::open(&from)?.take(s.len);
+            let mut copy = OpenOptions::new().write(true).create_new(true).open(segment_path(dir, s.seq))?;
+            let copied = std::io::copy(&mut source, &mut copy)?;
+            if copied != s.len {
+                return Err(Error::Corruption {
+                    file: from,
+                    offset: copied,
+                    reason: format!("the segment ends before its written length {}", s.len),
+                });
+            }
+            copy.sync_all()?;
+            total += copied;
         }
-        copy.sync_all()?;
         sync_dir(dir)?;
-        Ok(copied)
-    }
-
-    /// The log file's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        Ok(total)
     }
 }
 
@@ -483,6 +630,66 @@ impl Drop for Wal {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Reads one segment, applying its records newer than `after`. The newest
+/// segment's torn tail (or short header: a crash while creating it) is cut
+/// off and synced, so a torn record is never followed by good ones.
+fn replay_segment(
+    dir: &Path,
+    path: &Path,
+    file: &mut File,
+    newest: bool,
+    last_ts: &mut u64,
+    after: u64,
+    apply: &mut impl FnMut(WalRecord) -> std::result::Result<(), String>,
+) -> Result<Replayed> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let corrupt = |offset: u64, reason: &str| Error::Corruption { file: path.to_path_buf(), offset, reason: reason.into() };
+    let header = header();
+    if bytes.len() < header.len() {
+        if !header.starts_with(&bytes) {
+            return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)"));
+        }
+        if !newest {
+            return Err(corrupt(0, "sealed log segment without a whole header"));
+        }
+        // A crash while creating it: nothing was ever logged here.
+        file.set_len(0)?;
+        file.write_all(&header)?;
+        file.sync_all()?;
+        sync_dir(dir)?;
+        return Ok(Replayed { len: HEADER_LEN, max_ts: 0, torn: false });
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)"));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != VERSION {
+        return Err(corrupt(8, &format!("unsupported WAL version {version}")));
+    }
+    let mut pos = header.len();
+    let mut max_ts = 0;
+    while let Some((payload, next)) = next_record(&bytes, pos) {
+        let rec = WalRecord::decode(payload).map_err(|e| corrupt(pos as u64, &e.to_string()))?;
+        let ts = rec.ts();
+        if ts <= *last_ts {
+            return Err(corrupt(pos as u64, &format!("timestamp {ts} after {last_ts}")));
+        }
+        *last_ts = ts;
+        max_ts = ts;
+        if ts > after {
+            apply(rec).map_err(|reason| corrupt(pos as u64, &reason))?;
+        }
+        pos = next;
+    }
+    let torn = pos < bytes.len();
+    if torn && newest {
+        file.set_len(pos as u64)?;
+        file.sync_all()?;
+    }
+    Ok(Replayed { len: pos as u64, max_ts, torn })
 }
 
 /// The payload of the record at `pos` and the offset after it, if whole and intact.
@@ -509,6 +716,19 @@ mod tests {
     use super::*;
     use crate::schema::ColumnDef;
     use crate::value::DataType;
+
+    fn open_with(dir: &Path, durability: Durability, segment_bytes: u64) -> Result<(Wal, Vec<WalRecord>)> {
+        let mut recs = Vec::new();
+        let wal = Wal::open(dir, WalOptions { durability, segment_bytes }, 0, |r| {
+            recs.push(r);
+            Ok(())
+        })?;
+        Ok((wal, recs))
+    }
+
+    fn open(dir: &Path, durability: Durability) -> Result<(Wal, Vec<WalRecord>)> {
+        open_with(dir, durability, 64 << 20)
+    }
 
     fn commit(ts: u64) -> WalRecord {
         WalRecord::Commit {
@@ -546,14 +766,16 @@ mod tests {
     fn replay_returns_appended_records() {
         let dir = tempfile::tempdir().unwrap();
         for mode in [Durability::Full, Durability::Normal, Durability::Off] {
-            let _ = std::fs::remove_file(dir.path().join("wal.log"));
-            let (wal, recs) = Wal::open(dir.path(), mode).unwrap();
+            for seq in list_segments(dir.path()).unwrap() {
+                std::fs::remove_file(segment_path(dir.path(), seq)).unwrap();
+            }
+            let (wal, recs) = open(dir.path(), mode).unwrap();
             assert!(recs.is_empty());
             wal.append(&commit(1)).unwrap();
             wal.append(&commit(2)).unwrap();
             wal.close().unwrap();
             drop(wal);
-            let (_, recs) = Wal::open(dir.path(), mode).unwrap();
+            let (_, recs) = open(dir.path(), mode).unwrap();
             assert_eq!(recs, vec![commit(1), commit(2)]);
         }
     }
@@ -563,7 +785,7 @@ mod tests {
     #[test]
     fn a_synced_record_stays_committed_after_a_later_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(dir.path(), Durability::Full).unwrap();
+        let (wal, _) = open(dir.path(), Durability::Full).unwrap();
         let first = wal.write(&commit(1)).unwrap().unwrap();
         let second = wal.write(&commit(2)).unwrap().unwrap();
         wal.sync_to(first).unwrap();
@@ -579,21 +801,21 @@ mod tests {
     #[test]
     fn torn_tail_is_cut_at_every_offset() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(dir.path(), Durability::Off).unwrap();
+        let (wal, _) = open(dir.path(), Durability::Off).unwrap();
         wal.append(&commit(1)).unwrap();
-        let first_end = std::fs::metadata(wal.path()).unwrap().len();
+        let first_end = wal.len();
         wal.append(&commit(2)).unwrap();
         drop(wal);
-        let full = std::fs::read(dir.path().join("wal.log")).unwrap();
+        let full = std::fs::read(segment_path(dir.path(), 1)).unwrap();
         for cut in HEADER_LEN as usize..full.len() {
-            std::fs::write(dir.path().join("wal.log"), &full[..cut]).unwrap();
-            let (wal, recs) = Wal::open(dir.path(), Durability::Off).unwrap();
+            std::fs::write(segment_path(dir.path(), 1), &full[..cut]).unwrap();
+            let (wal, recs) = open(dir.path(), Durability::Off).unwrap();
             let expect = if cut as u64 >= first_end { 1 } else { 0 };
             assert_eq!(recs.len(), expect, "cut at {cut}");
             // New appends follow the last whole record.
             wal.append(&commit(3)).unwrap();
             drop(wal);
-            let (_, recs) = Wal::open(dir.path(), Durability::Off).unwrap();
+            let (_, recs) = open(dir.path(), Durability::Off).unwrap();
             assert_eq!(recs.len(), expect + 1, "cut at {cut}");
             assert_eq!(recs.last(), Some(&commit(3)));
         }
@@ -602,22 +824,110 @@ mod tests {
     #[test]
     fn flipped_byte_ends_replay_there() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(dir.path(), Durability::Off).unwrap();
+        let (wal, _) = open(dir.path(), Durability::Off).unwrap();
         wal.append(&commit(1)).unwrap();
         wal.append(&commit(2)).unwrap();
         drop(wal);
-        let mut bytes = std::fs::read(dir.path().join("wal.log")).unwrap();
+        let mut bytes = std::fs::read(segment_path(dir.path(), 1)).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x40;
-        std::fs::write(dir.path().join("wal.log"), &bytes).unwrap();
-        let (_, recs) = Wal::open(dir.path(), Durability::Off).unwrap();
+        std::fs::write(segment_path(dir.path(), 1), &bytes).unwrap();
+        let (_, recs) = open(dir.path(), Durability::Off).unwrap();
         assert_eq!(recs, vec![commit(1)]);
     }
 
     #[test]
     fn bad_magic_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("wal.log"), b"this is not a log file at all").unwrap();
-        assert!(matches!(Wal::open(dir.path(), Durability::Off), Err(Error::Corruption { .. })));
+        std::fs::write(segment_path(dir.path(), 1), b"this is not a log file at all").unwrap();
+        assert!(matches!(open(dir.path(), Durability::Off), Err(Error::Corruption { .. })));
+    }
+
+    #[test]
+    fn segments_roll_replay_in_order_and_are_removed_through_a_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open_with(dir.path(), Durability::Full, 300).unwrap();
+        for ts in 1..=40 {
+            wal.append(&commit(ts)).unwrap();
+        }
+        let segments = list_segments(dir.path()).unwrap();
+        assert!(segments.len() > 5, "{segments:?}");
+        drop(wal);
+        let (wal, recs) = open_with(dir.path(), Durability::Full, 300).unwrap();
+        assert_eq!(recs, (1..=40).map(commit).collect::<Vec<_>>());
+
+        // Replay after a timestamp skips what a checkpoint holds.
+        let mut after = Vec::new();
+        drop(Wal::open(dir.path(), WalOptions { durability: Durability::Full, segment_bytes: 300 }, 30, |r| {
+            after.push(r);
+            Ok(())
+        }));
+        assert_eq!(after, (31..=40).map(commit).collect::<Vec<_>>());
+
+        // Removing through 20 keeps every segment with a later record.
+        wal.seal().unwrap();
+        let before = wal.len();
+        let freed = wal.remove_through(20).unwrap();
+        assert!(freed > 0 && wal.len() == before - freed);
+        drop(wal);
+        let (_, recs) = open_with(dir.path(), Durability::Full, 300).unwrap();
+        let first = recs.first().unwrap().ts();
+        assert!(first <= 21 && first > 1, "first kept record {first}");
+        assert_eq!(recs.last(), Some(&commit(40)));
+    }
+
+    #[test]
+    fn damage_in_a_sealed_segment_or_a_missing_one_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open_with(dir.path(), Durability::Off, 300).unwrap();
+        for ts in 1..=20 {
+            wal.append(&commit(ts)).unwrap();
+        }
+        drop(wal);
+        let segments = list_segments(dir.path()).unwrap();
+        let second = segment_path(dir.path(), segments[1]);
+        let mut bytes = std::fs::read(&second).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&second, &bytes).unwrap();
+        match open(dir.path(), Durability::Off) {
+            Err(Error::Corruption { file, .. }) => assert_eq!(file, second),
+            other => panic!("{:?}", other.map(|(_, r)| r)),
+        }
+        std::fs::remove_file(&second).unwrap();
+        assert!(matches!(open(dir.path(), Durability::Off), Err(Error::Corruption { file, .. }) if file == second));
+    }
+
+    #[test]
+    fn a_log_from_before_segments_is_read_and_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open(dir.path(), Durability::Full).unwrap();
+        wal.append(&commit(1)).unwrap();
+        drop(wal);
+        std::fs::rename(segment_path(dir.path(), 1), dir.path().join("wal.log")).unwrap();
+        let (wal, recs) = open_with(dir.path(), Durability::Full, 200).unwrap();
+        assert_eq!(recs, vec![commit(1)]);
+        for ts in 2..=6 {
+            wal.append(&commit(ts)).unwrap();
+        }
+        drop(wal);
+        assert!(list_segments(dir.path()).unwrap().starts_with(&[0, 1]));
+        let (_, recs) = open(dir.path(), Durability::Full).unwrap();
+        assert_eq!(recs, (1..=6).map(commit).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_copy_holds_every_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        let (wal, _) = open_with(dir.path(), Durability::Full, 300).unwrap();
+        for ts in 1..=12 {
+            wal.append(&commit(ts)).unwrap();
+        }
+        let bytes = wal.copy_to(copy.path()).unwrap();
+        assert_eq!(bytes, wal.len());
+        wal.append(&commit(13)).unwrap();
+        let (_, recs) = open(copy.path(), Durability::Full).unwrap();
+        assert_eq!(recs, (1..=12).map(commit).collect::<Vec<_>>());
     }
 }

@@ -38,11 +38,21 @@ pub struct EngineOptions {
     /// Whether primary-key point statements and `INSERT ... VALUES` skip
     /// DataFusion when they run (default true).
     pub fast_path: bool,
+    /// Log bytes that start a background checkpoint (see
+    /// [`omen_rowstore::StoreOptions::checkpoint_wal_bytes`]); 0: none.
+    pub checkpoint_wal_bytes: u64,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { dir: None, durability: Durability::default(), memory_budget: 0, query_memory_limit: 0, fast_path: true }
+        Self {
+            dir: None,
+            durability: Durability::default(),
+            memory_budget: 0,
+            query_memory_limit: 0,
+            fast_path: true,
+            checkpoint_wal_bytes: StoreOptions::default().checkpoint_wal_bytes,
+        }
     }
 }
 
@@ -91,7 +101,12 @@ impl Engine {
                 )));
             }
         }
-        let rows = Store::open(StoreOptions { dir: options.dir, durability: options.durability, ..StoreOptions::default() })?;
+        let rows = Store::open(StoreOptions {
+            dir: options.dir,
+            durability: options.durability,
+            checkpoint_wal_bytes: options.checkpoint_wal_bytes,
+            ..StoreOptions::default()
+        })?;
         let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;
         let mut config = SessionConfig::new()
             .with_information_schema(false)
@@ -213,6 +228,16 @@ impl Engine {
     /// go on (see [`omen_rowstore::Store::backup_to`]).
     pub fn backup_to(&self, dir: &std::path::Path) -> Result<u64> {
         Ok(self.rows.backup_to(dir)?)
+    }
+
+    /// Writes a row-store checkpoint now (see [`omen_rowstore::Store::checkpoint`]).
+    pub fn checkpoint(&self) -> Result<omen_rowstore::CheckpointInfo> {
+        Ok(self.rows.checkpoint()?)
+    }
+
+    /// What the row store's latest checkpoint holds.
+    pub fn checkpoint_info(&self) -> omen_rowstore::CheckpointInfo {
+        self.rows.checkpoint_info()
     }
 
     /// Stops sync and closes the row store (syncing its log). Idempotent;

@@ -1,11 +1,15 @@
-//! `VACUUM` and `ANALYZE`, which PostgreSQL tools (pgbench among them) send.
+//! `VACUUM`, `ANALYZE` and `CHECKPOINT`, which PostgreSQL tools (pgbench
+//! among them) and operators send.
 //!
 //! Both check that the tables they name exist. `VACUUM` runs a garbage
 //! collection pass of the row store at once (the background collector runs
 //! it anyway); `ANALYZE` has nothing to do, since the planner reads
 //! statistics from the column store as it plans. Options in either
 //! spelling, `VACUUM (VERBOSE, ANALYZE) t` or `VACUUM FULL ANALYZE t`, are
-//! accepted and change nothing.
+//! accepted and change nothing. `CHECKPOINT` writes a row-store checkpoint
+//! at once ([`omen_rowstore::Store::checkpoint`]), so the log is cut and the
+//! next open replays little; it runs on the calling thread, for as long as
+//! writing every table's rows takes.
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -17,25 +21,50 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::session::Output;
 
-/// A parsed `VACUUM` or `ANALYZE`.
+/// A parsed `VACUUM`, `ANALYZE` or `CHECKPOINT`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Maintenance {
-    vacuum: bool,
+    kind: Kind,
     tables: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Vacuum,
+    Analyze,
+    Checkpoint,
+}
+
+impl Kind {
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Vacuum => "VACUUM",
+            Kind::Analyze => "ANALYZE",
+            Kind::Checkpoint => "CHECKPOINT",
+        }
+    }
+}
+
 impl Maintenance {
-    /// Parses `sql` if it is a VACUUM or ANALYZE statement: `Ok(None)` for
-    /// any other.
+    /// Parses `sql` if it is a VACUUM, ANALYZE or CHECKPOINT statement:
+    /// `Ok(None)` for any other.
     pub(crate) fn parse(sql: &str) -> Result<Option<Self>> {
         let dialect = PostgreSqlDialect {};
         let mut p = Parser::new(&dialect).try_with_sql(sql)?;
-        let vacuum = match p.parse_one_of_keywords(&[Keyword::VACUUM, Keyword::ANALYZE]) {
-            Some(Keyword::VACUUM) => true,
-            Some(_) => false,
-            None => return Ok(None),
+        let kind = match p.parse_one_of_keywords(&[Keyword::VACUUM, Keyword::ANALYZE]) {
+            Some(Keyword::VACUUM) => Kind::Vacuum,
+            Some(_) => Kind::Analyze,
+            None => match p.peek_token().token {
+                Token::Word(w) if w.value.eq_ignore_ascii_case("checkpoint") => {
+                    p.next_token();
+                    Kind::Checkpoint
+                }
+                _ => return Ok(None),
+            },
         };
-        if p.consume_token(&Token::LParen) {
+        // CHECKPOINT takes no options and no tables.
+        let options = kind != Kind::Checkpoint;
+        if options && p.consume_token(&Token::LParen) {
             p.parse_comma_separated(|p| {
                 p.parse_identifier()?;
                 if !matches!(p.peek_token().token, Token::Comma | Token::RParen) {
@@ -44,11 +73,11 @@ impl Maintenance {
                 Ok(())
             })?;
             p.expect_token(&Token::RParen)?;
-        } else {
+        } else if options {
             while p.parse_one_of_keywords(&[Keyword::FULL, Keyword::FREEZE, Keyword::VERBOSE, Keyword::ANALYZE]).is_some() {}
         }
         let mut tables = Vec::new();
-        if !matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+        if options && !matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
             tables = p
                 .parse_comma_separated(|p| {
                     let name = p.parse_object_name(false)?;
@@ -64,22 +93,24 @@ impl Maintenance {
         }
         while p.consume_token(&Token::SemiColon) {}
         if p.peek_token() != Token::EOF {
-            return Err(Error::Parse(format!("unexpected {} in {}", p.peek_token(), if vacuum { "VACUUM" } else { "ANALYZE" })));
+            return Err(Error::Parse(format!("unexpected {} in {}", p.peek_token(), kind.tag())));
         }
-        Ok(Some(Self { vacuum, tables }))
+        Ok(Some(Self { kind, tables }))
     }
 
     pub(crate) fn run(&self, engine: &Engine, explicit: bool) -> Result<Output> {
-        if self.vacuum && explicit {
+        if self.kind == Kind::Vacuum && explicit {
             return Err(Error::Unsupported("VACUUM inside a transaction block".into()));
         }
         if let Some(missing) = self.tables.iter().find(|t| engine.rows.table(t).is_none()) {
             return Err(Error::UnknownTable(missing.clone()));
         }
-        if self.vacuum {
-            engine.rows.collect_garbage();
+        match self.kind {
+            Kind::Vacuum => drop(engine.rows.collect_garbage()),
+            Kind::Analyze => {}
+            Kind::Checkpoint => drop(engine.rows.checkpoint()?),
         }
-        Ok(Output::Command(if self.vacuum { "VACUUM" } else { "ANALYZE" }))
+        Ok(Output::Command(self.kind.tag()))
     }
 }
 
@@ -91,12 +122,13 @@ mod tests {
     #[test]
     fn both_spellings_parse() {
         let m = |sql: &str| Maintenance::parse(sql).unwrap().unwrap();
-        assert_eq!(m("vacuum analyze pgbench_branches"), Maintenance { vacuum: true, tables: vec!["pgbench_branches".into()] });
+        assert_eq!(m("vacuum analyze pgbench_branches"), Maintenance { kind: Kind::Vacuum, tables: vec!["pgbench_branches".into()] });
         assert_eq!(m("VACUUM (VERBOSE, ANALYZE true) a, b (x, y);").tables, ["a", "b"]);
-        assert_eq!(m("VACUUM FULL FREEZE VERBOSE"), Maintenance { vacuum: true, tables: vec![] });
-        assert_eq!(m("ANALYZE t"), Maintenance { vacuum: false, tables: vec!["t".into()] });
+        assert_eq!(m("VACUUM FULL FREEZE VERBOSE"), Maintenance { kind: Kind::Vacuum, tables: vec![] });
+        assert_eq!(m("ANALYZE t"), Maintenance { kind: Kind::Analyze, tables: vec!["t".into()] });
+        assert_eq!(m("checkpoint;"), Maintenance { kind: Kind::Checkpoint, tables: vec![] });
         assert!(Maintenance::parse("SELECT 1").unwrap().is_none());
-        for bad in ["VACUUM (", "VACUUM t u", "ANALYZE t (", "VACUUM other.t"] {
+        for bad in ["VACUUM (", "VACUUM t u", "ANALYZE t (", "VACUUM other.t", "CHECKPOINT t"] {
             assert!(Maintenance::parse(bad).is_err(), "{bad}");
         }
     }

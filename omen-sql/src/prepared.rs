@@ -119,7 +119,7 @@ impl PreparedStatement {
         // Statements DataFusion's parser does not take as PostgreSQL spells them.
         let special = match leading_word(sql).as_str() {
             "copy" => crate::copy::CopyFrom::parse(sql)?.map(Compiled::CopyFrom),
-            "vacuum" | "analyze" => crate::maintenance::Maintenance::parse(sql)?.map(Compiled::Maintenance),
+            "vacuum" | "analyze" | "checkpoint" => crate::maintenance::Maintenance::parse(sql)?.map(Compiled::Maintenance),
             _ => None,
         };
         if let Some(compiled) = special {
@@ -251,7 +251,7 @@ impl PreparedStatement {
 /// The first word of `sql`, lower-cased (comments are not skipped: a
 /// statement behind one takes the general parser, which refuses it).
 fn leading_word(sql: &str) -> String {
-    sql.trim_start().chars().take_while(char::is_ascii_alphabetic).take(8).collect::<String>().to_ascii_lowercase()
+    sql.trim_start().chars().take_while(char::is_ascii_alphabetic).take(10).collect::<String>().to_ascii_lowercase()
 }
 
 fn parse(sql: &str) -> Result<Option<DfStatement>> {

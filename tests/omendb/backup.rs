@@ -33,6 +33,10 @@ fn backups_taken_under_writes_hold_a_prefix_of_the_commits() {
         while acknowledged.load(Ordering::Acquire) < seen + 20 && !writer.is_finished() {
             std::thread::yield_now();
         }
+        if i == 1 {
+            // The later copies take a checkpoint's runs and the log after it.
+            db.checkpoint().unwrap();
+        }
         let before = acknowledged.load(Ordering::Acquire);
         let target = dir.path().join(format!("copy{i}"));
         db.backup_to(&target).unwrap();

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use omendb::{Database, params};
+use omendb::{Database, Options, params};
 
 const CHILD_ENV: &str = "OMENDB_TEST_CRASH_CHILD";
 const CYCLES: usize = 5;
@@ -13,7 +13,8 @@ fn acknowledged_commits_survive_sigkill() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         // Child: commit two-row transactions forever, reporting each one
         // after commit returns (Durability::Full: after fdatasync).
-        let db = Database::open(&dir).unwrap();
+        // Checkpoints every few KiB of log: kills land in them too.
+        let db = Database::open_with(&dir, Options::default().with_checkpoint_wal_bytes(4096)).unwrap();
         let start: i64 = crate::q(&db, "SELECT coalesce(max(id), 0) FROM t")[0][0].parse().unwrap();
         let mut out = std::io::stdout().lock();
         for id in (start + 1..).step_by(2) {

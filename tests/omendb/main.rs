@@ -4,6 +4,7 @@
 
 mod backup;
 mod bad_input;
+mod checkpoint;
 mod clients;
 mod concurrency;
 mod crash;

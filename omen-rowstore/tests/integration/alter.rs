@@ -7,7 +7,7 @@ use std::time::Duration;
 use omen_rowstore::{Alteration, Change, ColumnDef, DataType, Durability, Error, KeyRange, Store, StoreOptions, TableSchema, Value};
 
 fn options(dir: &std::path::Path) -> StoreOptions {
-    StoreOptions { dir: Some(dir.to_path_buf()), durability: Durability::Off, gc_interval: Duration::ZERO }
+    StoreOptions { dir: Some(dir.to_path_buf()), durability: Durability::Off, gc_interval: Duration::ZERO, ..StoreOptions::default() }
 }
 
 /// `items` of `indexes.rs` (index `items_a` on a, unique `items_b` on b),

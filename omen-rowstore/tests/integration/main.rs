@@ -3,6 +3,8 @@
 
 mod alter;
 mod changes;
+mod checkpoint;
+mod crash;
 mod hermitage;
 mod indexes;
 mod list_append;

@@ -1,0 +1,254 @@
+//! The manifest: which checkpoint the store starts from.
+//!
+//! It names the checkpoint's timestamp, the catalog as of then (tables,
+//! their schemas and indexes) and each table's run file. Opening reads it,
+//! loads the runs and replays the log's records after the timestamp; with
+//! no manifest the whole log is replayed.
+//!
+//! ```text
+//! MANIFEST: | magic "OMENMAN\0" (8) | version: u32 LE | reserved: u32 (0) | body | crc32c(all before): u32 LE |
+//! body:     | ts: u64 | next_table_id: u64 | n: var | n x table |
+//! table:    | id: u64 | next_row_id: u64 | schema | run: var+bytes (empty: no rows) | rows: u64 |
+//!           | m: var | m x (index id: u64 | index definition) |
+//! ```
+//!
+//! It is replaced atomically: written to `MANIFEST.tmp`, synced, renamed
+//! over `MANIFEST`, and the directory synced. Files a crash left behind
+//! (a half-written temp file, runs no manifest names) are removed on open.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::codec::bytes::{Reader, put_bytes, put_varint};
+use crate::error::{Error, Result};
+use crate::index::IndexDef;
+use crate::schema::{TableId, TableSchema};
+use crate::table::Ts;
+use crate::wal::sync_dir;
+
+const MAGIC: &[u8; 8] = b"OMENMAN\0";
+const VERSION: u32 = 1;
+pub(crate) const FILE: &str = "MANIFEST";
+const TEMP: &str = "MANIFEST.tmp";
+
+/// One table as of the checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TableEntry {
+    pub id: TableId,
+    pub next_row_id: u64,
+    pub schema: TableSchema,
+    /// The run file's name in the store's directory; `None` for no rows.
+    pub run: Option<String>,
+    /// Rows in the run.
+    pub rows: u64,
+    pub indexes: Vec<(TableId, IndexDef)>,
+}
+
+/// A checkpoint: the state at `ts`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Manifest {
+    pub ts: Ts,
+    pub next_table_id: TableId,
+    pub tables: Vec<TableEntry>,
+}
+
+impl Manifest {
+    fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&self.ts.to_le_bytes());
+        body.extend_from_slice(&self.next_table_id.to_le_bytes());
+        put_varint(&mut body, self.tables.len() as u64);
+        for t in &self.tables {
+            body.extend_from_slice(&t.id.to_le_bytes());
+            body.extend_from_slice(&t.next_row_id.to_le_bytes());
+            t.schema.encode(&mut body);
+            put_bytes(&mut body, t.run.as_deref().unwrap_or("").as_bytes());
+            body.extend_from_slice(&t.rows.to_le_bytes());
+            put_varint(&mut body, t.indexes.len() as u64);
+            for (id, def) in &t.indexes {
+                body.extend_from_slice(&id.to_le_bytes());
+                def.encode(&mut body);
+            }
+        }
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&body);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn decode(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let corrupt = |offset: usize, reason: String| Error::Corruption { file: path.to_path_buf(), offset: offset as u64, reason };
+        if bytes.len() < 20 || &bytes[..8] != MAGIC {
+            return Err(corrupt(0, "not an OmenDB manifest (bad magic or too short)".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(corrupt(8, format!("unsupported manifest version {version}")));
+        }
+        let (checked, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32c::crc32c(checked) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+            return Err(corrupt(16, "checksum mismatch".into()));
+        }
+        let body = &checked[16..];
+        let mut r = Reader::new(body);
+        let parse = |r: &mut Reader<'_>| -> Result<Self> {
+            let ts = r.u64()?;
+            let next_table_id = r.u64()?;
+            let n = r.len()?;
+            let mut tables = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                let id = r.u64()?;
+                let next_row_id = r.u64()?;
+                let schema = TableSchema::decode(r)?;
+                let run = Some(r.str()?.to_owned()).filter(|s| !s.is_empty());
+                let rows = r.u64()?;
+                let m = r.len()?;
+                let indexes = (0..m).map(|_| Ok((r.u64()?, IndexDef::decode(r)?))).collect::<Result<Vec<_>>>()?;
+                tables.push(TableEntry { id, next_row_id, schema, run, rows, indexes });
+            }
+            Ok(Self { ts, next_table_id, tables })
+        };
+        let manifest = parse(&mut r).map_err(|e| corrupt(16, e.to_string()))?;
+        if !r.is_empty() {
+            return Err(corrupt(16, "trailing bytes".into()));
+        }
+        if let Some(bad) = manifest.tables.iter().filter_map(|t| t.run.as_deref()).find(|n| !is_run_name(n)) {
+            return Err(corrupt(16, format!("bad run file name {bad:?}")));
+        }
+        Ok(manifest)
+    }
+
+    /// Reads `dir/MANIFEST`; `None` if there is none (no checkpoint yet).
+    /// Removes a temp file a crash left.
+    pub(crate) fn load(dir: &Path) -> Result<Option<Self>> {
+        match std::fs::remove_file(dir.join(TEMP)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => Self::decode(&path, &bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces `dir/MANIFEST` atomically and durably.
+    pub(crate) fn store(&self, dir: &Path) -> Result<()> {
+        let temp = dir.join(TEMP);
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
+        file.write_all(&self.encode())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temp, dir.join(FILE))?;
+        sync_dir(dir)
+    }
+
+    /// The run files it names.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = &str> {
+        self.tables.iter().filter_map(|t| t.run.as_deref())
+    }
+}
+
+/// The file name of table `table`'s run for the checkpoint at `ts`.
+pub(crate) fn run_name(table: TableId, ts: Ts) -> String {
+    format!("run-{table:010}-{ts:020}.omr")
+}
+
+fn is_run_name(name: &str) -> bool {
+    name.starts_with("run-") && name.ends_with(".omr") && !name.contains(['/', '\\']) && name != "." && name != ".."
+}
+
+/// Removes run files in `dir` that `keep` does not name (left by a crash
+/// mid-checkpoint, or replaced by a newer checkpoint).
+pub(crate) fn remove_unnamed_runs(dir: &Path, keep: &[&str]) -> Result<()> {
+    let mut removed = false;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_run_name(name) && !keep.contains(&name) {
+            std::fs::remove_file(dir.join(name))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Copies the manifest and its runs into `dir` (backups), synced.
+pub(crate) fn copy_checkpoint(from: &Path, manifest: &Manifest, dir: &Path) -> Result<u64> {
+    let mut copied = 0;
+    let files: Vec<PathBuf> = manifest.runs().map(|r| from.join(r)).chain([from.join(FILE)]).collect();
+    for src in files {
+        let to = dir.join(src.file_name().expect("a file name"));
+        copied += std::io::copy(&mut File::open(&src)?, &mut OpenOptions::new().write(true).create_new(true).open(&to)?)?;
+        File::open(&to)?.sync_all()?;
+    }
+    sync_dir(dir)?;
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::ColumnDef;
+    use crate::value::DataType;
+
+    fn sample() -> Manifest {
+        let schema = TableSchema {
+            name: "t".into(),
+            columns: vec![ColumnDef::new("a", DataType::Int64).not_null(), ColumnDef::new("b", DataType::Text)],
+            primary_key: vec![0],
+        };
+        Manifest {
+            ts: 99,
+            next_table_id: 5,
+            tables: vec![TableEntry {
+                id: 1,
+                next_row_id: 1,
+                schema,
+                run: Some(run_name(1, 99)),
+                rows: 3,
+                indexes: vec![(4, IndexDef { name: "t_b".into(), columns: vec![1], unique: false })],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), None);
+        let m = sample();
+        m.store(dir.path()).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m.clone()));
+        // A crash mid-write leaves a temp file: ignored and removed.
+        std::fs::write(dir.path().join(TEMP), b"half").unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
+        assert!(!dir.path().join(TEMP).exists());
+    }
+
+    #[test]
+    fn damage_is_corruption_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        sample().store(dir.path()).unwrap();
+        let path = dir.path().join(FILE);
+        let good = std::fs::read(&path).unwrap();
+        for at in 0..good.len() {
+            let mut bad = good.clone();
+            bad[at] ^= 0x04;
+            match Manifest::decode(&path, &bad) {
+                Err(Error::Corruption { file, .. }) => assert_eq!(file, path),
+                other => panic!("flip at {at}: {other:?}"),
+            }
+        }
+        for cut in 0..good.len() {
+            assert!(matches!(Manifest::decode(&path, &good[..cut]), Err(Error::Corruption { .. })), "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Checkpoints: runs and a manifest written while commits go on, the log
+//! cut behind them, and a reopened store that loads the runs and replays
+//! only what came after; damage in a run or the manifest is `Corruption`
+//! naming the file.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::time::Duration;
+
+use omen_rowstore::{Alteration, ColumnDef, DataType, Durability, Error, IndexDef, KeyRange, Store, StoreOptions, TableSchema, Value};
+use proptest::prelude::*;
+
+use crate::{create_accounts, key, row};
+
+fn options(dir: &Path) -> StoreOptions {
+    StoreOptions {
+        dir: Some(dir.to_path_buf()),
+        durability: Durability::Off,
+        gc_interval: Duration::ZERO,
+        wal_segment_bytes: 4096,
+        checkpoint_wal_bytes: 0,
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(options(dir)).unwrap()
+}
+
+/// Every (id, balance) of `accounts`.
+fn balances(store: &Store) -> BTreeMap<i64, i64> {
+    let (id, _) = store.table("accounts").unwrap();
+    let rows = store.begin().unwrap().scan(id, Bound::Unbounded, Bound::Unbounded).unwrap();
+    rows.into_iter()
+        .map(|(_, r)| match (&r[0], &r[1]) {
+            (Value::Int64(k), Value::Int64(v)) => (*k, *v),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+fn files(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.starts_with(prefix)).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_reopened_store_loads_the_checkpoint_and_replays_the_log_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    store.create_index("accounts", IndexDef { name: "by_balance".into(), columns: vec![1], unique: false }).unwrap();
+    for chunk in 0..20 {
+        let mut txn = store.begin().unwrap();
+        for i in chunk * 100..(chunk + 1) * 100 {
+            txn.insert(t, row(i, i % 7)).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let segments_before = files(dir.path(), "wal-").len();
+    assert!(segments_before > 3);
+
+    let info = store.checkpoint().unwrap();
+    assert_eq!((info.ts, info.rows), (store.current_ts(), 2000));
+    assert_eq!(files(dir.path(), "run-").len(), 1);
+    assert_eq!(files(dir.path(), "wal-").len(), 1, "sealed segments the checkpoint holds are removed");
+
+    // After the checkpoint: updates, deletes, DDL.
+    let mut txn = store.begin().unwrap();
+    txn.update(t, &key(5), row(5, 100)).unwrap();
+    txn.delete(t, &key(6)).unwrap();
+    txn.insert(t, row(5000, 3)).unwrap();
+    txn.commit().unwrap();
+    let notes = TableSchema { name: "notes".into(), columns: vec![ColumnDef::new("n", DataType::Text)], primary_key: vec![] };
+    let (n, _) = store.create_table(notes).unwrap();
+    let mut txn = store.begin().unwrap();
+    txn.insert(n, vec![Value::Text("a".into())]).unwrap();
+    txn.commit().unwrap();
+    let mut expect = balances(&store);
+    store.close().unwrap();
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(balances(&store), expect);
+    let (t, _) = store.table("accounts").unwrap();
+    let txn = store.begin().unwrap();
+    let by_balance = txn.index_scan(t, "by_balance", &KeyRange::prefix(vec![Value::Int64(100)]), usize::MAX).unwrap().unwrap();
+    assert_eq!(by_balance.len(), 1, "the index is rebuilt over checkpointed and replayed rows");
+    drop(txn);
+
+    // A second checkpoint replaces the first one's run; hidden row ids go on.
+    store.checkpoint().unwrap();
+    let runs = files(dir.path(), "run-");
+    assert_eq!(runs.len(), 2, "one run per table with rows: {runs:?}");
+    let (n, _) = store.table("notes").unwrap();
+    let mut txn = store.begin().unwrap();
+    txn.insert(n, vec![Value::Text("b".into())]).unwrap();
+    txn.commit().unwrap();
+    store.alter_table("accounts", &[Alteration::AddColumn(ColumnDef::new("note", DataType::Text))]).unwrap();
+    store.close().unwrap();
+    drop(store);
+
+    let store = open(dir.path());
+    let (n, _) = store.table("notes").unwrap();
+    let notes = store.begin().unwrap().scan(n, Bound::Unbounded, Bound::Unbounded).unwrap();
+    assert_eq!(notes.len(), 2, "two rows with distinct hidden ids");
+    let (t, schema) = store.table("accounts").unwrap();
+    assert_eq!(schema.columns.len(), 3);
+    let got = store.begin().unwrap().scan(t, Bound::Unbounded, Bound::Unbounded).unwrap();
+    assert_eq!(got.len(), expect.len());
+    expect.clear();
+}
+
+#[test]
+fn checkpoints_run_while_writers_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 0..3000i64 {
+                let mut txn = store.begin().unwrap();
+                txn.upsert(t, row(i % 500, i)).unwrap();
+                if i % 3 == 0 {
+                    txn.delete(t, &key((i + 250) % 500)).unwrap();
+                }
+                txn.commit().unwrap();
+            }
+        })
+    };
+    let mut checkpoints = 0;
+    while !writer.is_finished() {
+        store.checkpoint().unwrap();
+        checkpoints += 1;
+    }
+    writer.join().unwrap();
+    assert!(checkpoints > 0);
+    let expect = balances(&store);
+    store.close().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(balances(&store), expect);
+}
+
+#[test]
+fn the_background_thread_checkpoints_as_the_log_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreOptions { checkpoint_wal_bytes: 16 << 10, ..options(dir.path()) }).unwrap();
+    let t = create_accounts(&store);
+    for i in 0..2000 {
+        let mut txn = store.begin().unwrap();
+        txn.upsert(t, row(i % 100, i)).unwrap();
+        txn.commit().unwrap();
+    }
+    // Polls for the thread's effect; the bound only stops a hang.
+    for _ in 0..3000 {
+        if store.checkpoint_info().ts > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let info = store.checkpoint_info();
+    assert!(info.ts > 0 && info.last_error.is_none(), "{info:?}");
+    assert!(info.wal_bytes < 2000 * 40, "the log was cut: {info:?}");
+}
+
+#[test]
+fn damage_in_a_run_or_the_manifest_is_corruption_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    let mut txn = store.begin().unwrap();
+    for i in 0..100 {
+        txn.insert(t, row(i, i)).unwrap();
+    }
+    txn.commit().unwrap();
+    store.checkpoint().unwrap();
+    store.close().unwrap();
+    drop(store);
+
+    for name in [files(dir.path(), "run-")[0].clone(), "MANIFEST".to_string()] {
+        let path = dir.path().join(&name);
+        let good = std::fs::read(&path).unwrap();
+        for at in [0, good.len() / 2, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x20;
+            std::fs::write(&path, &bad).unwrap();
+            match Store::open(options(dir.path())) {
+                Err(Error::Corruption { file, .. }) => assert_eq!(file, path, "flip at {at}"),
+                other => panic!("{name} flipped at {at}: {other:?}"),
+            }
+        }
+        std::fs::write(&path, &good[..good.len() - 9]).unwrap();
+        assert!(matches!(Store::open(options(dir.path())), Err(Error::Corruption { .. })), "{name} truncated");
+        std::fs::write(&path, &good).unwrap();
+    }
+    assert_eq!(balances(&open(dir.path())).len(), 100);
+}
+
+#[test]
+fn a_backup_holds_the_checkpoint_and_the_log_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    for i in 0..300 {
+        let mut txn = store.begin().unwrap();
+        txn.insert(t, row(i, i)).unwrap();
+        txn.commit().unwrap();
+    }
+    store.checkpoint().unwrap();
+    let mut txn = store.begin().unwrap();
+    txn.delete(t, &key(0)).unwrap();
+    txn.commit().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let target = backup.path().join("copy");
+    store.backup_to(&target).unwrap();
+    let expect = balances(&store);
+    assert_eq!(expect.len(), 299);
+    assert_eq!(balances(&open(&target)), expect);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert(i64, i64),
+    Delete(i64),
+    Checkpoint,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0i64..40, any::<i64>()).prop_map(|(k, v)| Op::Upsert(k, v)),
+        3 => (0i64..40).prop_map(Op::Delete),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Any interleaving of writes, checkpoints and reopens keeps exactly
+    /// the rows a map given the same writes holds.
+    #[test]
+    fn checkpoints_and_reopens_keep_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Some(open(dir.path()));
+        let t = create_accounts(store.as_ref().unwrap());
+        let mut model = BTreeMap::new();
+        for op in ops {
+            let s = store.as_ref().unwrap();
+            match op {
+                Op::Upsert(k, v) => {
+                    let mut txn = s.begin().unwrap();
+                    txn.upsert(t, row(k, v)).unwrap();
+                    txn.commit().unwrap();
+                    model.insert(k, v);
+                }
+                Op::Delete(k) => {
+                    let mut txn = s.begin().unwrap();
+                    txn.delete(t, &key(k)).unwrap();
+                    txn.commit().unwrap();
+                    model.remove(&k);
+                }
+                Op::Checkpoint => {
+                    s.checkpoint().unwrap();
+                }
+                Op::Reopen => {
+                    s.close().unwrap();
+                    drop(store.take());
+                    store = Some(open(dir.path()));
+                }
+            }
+            prop_assert_eq!(balances(store.as_ref().unwrap()), model.clone());
+        }
+    }
+}
