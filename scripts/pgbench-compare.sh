@@ -15,12 +15,19 @@
 #
 # Prints TPS, p50 latency (from pgbench's per-transaction log) and the
 # OmenDB/PostgreSQL ratio for each, as a Markdown table for
-# docs/BENCHMARKS.md. Installs PostgreSQL 15 and pgbench from Debian's
+# docs/BENCHMARKS.md.
+#
+# SUITE=commits runs the durability issue's comparison instead: durable
+# single-row INSERT transactions (one 100-byte text column and a random
+# BIGINT key) from 1, 8 and 64 clients, reporting TPS, p50 and p99; the
+# scale argument is then unused. Installs PostgreSQL 15 and pgbench from Debian's
 # packages if they are missing (needs root), builds the service in release.
 #
 #   scripts/pgbench-compare.sh [SCALE] [SECONDS]     (default 10 30)
 #   OMENDB_ONLY=1 scripts/pgbench-compare.sh          (skip PostgreSQL)
+#   SUITE=commits scripts/pgbench-compare.sh 1 10     (durable inserts)
 set -euo pipefail
+suite_name=${SUITE:-pgbench}
 scale=${1:-10}
 secs=${2:-30}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +58,7 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# run NAME PORT ARGS...: one pgbench run; prints "tps p50_us failed".
+# run NAME PORT ARGS...: one pgbench run; prints "tps p50_us failed p99_us".
 run() {
   local name=$1 port=$2
   shift 2
@@ -64,12 +71,14 @@ run() {
     echo "- -"
     return 0
   }
-  local tps p50 failed
+  local tps p50 p99 failed
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$logdir/out")
   tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$logdir/out")
   # Column 3 of pgbench's log is each transaction's latency in us.
-  p50=$(cat "$logdir"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "$tps $p50 ${failed:-0}"
+  cat "$logdir"/pgbench_log.* | awk '{print $3}' | sort -n >"$logdir/latencies"
+  p50=$(awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}' "$logdir/latencies")
+  p99=$(awk '{a[NR]=$1} END {print a[int(NR*0.99+0.5)]}' "$logdir/latencies")
+  echo "$tps $p50 ${failed:-0} $p99"
 }
 
 # init NAME PORT: pgbench -i; prints seconds.
@@ -85,8 +94,22 @@ init() {
   awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}'
 }
 
+# The durable-insert transaction: a random key, so clients never collide.
+cat >"$work/insert.sql" <<'SQL'
+\set id random(1, 9000000000000000000)
+INSERT INTO commits VALUES (:id, 'a hundred bytes of text, the same row for both servers: 0123456789012345678901234567890123456789');
+SQL
+chmod 644 "$work/insert.sql"
+
 suite() {
   local name=$1 port=$2
+  if [ "$suite_name" = commits ]; then
+    psql -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE TABLE commits (id BIGINT PRIMARY KEY, v TEXT)" postgres >&2
+    for c in 1 8 64; do
+      echo "commits$c $(run "$name-c$c" "$port" -n -f "$work/insert.sql" -c "$c" -j 2)"
+    done
+    return
+  fi
   echo "init $(init "$name" "$port")"
   echo "tpcb $(run "$name-tpcb" "$port" -c 8 -j 2)"
   echo "select1 $(run "$name-s1" "$port" -S -c 1)"
@@ -110,15 +133,29 @@ if [ -z "${OMENDB_ONLY:-}" ]; then
   chown postgres "$work/pgdata" 2>/dev/null || true
   as_pg "$pgbin/initdb" -D "$work/pgdata" -U postgres -A trust >/dev/null
   as_pg "$pgbin/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w -o \
-    "-p $pg_port -k $work -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c shared_buffers=1GB -c max_connections=50" start >/dev/null
+    "-p $pg_port -k $work -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c shared_buffers=1GB -c max_connections=100" start >/dev/null
   echo "PostgreSQL: pgbench -s $scale, $secs s per run" >&2
   pg=$(suite postgres "$pg_port")
 else
-  pg=$(printf 'init -\ntpcb - - -\nselect1 - - -\nselect8 - - -\n')
+  pg=$(printf 'init -\ntpcb - - - -\nselect1 - - - -\nselect8 - - - -\ncommits1 - - - -\ncommits8 - - - -\ncommits64 - - - -\n')
 fi
 
 field() { echo "$1" | awk -v k="$2" -v i="$3" '$1 == k {print $(i + 1)}'; }
 ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
+
+if [ "$suite_name" = commits ]; then
+  echo
+  echo "pgbench $(pgbench --version | awk '{print $3}'), durable single-row INSERT transactions, $secs s per run, -M prepared, loopback; $(nproc) cores"
+  echo
+  echo "| clients | OmenDB TPS | PostgreSQL 15 TPS | ratio | OmenDB p50 / p99 (us) | PostgreSQL p50 / p99 (us) |"
+  echo "|---:|---:|---:|---:|---:|---:|"
+  for c in 1 8 64; do
+    k=commits$c
+    o_tps=$(field "$omen" $k 1); p_tps=$(field "$pg" $k 1)
+    echo "| $c | $o_tps | $p_tps | $(ratio "$o_tps" "$p_tps") | $(field "$omen" $k 2) / $(field "$omen" $k 4) | $(field "$pg" $k 2) / $(field "$pg" $k 4) |"
+  done
+  exit 0
+fi
 
 echo
 echo "pgbench $(pgbench --version | awk '{print $3}'), scale $scale, $secs s per run, -M prepared, loopback; $(nproc) cores"

@@ -81,8 +81,12 @@ impl Database {
     /// Opens the database in `dir` with `options`. Fails with
     /// [`Error::Locked`] if another handle has it open.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
-        let (lock, rows_dir) = dir::open(dir.as_ref(), options.layout_version)?;
-        Self::start(engine_options(Some(rows_dir), &options), Some(lock))
+        let (lock, rows_dir, upgrade) = dir::open(dir.as_ref(), options.layout_version)?;
+        let db = Self::start(engine_options(Some(rows_dir), &options), Some(lock))?;
+        if upgrade {
+            dir::upgrade(dir.as_ref())?;
+        }
+        Ok(db)
     }
 
     /// A database that lives in memory only and is gone when closed.

@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! <dir>/LOCK            advisory lock (flock) held while open; says "pid=<pid>"
-//! <dir>/OMENDB_LAYOUT   "omendb-layout <version>\n", written at creation
+//! <dir>/OMENDB_LAYOUT   "omendb-layout <version>\n", written at creation (and upgrade)
 //! <dir>/rows/           the row store: log segments wal-*.log, MANIFEST, run-*.omr
 //! ```
 //!
 //! Version 1 (before checkpoints) kept the row store's log in one file,
-//! `rows/wal.log`. This build reads it as the log's first segment and
-//! marks the directory version 2 on open, since it then writes segments
-//! and checkpoints a version-1 build would not read.
+//! `rows/wal.log`. This build reads it as the log's first segment and,
+//! once the database has opened, marks the directory version 2, since it
+//! then writes segments and checkpoints a version-1 build would not read.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -30,7 +30,9 @@ pub(crate) struct DirLock {
 }
 
 /// Creates the directory if needed, takes its lock, checks its layout.
-pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)> {
+/// Returns the lock, the row store's directory, and whether the layout
+/// file is to be upgraded ([`upgrade`]) once the database has opened.
+pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf, bool)> {
     if layout_version != LAYOUT_VERSION {
         return Err(Error::Unsupported(format!(
             "data layout version {layout_version} (this build reads and writes version {LAYOUT_VERSION})"
@@ -58,7 +60,7 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)
             let version = text.strip_prefix("omendb-layout ").and_then(|v| v.trim().parse::<u32>().ok());
             match version {
                 Some(LAYOUT_VERSION) => {}
-                Some(1) => write_layout(dir)?,
+                Some(1) => return Ok((DirLock { _file: file }, dir.join(ROWS_DIR), true)),
                 Some(v) => {
                     return Err(Error::Unsupported(format!(
                         "{} has data layout version {v}; this build reads version {LAYOUT_VERSION}",
@@ -71,7 +73,12 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_layout(dir)?,
         Err(e) => return Err(e.into()),
     }
-    Ok((DirLock { _file: file }, dir.join(ROWS_DIR)))
+    Ok((DirLock { _file: file }, dir.join(ROWS_DIR), false))
+}
+
+/// Marks a version-1 directory as this build's layout (see the module docs).
+pub(crate) fn upgrade(dir: &Path) -> Result<()> {
+    write_layout(dir)
 }
 
 /// Writes the layout file (replacing it atomically), made durable with its directory entry.

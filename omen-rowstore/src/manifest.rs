@@ -18,7 +18,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::error::{Error, Result};
@@ -154,9 +154,13 @@ impl Manifest {
     }
 }
 
-/// The file name of table `table`'s run for the checkpoint at `ts`.
-pub(crate) fn run_name(table: TableId, ts: Ts) -> String {
-    format!("run-{table:010}-{ts:020}.omr")
+/// The file name of table `table`'s run for the checkpoint at `ts`; a
+/// later `attempt` at the same checkpoint gets a name of its own.
+pub(crate) fn run_name(table: TableId, ts: Ts, attempt: u32) -> String {
+    match attempt {
+        0 => format!("run-{table:010}-{ts:020}.omr"),
+        n => format!("run-{table:010}-{ts:020}-{n}.omr"),
+    }
 }
 
 fn is_run_name(name: &str) -> bool {
@@ -181,16 +185,17 @@ pub(crate) fn remove_unnamed_runs(dir: &Path, keep: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Copies the manifest and its runs into `dir` (backups), synced.
+/// Copies the runs `manifest` names from `from` into `dir`, synced, then
+/// stores the manifest there (backups); returns the run bytes copied.
 pub(crate) fn copy_checkpoint(from: &Path, manifest: &Manifest, dir: &Path) -> Result<u64> {
     let mut copied = 0;
-    let files: Vec<PathBuf> = manifest.runs().map(|r| from.join(r)).chain([from.join(FILE)]).collect();
-    for src in files {
-        let to = dir.join(src.file_name().expect("a file name"));
-        copied += std::io::copy(&mut File::open(&src)?, &mut OpenOptions::new().write(true).create_new(true).open(&to)?)?;
+    for run in manifest.runs() {
+        let to = dir.join(run);
+        copied += std::io::copy(&mut File::open(from.join(run))?, &mut OpenOptions::new().write(true).create_new(true).open(&to)?)?;
         File::open(&to)?.sync_all()?;
     }
     sync_dir(dir)?;
+    manifest.store(dir)?;
     Ok(copied)
 }
 
@@ -213,7 +218,7 @@ mod tests {
                 id: 1,
                 next_row_id: 1,
                 schema,
-                run: Some(run_name(1, 99)),
+                run: Some(run_name(1, 99, 0)),
                 rows: 3,
                 indexes: vec![(4, IndexDef { name: "t_b".into(), columns: vec![1], unique: false })],
             }],

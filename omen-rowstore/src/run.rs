@@ -24,7 +24,7 @@
 //! into memory and checks every checksum; serving reads from a memory map
 //! (tables larger than memory) is the durability issue's next step.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -52,11 +52,29 @@ pub(crate) struct RunWriter {
 }
 
 impl RunWriter {
-    /// Creates (or truncates: an unnamed leftover of a crash) the file at `path`.
-    pub(crate) fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path)?;
+    /// Creates a new run file in `dir` for table `table` at checkpoint `ts`,
+    /// under a name no file has (so no run a manifest names is ever
+    /// written over); returns the name and the writer.
+    pub(crate) fn create_new(dir: &Path, table: TableId, ts: Ts) -> Result<(String, Self)> {
+        for attempt in 0.. {
+            let name = crate::manifest::run_name(table, ts, attempt);
+            match OpenOptions::new().write(true).create_new(true).open(dir.join(&name)) {
+                Ok(file) => return Ok((name.clone(), Self::new(dir.join(name), file)?)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("an unbounded range")
+    }
+
+    #[cfg(test)]
+    fn create(path: &Path) -> Result<Self> {
+        Self::new(path.to_path_buf(), File::create(path)?)
+    }
+
+    fn new(path: PathBuf, file: File) -> Result<Self> {
         let mut w = Self {
-            path: path.to_path_buf(),
+            path,
             out: BufWriter::with_capacity(1 << 20, file),
             crc: 0,
             at: 0,

@@ -83,8 +83,14 @@ pub struct CheckpointInfo {
     pub last_error: Option<String>,
 }
 
+/// A table as a checkpoint notes it under the commit lock: the table, and
+/// its indexes (entry table id and definition) at the snapshot.
+type Noted = (Arc<Table>, Vec<(TableId, IndexDef)>);
+
 /// How often the checkpoint thread looks at the log's size.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
+/// The longest the checkpoint thread waits after failures.
+const CHECKPOINT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Rows copied per hold of a table's ordered-map lock while a checkpoint
 /// reads it, so new keys never wait long.
@@ -187,12 +193,20 @@ struct CommitState {
     gc_queue: Vec<Queued>,
 }
 
-/// The checkpoint in force; its lock is held while a checkpoint or a backup runs.
+/// What [`Store::checkpoint_info`] reports, behind a lock of its own so
+/// that asking never waits for a running checkpoint.
 #[derive(Default)]
-struct Checkpoints {
-    manifest: Option<Manifest>,
+struct Summary {
+    ts: Ts,
+    rows: u64,
     run_bytes: u64,
     last_error: Option<String>,
+}
+
+impl Summary {
+    fn of(manifest: &Manifest, run_bytes: u64) -> Self {
+        Self { ts: manifest.ts, rows: manifest.tables.iter().map(|t| t.rows).sum(), run_bytes, last_error: None }
+    }
 }
 
 struct Inner {
@@ -207,7 +221,10 @@ struct Inner {
     wal: Option<Wal>,
     closed: AtomicBool,
     gc_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    checkpoints: Mutex<Checkpoints>,
+    /// The checkpoint in force. Held while a checkpoint or a backup runs,
+    /// and by `close` to wait for them.
+    checkpoint: Mutex<Option<Manifest>>,
+    summary: Mutex<Summary>,
     checkpoint_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Called when a transaction lets go of rows ([`Store::on_rows_released`]).
     release_hooks: RwLock<Vec<Box<dyn Fn() + Send + Sync>>>,
@@ -233,7 +250,8 @@ impl Store {
     /// log after it.
     pub fn open(options: StoreOptions) -> Result<Self> {
         let mut recovery = Recovery { commit: CommitState { next_table_id: 1, ..CommitState::default() }, ..Recovery::default() };
-        let mut checkpoints = Checkpoints::default();
+        let mut summary = Summary::default();
+        let mut checkpoint = None;
         let wal = match &options.dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -241,10 +259,10 @@ impl Store {
                 let names: Vec<&str> = manifest.iter().flat_map(Manifest::runs).collect();
                 manifest::remove_unnamed_runs(dir, &names)?;
                 if let Some(m) = &manifest {
-                    checkpoints.run_bytes = recovery.load(dir, m)?;
+                    summary = Summary::of(m, recovery.load(dir, m)?);
                 }
                 let after = recovery.last;
-                checkpoints.manifest = manifest;
+                checkpoint = manifest;
                 let wal_options = WalOptions { durability: options.durability, segment_bytes: options.wal_segment_bytes };
                 Some(Wal::open(dir, wal_options, after, |rec| recovery.apply(rec))?)
             }
@@ -262,7 +280,8 @@ impl Store {
             wal,
             closed: AtomicBool::new(false),
             gc_thread: Mutex::new(None),
-            checkpoints: Mutex::new(checkpoints),
+            checkpoint: Mutex::new(checkpoint),
+            summary: Mutex::new(summary),
             checkpoint_thread: Mutex::new(None),
             release_hooks: RwLock::default(),
         };
@@ -537,8 +556,9 @@ impl Store {
             return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::Unsupported, "an in-memory store has no log to back up")));
         };
         std::fs::create_dir_all(dir)?;
-        let checkpoints = self.inner.checkpoints.lock();
-        let runs = match &checkpoints.manifest {
+        let checkpoint = self.inner.checkpoint.lock();
+        self.check_open()?;
+        let runs = match &*checkpoint {
             Some(m) => manifest::copy_checkpoint(from, m, dir)?,
             None => 0,
         };
@@ -550,61 +570,107 @@ impl Store {
     /// the log segments and runs it makes unnecessary. Opening the store
     /// then loads the runs and replays only the log after the checkpoint.
     ///
-    /// Commits go on meanwhile (it reads at a snapshot, a chunk of keys at
-    /// a time); DDL waits only while it notes the catalog. A background
-    /// thread calls it as the log grows (see
-    /// [`StoreOptions::checkpoint_wal_bytes`]); each checkpoint writes
-    /// every row today, so that threshold follows the data's size.
-    /// Returns what the checkpoint holds; an in-memory store has nothing
-    /// to write and returns the default.
+    /// Commits go on meanwhile: it reads at a snapshot, a chunk of keys at
+    /// a time. DDL waits only while it notes the catalog; DDL after that is
+    /// in the log after the checkpoint. A background thread calls it as
+    /// the log grows (see [`StoreOptions::checkpoint_wal_bytes`]); each
+    /// checkpoint writes every row today, so that threshold follows the
+    /// data's size. [`Store::close`] stops a running one (which then
+    /// fails with [`Error::Closed`] and leaves the previous checkpoint in
+    /// force). Returns what the checkpoint holds; an in-memory store has
+    /// nothing to write and returns the default.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         self.check_open()?;
         let (Some(wal), Some(dir)) = (&self.inner.wal, &self.inner.dir) else {
             return Ok(CheckpointInfo::default());
         };
-        let mut checkpoints = self.inner.checkpoints.lock();
-        if checkpoints.manifest.as_ref().is_some_and(|m| m.ts == self.current_ts()) {
-            return Ok(self.checkpoint_info_locked(&checkpoints));
+        let mut checkpoint = self.inner.checkpoint.lock();
+        self.check_open()?;
+        let result = self.checkpoint_locked(wal, dir, &mut checkpoint);
+        self.inner.summary.lock().last_error = result.as_ref().err().map(ToString::to_string);
+        result.map(|()| self.checkpoint_info())
+    }
+
+    fn checkpoint_locked(&self, wal: &Wal, dir: &Path, checkpoint: &mut Option<Manifest>) -> Result<()> {
+        if checkpoint.as_ref().is_some_and(|m| m.ts == self.current_ts()) {
+            return Ok(());
         }
-        // Records from here on go to a new segment; the sealed ones end at
-        // or before the snapshot below, so they can go once it is durable.
-        wal.seal()?;
+        // Records from here on go to a new segment. The sealed ones are
+        // durable; once the clock reaches their newest timestamp (their
+        // committers see the sync and advance it) the snapshot below holds
+        // them all and the checkpoint can remove them.
+        let newest = wal.seal()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.current_ts() < newest && std::time::Instant::now() < deadline {
+            self.check_open()?;
+            std::thread::sleep(Duration::from_micros(50));
+        }
         // DDL changes the catalog and the clock under the commit lock, so
-        // the catalog noted under it is the catalog at the snapshot.
+        // what is noted under it is the catalog at the snapshot.
         let (ts, registration, tables, next_table_id) = {
             let commit = self.inner.commit.lock();
             let (ts, registration) = self.acquire_snapshot();
             let catalog = self.inner.catalog.read();
-            let mut tables: Vec<Arc<Table>> = catalog.by_id.values().filter(|t| !t.is_index).cloned().collect();
-            tables.sort_by_key(|t| t.id);
+            let mut tables: Vec<Noted> = catalog
+                .by_id
+                .values()
+                .filter(|t| !t.is_index)
+                .map(|t| (Arc::clone(t), t.indexes().iter().map(|ix| (ix.entries.id, ix.def.clone())).collect()))
+                .collect();
+            tables.sort_by_key(|(t, _)| t.id);
             (ts, registration, tables, commit.next_table_id)
         };
-        let written = self.write_runs(dir, ts, &tables);
+        let mut created = Vec::new();
+        let written = self.write_runs(dir, ts, tables, &mut created);
         self.release_snapshot(registration);
-        let (entries, run_bytes) = written?;
-        sync_dir(dir)?;
-        let manifest = Manifest { ts, next_table_id, tables: entries };
-        manifest.store(dir)?;
-        let names: Vec<&str> = manifest.runs().collect();
-        manifest::remove_unnamed_runs(dir, &names)?;
-        checkpoints.manifest = Some(manifest);
-        checkpoints.run_bytes = run_bytes;
+        let stored = written.and_then(|(entries, run_bytes)| {
+            sync_dir(dir)?;
+            let manifest = Manifest { ts, next_table_id, tables: entries };
+            manifest.store(dir)?;
+            Ok((manifest, run_bytes))
+        });
+        let (manifest, run_bytes) = match stored {
+            Ok(done) => done,
+            Err(e) => {
+                // Unless the rename happened (then the manifest names them and
+                // a reopen sorts it out), this attempt's runs must not hold
+                // space until the next checkpoint.
+                if Manifest::load(dir).ok().flatten().is_none_or(|m| m.ts != ts) {
+                    for path in &created {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let names: Vec<String> = manifest.runs().map(str::to_owned).collect();
+        *self.inner.summary.lock() = Summary::of(&manifest, run_bytes);
+        *checkpoint = Some(manifest);
+        let keep: Vec<&str> = names.iter().map(String::as_str).collect();
+        manifest::remove_unnamed_runs(dir, &keep)?;
         wal.remove_through(ts)?;
-        Ok(self.checkpoint_info_locked(&checkpoints))
+        Ok(())
     }
 
     /// Writes each table's rows visible at `ts` into a run; returns the
-    /// manifest's entries and the runs' bytes.
-    fn write_runs(&self, dir: &Path, ts: Ts, tables: &[Arc<Table>]) -> Result<(Vec<TableEntry>, u64)> {
+    /// manifest's entries and the runs' bytes. Adds each file it creates to
+    /// `created`. Stops with [`Error::Closed`] if the store closes.
+    fn write_runs(
+        &self,
+        dir: &Path,
+        ts: Ts,
+        tables: Vec<Noted>,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(Vec<TableEntry>, u64)> {
         let mut entries = Vec::with_capacity(tables.len());
         let mut run_bytes = 0;
         let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(CHECKPOINT_CHUNK);
-        for t in tables {
-            let name = manifest::run_name(t.id, ts);
-            let mut writer = None;
+        for (t, indexes) in tables {
+            let mut writer: Option<(String, RunWriter)> = None;
             let mut rows = 0u64;
             let mut from: Option<Vec<u8>> = None;
             loop {
+                self.check_open()?;
                 chunk.clear();
                 let lo = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
                 t.visit(lo, Bound::Unbounded, ts, |key, row| {
@@ -613,9 +679,13 @@ impl Store {
                 });
                 let Some((last, _)) = chunk.last() else { break };
                 from = Some(last.clone());
-                let w = match &mut writer {
+                let (_, w) = match &mut writer {
                     Some(w) => w,
-                    None => writer.insert(RunWriter::create(&dir.join(&name))?),
+                    None => {
+                        let (name, w) = RunWriter::create_new(dir, t.id, ts)?;
+                        created.push(dir.join(&name));
+                        writer.insert((name, w))
+                    }
                 };
                 for (key, row) in &chunk {
                     w.push(key, row)?;
@@ -626,32 +696,28 @@ impl Store {
                 }
             }
             let run = match writer {
-                Some(w) => {
+                Some((name, w)) => {
                     run_bytes += w.finish(t.id, ts)?;
                     Some(name)
                 }
                 None => None,
             };
-            let indexes = t.indexes().iter().map(|ix| (ix.entries.id, ix.def.clone())).collect();
             let next_row_id = t.next_row_id.load(Ordering::Relaxed);
             entries.push(TableEntry { id: t.id, next_row_id, schema: (*t.schema).clone(), run, rows, indexes });
         }
         Ok((entries, run_bytes))
     }
 
-    /// What the latest checkpoint holds, and the log's size.
+    /// What the latest checkpoint holds, and the log's size. Never waits
+    /// for a running checkpoint.
     pub fn checkpoint_info(&self) -> CheckpointInfo {
-        self.checkpoint_info_locked(&self.inner.checkpoints.lock())
-    }
-
-    fn checkpoint_info_locked(&self, checkpoints: &Checkpoints) -> CheckpointInfo {
-        let m = checkpoints.manifest.as_ref();
+        let summary = self.inner.summary.lock();
         CheckpointInfo {
-            ts: m.map_or(0, |m| m.ts),
-            rows: m.map_or(0, |m| m.tables.iter().map(|t| t.rows).sum()),
-            run_bytes: checkpoints.run_bytes,
+            ts: summary.ts,
+            rows: summary.rows,
+            run_bytes: summary.run_bytes,
             wal_bytes: self.inner.wal.as_ref().map_or(0, Wal::len),
-            last_error: checkpoints.last_error.clone(),
+            last_error: summary.last_error.clone(),
         }
     }
 
@@ -671,6 +737,9 @@ impl Store {
                 let _ = thread.join();
             }
         }
+        // A checkpoint sees `closed` at its next chunk and stops; a backup
+        // finishes. Neither touches the files after this.
+        drop(self.inner.checkpoint.lock());
         match &self.inner.wal {
             Some(wal) => wal.close(),
             None => Ok(()),
@@ -929,7 +998,7 @@ impl Recovery {
                 }
                 catalog.by_name.insert(schema.name.clone(), id);
                 catalog.by_id.insert(id, Arc::new(Table::new(id, schema, false)));
-                commit.next_table_id = commit.next_table_id.max(id + 1);
+                commit.next_table_id = commit.next_table_id.max(id.checked_add(1).ok_or("table id out of range")?);
             }
             WalRecord::DropTable { id, .. } => {
                 catalog.remove_table(id).ok_or_else(|| format!("drop of unknown table {id}"))?;
@@ -943,7 +1012,7 @@ impl Recovery {
                 }
                 let entries = Arc::new(Table::new(id, Index::entries_schema(&def.name), true));
                 catalog.add_index(&t, Arc::new(Index { def, entries, ready: 0 }));
-                commit.next_table_id = commit.next_table_id.max(id + 1);
+                commit.next_table_id = commit.next_table_id.max(id.checked_add(1).ok_or("index id out of range")?);
             }
             WalRecord::DropIndex { id, .. } => {
                 let name = catalog.indexes.iter().find(|(_, (_, e))| *e == id).map(|(n, _)| n.clone());
@@ -953,6 +1022,8 @@ impl Recovery {
             WalRecord::AlterTable { id, new_id, reshape, .. } => {
                 let old = catalog.by_id.get(&id).filter(|t| !t.is_index).cloned();
                 let old = old.ok_or_else(|| format!("alter of unknown table {id}"))?;
+                // The rebuilt table's indexes take the ids after `new_id`.
+                new_id.checked_add(1 + old.indexes().len() as u64).ok_or("table id out of range")?;
                 let rebuilt = alter::rebuild(&old, &reshape, new_id, ts, false).map_err(|e| format!("altering table {id}: {e}"))?;
                 commit.next_table_id = commit.next_table_id.max(new_id + 1 + rebuilt.indexes.len() as u64);
                 catalog.replace_table(id, rebuilt, 0);
@@ -991,19 +1062,24 @@ fn manifest_corrupt(dir: &Path, reason: String) -> Error {
 
 /// The checkpoint thread: every [`CHECKPOINT_POLL`], a checkpoint if the
 /// log has grown past `threshold` and past the last checkpoint's size.
+/// After a failure (a full disk, say) it waits twice as long each time, up
+/// to [`CHECKPOINT_BACKOFF_MAX`].
 fn checkpoint_in_background(inner: &Weak<Inner>, threshold: u64) {
+    let mut wait = CHECKPOINT_POLL;
     loop {
-        std::thread::park_timeout(CHECKPOINT_POLL);
+        std::thread::park_timeout(wait);
         let Some(inner) = inner.upgrade() else { return };
         if inner.closed.load(Ordering::Acquire) {
             return;
         }
         let Some(wal) = &inner.wal else { return };
-        let due = wal.len() >= threshold.max(inner.checkpoints.lock().run_bytes);
+        let due = wal.len() >= threshold.max(inner.summary.lock().run_bytes);
         if due {
             let store = Store { inner };
-            let failed = store.checkpoint().err().map(|e| e.to_string());
-            store.inner.checkpoints.lock().last_error = failed;
+            wait = match store.checkpoint() {
+                Ok(_) => CHECKPOINT_POLL,
+                Err(_) => (wait * 2).min(CHECKPOINT_BACKOFF_MAX),
+            };
         }
     }
 }

@@ -47,7 +47,7 @@
 //! (the durability issue).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -257,8 +257,11 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>> {
         let Some(name) = name.to_str() else { continue };
         if name == "wal.log" {
             seqs.push(0);
-        } else if let Some(seq) = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log")).and_then(|n| n.parse().ok()) {
-            seqs.push(seq);
+        } else if let Some(digits) = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log"))
+            && digits.len() == 10
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            seqs.push(digits.parse().expect("ten digits"));
         }
     }
     seqs.sort_unstable();
@@ -376,9 +379,18 @@ impl Shared {
     }
 
     /// Seals the active segment (synced whole first, so a torn record can
-    /// only ever be in the newest segment) and starts the next one.
+    /// only ever be in the newest segment) and starts the next one. A
+    /// failed sync poisons the log; failing to create the next segment does
+    /// not (the sealed one is whole): appends then go on in the old one.
     fn roll(&self, active: &mut Active) -> Result<()> {
         active.file.sync_data().map_err(|e| self.poison("fdatasync of a full segment", &e))?;
+        // Every record written so far is durable now: its committers may go.
+        let written = self.written.load(Ordering::Acquire);
+        {
+            let mut group = self.group.lock();
+            group.synced = group.synced.max(written);
+        }
+        self.group_cv.notify_all();
         let seq = active.seq + 1;
         let path = segment_path(&self.dir, seq);
         let created = (|| {
@@ -386,10 +398,22 @@ impl Shared {
             file.write_all(&header())?;
             file.sync_all()?;
             File::open(&self.dir)?.sync_all()?;
-            Ok::<_, std::io::Error>(file)
+            let sync = file.try_clone()?;
+            Ok::<_, std::io::Error>((file, sync))
         })();
-        let file = created.map_err(|e| self.poison(&format!("creating {}", path.display()), &e))?;
-        let sync = file.try_clone().map_err(|e| self.poison("opening a segment", &e))?;
+        let (file, sync) = match created {
+            Ok(files) => files,
+            Err(e) => {
+                // A newer segment left behind would make the old one's
+                // later records unreachable: it must go, or the log stops.
+                if let Err(gone) = std::fs::remove_file(&path)
+                    && gone.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(self.poison(&format!("removing a half-made {}", path.display()), &gone));
+                }
+                return Err(Error::Io(e));
+            }
+        };
         active.sealed.push(Sealed { seq: active.seq, len: active.len, max_ts: active.max_ts });
         *active = Active { file, seq, len: HEADER_LEN, max_ts: active.max_ts, sealed: std::mem::take(&mut active.sealed) };
         *self.sync_file.lock() = Arc::new(sync);
@@ -459,7 +483,6 @@ impl Wal {
                 });
             }
             if newest {
-                use std::io::Seek;
                 file.seek(std::io::SeekFrom::Start(got.len))?;
                 active = Some(Active { file, seq, len: got.len, max_ts: got.max_ts.max(last_ts), sealed: Vec::new() });
             } else {
@@ -526,8 +549,10 @@ impl Wal {
         buf.extend_from_slice(&payload);
         let n = buf.len() as u64;
         let mut active = self.shared.active.lock();
-        if active.len > HEADER_LEN && active.len + n > self.shared.segment_bytes {
-            self.shared.roll(&mut active)?;
+        if active.len > HEADER_LEN && active.len + n > self.shared.segment_bytes && self.shared.roll(&mut active).is_err() {
+            // Unless the roll poisoned the log, the record goes on in the
+            // full segment, and the next write tries the roll again.
+            self.shared.check()?;
         }
         active.file.write_all(&buf).map_err(|e| self.shared.poison("write", &e))?;
         active.len += n;
@@ -542,11 +567,15 @@ impl Wal {
     }
 
     /// Seals the active segment if it holds records, so that a checkpoint
-    /// covering them can remove it.
-    pub(crate) fn seal(&self) -> Result<()> {
+    /// covering them can remove it; returns the newest timestamp logged so
+    /// far. Every record up to it is durable when this returns.
+    pub(crate) fn seal(&self) -> Result<u64> {
         self.shared.check()?;
         let mut active = self.shared.active.lock();
-        if active.len > HEADER_LEN { self.shared.roll(&mut active) } else { Ok(()) }
+        if active.len > HEADER_LEN {
+            self.shared.roll(&mut active)?;
+        }
+        Ok(active.max_ts)
     }
 
     /// Removes the sealed segments, oldest first, whose records are all at
@@ -558,13 +587,14 @@ impl Wal {
             let n = active.sealed.iter().take_while(|s| s.max_ts <= ts).count();
             active.sealed.drain(..n).collect()
         };
+        // Oldest first, each unlink synced before the next: unsynced
+        // unlinks may persist in any order, and a crash must never leave a
+        // gap between segments (open would refuse it).
         for s in &gone {
             match std::fs::remove_file(segment_path(&self.shared.dir, s.seq)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
-        }
-        if !gone.is_empty() {
             sync_dir(&self.shared.dir)?;
         }
         Ok(gone.iter().map(|s| s.len).sum())
@@ -648,15 +678,19 @@ fn replay_segment(
     file.read_to_end(&mut bytes)?;
     let corrupt = |offset: u64, reason: &str| Error::Corruption { file: path.to_path_buf(), offset, reason: reason.into() };
     let header = header();
-    if bytes.len() < header.len() {
-        if !header.starts_with(&bytes) {
+    // A crash while creating a segment can leave its header short, or (the
+    // size persisted, not the data) zeros.
+    let zeros = bytes.iter().all(|&b| b == 0);
+    if bytes.len() < header.len() || (newest && zeros) {
+        if !(zeros || header.starts_with(&bytes)) {
             return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)"));
         }
         if !newest {
             return Err(corrupt(0, "sealed log segment without a whole header"));
         }
-        // A crash while creating it: nothing was ever logged here.
+        // Nothing was ever logged here.
         file.set_len(0)?;
+        file.rewind()?;
         file.write_all(&header)?;
         file.sync_all()?;
         sync_dir(dir)?;
@@ -697,7 +731,9 @@ fn next_record(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     let head = bytes.get(pos..pos + 8)?;
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if len > MAX_RECORD {
+    // No record is empty: a zero length is a tail of zeros (a crash that
+    // persisted a file's size but not its data), whose crc would match.
+    if len == 0 || len > MAX_RECORD {
         return None;
     }
     let end = pos + 8 + len as usize;
@@ -929,5 +965,39 @@ mod tests {
         wal.append(&commit(13)).unwrap();
         let (_, recs) = open(copy.path(), Durability::Full).unwrap();
         assert_eq!(recs, (1..=12).map(commit).collect::<Vec<_>>());
+    }
+
+    /// A crash can persist a file's new size without its data: zeros
+    /// after the last record, or a new segment of zeros. Both are torn tails.
+    #[test]
+    fn zeros_at_the_end_are_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = open_with(dir.path(), Durability::Full, 300).unwrap();
+        for ts in 1..=8 {
+            wal.append(&commit(ts)).unwrap();
+        }
+        drop(wal);
+        let newest = *list_segments(dir.path()).unwrap().last().unwrap();
+        let path = segment_path(dir.path(), newest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0; 100]);
+        std::fs::write(&path, &bytes).unwrap();
+        let (wal, recs) = open_with(dir.path(), Durability::Full, 300).unwrap();
+        assert_eq!(recs.len(), 8);
+        wal.append(&commit(9)).unwrap();
+        drop(wal);
+        // A next segment created but never written: zeros, or a short header.
+        let mut last = 9;
+        for junk in [vec![0u8; 64], b"OMENW".to_vec()] {
+            let next = segment_path(dir.path(), list_segments(dir.path()).unwrap().last().unwrap() + 1);
+            std::fs::write(&next, &junk).unwrap();
+            let (wal, recs) = open_with(dir.path(), Durability::Full, 300).unwrap();
+            assert_eq!(recs.last(), Some(&commit(last)));
+            last += 1;
+            wal.append(&commit(last)).unwrap();
+            drop(wal);
+            let (_, again) = open_with(dir.path(), Durability::Full, 300).unwrap();
+            assert_eq!(again.last(), Some(&commit(last)), "the repaired segment takes appends");
+        }
     }
 }

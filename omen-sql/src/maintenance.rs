@@ -108,9 +108,18 @@ impl Maintenance {
         match self.kind {
             Kind::Vacuum => drop(engine.rows.collect_garbage()),
             Kind::Analyze => {}
-            Kind::Checkpoint => drop(engine.rows.checkpoint()?),
+            Kind::Checkpoint => drop(blocking(|| engine.rows.checkpoint())?),
         }
         Ok(Output::Command(self.kind.tag()))
+    }
+}
+
+/// Runs `f`, which may take long, without holding up the other tasks of a
+/// multi-threaded runtime it is called from.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -277,3 +277,82 @@ proptest! {
         }
     }
 }
+
+/// DDL while checkpoints run: whatever the order, the reopened store has
+/// the same tables, columns and indexes.
+#[test]
+fn ddl_during_checkpoints_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    let mut txn = store.begin().unwrap();
+    for i in 0..20_000 {
+        txn.insert(t, row(i, i % 100)).unwrap();
+    }
+    txn.commit().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checkpointer = {
+        let (store, stop) = (store.clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.checkpoint().unwrap();
+            }
+        })
+    };
+    for i in 0..12 {
+        store.create_index("accounts", IndexDef { name: format!("ix{i}"), columns: vec![1], unique: false }).unwrap();
+        if i % 3 == 1 {
+            store.drop_index(&format!("ix{}", i - 1)).unwrap();
+        }
+        if i % 4 == 2 {
+            store.alter_table("accounts", &[Alteration::AddColumn(ColumnDef::new(format!("c{i}"), DataType::Int64))]).unwrap();
+        }
+        let extra = TableSchema { name: format!("extra{i}"), columns: vec![ColumnDef::new("x", DataType::Int64)], primary_key: vec![] };
+        store.create_table(extra).unwrap();
+        if i % 2 == 1 {
+            store.drop_table(&format!("extra{}", i - 1)).unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    checkpointer.join().unwrap();
+    let shape = |s: &Store| {
+        let tables: Vec<_> = s.tables().into_iter().map(|(_, schema)| (*schema).clone()).collect();
+        let indexes = s.indexes("accounts");
+        (tables, indexes)
+    };
+    let expect = shape(&store);
+    store.close().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(shape(&store), expect);
+    assert_eq!(store.stats().tables, expect.0.len());
+    let (t, _) = store.table("accounts").unwrap();
+    let hits = store.begin().unwrap().index_scan(t, "ix11", &KeyRange::prefix(vec![Value::Int64(7)]), usize::MAX).unwrap().unwrap();
+    assert_eq!(hits.len(), 200);
+}
+
+/// Closing stops a running checkpoint; the store reopens with everything.
+#[test]
+fn close_stops_a_checkpoint_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    for chunk in 0..10 {
+        let mut txn = store.begin().unwrap();
+        for i in chunk * 5_000..(chunk + 1) * 5_000 {
+            txn.insert(t, row(i, i)).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let running = {
+        let store = store.clone();
+        std::thread::spawn(move || store.checkpoint())
+    };
+    store.close().unwrap();
+    match running.join().unwrap() {
+        Ok(_) | Err(Error::Closed) => {}
+        Err(e) => panic!("{e}"),
+    }
+    drop(store);
+    assert_eq!(balances(&open(dir.path())).len(), 50_000);
+}
