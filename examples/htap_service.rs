@@ -10,7 +10,8 @@
 //! Flags: `--data-dir DIR` (default `./omendb-data`), `--in-memory`,
 //! `--listen ADDR` (default `127.0.0.1:5433`), `--no-workload`,
 //! `--writers N` (default 2), `--seconds N` (stop after N seconds; default:
-//! run until Ctrl-C). Ctrl-C (or SIGTERM) stops the workload, closes the
+//! run until Ctrl-C), `--wal-io auto|uring|plain` (the log's I/O backend).
+//! Ctrl-C (or SIGTERM) stops the workload, closes the
 //! server's connections and the database; the next start continues from
 //! the data on disk.
 //!
@@ -39,6 +40,7 @@ struct Args {
     workload: bool,
     writers: usize,
     seconds: Option<u64>,
+    io: omendb::IoBackend,
 }
 
 fn args() -> Result<Args, String> {
@@ -49,6 +51,7 @@ fn args() -> Result<Args, String> {
         workload: true,
         writers: 2,
         seconds: None,
+        io: omendb::IoBackend::Auto,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,9 +63,18 @@ fn args() -> Result<Args, String> {
             "--no-workload" => a.workload = false,
             "--writers" => a.writers = value()?.parse().map_err(|e| format!("--writers: {e}"))?,
             "--seconds" => a.seconds = Some(value()?.parse().map_err(|e| format!("--seconds: {e}"))?),
+            "--wal-io" => {
+                a.io = match value()?.as_str() {
+                    "auto" => omendb::IoBackend::Auto,
+                    "uring" => omendb::IoBackend::IoUring,
+                    "plain" => omendb::IoBackend::Plain,
+                    other => return Err(format!("--wal-io: {other}: expected auto, uring or plain")),
+                }
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: htap_service [--data-dir DIR | --in-memory] [--listen ADDR] [--no-workload] [--writers N] [--seconds N]".into(),
+                    "usage: htap_service [--data-dir DIR | --in-memory] [--listen ADDR] [--no-workload] [--writers N] [--seconds N] [--wal-io auto|uring|plain]"
+                        .into(),
                 );
             }
             other => return Err(format!("unknown flag {other} (see --help)")),
@@ -73,10 +85,15 @@ fn args() -> Result<Args, String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = args()?;
-    let db = if args.in_memory { Database::open_in_memory()? } else { Database::open_with(&args.data_dir, Options::default())? };
+    let options = Options::default().with_io_backend(args.io);
+    let db = if args.in_memory { Database::open_in_memory()? } else { Database::open_with(&args.data_dir, options)? };
     let server = db.serve(ServerOptions { listen: args.listen.parse()?, ..ServerOptions::default() })?;
     let addr = server.local_addr();
-    println!("OmenDB HTAP service: {}", if args.in_memory { "in memory".to_owned() } else { format!("data in {}", args.data_dir) });
+    let storage = match db.io_backend() {
+        Some(io) => format!("data in {} (log I/O: {io})", args.data_dir),
+        None => "in memory".to_owned(),
+    };
+    println!("OmenDB HTAP service: {storage}");
     println!("connect with: psql -h {} -p {} (tables: customers, products, orders, order_lines)", addr.ip(), addr.port());
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -26,6 +26,7 @@
 #   scripts/pgbench-compare.sh [SCALE] [SECONDS]     (default 10 30)
 #   OMENDB_ONLY=1 scripts/pgbench-compare.sh          (skip PostgreSQL)
 #   SUITE=commits scripts/pgbench-compare.sh 1 10     (durable inserts)
+#   OMENDB_ARGS="--wal-io plain" scripts/...          (flags for the service)
 set -euo pipefail
 suite_name=${SUITE:-pgbench}
 scale=${1:-10}
@@ -119,7 +120,8 @@ suite() {
 echo "building the service (release)" >&2
 cargo build --release --example htap_service --manifest-path "$here/Cargo.toml" >&2
 target=${CARGO_TARGET_DIR:-$here/target}
-"$target/release/examples/htap_service" --no-workload --data-dir "$work/omendb" --listen "127.0.0.1:$omen_port" >"$work/omendb.log" 2>&1 &
+# shellcheck disable=SC2086 # OMENDB_ARGS holds several flags
+"$target/release/examples/htap_service" --no-workload --data-dir "$work/omendb" --listen "127.0.0.1:$omen_port" ${OMENDB_ARGS:-} >"$work/omendb.log" 2>&1 &
 omen_pid=$!
 for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p "$omen_port" 2>/dev/null && break; sleep 0.2; done
 echo "OmenDB: pgbench -s $scale, $secs s per run" >&2

@@ -141,6 +141,12 @@ impl Database {
         Ok(self.inner.engine.checkpoint()?)
     }
 
+    /// The log's I/O backend in use ("io_uring" or "pwrite+fdatasync");
+    /// `None` for an in-memory database.
+    pub fn io_backend(&self) -> Option<&'static str> {
+        self.inner.engine.io_backend()
+    }
+
     /// What the latest checkpoint holds and how much log there is now.
     pub fn checkpoint_info(&self) -> crate::CheckpointInfo {
         self.inner.engine.checkpoint_info()
@@ -392,6 +398,7 @@ fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineO
         query_memory_limit: options.query_memory_limit,
         fast_path: options.fast_path,
         checkpoint_wal_bytes: options.checkpoint_wal_bytes,
+        io_backend: options.io_backend,
     }
 }
 

@@ -67,7 +67,7 @@ pub use database::{BatchStream, Database, RecordBatchIter};
 pub use error::{Error, Result};
 pub use omen_rowstore::CheckpointInfo;
 pub use omen_sync::{LagSnapshot, SyncMetrics};
-pub use options::{Durability, LAYOUT_VERSION, Options};
+pub use options::{Durability, IoBackend, LAYOUT_VERSION, Options};
 pub use statement::Statement;
 pub use transaction::Transaction;
 pub use value::{ToValue, Value};

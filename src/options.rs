@@ -1,6 +1,6 @@
 //! Options for opening a database.
 
-pub use omen_rowstore::Durability;
+pub use omen_rowstore::{Durability, IoBackend};
 
 /// The data-directory layout this build writes. It also opens version-1
 /// directories (one log file, no checkpoints), upgrading them.
@@ -41,6 +41,10 @@ pub struct Options {
     /// Default 64 MiB; 0 turns background checkpoints off
     /// ([`crate::Database::checkpoint`] and SQL `CHECKPOINT` still work).
     pub checkpoint_wal_bytes: u64,
+    /// How the log writes and syncs. Default [`IoBackend::Auto`]: io_uring
+    /// (a group commit's write and fdatasync in one submission) where the
+    /// kernel allows it, else pwrite and fdatasync with a `log` warning.
+    pub io_backend: IoBackend,
 }
 
 impl Default for Options {
@@ -52,6 +56,7 @@ impl Default for Options {
             layout_version: LAYOUT_VERSION,
             fast_path: true,
             checkpoint_wal_bytes: 64 << 20,
+            io_backend: IoBackend::Auto,
         }
     }
 }
@@ -72,6 +77,12 @@ impl Options {
     /// Sets [`Options::query_memory_limit`] in bytes.
     pub fn with_query_memory_limit(mut self, bytes: usize) -> Self {
         self.query_memory_limit = bytes;
+        self
+    }
+
+    /// Sets [`Options::io_backend`].
+    pub fn with_io_backend(mut self, io_backend: IoBackend) -> Self {
+        self.io_backend = io_backend;
         self
     }
 

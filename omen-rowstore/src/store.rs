@@ -19,7 +19,7 @@ use crate::schema::{TableId, TableSchema};
 use crate::snapshots::{Clock, Registration, Snapshots};
 use crate::table::{Chain, Collected, Encoded, KeyBuf, Table, Ts, TxnId};
 use crate::txn::{Transaction, WriteSet, release};
-use crate::wal::{Durability, Wal, WalOp, WalOptions, WalRecord, WalWrite, sync_dir};
+use crate::wal::{Durability, IoBackend, LogIo, Wal, WalOp, WalOptions, WalRecord, WalWrite, sync_dir};
 
 /// Counts of what a [`Store`] holds (see [`Store::stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +46,9 @@ pub struct StoreOptions {
     pub gc_interval: Duration,
     /// Size of a log segment file. Default 64 MiB.
     pub wal_segment_bytes: u64,
+    /// How the log writes and syncs: io_uring where available (default), or
+    /// plain pwrite and fdatasync.
+    pub io_backend: IoBackend,
     /// A background checkpoint ([`Store::checkpoint`]) starts once the log
     /// holds this many bytes and at least as many as the last checkpoint
     /// wrote, so checkpoints cost at most about one write of the data per
@@ -61,6 +64,7 @@ impl Default for StoreOptions {
             durability: Durability::default(),
             gc_interval: Duration::from_millis(10),
             wal_segment_bytes: 64 << 20,
+            io_backend: IoBackend::default(),
             checkpoint_wal_bytes: 64 << 20,
         }
     }
@@ -249,6 +253,12 @@ impl Store {
     /// Opens a store: loads its latest checkpoint, if any, and replays the
     /// log after it.
     pub fn open(options: StoreOptions) -> Result<Self> {
+        Self::open_with_io(options, None)
+    }
+
+    /// [`Store::open`] with the log's I/O backend given (tests inject faults
+    /// through one); `None` takes [`StoreOptions::io_backend`].
+    pub(crate) fn open_with_io(options: StoreOptions, io: Option<Arc<dyn LogIo>>) -> Result<Self> {
         let mut recovery = Recovery { commit: CommitState { next_table_id: 1, ..CommitState::default() }, ..Recovery::default() };
         let mut summary = Summary::default();
         let mut checkpoint = None;
@@ -263,7 +273,11 @@ impl Store {
                 }
                 let after = recovery.last;
                 checkpoint = manifest;
-                let wal_options = WalOptions { durability: options.durability, segment_bytes: options.wal_segment_bytes };
+                let io = match io {
+                    Some(io) => io,
+                    None => crate::wal::backend(options.io_backend)?,
+                };
+                let wal_options = WalOptions { durability: options.durability, io, segment_bytes: options.wal_segment_bytes };
                 Some(Wal::open(dir, wal_options, after, |rec| recovery.apply(rec))?)
             }
             None => None,
@@ -655,13 +669,7 @@ impl Store {
     /// Writes each table's rows visible at `ts` into a run; returns the
     /// manifest's entries and the runs' bytes. Adds each file it creates to
     /// `created`. Stops with [`Error::Closed`] if the store closes.
-    fn write_runs(
-        &self,
-        dir: &Path,
-        ts: Ts,
-        tables: Vec<Noted>,
-        created: &mut Vec<PathBuf>,
-    ) -> Result<(Vec<TableEntry>, u64)> {
+    fn write_runs(&self, dir: &Path, ts: Ts, tables: Vec<Noted>, created: &mut Vec<PathBuf>) -> Result<(Vec<TableEntry>, u64)> {
         let mut entries = Vec::with_capacity(tables.len());
         let mut run_bytes = 0;
         let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(CHECKPOINT_CHUNK);
@@ -706,6 +714,11 @@ impl Store {
             entries.push(TableEntry { id: t.id, next_row_id, schema: (*t.schema).clone(), run, rows, indexes });
         }
         Ok((entries, run_bytes))
+    }
+
+    /// The log's I/O backend ("io_uring", "pwrite+fdatasync"); `None` in memory.
+    pub fn io_backend(&self) -> Option<&'static str> {
+        self.inner.wal.as_ref().map(Wal::backend)
     }
 
     /// What the latest checkpoint holds, and the log's size. Never waits

@@ -41,6 +41,8 @@ pub struct EngineOptions {
     /// Log bytes that start a background checkpoint (see
     /// [`omen_rowstore::StoreOptions::checkpoint_wal_bytes`]); 0: none.
     pub checkpoint_wal_bytes: u64,
+    /// How the row store's log writes and syncs.
+    pub io_backend: omen_rowstore::IoBackend,
 }
 
 impl Default for EngineOptions {
@@ -52,6 +54,7 @@ impl Default for EngineOptions {
             query_memory_limit: 0,
             fast_path: true,
             checkpoint_wal_bytes: StoreOptions::default().checkpoint_wal_bytes,
+            io_backend: omen_rowstore::IoBackend::default(),
         }
     }
 }
@@ -105,6 +108,7 @@ impl Engine {
             dir: options.dir,
             durability: options.durability,
             checkpoint_wal_bytes: options.checkpoint_wal_bytes,
+            io_backend: options.io_backend,
             ..StoreOptions::default()
         })?;
         let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;
@@ -233,6 +237,11 @@ impl Engine {
     /// Writes a row-store checkpoint now (see [`omen_rowstore::Store::checkpoint`]).
     pub fn checkpoint(&self) -> Result<omen_rowstore::CheckpointInfo> {
         Ok(self.rows.checkpoint()?)
+    }
+
+    /// The row store log's I/O backend; `None` in memory.
+    pub fn io_backend(&self) -> Option<&'static str> {
+        self.rows.io_backend()
     }
 
     /// What the row store's latest checkpoint holds.

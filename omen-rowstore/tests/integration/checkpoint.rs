@@ -20,6 +20,7 @@ fn options(dir: &Path) -> StoreOptions {
         gc_interval: Duration::ZERO,
         wal_segment_bytes: 4096,
         checkpoint_wal_bytes: 0,
+        ..StoreOptions::default()
     }
 }
 

@@ -23,6 +23,7 @@ fn options(dir: &Path) -> StoreOptions {
         // Small segments and checkpoints: kills land in rolls, runs and removals.
         wal_segment_bytes: 2048,
         checkpoint_wal_bytes: 4096,
+        ..StoreOptions::default()
     }
 }
 

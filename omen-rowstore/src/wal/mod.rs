@@ -32,22 +32,34 @@
 //! missing segment, is [`Error::Corruption`] naming the file.
 //!
 //! Durability: under [`Durability::Full`] a commit returns after an fdatasync
-//! that covers its record. Commits share them (group commit): a committer
-//! writes its record under the store's commit lock, then, outside it, waits
-//! for a sync that covers it or runs one itself for every record written so
-//! far ([`Wal::sync_to`]). The sync uses a second handle on the segment, so
-//! appends go on while it runs. [`Durability::Normal`] leaves syncing to a
-//! background thread every [`NORMAL_SYNC_INTERVAL`]; [`Durability::Off`]
-//! never syncs. Any failed write
-//! or fsync poisons the log: the kernel may have dropped the dirty pages, so
-//! retrying the fsync could report success for lost data (Rebello et al., ATC
-//! 2020). The store then refuses commits until it is reopened.
+//! that covers its record. Commits share one write and one fdatasync (group
+//! commit): a committer adds its record to the active segment's pending
+//! bytes under the store's commit lock (no system call), then, outside it,
+//! waits for a sync that covers it or leads one itself: the leader writes
+//! every pending record with one write and syncs ([`Wal::sync_to`]), while
+//! the next group gathers. [`Durability::Normal`] and [`Durability::Off`]
+//! write each record at once (so a process crash loses nothing); Normal
+//! leaves syncing to a background thread every [`NORMAL_SYNC_INTERVAL`],
+//! Off never syncs. Any failed write or fsync poisons the log: the kernel
+//! may have dropped the dirty pages, so retrying the fsync could report
+//! success for lost data (Rebello et al., ATC 2020). The store then
+//! refuses commits until it is reopened.
 //!
-//! Plain write(2) and fdatasync(2); an io_uring backend is still to come
-//! (the durability issue).
+//! The bytes reach the files through an I/O backend ([`IoBackend`],
+//! `io.rs`): io_uring links a group's write and fdatasync in one
+//! submission (`uring.rs`); plain pwrite(2) and fdatasync(2) is the
+//! fallback. Both run the same tests.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+
+pub(crate) mod io;
+mod uring;
+
+pub use io::IoBackend;
+pub(crate) use io::LogIo;
+use io::SegmentFile;
+pub(crate) use io::backend;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -286,21 +298,28 @@ struct Sealed {
 
 /// The segment appends go to, and the sealed ones before it.
 struct Active {
-    file: File,
+    seg: Arc<dyn SegmentFile>,
     seq: u64,
+    /// The segment's length, header and `pending` included.
     len: u64,
+    /// Under [`Durability::Full`], records logged but not yet written to the
+    /// file: the next group sync writes them all with one call.
+    pending: Vec<u8>,
     max_ts: u64,
     sealed: Vec<Sealed>,
 }
 
 struct Shared {
     dir: PathBuf,
+    io: Arc<dyn LogIo>,
     /// A segment is sealed once a record would take it past this.
     segment_bytes: u64,
     /// Appends go through this lock, one at a time.
     active: Mutex<Active>,
-    /// A second handle on the active segment, for fdatasync while appends go on.
-    sync_file: Mutex<Arc<File>>,
+    /// Held while pending records are written and synced, so a roll (which
+    /// takes it after `active`) never seals a segment with a write still
+    /// in flight.
+    flush: Mutex<()>,
     /// Record bytes written over the log's life, across segments (set
     /// under `active`): group commit's offsets.
     written: AtomicU64,
@@ -353,11 +372,18 @@ impl Shared {
         }
         group.syncing = true;
         drop(group);
-        // Read before taking the handle: every record written by now is in
-        // the active segment or in one sealed (and synced) before it.
-        let target = self.written.load(Ordering::Acquire);
-        let file = Arc::clone(&self.sync_file.lock());
-        let synced = file.sync_data();
+        // Everything logged by now is in the active segment's pending
+        // records, written already, or in a segment sealed (and synced).
+        let flush;
+        let (seg, buf, at, target) = {
+            let mut active = self.active.lock();
+            flush = self.flush.lock();
+            let buf = std::mem::take(&mut active.pending);
+            let at = active.len - buf.len() as u64;
+            (Arc::clone(&active.seg), buf, at, self.written.load(Ordering::Acquire))
+        };
+        let synced = if buf.is_empty() { seg.sync() } else { seg.write_and_sync(&buf, at) };
+        drop(flush);
         let mut group = self.group.lock();
         group.syncing = false;
         let result = match synced {
@@ -366,7 +392,7 @@ impl Shared {
                 Ok(())
             }
             // Never retried: the kernel may have dropped the dirty pages.
-            Err(e) => Err(self.poison("fdatasync", &e)),
+            Err(e) => Err(self.poison("writing and syncing the log", &e)),
         };
         drop(group);
         self.group_cv.notify_all();
@@ -383,7 +409,13 @@ impl Shared {
     /// failed sync poisons the log; failing to create the next segment does
     /// not (the sealed one is whole): appends then go on in the old one.
     fn roll(&self, active: &mut Active) -> Result<()> {
-        active.file.sync_data().map_err(|e| self.poison("fdatasync of a full segment", &e))?;
+        {
+            let _flush = self.flush.lock();
+            let buf = std::mem::take(&mut active.pending);
+            let at = active.len - buf.len() as u64;
+            let synced = if buf.is_empty() { active.seg.sync() } else { active.seg.write_and_sync(&buf, at) };
+            synced.map_err(|e| self.poison("writing and syncing a full segment", &e))?;
+        }
         // Every record written so far is durable now: its committers may go.
         let written = self.written.load(Ordering::Acquire);
         {
@@ -398,11 +430,10 @@ impl Shared {
             file.write_all(&header())?;
             file.sync_all()?;
             File::open(&self.dir)?.sync_all()?;
-            let sync = file.try_clone()?;
-            Ok::<_, std::io::Error>((file, sync))
+            self.io.segment(file)
         })();
-        let (file, sync) = match created {
-            Ok(files) => files,
+        let seg = match created {
+            Ok(seg) => seg,
             Err(e) => {
                 // A newer segment left behind would make the old one's
                 // later records unreachable: it must go, or the log stops.
@@ -415,16 +446,18 @@ impl Shared {
             }
         };
         active.sealed.push(Sealed { seq: active.seq, len: active.len, max_ts: active.max_ts });
-        *active = Active { file, seq, len: HEADER_LEN, max_ts: active.max_ts, sealed: std::mem::take(&mut active.sealed) };
-        *self.sync_file.lock() = Arc::new(sync);
+        active.seg = seg;
+        active.seq = seq;
+        active.len = HEADER_LEN;
         Ok(())
     }
 }
 
 /// How to open a [`Wal`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct WalOptions {
     pub durability: Durability,
+    pub io: Arc<dyn LogIo>,
     /// Segment size: a segment is sealed once the next record would take
     /// it past this (a bigger record gets a segment of its own).
     pub segment_bytes: u64,
@@ -483,8 +516,8 @@ impl Wal {
                 });
             }
             if newest {
-                file.seek(std::io::SeekFrom::Start(got.len))?;
-                active = Some(Active { file, seq, len: got.len, max_ts: got.max_ts.max(last_ts), sealed: Vec::new() });
+                let seg = options.io.segment(file)?;
+                active = Some(Active { seg, seq, len: got.len, pending: Vec::new(), max_ts: got.max_ts.max(last_ts), sealed: Vec::new() });
             } else {
                 sealed.push(Sealed { seq, len: got.len, max_ts: got.max_ts });
             }
@@ -494,9 +527,10 @@ impl Wal {
 
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
+            io: Arc::clone(&options.io),
             segment_bytes: options.segment_bytes.max(HEADER_LEN + 1),
-            sync_file: Mutex::new(Arc::new(active.file.try_clone()?)),
             active: Mutex::new(active),
+            flush: Mutex::new(()),
             written: AtomicU64::new(0),
             group: Mutex::new(Group::default()),
             group_cv: Condvar::new(),
@@ -554,7 +588,12 @@ impl Wal {
             // full segment, and the next write tries the roll again.
             self.shared.check()?;
         }
-        active.file.write_all(&buf).map_err(|e| self.shared.poison("write", &e))?;
+        if self.durability == Durability::Full {
+            active.pending.extend_from_slice(&buf);
+        } else {
+            let at = active.len;
+            active.seg.write_at(&buf, at).map_err(|e| self.shared.poison("write", &e))?;
+        }
         active.len += n;
         active.max_ts = active.max_ts.max(record.ts());
         let end = self.shared.written.fetch_add(n, Ordering::AcqRel) + n;
@@ -598,6 +637,11 @@ impl Wal {
             sync_dir(&self.shared.dir)?;
         }
         Ok(gone.iter().map(|s| s.len).sum())
+    }
+
+    /// The I/O backend's name (see [`IoBackend`]).
+    pub(crate) fn backend(&self) -> &'static str {
+        self.shared.io.name()
     }
 
     /// Bytes in the log's segments, headers included.
@@ -753,17 +797,27 @@ mod tests {
     use crate::schema::ColumnDef;
     use crate::value::DataType;
 
-    fn open_with(dir: &Path, durability: Durability, segment_bytes: u64) -> Result<(Wal, Vec<WalRecord>)> {
+    /// Every backend this machine runs: each test runs on all of them.
+    fn backends() -> Vec<Arc<dyn LogIo>> {
+        let mut all: Vec<Arc<dyn LogIo>> = vec![Arc::new(io::Plain)];
+        match uring::Uring::new() {
+            Ok(u) => all.push(Arc::new(u)),
+            Err(e) => eprintln!("io_uring unavailable here ({e}): testing the plain backend only"),
+        }
+        all
+    }
+
+    fn open_with(io: &Arc<dyn LogIo>, dir: &Path, durability: Durability, segment_bytes: u64) -> Result<(Wal, Vec<WalRecord>)> {
         let mut recs = Vec::new();
-        let wal = Wal::open(dir, WalOptions { durability, segment_bytes }, 0, |r| {
+        let wal = Wal::open(dir, WalOptions { durability, io: Arc::clone(io), segment_bytes }, 0, |r| {
             recs.push(r);
             Ok(())
         })?;
         Ok((wal, recs))
     }
 
-    fn open(dir: &Path, durability: Durability) -> Result<(Wal, Vec<WalRecord>)> {
-        open_with(dir, durability, 64 << 20)
+    fn open(io: &Arc<dyn LogIo>, dir: &Path, durability: Durability) -> Result<(Wal, Vec<WalRecord>)> {
+        open_with(io, dir, durability, 64 << 20)
     }
 
     fn commit(ts: u64) -> WalRecord {
@@ -800,19 +854,21 @@ mod tests {
 
     #[test]
     fn replay_returns_appended_records() {
-        let dir = tempfile::tempdir().unwrap();
-        for mode in [Durability::Full, Durability::Normal, Durability::Off] {
-            for seq in list_segments(dir.path()).unwrap() {
-                std::fs::remove_file(segment_path(dir.path(), seq)).unwrap();
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            for mode in [Durability::Full, Durability::Normal, Durability::Off] {
+                for seq in list_segments(dir.path()).unwrap() {
+                    std::fs::remove_file(segment_path(dir.path(), seq)).unwrap();
+                }
+                let (wal, recs) = open(&io, dir.path(), mode).unwrap();
+                assert!(recs.is_empty());
+                wal.append(&commit(1)).unwrap();
+                wal.append(&commit(2)).unwrap();
+                wal.close().unwrap();
+                drop(wal);
+                let (_, recs) = open(&io, dir.path(), mode).unwrap();
+                assert_eq!(recs, vec![commit(1), commit(2)]);
             }
-            let (wal, recs) = open(dir.path(), mode).unwrap();
-            assert!(recs.is_empty());
-            wal.append(&commit(1)).unwrap();
-            wal.append(&commit(2)).unwrap();
-            wal.close().unwrap();
-            drop(wal);
-            let (_, recs) = open(dir.path(), mode).unwrap();
-            assert_eq!(recs, vec![commit(1), commit(2)]);
         }
     }
 
@@ -820,184 +876,202 @@ mod tests {
     /// after; a record no sync covered is refused once the log is poisoned.
     #[test]
     fn a_synced_record_stays_committed_after_a_later_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = open(dir.path(), Durability::Full).unwrap();
-        let first = wal.write(&commit(1)).unwrap().unwrap();
-        let second = wal.write(&commit(2)).unwrap().unwrap();
-        wal.sync_to(first).unwrap();
-        // Another committer's write fails after the sync covered both.
-        let _ = wal.shared.poison("write", &std::io::Error::other("injected"));
-        assert!(wal.sync_to(first).is_ok());
-        assert!(wal.sync_to(second).is_ok());
-        let third = second + 1;
-        assert!(matches!(wal.sync_to(third), Err(Error::WalFailed(_))));
-        assert!(matches!(wal.write(&commit(3)), Err(Error::WalFailed(_))));
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let (wal, _) = open(&io, dir.path(), Durability::Full).unwrap();
+            let first = wal.write(&commit(1)).unwrap().unwrap();
+            let second = wal.write(&commit(2)).unwrap().unwrap();
+            wal.sync_to(first).unwrap();
+            // Another committer's write fails after the sync covered both.
+            let _ = wal.shared.poison("write", &std::io::Error::other("injected"));
+            assert!(wal.sync_to(first).is_ok());
+            assert!(wal.sync_to(second).is_ok());
+            let third = second + 1;
+            assert!(matches!(wal.sync_to(third), Err(Error::WalFailed(_))));
+            assert!(matches!(wal.write(&commit(3)), Err(Error::WalFailed(_))));
+        }
     }
 
     #[test]
     fn torn_tail_is_cut_at_every_offset() {
-        let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = open(dir.path(), Durability::Off).unwrap();
-        wal.append(&commit(1)).unwrap();
-        let first_end = wal.len();
-        wal.append(&commit(2)).unwrap();
-        drop(wal);
-        let full = std::fs::read(segment_path(dir.path(), 1)).unwrap();
-        for cut in HEADER_LEN as usize..full.len() {
-            std::fs::write(segment_path(dir.path(), 1), &full[..cut]).unwrap();
-            let (wal, recs) = open(dir.path(), Durability::Off).unwrap();
-            let expect = if cut as u64 >= first_end { 1 } else { 0 };
-            assert_eq!(recs.len(), expect, "cut at {cut}");
-            // New appends follow the last whole record.
-            wal.append(&commit(3)).unwrap();
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let (wal, _) = open(&io, dir.path(), Durability::Off).unwrap();
+            wal.append(&commit(1)).unwrap();
+            let first_end = wal.len();
+            wal.append(&commit(2)).unwrap();
             drop(wal);
-            let (_, recs) = open(dir.path(), Durability::Off).unwrap();
-            assert_eq!(recs.len(), expect + 1, "cut at {cut}");
-            assert_eq!(recs.last(), Some(&commit(3)));
+            let full = std::fs::read(segment_path(dir.path(), 1)).unwrap();
+            for cut in HEADER_LEN as usize..full.len() {
+                std::fs::write(segment_path(dir.path(), 1), &full[..cut]).unwrap();
+                let (wal, recs) = open(&io, dir.path(), Durability::Off).unwrap();
+                let expect = if cut as u64 >= first_end { 1 } else { 0 };
+                assert_eq!(recs.len(), expect, "cut at {cut}");
+                // New appends follow the last whole record.
+                wal.append(&commit(3)).unwrap();
+                drop(wal);
+                let (_, recs) = open(&io, dir.path(), Durability::Off).unwrap();
+                assert_eq!(recs.len(), expect + 1, "cut at {cut}");
+                assert_eq!(recs.last(), Some(&commit(3)));
+            }
         }
     }
 
     #[test]
     fn flipped_byte_ends_replay_there() {
-        let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = open(dir.path(), Durability::Off).unwrap();
-        wal.append(&commit(1)).unwrap();
-        wal.append(&commit(2)).unwrap();
-        drop(wal);
-        let mut bytes = std::fs::read(segment_path(dir.path(), 1)).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x40;
-        std::fs::write(segment_path(dir.path(), 1), &bytes).unwrap();
-        let (_, recs) = open(dir.path(), Durability::Off).unwrap();
-        assert_eq!(recs, vec![commit(1)]);
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let (wal, _) = open(&io, dir.path(), Durability::Off).unwrap();
+            wal.append(&commit(1)).unwrap();
+            wal.append(&commit(2)).unwrap();
+            drop(wal);
+            let mut bytes = std::fs::read(segment_path(dir.path(), 1)).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x40;
+            std::fs::write(segment_path(dir.path(), 1), &bytes).unwrap();
+            let (_, recs) = open(&io, dir.path(), Durability::Off).unwrap();
+            assert_eq!(recs, vec![commit(1)]);
+        }
     }
 
     #[test]
     fn bad_magic_is_corruption() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(segment_path(dir.path(), 1), b"this is not a log file at all").unwrap();
-        assert!(matches!(open(dir.path(), Durability::Off), Err(Error::Corruption { .. })));
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(segment_path(dir.path(), 1), b"this is not a log file at all").unwrap();
+            assert!(matches!(open(&io, dir.path(), Durability::Off), Err(Error::Corruption { .. })));
+        }
     }
 
     #[test]
     fn segments_roll_replay_in_order_and_are_removed_through_a_timestamp() {
-        let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = open_with(dir.path(), Durability::Full, 300).unwrap();
-        for ts in 1..=40 {
-            wal.append(&commit(ts)).unwrap();
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let (wal, _) = open_with(&io, dir.path(), Durability::Full, 300).unwrap();
+            for ts in 1..=40 {
+                wal.append(&commit(ts)).unwrap();
+            }
+            let segments = list_segments(dir.path()).unwrap();
+            assert!(segments.len() > 5, "{segments:?}");
+            drop(wal);
+            let (wal, recs) = open_with(&io, dir.path(), Durability::Full, 300).unwrap();
+            assert_eq!(recs, (1..=40).map(commit).collect::<Vec<_>>());
+
+            // Replay after a timestamp skips what a checkpoint holds.
+            let mut after = Vec::new();
+            drop(Wal::open(dir.path(), WalOptions { durability: Durability::Full, io: Arc::clone(&io), segment_bytes: 300 }, 30, |r| {
+                after.push(r);
+                Ok(())
+            }));
+            assert_eq!(after, (31..=40).map(commit).collect::<Vec<_>>());
+
+            // Removing through 20 keeps every segment with a later record.
+            wal.seal().unwrap();
+            let before = wal.len();
+            let freed = wal.remove_through(20).unwrap();
+            assert!(freed > 0 && wal.len() == before - freed);
+            drop(wal);
+            let (_, recs) = open_with(&io, dir.path(), Durability::Full, 300).unwrap();
+            let first = recs.first().unwrap().ts();
+            assert!(first <= 21 && first > 1, "first kept record {first}");
+            assert_eq!(recs.last(), Some(&commit(40)));
         }
-        let segments = list_segments(dir.path()).unwrap();
-        assert!(segments.len() > 5, "{segments:?}");
-        drop(wal);
-        let (wal, recs) = open_with(dir.path(), Durability::Full, 300).unwrap();
-        assert_eq!(recs, (1..=40).map(commit).collect::<Vec<_>>());
-
-        // Replay after a timestamp skips what a checkpoint holds.
-        let mut after = Vec::new();
-        drop(Wal::open(dir.path(), WalOptions { durability: Durability::Full, segment_bytes: 300 }, 30, |r| {
-            after.push(r);
-            Ok(())
-        }));
-        assert_eq!(after, (31..=40).map(commit).collect::<Vec<_>>());
-
-        // Removing through 20 keeps every segment with a later record.
-        wal.seal().unwrap();
-        let before = wal.len();
-        let freed = wal.remove_through(20).unwrap();
-        assert!(freed > 0 && wal.len() == before - freed);
-        drop(wal);
-        let (_, recs) = open_with(dir.path(), Durability::Full, 300).unwrap();
-        let first = recs.first().unwrap().ts();
-        assert!(first <= 21 && first > 1, "first kept record {first}");
-        assert_eq!(recs.last(), Some(&commit(40)));
     }
 
     #[test]
     fn damage_in_a_sealed_segment_or_a_missing_one_is_corruption() {
-        let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = open_with(dir.path(), Durability::Off, 300).unwrap();
-        for ts in 1..=20 {
-            wal.append(&commit(ts)).unwrap();
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let (wal, _) = open_with(&io, dir.path(), Durability::Off, 300).unwrap();
+            for ts in 1..=20 {
+                wal.append(&commit(ts)).unwrap();
+            }
+            drop(wal);
+            let segments = list_segments(dir.path()).unwrap();
+            let second = segment_path(dir.path(), segments[1]);
+            let mut bytes = std::fs::read(&second).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            std::fs::write(&second, &bytes).unwrap();
+            match open(&io, dir.path(), Durability::Off) {
+                Err(Error::Corruption { file, .. }) => assert_eq!(file, second),
+                other => panic!("{:?}", other.map(|(_, r)| r)),
+            }
+            std::fs::remove_file(&second).unwrap();
+            assert!(matches!(open(&io, dir.path(), Durability::Off), Err(Error::Corruption { file, .. }) if file == second));
         }
-        drop(wal);
-        let segments = list_segments(dir.path()).unwrap();
-        let second = segment_path(dir.path(), segments[1]);
-        let mut bytes = std::fs::read(&second).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        std::fs::write(&second, &bytes).unwrap();
-        match open(dir.path(), Durability::Off) {
-            Err(Error::Corruption { file, .. }) => assert_eq!(file, second),
-            other => panic!("{:?}", other.map(|(_, r)| r)),
-        }
-        std::fs::remove_file(&second).unwrap();
-        assert!(matches!(open(dir.path(), Durability::Off), Err(Error::Corruption { file, .. }) if file == second));
     }
 
     #[test]
     fn a_log_from_before_segments_is_read_and_continued() {
-        let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = open(dir.path(), Durability::Full).unwrap();
-        wal.append(&commit(1)).unwrap();
-        drop(wal);
-        std::fs::rename(segment_path(dir.path(), 1), dir.path().join("wal.log")).unwrap();
-        let (wal, recs) = open_with(dir.path(), Durability::Full, 200).unwrap();
-        assert_eq!(recs, vec![commit(1)]);
-        for ts in 2..=6 {
-            wal.append(&commit(ts)).unwrap();
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let (wal, _) = open(&io, dir.path(), Durability::Full).unwrap();
+            wal.append(&commit(1)).unwrap();
+            drop(wal);
+            std::fs::rename(segment_path(dir.path(), 1), dir.path().join("wal.log")).unwrap();
+            let (wal, recs) = open_with(&io, dir.path(), Durability::Full, 200).unwrap();
+            assert_eq!(recs, vec![commit(1)]);
+            for ts in 2..=6 {
+                wal.append(&commit(ts)).unwrap();
+            }
+            drop(wal);
+            assert!(list_segments(dir.path()).unwrap().starts_with(&[0, 1]));
+            let (_, recs) = open(&io, dir.path(), Durability::Full).unwrap();
+            assert_eq!(recs, (1..=6).map(commit).collect::<Vec<_>>());
         }
-        drop(wal);
-        assert!(list_segments(dir.path()).unwrap().starts_with(&[0, 1]));
-        let (_, recs) = open(dir.path(), Durability::Full).unwrap();
-        assert_eq!(recs, (1..=6).map(commit).collect::<Vec<_>>());
     }
 
     #[test]
     fn a_copy_holds_every_segment() {
-        let dir = tempfile::tempdir().unwrap();
-        let copy = tempfile::tempdir().unwrap();
-        let (wal, _) = open_with(dir.path(), Durability::Full, 300).unwrap();
-        for ts in 1..=12 {
-            wal.append(&commit(ts)).unwrap();
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let copy = tempfile::tempdir().unwrap();
+            let (wal, _) = open_with(&io, dir.path(), Durability::Full, 300).unwrap();
+            for ts in 1..=12 {
+                wal.append(&commit(ts)).unwrap();
+            }
+            let bytes = wal.copy_to(copy.path()).unwrap();
+            assert_eq!(bytes, wal.len());
+            wal.append(&commit(13)).unwrap();
+            let (_, recs) = open(&io, copy.path(), Durability::Full).unwrap();
+            assert_eq!(recs, (1..=12).map(commit).collect::<Vec<_>>());
         }
-        let bytes = wal.copy_to(copy.path()).unwrap();
-        assert_eq!(bytes, wal.len());
-        wal.append(&commit(13)).unwrap();
-        let (_, recs) = open(copy.path(), Durability::Full).unwrap();
-        assert_eq!(recs, (1..=12).map(commit).collect::<Vec<_>>());
     }
 
     /// A crash can persist a file's new size without its data: zeros
     /// after the last record, or a new segment of zeros. Both are torn tails.
     #[test]
     fn zeros_at_the_end_are_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = open_with(dir.path(), Durability::Full, 300).unwrap();
-        for ts in 1..=8 {
-            wal.append(&commit(ts)).unwrap();
-        }
-        drop(wal);
-        let newest = *list_segments(dir.path()).unwrap().last().unwrap();
-        let path = segment_path(dir.path(), newest);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend_from_slice(&[0; 100]);
-        std::fs::write(&path, &bytes).unwrap();
-        let (wal, recs) = open_with(dir.path(), Durability::Full, 300).unwrap();
-        assert_eq!(recs.len(), 8);
-        wal.append(&commit(9)).unwrap();
-        drop(wal);
-        // A next segment created but never written: zeros, or a short header.
-        let mut last = 9;
-        for junk in [vec![0u8; 64], b"OMENW".to_vec()] {
-            let next = segment_path(dir.path(), list_segments(dir.path()).unwrap().last().unwrap() + 1);
-            std::fs::write(&next, &junk).unwrap();
-            let (wal, recs) = open_with(dir.path(), Durability::Full, 300).unwrap();
-            assert_eq!(recs.last(), Some(&commit(last)));
-            last += 1;
-            wal.append(&commit(last)).unwrap();
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let (wal, _) = open_with(&io, dir.path(), Durability::Full, 300).unwrap();
+            for ts in 1..=8 {
+                wal.append(&commit(ts)).unwrap();
+            }
             drop(wal);
-            let (_, again) = open_with(dir.path(), Durability::Full, 300).unwrap();
-            assert_eq!(again.last(), Some(&commit(last)), "the repaired segment takes appends");
+            let newest = *list_segments(dir.path()).unwrap().last().unwrap();
+            let path = segment_path(dir.path(), newest);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend_from_slice(&[0; 100]);
+            std::fs::write(&path, &bytes).unwrap();
+            let (wal, recs) = open_with(&io, dir.path(), Durability::Full, 300).unwrap();
+            assert_eq!(recs.len(), 8);
+            wal.append(&commit(9)).unwrap();
+            drop(wal);
+            // A next segment created but never written: zeros, or a short header.
+            let mut last = 9;
+            for junk in [vec![0u8; 64], b"OMENW".to_vec()] {
+                let next = segment_path(dir.path(), list_segments(dir.path()).unwrap().last().unwrap() + 1);
+                std::fs::write(&next, &junk).unwrap();
+                let (wal, recs) = open_with(&io, dir.path(), Durability::Full, 300).unwrap();
+                assert_eq!(recs.last(), Some(&commit(last)));
+                last += 1;
+                wal.append(&commit(last)).unwrap();
+                drop(wal);
+                let (_, again) = open_with(&io, dir.path(), Durability::Full, 300).unwrap();
+                assert_eq!(again.last(), Some(&commit(last)), "the repaired segment takes appends");
+            }
         }
     }
 }
