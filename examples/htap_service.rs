@@ -10,7 +10,8 @@
 //! Flags: `--data-dir DIR` (default `./omendb-data`), `--in-memory`,
 //! `--listen ADDR` (default `127.0.0.1:5433`), `--no-workload`,
 //! `--writers N` (default 2), `--seconds N` (stop after N seconds; default:
-//! run until Ctrl-C), `--wal-io auto|uring|plain` (the log's I/O backend).
+//! run until Ctrl-C), `--wal-io plain|uring|auto` (the log's I/O backend;
+//! default plain).
 //! Ctrl-C (or SIGTERM) stops the workload, closes the
 //! server's connections and the database; the next start continues from
 //! the data on disk.
@@ -51,7 +52,7 @@ fn args() -> Result<Args, String> {
         workload: true,
         writers: 2,
         seconds: None,
-        io: omendb::IoBackend::Auto,
+        io: omendb::IoBackend::Plain,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {

@@ -118,3 +118,24 @@ pub enum Error {
     #[error("the write-ahead log failed earlier ({0}); reopen the database")]
     WalFailed(String),
 }
+
+/// Whether the failpoint `name` fires: the `fail` crate's failpoints exist
+/// only under the `failpoints` feature (fault-injection tests); otherwise
+/// this is `false` and costs nothing.
+#[inline]
+pub(crate) fn failpoint(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        fail::eval(name, |_| ()).is_some()
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
+/// The error a fired failpoint stands for: an I/O error naming it.
+pub(crate) fn injected(name: &str) -> std::io::Error {
+    std::io::Error::other(format!("failpoint {name}"))
+}

@@ -15,8 +15,13 @@
 //! - **transactions** with snapshot isolation ([`Transaction`]): first updater
 //!   wins, read-your-own-writes, rollback on drop, read-only transactions never
 //!   abort;
-//! - the **write-ahead log** (Full / Normal / Off [`Durability`]) replayed on
-//!   open, with torn tails cut off;
+//! - the **write-ahead log** (Full / Normal / Off [`Durability`]): segment
+//!   files, group commit (one write and one fdatasync per group; pwrite or
+//!   io_uring, [`IoBackend`]), torn tails cut off on open;
+//! - **checkpoints** ([`Store::checkpoint`], also in the background): each
+//!   table's rows at a snapshot in a run file with a learned index, a
+//!   manifest replaced atomically, and the log cut behind them; opening
+//!   loads the runs and replays the log after them;
 //! - the **change stream** ([`Store::subscribe`]): one [`ChangeRecord`] per
 //!   commit, in commit order, with back pressure. omen-sync consumes it.
 //!
@@ -52,18 +57,21 @@
 //! a sharded hash index (point operations) and an ordered map (range scans).
 //! Snapshots register in lock-free slots; a garbage collector (background
 //! thread, or [`Store::collect_garbage`]) frees what no snapshot can read.
-//! `docs/ARCHITECTURE.md` has the layout and the measurements behind it.
+//! On disk (`dir`): log segments `wal-*.log`, a `MANIFEST`, and run files
+//! `run-*.omr`. `docs/ARCHITECTURE.md` has the byte layouts, the commit and
+//! checkpoint protocols, and the measurements behind them.
 //!
 //! ## Limits of this version
 //!
 //! A write to a row held by another open transaction fails at once with
 //! [`Error::SerializationConflict`] rather than waiting for the holder. A
 //! range scan holds the table's ordered-map read lock while it runs, so keys
-//! new to the table wait for it (updates of existing keys do not). One WAL
-//! file; under [`Durability::Full`] concurrent commits share an fdatasync
-//! (group commit), and a commit becomes visible once it is durable.
-//! Recovery replays the whole log; checkpoint runs, io_uring and tables
-//! larger than memory are the durability issue's work.
+//! new to the table wait for it (updates of existing keys do not). Under
+//! [`Durability::Full`] a commit becomes visible once it is durable. Every
+//! row lives in memory: runs are read whole at open, not yet served from a
+//! memory map, so tables larger than memory, incremental checkpoints and
+//! compaction of runs are the durability issue's next steps; each
+//! checkpoint writes every table whole (its trigger grows with the data).
 
 #![deny(missing_docs)]
 // One module submits to io_uring (`wal/uring.rs`); every block says why it is sound.

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::alter::{self, Alteration, Rebuilt, Reshape};
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, failpoint, injected};
 use crate::index::{Index, IndexDef};
 use crate::manifest::{self, Manifest, TableEntry};
 use crate::run::{Run, RunWriter};
@@ -46,8 +46,8 @@ pub struct StoreOptions {
     pub gc_interval: Duration,
     /// Size of a log segment file. Default 64 MiB.
     pub wal_segment_bytes: u64,
-    /// How the log writes and syncs: io_uring where available (default), or
-    /// plain pwrite and fdatasync.
+    /// How the log writes and syncs: plain pwrite and fdatasync (default),
+    /// or io_uring.
     pub io_backend: IoBackend,
     /// A background checkpoint ([`Store::checkpoint`]) starts once the log
     /// holds this many bytes and at least as many as the last checkpoint
@@ -639,6 +639,9 @@ impl Store {
         self.release_snapshot(registration);
         let stored = written.and_then(|(entries, run_bytes)| {
             sync_dir(dir)?;
+            if failpoint("checkpoint::manifest") {
+                return Err(injected("checkpoint::manifest").into());
+            }
             let manifest = Manifest { ts, next_table_id, tables: entries };
             manifest.store(dir)?;
             Ok((manifest, run_bytes))
@@ -660,8 +663,14 @@ impl Store {
         let names: Vec<String> = manifest.runs().map(str::to_owned).collect();
         *self.inner.summary.lock() = Summary::of(&manifest, run_bytes);
         *checkpoint = Some(manifest);
+        if failpoint("checkpoint::cleanup") {
+            return Err(injected("checkpoint::cleanup").into());
+        }
         let keep: Vec<&str> = names.iter().map(String::as_str).collect();
         manifest::remove_unnamed_runs(dir, &keep)?;
+        if failpoint("checkpoint::log") {
+            return Err(injected("checkpoint::log").into());
+        }
         wal.remove_through(ts)?;
         Ok(())
     }
@@ -705,6 +714,9 @@ impl Store {
             }
             let run = match writer {
                 Some((name, w)) => {
+                    if failpoint("checkpoint::run") {
+                        return Err(injected("checkpoint::run").into());
+                    }
                     run_bytes += w.finish(t.id, ts)?;
                     Some(name)
                 }

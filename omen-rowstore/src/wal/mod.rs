@@ -34,7 +34,8 @@
 //! Durability: under [`Durability::Full`] a commit returns after an fdatasync
 //! that covers its record. Commits share one write and one fdatasync (group
 //! commit): a committer adds its record to the active segment's pending
-//! bytes under the store's commit lock (no system call), then, outside it,
+//! bytes under the store's commit lock (no system call, unless the record
+//! fills the segment: then the roll writes and syncs there), then, outside it,
 //! waits for a sync that covers it or leads one itself: the leader writes
 //! every pending record with one write and syncs ([`Wal::sync_to`]), while
 //! the next group gathers. [`Durability::Normal`] and [`Durability::Off`]
@@ -46,9 +47,9 @@
 //! refuses commits until it is reopened.
 //!
 //! The bytes reach the files through an I/O backend ([`IoBackend`],
-//! `io.rs`): io_uring links a group's write and fdatasync in one
-//! submission (`uring.rs`); plain pwrite(2) and fdatasync(2) is the
-//! fallback. Both run the same tests.
+//! `io.rs`): plain pwrite(2) and fdatasync(2) (the default: it measured
+//! faster), or io_uring, which links a group's write and fdatasync in one
+//! submission (`uring.rs`). Both run the same tests.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -70,7 +71,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::alter::Reshape;
 use crate::codec::bytes::{Reader, put_bytes, put_varint};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, failpoint, injected};
 use crate::index::IndexDef;
 use crate::schema::{TableId, TableSchema};
 
@@ -331,6 +332,17 @@ struct Shared {
     stop_cv: Condvar,
 }
 
+/// Marks the group's sync finished when dropped, whether the leader
+/// returned or panicked, and wakes the waiters.
+struct Leading<'a>(&'a Shared);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.group.lock().syncing = false;
+        self.0.group_cv.notify_all();
+    }
+}
+
 /// Group commit's state: how far the log is durable, and whether a sync
 /// is running (whose caller then leads the group).
 #[derive(Default)]
@@ -372,30 +384,41 @@ impl Shared {
         }
         group.syncing = true;
         drop(group);
-        // Everything logged by now is in the active segment's pending
-        // records, written already, or in a segment sealed (and synced).
+        // Whatever happens below (a panic too), the next caller may lead.
+        let _leading = Leading(self);
+        let target = self.flush_pending()?;
+        let mut group = self.group.lock();
+        group.synced = group.synced.max(target);
+        Ok(())
+    }
+
+    /// Writes and syncs the active segment's pending records (or only
+    /// syncs, if none are pending); returns the log offset now durable.
+    /// Everything logged before is in those records, written already, or
+    /// in a segment sealed (and synced) before.
+    fn flush_pending(&self) -> Result<u64> {
         let flush;
         let (seg, buf, at, target) = {
             let mut active = self.active.lock();
             flush = self.flush.lock();
+            // Checked under `flush`, which every failed write held while it
+            // poisoned the log: bytes a failed write lost may lie before
+            // these, so nothing from here on can count as durable.
+            self.check()?;
             let buf = std::mem::take(&mut active.pending);
             let at = active.len - buf.len() as u64;
             (Arc::clone(&active.seg), buf, at, self.written.load(Ordering::Acquire))
         };
-        let synced = if buf.is_empty() { seg.sync() } else { seg.write_and_sync(&buf, at) };
-        drop(flush);
-        let mut group = self.group.lock();
-        group.syncing = false;
-        let result = match synced {
-            Ok(()) => {
-                group.synced = group.synced.max(target);
-                Ok(())
-            }
-            // Never retried: the kernel may have dropped the dirty pages.
-            Err(e) => Err(self.poison("writing and syncing the log", &e)),
+        let synced = if failpoint("wal::sync") {
+            Err(injected("wal::sync"))
+        } else if buf.is_empty() {
+            seg.sync()
+        } else {
+            seg.write_and_sync(&buf, at)
         };
-        drop(group);
-        self.group_cv.notify_all();
+        // Never retried: the kernel may have dropped the dirty pages.
+        let result = synced.map(|()| target).map_err(|e| self.poison("writing and syncing the log", &e));
+        drop(flush);
         result
     }
 
@@ -411,6 +434,8 @@ impl Shared {
     fn roll(&self, active: &mut Active) -> Result<()> {
         {
             let _flush = self.flush.lock();
+            // As in `flush_pending`: after a failed write nothing is synced.
+            self.check()?;
             let buf = std::mem::take(&mut active.pending);
             let at = active.len - buf.len() as u64;
             let synced = if buf.is_empty() { active.seg.sync() } else { active.seg.write_and_sync(&buf, at) };
@@ -426,6 +451,9 @@ impl Shared {
         let seq = active.seq + 1;
         let path = segment_path(&self.dir, seq);
         let created = (|| {
+            if failpoint("wal::roll") {
+                return Err(injected("wal::roll"));
+            }
             let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
             file.write_all(&header())?;
             file.sync_all()?;
@@ -572,6 +600,9 @@ impl Wal {
     /// before the commit may count as done.
     pub(crate) fn write(&self, record: &WalRecord) -> Result<Option<u64>> {
         self.shared.check()?;
+        if failpoint("wal::write") {
+            return Err(self.shared.poison("write", &injected("wal::write")));
+        }
         let payload = record.encode();
         let len = u32::try_from(payload.len())
             .ok()

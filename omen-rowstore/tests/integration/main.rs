@@ -5,6 +5,8 @@ mod alter;
 mod changes;
 mod checkpoint;
 mod crash;
+#[cfg(feature = "failpoints")]
+mod failpoints;
 mod hermitage;
 mod indexes;
 mod list_append;
