@@ -3,14 +3,13 @@
 //! the store keeps working. 120 cycles, the kill at a varying moment.
 
 use std::io::{BufRead, BufReader, Write};
-use std::ops::Bound;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use omen_rowstore::{Durability, Store, StoreOptions, Value};
+use omen_rowstore::{Durability, Store, StoreOptions};
 
-use crate::row;
+use crate::{account_ids as ids, row};
 
 const CHILD_ENV: &str = "OMEN_ROWSTORE_CRASH_CHILD";
 const CYCLES: u64 = 120;
@@ -25,18 +24,6 @@ fn options(dir: &Path) -> StoreOptions {
         checkpoint_wal_bytes: 4096,
         ..StoreOptions::default()
     }
-}
-
-/// The ids in `accounts`, ascending.
-fn ids(store: &Store) -> Vec<i64> {
-    let (t, _) = store.table("accounts").unwrap();
-    let rows = store.begin().unwrap().scan(t, Bound::Unbounded, Bound::Unbounded).unwrap();
-    rows.into_iter()
-        .map(|(_, r)| match r[0] {
-            Value::Int64(id) => id,
-            ref other => panic!("{other:?}"),
-        })
-        .collect()
 }
 
 /// The child: two-row transactions forever, each reported once `commit`

@@ -6,11 +6,10 @@
 //!   cargo test -p omen-rowstore --features failpoints --test integration failpoints
 
 use std::collections::BTreeSet;
-use std::ops::Bound;
 use std::path::Path;
 use std::time::Duration;
 
-use omen_rowstore::{Durability, Store, StoreOptions, Value};
+use omen_rowstore::{Durability, Store, StoreOptions};
 
 use crate::row;
 
@@ -29,14 +28,7 @@ fn options(dir: &Path) -> StoreOptions {
 }
 
 fn ids(store: &Store) -> BTreeSet<i64> {
-    let (t, _) = store.table("accounts").unwrap();
-    let rows = store.begin().unwrap().scan(t, Bound::Unbounded, Bound::Unbounded).unwrap();
-    rows.into_iter()
-        .map(|(_, r)| match r[0] {
-            Value::Int64(id) => id,
-            ref other => panic!("{other:?}"),
-        })
-        .collect()
+    crate::account_ids(store).into_iter().collect()
 }
 
 /// Commits ids `range` one per transaction, checkpointing every fifth;

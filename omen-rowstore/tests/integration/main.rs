@@ -36,6 +36,18 @@ pub fn row(id: i64, balance: i64) -> Vec<Value> {
     vec![Value::Int64(id), Value::Int64(balance)]
 }
 
+/// The ids in `accounts`, ascending.
+pub fn account_ids(store: &Store) -> Vec<i64> {
+    let (t, _) = store.table("accounts").unwrap();
+    let rows = store.begin().unwrap().scan(t, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded).unwrap();
+    rows.into_iter()
+        .map(|(_, r)| match r[0] {
+            Value::Int64(id) => id,
+            ref other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 pub fn key(id: i64) -> Vec<u8> {
     omen_rowstore::encode_key(&[Value::Int64(id)], &[0])
 }
