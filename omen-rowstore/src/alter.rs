@@ -209,7 +209,7 @@ pub(crate) fn rebuild(old: &Table, reshape: &Reshape, id: TableId, ts: Ts, chang
             out.push(RowChange { table: id, op: ChangeOp::Insert, key, row: Some(row) });
         }
         true
-    });
+    })?;
     if let Some(e) = failed {
         return Err(e);
     }

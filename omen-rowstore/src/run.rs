@@ -1,32 +1,40 @@
 //! Checkpoint runs: one immutable file per table holding its rows at a
 //! checkpoint timestamp, sorted by key, with a learned index over the keys.
+//! A table reads the rows it does not hold in memory from its run
+//! ([`crate::table`]), through a memory map.
 //!
 //! ```text
-//! run:     | header | entry* | offsets | prefixes | index | footer |
-//! header:  | magic "OMENRUN\0" (8) | version: u32 LE | reserved: u32 (0) |
+//! run:     | header | entry* | offsets | prefixes | blocks | index | footer |
+//! header:  | magic "OMENRUN\0" (8) | version: u32 LE (2) | reserved: u32 (0) |
 //! entry:   | key_len: u32 LE | row_len: u32 LE | key | row |        (ascending keys, no duplicates)
 //! offsets: | n x u64 LE |       each entry's offset in the file
 //! prefixes:| n x u64 LE |       each key's first 8 bytes, big-endian, zero-padded
+//! blocks:  | m x u32 LE |       crc32c of each 64 KiB block of the entries (the last one shorter)
 //! index:   | a serialized omen-learned PgmIndex over the prefixes |
-//! footer:  | table: u64 | ts: u64 | n: u64 | offsets_at: u64 | prefixes_at: u64 | index_at: u64 |
-//!          | crc32c(bytes before the footer): u32 | crc32c(footer fields): u32 | magic "OMENRUNF" (8) |
+//! footer:  | table: u64 | ts: u64 | n: u64 | offsets_at: u64 | prefixes_at: u64 | blocks_at: u64 | index_at: u64 |
+//!          | crc32c(header, offsets..index): u32 | crc32c(footer fields): u32 | magic "OMENRUNF" (8) |
 //! ```
 //!
-//! Integers are little-endian; the footer is the last 64 bytes. Rows use
+//! Integers are little-endian; the footer is the last 72 bytes. Rows use
 //! [`crate::codec::row`]'s format, keys [`crate::codec::key`]'s. A lookup
 //! asks the learned index for a window of positions around the key's
 //! prefix and searches the window by full key ([`PgmIndex::lower_bound_by`]):
 //! keys that share a prefix (composite and text keys) are found all the same.
 //!
+//! Opening checks the header, the footer and the checksum of everything
+//! after the entries (16 bytes a row), so it costs little however large the
+//! table. The entries are checked a 64 KiB block at a time, the first time
+//! a read touches the block: damage is [`Error::Corruption`] naming the file
+//! when it is read, never a panic and never a wrong row.
+//!
 //! A run is written whole, synced, and only then named by a manifest
-//! ([`crate::manifest`]), so a reader never sees a partial one; any damage is
-//! [`Error::Corruption`] naming the file. Opening a run today reads it
-//! into memory and checks every checksum; serving reads from a memory map
-//! (tables larger than memory) is the durability issue's next step.
+//! ([`crate::manifest`]); it is never written again, only removed, so the
+//! memory map stays valid (see [`Run::open`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use omen_learned::{Key, PgmIndex};
 
@@ -36,16 +44,19 @@ use crate::table::Ts;
 
 const MAGIC: &[u8; 8] = b"OMENRUN\0";
 const FOOTER_MAGIC: &[u8; 8] = b"OMENRUNF";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER_LEN: u64 = 16;
-const FOOTER_LEN: usize = 64;
+const FOOTER_LEN: usize = 72;
+/// Entries are checksummed in blocks of this many bytes.
+const BLOCK: u64 = 64 << 10;
 
 /// Writes a run file from rows given in ascending key order.
 pub(crate) struct RunWriter {
     path: PathBuf,
     out: BufWriter<File>,
-    crc: u32,
     at: u64,
+    block_crc: u32,
+    blocks: Vec<u32>,
     offsets: Vec<u64>,
     prefixes: Vec<u64>,
     last_key: Option<Vec<u8>>,
@@ -73,26 +84,24 @@ impl RunWriter {
     }
 
     fn new(path: PathBuf, file: File) -> Result<Self> {
-        let mut w = Self {
-            path,
-            out: BufWriter::with_capacity(1 << 20, file),
-            crc: 0,
-            at: 0,
-            offsets: Vec::new(),
-            prefixes: Vec::new(),
-            last_key: None,
-        };
-        let mut header = MAGIC.to_vec();
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
-        w.put(&header)?;
-        Ok(w)
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&header())?;
+        Ok(Self { path, out, at: HEADER_LEN, block_crc: 0, blocks: Vec::new(), offsets: Vec::new(), prefixes: Vec::new(), last_key: None })
     }
 
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+    /// Writes entry bytes, keeping each block's checksum.
+    fn data(&mut self, mut bytes: &[u8]) -> Result<()> {
         self.out.write_all(bytes)?;
-        self.crc = crc32c::crc32c_append(self.crc, bytes);
-        self.at += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let room = (BLOCK - (self.at - HEADER_LEN) % BLOCK) as usize;
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.block_crc = crc32c::crc32c_append(self.block_crc, now);
+            self.at += now.len() as u64;
+            bytes = rest;
+            if (self.at - HEADER_LEN).is_multiple_of(BLOCK) {
+                self.blocks.push(std::mem::take(&mut self.block_crc));
+            }
+        }
         Ok(())
     }
 
@@ -106,10 +115,10 @@ impl RunWriter {
         let rlen = u32::try_from(row.len()).map_err(|_| too_long())?;
         self.offsets.push(self.at);
         self.prefixes.push(key.prefix());
-        self.put(&klen.to_le_bytes())?;
-        self.put(&rlen.to_le_bytes())?;
-        self.put(key)?;
-        self.put(row)?;
+        self.data(&klen.to_le_bytes())?;
+        self.data(&rlen.to_le_bytes())?;
+        self.data(key)?;
+        self.data(row)?;
         match &mut self.last_key {
             Some(last) => {
                 last.clear();
@@ -120,43 +129,52 @@ impl RunWriter {
         Ok(())
     }
 
-    /// Writes the offsets, prefixes, index and footer, and syncs the file;
-    /// returns its size. The caller syncs the directory.
+    /// Writes the sections after the entries and the footer, and syncs the
+    /// file; returns its size. The caller syncs the directory.
     pub(crate) fn finish(mut self, table: TableId, ts: Ts) -> Result<u64> {
-        let index = PgmIndex::build(&self.prefixes).map_err(|e| Error::Decode(format!("building the run's index: {e}")))?;
-        let offsets_at = self.at;
-        let offsets: Vec<u8> = self.offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
-        self.put(&offsets)?;
-        let prefixes_at = self.at;
-        let prefixes: Vec<u8> = self.prefixes.iter().flat_map(|p| p.to_le_bytes()).collect();
-        self.put(&prefixes)?;
-        let index_at = self.at;
-        self.put(&index.to_bytes())?;
-        let mut fields = Vec::with_capacity(FOOTER_LEN);
-        for v in [table, ts, self.offsets.len() as u64, offsets_at, prefixes_at, index_at] {
-            fields.extend_from_slice(&v.to_le_bytes());
+        if !(self.at - HEADER_LEN).is_multiple_of(BLOCK) {
+            self.blocks.push(self.block_crc);
         }
-        fields.extend_from_slice(&self.crc.to_le_bytes());
-        let fields_crc = crc32c::crc32c(&fields);
-        fields.extend_from_slice(&fields_crc.to_le_bytes());
-        fields.extend_from_slice(FOOTER_MAGIC);
-        self.out.write_all(&fields)?;
+        let index = PgmIndex::build(&self.prefixes).map_err(|e| Error::Decode(format!("building the run's index: {e}")))?;
+        let mut meta = Vec::with_capacity(16 * self.offsets.len() + 4 * self.blocks.len() + index.size_bytes() + 64);
+        let offsets_at = self.at;
+        meta.extend(self.offsets.iter().flat_map(|o| o.to_le_bytes()));
+        let prefixes_at = offsets_at + meta.len() as u64;
+        meta.extend(self.prefixes.iter().flat_map(|p| p.to_le_bytes()));
+        let blocks_at = offsets_at + meta.len() as u64;
+        meta.extend(self.blocks.iter().flat_map(|c| c.to_le_bytes()));
+        let index_at = offsets_at + meta.len() as u64;
+        index.write_to(&mut meta);
+        let mut footer = Vec::with_capacity(FOOTER_LEN);
+        for v in [table, ts, self.offsets.len() as u64, offsets_at, prefixes_at, blocks_at, index_at] {
+            footer.extend_from_slice(&v.to_le_bytes());
+        }
+        footer.extend_from_slice(&crc32c::crc32c_append(crc32c::crc32c(&header()), &meta).to_le_bytes());
+        let footer_crc = crc32c::crc32c(&footer);
+        footer.extend_from_slice(&footer_crc.to_le_bytes());
+        footer.extend_from_slice(FOOTER_MAGIC);
+        self.out.write_all(&meta)?;
+        self.out.write_all(&footer)?;
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        Ok(self.at + FOOTER_LEN as u64)
+        Ok(offsets_at + meta.len() as u64 + FOOTER_LEN as u64)
     }
 }
 
-/// An open run: its bytes, checked, and the learned index over its keys.
+/// An open run: its file mapped into memory, and the learned index over
+/// its keys.
 pub(crate) struct Run {
     path: PathBuf,
-    bytes: Vec<u8>,
+    map: memmap2::Mmap,
     /// The table the run was written for.
     pub(crate) table: TableId,
     /// The checkpoint timestamp its rows were read at.
     pub(crate) ts: Ts,
     len: usize,
     offsets_at: usize,
+    blocks_at: usize,
+    /// One bit per block: checked already.
+    verified: Box<[AtomicU64]>,
     index: PgmIndex,
 }
 
@@ -166,90 +184,127 @@ impl std::fmt::Debug for Run {
     }
 }
 
+fn header() -> [u8; HEADER_LEN as usize] {
+    let mut h = [0; HEADER_LEN as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
 impl Run {
-    /// Opens and verifies the run at `path`.
+    /// Maps and checks the run at `path` (header, footer, and everything
+    /// after the entries; entries are checked as they are read).
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path)?;
-        Self::from_bytes(path, bytes)
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        if size < HEADER_LEN + FOOTER_LEN as u64 {
+            return Err(Error::Corruption {
+                file: path.to_path_buf(),
+                offset: 0,
+                reason: "not an OmenDB checkpoint run (too short)".into(),
+            });
+        }
+        // SAFETY: a run file is immutable once written: it was synced whole
+        // before any manifest named it, it is never opened for writing
+        // again, and it is only ever removed (unlink keeps the mapping
+        // valid). The data directory belongs to one process at a time (the
+        // facade's LOCK file), so no other writer changes it under the map.
+        // Every access through the map is bounds-checked below.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Self::from_map(path, map)
     }
 
-    fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
+    fn from_map(path: &Path, map: memmap2::Mmap) -> Result<Self> {
         let corrupt =
             |offset: usize, reason: &str| Error::Corruption { file: path.to_path_buf(), offset: offset as u64, reason: reason.into() };
+        let bytes = &map[..];
         if bytes.len() < HEADER_LEN as usize + FOOTER_LEN || &bytes[..8] != MAGIC {
             return Err(corrupt(0, "not an OmenDB checkpoint run (bad magic or too short)"));
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        let version = u32_at(bytes, 8);
         if version != VERSION {
             return Err(corrupt(8, &format!("unsupported run version {version}")));
         }
         let footer_at = bytes.len() - FOOTER_LEN;
         let footer = &bytes[footer_at..];
-        if &footer[56..] != FOOTER_MAGIC {
+        if &footer[64..] != FOOTER_MAGIC {
             return Err(corrupt(footer_at, "bad footer magic (truncated run?)"));
         }
-        let u64_at = |at: usize| u64::from_le_bytes(footer[at..at + 8].try_into().expect("8 bytes"));
-        let u32_at = |at: usize| u32::from_le_bytes(footer[at..at + 4].try_into().expect("4 bytes"));
-        if crc32c::crc32c(&footer[..52]) != u32_at(52) {
+        if crc32c::crc32c(&footer[..60]) != u32_at(footer, 60) {
             return Err(corrupt(footer_at, "footer checksum mismatch"));
         }
-        if crc32c::crc32c(&bytes[..footer_at]) != u32_at(48) {
-            return Err(corrupt(0, "checksum mismatch"));
-        }
-        let (table, ts, n) = (u64_at(0), u64_at(8), u64_at(16));
-        let (offsets_at, prefixes_at, index_at) = (u64_at(24), u64_at(32), u64_at(40));
-        // The checksums passed, so these only fail for a run written wrong.
-        let sections_fit = usize::try_from(n).ok().and_then(|n| n.checked_mul(8)).is_some_and(|size| {
+        let (table, ts, n) = (u64_at(footer, 0), u64_at(footer, 8), u64_at(footer, 16));
+        let (offsets_at, prefixes_at, blocks_at, index_at) =
+            (u64_at(footer, 24), u64_at(footer, 32), u64_at(footer, 40), u64_at(footer, 48));
+        let data = offsets_at.saturating_sub(HEADER_LEN);
+        let nblocks = data.div_ceil(BLOCK);
+        // The footer's checksum passed, so these only fail for a run written wrong.
+        let sections_fit = n.checked_mul(8).is_some_and(|size| {
             offsets_at >= HEADER_LEN
-                && offsets_at.checked_add(size as u64) == Some(prefixes_at)
-                && prefixes_at.checked_add(size as u64) == Some(index_at)
+                && offsets_at.checked_add(size) == Some(prefixes_at)
+                && prefixes_at.checked_add(size) == Some(blocks_at)
+                && blocks_at.checked_add(4 * nblocks) == Some(index_at)
                 && index_at <= footer_at as u64
         });
         if !sections_fit {
             return Err(corrupt(footer_at, "section offsets do not fit the file"));
         }
-        let index = PgmIndex::from_bytes(&bytes[index_at as usize..footer_at]).map_err(|e| corrupt(index_at as usize, &e.to_string()))?;
-        if index.len() != n as usize {
-            return Err(corrupt(index_at as usize, "index length differs from the row count"));
+        let (offsets_at, blocks_at, index_at) = (offsets_at as usize, blocks_at as usize, index_at as usize);
+        if crc32c::crc32c_append(crc32c::crc32c(&bytes[..HEADER_LEN as usize]), &bytes[offsets_at..footer_at]) != u32_at(footer, 56) {
+            return Err(corrupt(offsets_at, "checksum mismatch in the header, offsets, prefixes, blocks or index"));
         }
-        let run = Self { path: path.to_path_buf(), table, ts, len: n as usize, offsets_at: offsets_at as usize, index, bytes };
-        // Every entry must lie in the data section and ascend: checked once
-        // here so lookups can trust the offsets.
-        let mut prev: Option<&[u8]> = None;
-        for i in 0..run.len {
-            let (key, _) = run.try_entry(i).ok_or_else(|| corrupt(run.offset(i), "entry out of bounds"))?;
-            if prev.is_some_and(|p| p >= key) {
-                return Err(corrupt(run.offset(i), "keys out of order"));
+        let index = PgmIndex::from_bytes(&bytes[index_at..footer_at]).map_err(|e| corrupt(index_at, &e.to_string()))?;
+        if index.len() as u64 != n {
+            return Err(corrupt(index_at, "index length differs from the row count"));
+        }
+        let verified = (0..nblocks.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+        Ok(Self { path: path.to_path_buf(), table, ts, len: n as usize, offsets_at, blocks_at, verified, index, map })
+    }
+
+    fn corrupt(&self, offset: usize, reason: &str) -> Error {
+        Error::Corruption { file: self.path.clone(), offset: offset as u64, reason: reason.into() }
+    }
+
+    /// Checks the blocks holding bytes `lo..hi` of the entries, once each.
+    fn verify(&self, lo: usize, hi: usize) -> Result<()> {
+        let first = (lo as u64 - HEADER_LEN) / BLOCK;
+        let last = (hi as u64 - 1 - HEADER_LEN) / BLOCK;
+        for b in first..=last {
+            let (word, bit) = ((b / 64) as usize, 1u64 << (b % 64));
+            if self.verified[word].load(Ordering::Relaxed) & bit != 0 {
+                continue;
             }
-            let prefix = u64::from_le_bytes(bytes_at(&run.bytes, prefixes_at as usize + 8 * i));
-            if prefix != key.prefix() {
-                return Err(corrupt(prefixes_at as usize + 8 * i, "prefix differs from its key"));
+            let start = (HEADER_LEN + b * BLOCK) as usize;
+            let end = (start + BLOCK as usize).min(self.offsets_at);
+            if crc32c::crc32c(&self.map[start..end]) != u32_at(&self.map, self.blocks_at + 4 * b as usize) {
+                return Err(self.corrupt(start, "checksum mismatch in a block of rows"));
             }
-            prev = Some(key);
+            self.verified[word].fetch_or(bit, Ordering::Relaxed);
         }
-        Ok(run)
+        Ok(())
     }
 
-    fn offset(&self, i: usize) -> usize {
-        u64::from_le_bytes(bytes_at(&self.bytes, self.offsets_at + 8 * i)) as usize
-    }
-
-    fn try_entry(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        let at = self.offset(i);
-        let head = self.bytes.get(at..at.checked_add(8)?)?;
-        let klen = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
-        let rlen = u32::from_le_bytes(head[4..].try_into().ok()?) as usize;
-        let key_end = (at + 8).checked_add(klen)?;
-        let row_end = key_end.checked_add(rlen)?;
-        if row_end > self.offsets_at {
-            return None;
-        }
-        Some((&self.bytes[at + 8..key_end], &self.bytes[key_end..row_end]))
-    }
-
-    /// The key and row at position `i` (verified at open).
-    fn entry(&self, i: usize) -> (&[u8], &[u8]) {
-        self.try_entry(i).expect("entries verified at open")
+    /// The key and row at position `i < len`, checked.
+    pub(crate) fn entry(&self, i: usize) -> Result<(&[u8], &[u8])> {
+        let at = u64_at(&self.map, self.offsets_at + 8 * i) as usize;
+        let out_of_bounds = || self.corrupt(at, "entry out of bounds");
+        let head_end = at.checked_add(8).filter(|&e| at >= HEADER_LEN as usize && e <= self.offsets_at).ok_or_else(out_of_bounds)?;
+        self.verify(at, head_end)?;
+        let klen = u32_at(&self.map, at) as usize;
+        let rlen = u32_at(&self.map, at + 4) as usize;
+        let key_end = head_end.checked_add(klen).ok_or_else(out_of_bounds)?;
+        let row_end = key_end.checked_add(rlen).filter(|&e| e <= self.offsets_at).ok_or_else(out_of_bounds)?;
+        self.verify(at, row_end)?;
+        Ok((&self.map[head_end..key_end], &self.map[key_end..row_end]))
     }
 
     /// Rows in the run.
@@ -259,24 +314,31 @@ impl Run {
 
     /// The file's size in bytes.
     pub(crate) fn size(&self) -> u64 {
-        self.bytes.len() as u64
+        self.map.len() as u64
     }
 
-    /// The row stored under `key`, found through the learned index.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        let i = self.index.lower_bound_by(key.prefix(), |i| self.entry(i).0 < key);
-        (i < self.len).then(|| self.entry(i)).filter(|(k, _)| *k == key).map(|(_, row)| row)
+    /// The position of the first key `>= key`, found through the learned index.
+    pub(crate) fn lower_bound(&self, key: &[u8]) -> Result<usize> {
+        let mut failed = None;
+        let i = self.index.lower_bound_by(key.prefix(), |i| match self.entry(i) {
+            Ok((k, _)) => k < key,
+            Err(e) => {
+                failed.get_or_insert(e);
+                false
+            }
+        });
+        failed.map_or(Ok(i), Err)
     }
 
-    /// Every (key, row), in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        (0..self.len).map(|i| self.entry(i))
+    /// The row stored under `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        let i = self.lower_bound(key)?;
+        if i >= self.len {
+            return Ok(None);
+        }
+        let (k, row) = self.entry(i)?;
+        Ok((k == key).then_some(row))
     }
-}
-
-fn bytes_at(bytes: &[u8], at: usize) -> [u8; 8] {
-    bytes[at..at + 8].try_into().expect("8 bytes")
 }
 
 #[cfg(test)]
@@ -295,6 +357,10 @@ mod tests {
         path
     }
 
+    fn all(run: &Run) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        (0..run.len()).map(|i| run.entry(i).map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Every key is found with its row, every other key is absent
@@ -308,26 +374,28 @@ mod tests {
             let run = Run::open(&write(dir.path(), &rows)).unwrap();
             prop_assert_eq!((run.table, run.ts, run.len()), (7, 42, rows.len()));
             for (k, v) in &rows {
-                prop_assert_eq!(run.get(k), Some(v.as_slice()));
+                prop_assert_eq!(run.get(k).unwrap(), Some(v.as_slice()));
             }
             for p in &probes {
-                prop_assert_eq!(run.get(p), rows.get(p).map(|v| v.as_slice()));
+                prop_assert_eq!(run.get(p).unwrap(), rows.get(p).map(|v| v.as_slice()));
+                let expect = rows.range::<Vec<u8>, _>(p..).count();
+                prop_assert_eq!(run.len() - run.lower_bound(p).unwrap(), expect);
             }
-            let all: Vec<_> = run.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
-            prop_assert_eq!(all, rows.into_iter().collect::<Vec<_>>());
+            prop_assert_eq!(all(&run).unwrap(), rows.into_iter().collect::<Vec<_>>());
         }
     }
 
     #[test]
-    fn large_integer_keys_use_the_model() {
+    fn large_integer_keys_use_the_model_across_blocks() {
         let dir = tempfile::tempdir().unwrap();
         let rows: BTreeMap<Vec<u8>, Vec<u8>> =
             (0..100_000u64).map(|i| (((i * 7) ^ (1 << 63)).to_be_bytes().to_vec(), i.to_le_bytes().to_vec())).collect();
         let run = Run::open(&write(dir.path(), &rows)).unwrap();
+        assert!(!run.verified.is_empty() && run.size() > 3 * BLOCK);
         for (k, v) in rows.iter().step_by(997) {
-            assert_eq!(run.get(k), Some(v.as_slice()));
+            assert_eq!(run.get(k).unwrap(), Some(v.as_slice()));
         }
-        assert_eq!(run.get(&(3u64 ^ (1 << 63)).to_be_bytes()), None);
+        assert_eq!(run.get(&(3u64 ^ (1 << 63)).to_be_bytes()).unwrap(), None);
     }
 
     #[test]
@@ -339,23 +407,29 @@ mod tests {
         assert!(w.push(b"b", b"2").is_err());
     }
 
-    /// Any flipped byte or truncation is `Corruption` naming the file, never a panic.
+    /// Any flipped byte or truncation is `Corruption` naming the file, at
+    /// open or when the damaged rows are read; never a panic or a wrong row.
     #[test]
     fn damage_anywhere_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let rows: BTreeMap<Vec<u8>, Vec<u8>> = (0..40u8).map(|i| (vec![i, i], vec![i; 3])).collect();
         let path = write(dir.path(), &rows);
         let good = std::fs::read(&path).unwrap();
+        let bad_path = dir.path().join("bad.run");
+        let open = |bytes: &[u8]| {
+            std::fs::write(&bad_path, bytes).unwrap();
+            Run::open(&bad_path).and_then(|run| all(&run))
+        };
         for at in 0..good.len() {
             let mut bad = good.clone();
             bad[at] ^= 0x10;
-            match Run::from_bytes(&path, bad) {
-                Err(Error::Corruption { file, .. }) => assert_eq!(file, path),
+            match open(&bad) {
+                Err(Error::Corruption { file, .. }) => assert_eq!(file, bad_path),
                 other => panic!("flip at {at}: {other:?}"),
             }
         }
         for cut in 0..good.len() {
-            assert!(matches!(Run::from_bytes(&path, good[..cut].to_vec()), Err(Error::Corruption { .. })), "cut at {cut}");
+            assert!(matches!(open(&good[..cut]), Err(Error::Corruption { .. })), "cut at {cut}");
         }
     }
 }

@@ -634,6 +634,7 @@ impl Store {
             tables.sort_by_key(|(t, _)| t.id);
             (ts, registration, tables, commit.next_table_id)
         };
+        let noted: Vec<Arc<Table>> = tables.iter().map(|(t, _)| Arc::clone(t)).collect();
         let mut created = Vec::new();
         let written = self.write_runs(dir, ts, tables, &mut created);
         self.release_snapshot(registration);
@@ -661,8 +662,21 @@ impl Store {
             }
         };
         let names: Vec<String> = manifest.runs().map(str::to_owned).collect();
+        // The new runs become the tables' bases; then what they hold can
+        // leave memory (now, or in a collector pass once older snapshots end).
+        for (t, entry) in noted.iter().zip(&manifest.tables) {
+            let base = match &entry.run {
+                Some(name) => Some(Arc::new(Run::open(&dir.join(name))?)),
+                None => None,
+            };
+            t.set_base(base);
+        }
         *self.inner.summary.lock() = Summary::of(&manifest, run_bytes);
         *checkpoint = Some(manifest);
+        let horizon = self.inner.snapshots.horizon(&self.inner.clock);
+        for t in &noted {
+            t.evict(horizon);
+        }
         if failpoint("checkpoint::cleanup") {
             return Err(injected("checkpoint::cleanup").into());
         }
@@ -693,7 +707,7 @@ impl Store {
                 t.visit(lo, Bound::Unbounded, ts, |key, row| {
                     chunk.push((key.to_vec(), row.to_vec()));
                     chunk.len() < CHECKPOINT_CHUNK
-                });
+                })?;
                 let Some((last, _)) = chunk.last() else { break };
                 from = Some(last.clone());
                 let (_, w) = match &mut writer {
@@ -916,6 +930,11 @@ impl Store {
     pub fn collect_garbage(&self) -> GcStats {
         let queue = std::mem::take(&mut self.inner.commit.lock().gc_queue);
         let horizon = self.inner.snapshots.horizon(&self.inner.clock);
+        // Chains a checkpoint's runs hold, left while older snapshots were open.
+        let tables: Vec<Arc<Table>> = self.inner.catalog.read().by_id.values().cloned().collect();
+        for t in tables {
+            t.evict(horizon);
+        }
         let mut stats = GcStats { examined: queue.len(), ..GcStats::default() };
         let mut pending = Vec::new();
         for q in queue {
@@ -983,12 +1002,9 @@ impl Recovery {
                     return Err(Error::Corruption { file: path, offset: 0, reason });
                 }
                 run_bytes += run.size();
-                for (key, row) in run.iter() {
-                    // A new table with no snapshot open: the slot is always free.
-                    if let Ok((chain, _)) = table.lock(key, 0, ts, crate::table::WriteKind::Upsert) {
-                        chain.install(ts, Some(Encoded::Shared(Arc::from(row))), ts);
-                    }
-                }
+                // Rows stay in the run; the log replayed next gives the keys
+                // it writes chains.
+                table.set_base(Some(Arc::new(run)));
             }
             if self.catalog.by_name.insert(entry.schema.name.clone(), entry.id).is_some() || self.catalog.by_id.contains_key(&entry.id) {
                 return Err(manifest_corrupt(dir, format!("table {:?} (id {}) listed twice", entry.schema.name, entry.id)));
@@ -1136,7 +1152,7 @@ fn fill(table: &Table, index: &Index, ts: Ts) -> Result<()> {
                 false
             }
         }
-    });
+    })?;
     failed.map_or(Ok(()), Err)
 }
 

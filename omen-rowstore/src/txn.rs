@@ -178,7 +178,7 @@ impl Transaction {
         {
             return Ok(p.row.clone());
         }
-        t.with_visible(key, self.snapshot, |bytes| decode_row(bytes, &t.schema)).transpose()
+        t.with_visible(key, self.snapshot, |bytes| decode_row(bytes, &t.schema))?.transpose()
     }
 
     /// Rows with keys within the bounds, in key order, as this transaction
@@ -223,7 +223,7 @@ impl Transaction {
                 }
             }
             out.len() < limit
-        });
+        })?;
         if let Some(e) = failed {
             return Err(e);
         }
@@ -407,7 +407,7 @@ impl Transaction {
             return Ok(None);
         }
         let old = if want_old && locked.visible {
-            match t.with_visible(key, self.snapshot, |bytes| decode_row(bytes, &t.schema)).transpose() {
+            match t.with_visible(key, self.snapshot, |bytes| decode_row(bytes, &t.schema)).and_then(|r| r.transpose()) {
                 Ok(old) => old,
                 Err(e) => {
                     // Not recorded in `writes`: nothing else would free it.
@@ -502,6 +502,7 @@ impl Transaction {
         t.lock(key, self.id, self.snapshot, kind).map_err(|e| match e {
             LockError::Duplicate => Error::DuplicateKey { table: t.schema.name.clone(), key: t.schema.key_text(row) },
             LockError::Conflict | LockError::Unlinked => Error::SerializationConflict { table: t.schema.name.clone() },
+            LockError::Read(e) => *e,
         })
     }
 

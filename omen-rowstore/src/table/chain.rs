@@ -100,8 +100,10 @@ pub(crate) enum WriteKind {
 }
 
 /// Why a write slot could not be taken.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum LockError {
+    /// The key's row in the table's base run could not be read.
+    Read(Box<crate::error::Error>),
     /// Another transaction holds the slot, or committed after our snapshot.
     Conflict,
     /// An insert found a live committed row.
@@ -150,6 +152,14 @@ impl State {
         self.writer.is_none() && self.older.is_empty() && self.newest.as_ref().is_none_or(|v| !v.row.is_live() && v.begin <= horizon)
     }
 
+    fn evictable(&self, base_ts: Ts) -> bool {
+        !self.unlinked
+            && !self.queued
+            && self.writer.is_none()
+            && self.older.is_empty()
+            && self.newest.as_ref().is_some_and(|v| v.row.is_live() && v.begin <= base_ts)
+    }
+
     /// Drops versions no snapshot at or after `horizon` can see (the newest
     /// is open-ended, so it always stays).
     fn prune(&mut self, horizon: Ts) {
@@ -188,6 +198,40 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
+    /// A chain holding one committed row, from `begin` on: a base run's row
+    /// when its key is first written.
+    pub(crate) fn with_row(begin: Ts, row: &[u8]) -> Self {
+        let version = Version { begin, end: OPEN, row: Row::new(Some(Encoded::Owned(row.to_vec()))) };
+        Self { state: Mutex::new(State { newest: Some(version), ..State::default() }) }
+    }
+
+    /// Whether the chain, once versions no snapshot from `horizon` on can
+    /// read are pruned, holds only a live row committed at or before
+    /// `base_ts` (the base run's timestamp, which then holds that row), and
+    /// nobody holds it: it may leave memory.
+    pub(crate) fn evictable(&self, base_ts: Ts, horizon: Ts) -> bool {
+        let mut s = self.state.lock();
+        s.prune(horizon);
+        s.evictable(base_ts)
+    }
+
+    /// Whether the chain is dead at `horizon` (see `State::dead`).
+    pub(crate) fn is_dead(&self, horizon: Ts) -> bool {
+        self.state.lock().dead(horizon)
+    }
+
+    /// Marks the chain unlinked if [`Chain::evictable`]; the caller holds
+    /// the table's index locks and removes it when this returns true.
+    pub(crate) fn evict(&self, base_ts: Ts, horizon: Ts) -> bool {
+        let mut s = self.state.lock();
+        s.prune(horizon);
+        if s.evictable(base_ts) {
+            s.unlinked = true;
+            return true;
+        }
+        false
+    }
+
     /// Calls `f` with the row visible at `ts`, if any, under the chain's lock.
     pub(crate) fn with_visible<R>(&self, ts: Ts, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         self.state.lock().visible(ts).map(f)

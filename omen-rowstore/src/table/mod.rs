@@ -4,7 +4,19 @@
 //! - an ordered map, for range scans.
 //!
 //! Both hold the same `Arc<Chain>`; a chain enters both when its key is first
-//! written and leaves both when garbage collection unlinks it. The choice was
+//! written and leaves both when garbage collection unlinks it.
+//!
+//! Behind them, the table's latest checkpoint run (its *base*, memory-mapped:
+//! [`crate::run`]) holds the rows as of the checkpoint. A key without a
+//! chain is read from the base; a write to such a key first gives it a
+//! chain holding the base's row (begin = the checkpoint's timestamp), so the
+//! version logic never looks at the base. After a checkpoint, chains whose
+//! only version is the base's row are dropped ([`Table::evict`]): memory
+//! holds what changed since the last checkpoint, not the whole table. A
+//! deleted key the base holds keeps its tombstone chain until a newer base
+//! no longer has it, or the base's row would come back. The base is
+//! swapped under the ordered map's write lock, so a reader holding the read
+//! lock, or a writer creating a chain, sees chains and base agree. The choice was
 //! measured (`bench-compare/benches/index.rs`, 100k BIGINT keys, one thread):
 //! a random lookup takes 17 ns in the hash index, 157 ns in a `BTreeMap` with
 //! inline keys, 247 ns in omen-learned's `DynamicPgm`, 306 ns in
@@ -12,7 +24,8 @@
 //! take 0.31, 2.6, 1.5 and 7.0 µs. So the ordered map is a `BTreeMap` and point
 //! operations skip it.
 //!
-//! Lock order: the ordered map's lock, then a shard's lock, then a chain's.
+//! Lock order: the ordered map's lock, then a shard's lock, then the base's,
+//! then a chain's.
 //! Nothing holds a chain's lock while taking an index lock.
 
 mod chain;
@@ -33,7 +46,9 @@ pub(crate) use chain::{Chain, Collected, Encoded, LockError, Locked, WriteKind};
 pub(crate) use gate::Gate;
 pub(crate) use key_buf::KeyBuf;
 
+use crate::error::Error;
 use crate::index::Index;
+use crate::run::Run;
 use crate::schema::{TableId, TableSchema};
 
 /// A commit timestamp.
@@ -70,7 +85,14 @@ pub(crate) struct Table {
     indexes: RwLock<Arc<[Arc<Index>]>>,
     /// Transactions with uncommitted writes here; index DDL closes it.
     pub(crate) gate: Gate,
+    /// The latest checkpoint's run: rows of keys without a chain.
+    base: RwLock<Option<Arc<Run>>>,
+    /// A base was set whose clean chains are not all evicted yet.
+    evict_pending: std::sync::atomic::AtomicBool,
 }
+
+/// Keys looked at per hold of the ordered map's lock while evicting.
+const EVICT_CHUNK: usize = 1024;
 
 impl Table {
     pub(crate) fn new(id: TableId, schema: TableSchema, is_index: bool) -> Self {
@@ -83,7 +105,83 @@ impl Table {
             is_index,
             indexes: RwLock::new(Arc::new([])),
             gate: Gate::default(),
+            base: RwLock::new(None),
+            evict_pending: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The table's base run, if any.
+    pub(crate) fn base(&self) -> Option<Arc<Run>> {
+        self.base.read().clone()
+    }
+
+    /// Makes `run` the table's base (a checkpoint holding every row of
+    /// every chain as of its timestamp; see the module docs).
+    pub(crate) fn set_base(&self, run: Option<Arc<Run>>) {
+        let _ordered = self.ordered.write();
+        self.evict_pending.store(true, std::sync::atomic::Ordering::Release);
+        *self.base.write() = run;
+    }
+
+    /// Whether the base holds `key` (true when that cannot be read: keeping
+    /// a chain is always safe).
+    fn base_has(&self, key: &[u8]) -> bool {
+        self.base.read().as_ref().is_some_and(|run| !matches!(run.get(key), Ok(None)))
+    }
+
+    /// After a new base: drops the chains whose only version is the base's
+    /// row, and the dead ones whose key the base lacks (tombstones that
+    /// masked an older base), once no snapshot older than the base can
+    /// read them (`horizon`: the oldest open snapshot's timestamp); returns
+    /// how many. A chunk of keys at a time, so new keys wait for the map's
+    /// lock only briefly. Does nothing until the horizon reaches the base.
+    pub(crate) fn evict(&self, horizon: Ts) -> usize {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        let base = self.base();
+        let base_ts = base.as_ref().map(|b| b.ts);
+        if !self.evict_pending.load(Acquire) || base_ts.is_some_and(|ts| horizon < ts) {
+            return 0;
+        }
+        let removable = |c: &Chain| base_ts.is_some_and(|ts| c.evictable(ts, horizon)) || c.is_dead(horizon);
+        let mut evicted = 0;
+        let mut from: Option<KeyBuf> = None;
+        loop {
+            let (scanned, candidates) = {
+                let ordered = self.ordered.read();
+                let lo = from.as_ref().map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_slice()));
+                let mut scanned = None;
+                let mut candidates = Vec::new();
+                for (k, c) in ordered.range::<[u8], _>((lo, Bound::Unbounded)).take(EVICT_CHUNK) {
+                    if removable(c) {
+                        candidates.push(k.clone());
+                    }
+                    scanned = Some(k.clone());
+                }
+                (scanned, candidates)
+            };
+            for key in candidates {
+                let key = key.as_slice();
+                let mut ordered = self.ordered.write();
+                let mut map = self.shard(key).write();
+                if !Option::zip(self.base.read().as_ref(), base.as_ref()).map_or(base.is_none(), |(now, was)| Arc::ptr_eq(now, was)) {
+                    return evicted; // a newer base came; its own sweep follows
+                }
+                let gone = map
+                    .get(key)
+                    .is_some_and(|c| base_ts.is_some_and(|ts| c.evict(ts, horizon)) || (!self.base_has(key) && c.unlink_if_dead(horizon)));
+                if gone {
+                    map.remove(key);
+                    ordered.remove(key);
+                    evicted += 1;
+                }
+            }
+            match scanned {
+                Some(k) => from = Some(k),
+                None => break,
+            }
+        }
+        self.evict_pending.store(false, Release);
+        evicted
     }
 
     /// The table's secondary indexes.
@@ -103,47 +201,105 @@ impl Table {
         &self.shards[(h >> 32) as usize % SHARDS]
     }
 
-    /// Calls `f` with the row visible at `ts` under `key`, if any.
-    pub(crate) fn with_visible<R>(&self, key: &[u8], ts: Ts, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        self.shard(key).read().get(key).and_then(|c| c.with_visible(ts, f))
+    /// Calls `f` with the row visible at `ts` under `key`, if any: the
+    /// key's chain decides, else the base. (A snapshot never predates the
+    /// base of a key without a chain: chains are evicted only once no such
+    /// snapshot is open, and a chain made after the lookup holds only
+    /// versions newer than any open snapshot besides the base's row.)
+    pub(crate) fn with_visible<R>(&self, key: &[u8], ts: Ts, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Error> {
+        let chain = self.shard(key).read().get(key).cloned();
+        match chain {
+            Some(c) => Ok(c.with_visible(ts, f)),
+            None => match self.base() {
+                Some(run) => Ok(run.get(key)?.map(f)),
+                None => Ok(None),
+            },
+        }
     }
 
     /// Calls `f` with each row visible at `ts` with a key in the range, in
-    /// key order, until `f` returns false. Keys written meanwhile wait.
-    pub(crate) fn visit(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, ts: Ts, mut f: impl FnMut(&[u8], &[u8]) -> bool) {
+    /// key order, until `f` returns false: chains and the base merged, a
+    /// chain masking the base's row of its key. Keys written meanwhile wait.
+    pub(crate) fn visit(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, ts: Ts, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<(), Error> {
         if is_empty_range(lo, hi) {
-            return;
+            return Ok(());
         }
         let ordered = self.ordered.read();
-        for (k, c) in ordered.range::<[u8], _>((lo, hi)) {
-            if c.with_visible(ts, |row| f(k.as_slice(), row)) == Some(false) {
-                return;
+        let base = self.base();
+        let mut mem = ordered.range::<[u8], _>((lo, hi)).peekable();
+        let mut i = match (&base, lo) {
+            (None, _) | (Some(_), Bound::Unbounded) => 0,
+            (Some(run), Bound::Included(k)) => run.lower_bound(k)?,
+            (Some(run), Bound::Excluded(k)) => {
+                let i = run.lower_bound(k)?;
+                if i < run.len() && run.entry(i)?.0 == k { i + 1 } else { i }
+            }
+        };
+        let below_hi = |k: &[u8]| match hi {
+            Bound::Unbounded => true,
+            Bound::Included(h) => k <= h,
+            Bound::Excluded(h) => k < h,
+        };
+        loop {
+            let from_base = match &base {
+                Some(run) if i < run.len() => Some(run.entry(i)?).filter(|(k, _)| below_hi(k)),
+                _ => None,
+            };
+            let chain_first = match (mem.peek(), &from_base) {
+                (None, None) => return Ok(()),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((k, _)), Some((bk, _))) => k.as_slice() <= *bk,
+            };
+            let keep_going = match (chain_first, mem.next_if(|_| chain_first), from_base) {
+                (true, Some((k, c)), b) => {
+                    if b.is_some_and(|(bk, _)| k.as_slice() == bk) {
+                        i += 1;
+                    }
+                    c.with_visible(ts, |row| f(k.as_slice(), row)) != Some(false)
+                }
+                (_, _, Some((bk, row))) => {
+                    i += 1;
+                    f(bk, row)
+                }
+                (_, _, None) => return Ok(()),
+            };
+            if !keep_going {
+                return Ok(());
             }
         }
     }
 
-    /// The key's chain, created (in both maps) if the key has none.
-    fn chain(&self, key: &[u8]) -> Arc<Chain> {
+    /// The key's chain, created (in both maps, holding the base's row if
+    /// the base has the key) if the key has none.
+    fn chain(&self, key: &[u8]) -> Result<Arc<Chain>, Error> {
         let shard = self.shard(key);
         if let Some(c) = shard.read().get(key) {
-            return Arc::clone(c);
+            return Ok(Arc::clone(c));
         }
         let mut ordered = self.ordered.write();
         let mut map = shard.write();
         if let Some(c) = map.get(key) {
-            return Arc::clone(c);
+            return Ok(Arc::clone(c));
         }
-        let chain = Arc::new(Chain::default());
+        let chain = match self.base.read().as_ref() {
+            Some(run) => match run.get(key)? {
+                Some(row) => Chain::with_row(run.ts, row),
+                None => Chain::default(),
+            },
+            None => Chain::default(),
+        };
+        let chain = Arc::new(chain);
         map.insert(KeyBuf::new(key), Arc::clone(&chain));
         ordered.insert(KeyBuf::new(key), Arc::clone(&chain));
-        chain
+        Ok(chain)
     }
 
     /// Takes the key's write slot for `txn` reading at `snapshot` (see
     /// [`Chain::lock`]); returns the chain, which stays linked while held.
     pub(crate) fn lock(&self, key: &[u8], txn: TxnId, snapshot: Ts, kind: WriteKind) -> Result<(Arc<Chain>, Locked), LockError> {
         loop {
-            let chain = self.chain(key);
+            let chain = self.chain(key).map_err(|e| LockError::Read(Box::new(e)))?;
             match chain.lock(txn, snapshot, kind) {
                 Err(LockError::Unlinked) => continue,
                 Ok(locked) => return Ok((chain, locked)),
@@ -165,10 +321,14 @@ impl Table {
         }
     }
 
-    /// Removes the key's chain from both maps if it is dead at `horizon`.
+    /// Removes the key's chain from both maps if it is dead at `horizon`,
+    /// unless the base holds the key (its tombstone must stay).
     pub(crate) fn unlink_if_dead(&self, key: &[u8], horizon: Ts) -> bool {
         let mut ordered = self.ordered.write();
         let mut map = self.shard(key).write();
+        if self.base_has(key) {
+            return false;
+        }
         let dead = map.get(key).is_some_and(|c| c.unlink_if_dead(horizon));
         if dead {
             map.remove(key);

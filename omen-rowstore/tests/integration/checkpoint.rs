@@ -189,7 +189,12 @@ fn damage_in_a_run_or_the_manifest_is_corruption_naming_it() {
             let mut bad = good.clone();
             bad[at] ^= 0x20;
             std::fs::write(&path, &bad).unwrap();
-            match Store::open(options(dir.path())) {
+            // Rows are checked when read: damage among them surfaces then.
+            let read = Store::open(options(dir.path())).and_then(|store| {
+                let (t, _) = store.table("accounts").unwrap();
+                store.begin()?.scan(t, Bound::Unbounded, Bound::Unbounded)
+            });
+            match read {
                 Err(Error::Corruption { file, .. }) => assert_eq!(file, path, "flip at {at}"),
                 other => panic!("{name} flipped at {at}: {other:?}"),
             }
@@ -274,7 +279,11 @@ proptest! {
                     store = Some(open(dir.path()));
                 }
             }
-            prop_assert_eq!(balances(store.as_ref().unwrap()), model.clone());
+            let s = store.as_ref().unwrap();
+            prop_assert_eq!(balances(s), model.clone());
+            let range = s.begin().unwrap().scan(t, Bound::Included(key(10).as_slice()), Bound::Excluded(key(30).as_slice())).unwrap();
+            prop_assert_eq!(range.len(), model.range(10..30).count());
+            prop_assert_eq!(s.begin().unwrap().get(t, &key(17)).unwrap().is_some(), model.contains_key(&17));
         }
     }
 }
@@ -356,4 +365,76 @@ fn close_stops_a_checkpoint_and_loses_nothing() {
     }
     drop(store);
     assert_eq!(balances(&open(dir.path())).len(), 50_000);
+}
+
+/// After a checkpoint the rows live in the run, not in memory: reads,
+/// range scans, writes and reopening all see them, and memory holds only
+/// what changed since.
+#[test]
+fn a_checkpointed_table_is_read_from_its_run_and_leaves_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    let mut model = BTreeMap::new();
+    for chunk in 0..10 {
+        let mut txn = store.begin().unwrap();
+        for i in chunk * 5_000..(chunk + 1) * 5_000 {
+            txn.insert(t, row(i, i * 3)).unwrap();
+            model.insert(i, i * 3);
+        }
+        txn.commit().unwrap();
+    }
+    assert_eq!(store.stats().keys, 50_000);
+    store.checkpoint().unwrap();
+    assert_eq!(store.stats().keys, 0, "every row is in the run");
+    assert_eq!(balances(&store), model);
+    let txn = store.begin().unwrap();
+    assert_eq!(txn.get(t, &key(4321)).unwrap(), Some(row(4321, 4321 * 3)));
+    assert_eq!(txn.get(t, &key(-1)).unwrap(), None);
+    let range = txn.scan(t, Bound::Excluded(key(100).as_slice()), Bound::Included(key(200).as_slice())).unwrap();
+    assert_eq!(range.len(), 100);
+    drop(txn);
+
+    // Writes to keys only the run holds.
+    let mut txn = store.begin().unwrap();
+    assert!(matches!(txn.insert(t, row(7, 0)), Err(Error::DuplicateKey { .. })));
+    for i in 0..100 {
+        txn.update(t, &key(i), row(i, -i)).unwrap();
+        model.insert(i, -i);
+        txn.delete(t, &key(1000 + i)).unwrap();
+        model.remove(&(1000 + i));
+        txn.insert(t, row(100_000 + i, 1)).unwrap();
+        model.insert(100_000 + i, 1);
+    }
+    txn.commit().unwrap();
+    store.collect_garbage();
+    assert_eq!(balances(&store), model);
+    assert_eq!(store.stats().keys, 300, "the changed keys, deleted ones as tombstones masking the run");
+
+    // An open snapshot keeps the changed rows in memory past the next
+    // checkpoint; they leave once it ends.
+    let reader = store.begin().unwrap();
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, row(200_000, 2)).unwrap();
+    txn.commit().unwrap();
+    model.insert(200_000, 2);
+    store.checkpoint().unwrap();
+    assert_eq!(store.stats().keys, 301);
+    assert_eq!(reader.get(t, &key(1000)).unwrap(), None);
+    assert_eq!(reader.get(t, &key(200_000)).unwrap(), None);
+    drop(reader);
+    store.collect_garbage();
+    assert_eq!(store.stats().keys, 0, "the tombstones went with the older run");
+    assert_eq!(balances(&store), model);
+
+    // Reopening maps the run and replays the log after it.
+    let mut txn = store.begin().unwrap();
+    txn.delete(t, &key(5)).unwrap();
+    model.remove(&5);
+    txn.commit().unwrap();
+    store.close().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.stats().keys, 1);
+    assert_eq!(balances(&store), model);
 }
