@@ -29,7 +29,9 @@
 //!
 //! A run is written whole, synced, and only then named by a manifest
 //! ([`crate::manifest`]); it is never written again, only removed, so the
-//! memory map stays valid (see [`Run::open`]).
+//! memory map stays valid (see [`Run::open`]). The limit of reading
+//! through a map: a disk that fails to read a page (EIO) raises SIGBUS in
+//! the reading thread instead of an error.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};

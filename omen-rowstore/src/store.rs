@@ -87,6 +87,17 @@ pub struct CheckpointInfo {
     pub last_error: Option<String>,
 }
 
+/// A registered snapshot, released when dropped (on every path out).
+struct Registered<'a>(&'a Store, Option<Registration>);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.1.take() {
+            self.0.release_snapshot(r);
+        }
+    }
+}
+
 /// A table as a checkpoint notes it under the commit lock: the table, and
 /// its indexes (entry table id and definition) at the snapshot.
 type Noted = (Arc<Table>, Vec<(TableId, IndexDef)>);
@@ -636,8 +647,11 @@ impl Store {
         };
         let noted: Vec<Arc<Table>> = tables.iter().map(|(t, _)| Arc::clone(t)).collect();
         let mut created = Vec::new();
+        // Held until the new runs are the tables' bases: until then the
+        // collector may not unlink a tombstone newer than the snapshot (the
+        // old base may lack its key while the new run holds it).
+        let registered = Registered(self, Some(registration));
         let written = self.write_runs(dir, ts, tables, &mut created);
-        self.release_snapshot(registration);
         let stored = written.and_then(|(entries, run_bytes)| {
             sync_dir(dir)?;
             if failpoint("checkpoint::manifest") {
@@ -673,6 +687,7 @@ impl Store {
         }
         *self.inner.summary.lock() = Summary::of(&manifest, run_bytes);
         *checkpoint = Some(manifest);
+        drop(registered);
         let horizon = self.inner.snapshots.horizon(&self.inner.clock);
         for t in &noted {
             t.evict(horizon);
@@ -1084,8 +1099,11 @@ impl Recovery {
                     // No snapshot is open during replay: keep only the newest
                     // version, and no key a delete left dead.
                     let deleted = row.is_none();
-                    if let Ok((chain, _)) = table.lock(&w.key, 0, ts, crate::table::WriteKind::Upsert) {
-                        chain.install(ts, row, ts);
+                    match table.lock(&w.key, 0, ts, crate::table::WriteKind::Upsert) {
+                        Ok((chain, _)) => drop(chain.install(ts, row, ts)),
+                        Err(crate::table::LockError::Read(e)) => return Err(e.to_string()),
+                        // No other writer during replay.
+                        Err(_) => {}
                     }
                     if deleted {
                         table.unlink_if_dead(&w.key, ts);

@@ -199,7 +199,7 @@ pub(crate) struct Chain {
 
 impl Chain {
     /// A chain holding one committed row, from `begin` on: a base run's row
-    /// when its key is first written.
+    /// when its key is first written (from 0: every open snapshot sees it).
     pub(crate) fn with_row(begin: Ts, row: &[u8]) -> Self {
         let version = Version { begin, end: OPEN, row: Row::new(Some(Encoded::Owned(row.to_vec()))) };
         Self { state: Mutex::new(State { newest: Some(version), ..State::default() }) }

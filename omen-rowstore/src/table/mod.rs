@@ -69,7 +69,16 @@ pub(crate) fn is_empty_range(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
 /// Hash shards per table: enough that two threads rarely share one.
 const SHARDS: usize = 64;
 
-type Shard = CachePadded<RwLock<FxHashMap<KeyBuf, Arc<Chain>>>>;
+/// One shard of the hash index, with a copy of the table's base so that a
+/// point read that misses takes no other lock (and sees chains and base
+/// of one moment: `set_base` writes every shard's copy).
+#[derive(Default)]
+struct ShardMap {
+    chains: FxHashMap<KeyBuf, Arc<Chain>>,
+    base: Option<Arc<Run>>,
+}
+
+type Shard = CachePadded<RwLock<ShardMap>>;
 
 pub(crate) struct Table {
     pub(crate) id: TableId,
@@ -87,8 +96,10 @@ pub(crate) struct Table {
     pub(crate) gate: Gate,
     /// The latest checkpoint's run: rows of keys without a chain.
     base: RwLock<Option<Arc<Run>>>,
-    /// A base was set whose clean chains are not all evicted yet.
-    evict_pending: std::sync::atomic::AtomicBool,
+    /// Counts `set_base` calls; an eviction sweep is due while it is ahead
+    /// of the generation the last finished sweep started from.
+    base_generation: AtomicU64,
+    evicted_generation: AtomicU64,
 }
 
 /// Keys looked at per hold of the ordered map's lock while evicting.
@@ -106,7 +117,8 @@ impl Table {
             indexes: RwLock::new(Arc::new([])),
             gate: Gate::default(),
             base: RwLock::new(None),
-            evict_pending: std::sync::atomic::AtomicBool::new(false),
+            base_generation: AtomicU64::new(0),
+            evicted_generation: AtomicU64::new(0),
         }
     }
 
@@ -119,8 +131,11 @@ impl Table {
     /// every chain as of its timestamp; see the module docs).
     pub(crate) fn set_base(&self, run: Option<Arc<Run>>) {
         let _ordered = self.ordered.write();
-        self.evict_pending.store(true, std::sync::atomic::Ordering::Release);
+        for shard in self.shards.iter() {
+            shard.write().base = run.clone();
+        }
         *self.base.write() = run;
+        self.base_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Whether the base holds `key` (true when that cannot be read: keeping
@@ -137,9 +152,13 @@ impl Table {
     /// lock only briefly. Does nothing until the horizon reaches the base.
     pub(crate) fn evict(&self, horizon: Ts) -> usize {
         use std::sync::atomic::Ordering::{Acquire, Release};
+        let generation = self.base_generation.load(Acquire);
+        if generation == self.evicted_generation.load(Acquire) {
+            return 0;
+        }
         let base = self.base();
         let base_ts = base.as_ref().map(|b| b.ts);
-        if !self.evict_pending.load(Acquire) || base_ts.is_some_and(|ts| horizon < ts) {
+        if base_ts.is_some_and(|ts| horizon < ts) {
             return 0;
         }
         let removable = |c: &Chain| base_ts.is_some_and(|ts| c.evictable(ts, horizon)) || c.is_dead(horizon);
@@ -167,10 +186,11 @@ impl Table {
                     return evicted; // a newer base came; its own sweep follows
                 }
                 let gone = map
+                    .chains
                     .get(key)
                     .is_some_and(|c| base_ts.is_some_and(|ts| c.evict(ts, horizon)) || (!self.base_has(key) && c.unlink_if_dead(horizon)));
                 if gone {
-                    map.remove(key);
+                    map.chains.remove(key);
                     ordered.remove(key);
                     evicted += 1;
                 }
@@ -180,7 +200,8 @@ impl Table {
                 None => break,
             }
         }
-        self.evict_pending.store(false, Release);
+        // A base set meanwhile moved the generation on: its sweep is still due.
+        let _ = self.evicted_generation.fetch_max(generation, Release);
         evicted
     }
 
@@ -202,18 +223,23 @@ impl Table {
     }
 
     /// Calls `f` with the row visible at `ts` under `key`, if any: the
-    /// key's chain decides, else the base. (A snapshot never predates the
-    /// base of a key without a chain: chains are evicted only once no such
-    /// snapshot is open, and a chain made after the lookup holds only
-    /// versions newer than any open snapshot besides the base's row.)
+    /// key's chain decides, else the base. A key without a chain has held
+    /// the base's row since before the oldest open snapshot: a chain leaves
+    /// only once its one version is the base's row and no older snapshot
+    /// is open, or (dead) once its tombstone is older than every open
+    /// snapshot and the base lacks the key.
     pub(crate) fn with_visible<R>(&self, key: &[u8], ts: Ts, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Error> {
-        let chain = self.shard(key).read().get(key).cloned();
-        match chain {
-            Some(c) => Ok(c.with_visible(ts, f)),
-            None => match self.base() {
-                Some(run) => Ok(run.get(key)?.map(f)),
-                None => Ok(None),
-            },
+        let shard = self.shard(key).read();
+        if let Some(c) = shard.chains.get(key) {
+            let c = Arc::clone(c);
+            drop(shard);
+            return Ok(c.with_visible(ts, f));
+        }
+        // Under the shard's lock: no chain for the key can appear, and no
+        // newer base can come, meanwhile.
+        match &shard.base {
+            Some(run) => Ok(run.get(key)?.map(f)),
+            None => Ok(None),
         }
     }
 
@@ -274,23 +300,25 @@ impl Table {
     /// the base has the key) if the key has none.
     fn chain(&self, key: &[u8]) -> Result<Arc<Chain>, Error> {
         let shard = self.shard(key);
-        if let Some(c) = shard.read().get(key) {
+        if let Some(c) = shard.read().chains.get(key) {
             return Ok(Arc::clone(c));
         }
         let mut ordered = self.ordered.write();
         let mut map = shard.write();
-        if let Some(c) = map.get(key) {
+        if let Some(c) = map.chains.get(key) {
             return Ok(Arc::clone(c));
         }
-        let chain = match self.base.read().as_ref() {
+        // A key without a chain has held the base's row since before any
+        // open snapshot (see `Table::evict`), so the row begins at 0.
+        let chain = match &map.base {
             Some(run) => match run.get(key)? {
-                Some(row) => Chain::with_row(run.ts, row),
+                Some(row) => Chain::with_row(0, row),
                 None => Chain::default(),
             },
             None => Chain::default(),
         };
         let chain = Arc::new(chain);
-        map.insert(KeyBuf::new(key), Arc::clone(&chain));
+        map.chains.insert(KeyBuf::new(key), Arc::clone(&chain));
         ordered.insert(KeyBuf::new(key), Arc::clone(&chain));
         Ok(chain)
     }
@@ -326,12 +354,13 @@ impl Table {
     pub(crate) fn unlink_if_dead(&self, key: &[u8], horizon: Ts) -> bool {
         let mut ordered = self.ordered.write();
         let mut map = self.shard(key).write();
-        if self.base_has(key) {
+        let Some(c) = map.chains.get(key) else { return false };
+        if !c.is_dead(horizon) || self.base_has(key) {
             return false;
         }
-        let dead = map.get(key).is_some_and(|c| c.unlink_if_dead(horizon));
+        let dead = c.unlink_if_dead(horizon);
         if dead {
-            map.remove(key);
+            map.chains.remove(key);
             ordered.remove(key);
         }
         dead

@@ -438,3 +438,39 @@ fn a_checkpointed_table_is_read_from_its_run_and_leaves_memory() {
     assert_eq!(store.stats().keys, 1);
     assert_eq!(balances(&store), model);
 }
+
+/// A snapshot older than the latest checkpoint still reads and writes keys
+/// whose rows only the run holds, whatever other writers do to them.
+#[test]
+fn an_older_snapshot_reads_and_writes_keys_that_left_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    let mut txn = store.begin().unwrap();
+    for i in 0..1000 {
+        txn.insert(t, row(i, i)).unwrap();
+    }
+    txn.commit().unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(store.stats().keys, 0);
+
+    let mut old = store.begin().unwrap();
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, row(5000, 0)).unwrap();
+    txn.commit().unwrap();
+    store.checkpoint().unwrap();
+    // Another writer changes key 10 after the checkpoint.
+    let mut txn = store.begin().unwrap();
+    txn.update(t, &key(10), row(10, -10)).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(old.get(t, &key(10)).unwrap(), Some(row(10, 10)), "the old snapshot keeps its view of key 10");
+    assert_eq!(old.get(t, &key(5000)).unwrap(), None);
+    let seen = old.scan(t, Bound::Unbounded, Bound::Unbounded).unwrap();
+    assert_eq!(seen.len(), 1000);
+    assert!(seen.iter().any(|(_, r)| *r == row(10, 10)));
+    // And it updates a key no one touched since the first checkpoint.
+    assert!(old.update(t, &key(20), row(20, 2000)).unwrap());
+    old.commit().unwrap();
+    let now = balances(&store);
+    assert_eq!((now[&10], now[&20], now.len()), (-10, 2000, 1001));
+}
