@@ -20,8 +20,9 @@
 //!   io_uring, [`IoBackend`]), torn tails cut off on open;
 //! - **checkpoints** ([`Store::checkpoint`], also in the background): each
 //!   table's rows at a snapshot in a run file with a learned index, a
-//!   manifest replaced atomically, and the log cut behind them; opening
-//!   loads the runs and replays the log after them;
+//!   manifest replaced atomically, and the log cut behind them; the runs
+//!   are memory-mapped and serve reads of rows no longer in memory; opening
+//!   maps the runs and replays the log after them;
 //! - the **change stream** ([`Store::subscribe`]): one [`ChangeRecord`] per
 //!   commit, in commit order, with back pressure. omen-sync consumes it.
 //!
@@ -67,11 +68,13 @@
 //! [`Error::SerializationConflict`] rather than waiting for the holder. A
 //! range scan holds the table's ordered-map read lock while it runs, so keys
 //! new to the table wait for it (updates of existing keys do not). Under
-//! [`Durability::Full`] a commit becomes visible once it is durable. Every
-//! row lives in memory: runs are read whole at open, not yet served from a
-//! memory map, so tables larger than memory, incremental checkpoints and
-//! compaction of runs are the durability issue's next steps; each
-//! checkpoint writes every table whole (its trigger grows with the data).
+//! [`Durability::Full`] a commit becomes visible once it is durable. After
+//! a checkpoint a table's rows are read from its memory-mapped run; memory
+//! holds the rows changed since (and every secondary index's entries,
+//! rebuilt from the rows on open). Each checkpoint writes every table whole
+//! (its trigger grows with the data); incremental checkpoints, compaction
+//! of runs and a memory budget that triggers checkpoints are the durability
+//! issue's next steps.
 
 #![deny(missing_docs)]
 // One module submits to io_uring (`wal/uring.rs`); every block says why it is sound.
