@@ -18,6 +18,9 @@ pub struct Options {
     /// [`crate::Error::Execution`]. Default: half the machine's memory. 0
     /// means no limit; otherwise at least 16 MiB, and opening with less is
     /// [`crate::Error::Unsupported`] (a spilling sort needs room to merge).
+    /// It also bounds the rows the row store keeps in memory: a checkpoint
+    /// starts once the log since the last one holds half of it, and the
+    /// rows it writes are then read from its memory-mapped runs.
     pub memory_budget: usize,
     /// Bytes one query may hold within the budget, so that one large sort
     /// or join cannot take it all from the others (the server's "memory

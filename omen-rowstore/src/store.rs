@@ -52,9 +52,16 @@ pub struct StoreOptions {
     /// A background checkpoint ([`Store::checkpoint`]) starts once the log
     /// holds this many bytes and at least as many as the last checkpoint
     /// wrote, so checkpoints cost at most about one write of the data per
-    /// write of as much log. Zero turns background checkpoints off.
-    /// Default 64 MiB.
+    /// write of as much log. Zero: no such trigger (with no
+    /// `memory_budget` either, no background checkpoints). Default 64 MiB.
     pub checkpoint_wal_bytes: u64,
+    /// Bytes of changed rows the store may hold in memory beyond its runs:
+    /// a background checkpoint also starts once the log holds half this
+    /// much, whatever the data's size (rows a checkpoint writes leave
+    /// memory). Zero: no budget, only `checkpoint_wal_bytes` applies. The
+    /// budget trades memory for checkpoint writes: each one writes every
+    /// table whole. Default 0.
+    pub memory_budget: u64,
 }
 
 impl Default for StoreOptions {
@@ -66,6 +73,7 @@ impl Default for StoreOptions {
             wal_segment_bytes: 64 << 20,
             io_backend: IoBackend::default(),
             checkpoint_wal_bytes: 64 << 20,
+            memory_budget: 0,
         }
     }
 }
@@ -329,11 +337,11 @@ impl Store {
                 .spawn(move || collect_in_background(&weak, options.gc_interval))?;
             *store.inner.gc_thread.lock() = Some(thread);
         }
-        if store.inner.wal.is_some() && options.checkpoint_wal_bytes > 0 {
+        if store.inner.wal.is_some() && (options.checkpoint_wal_bytes > 0 || options.memory_budget > 0) {
             let weak = Arc::downgrade(&store.inner);
             let thread = std::thread::Builder::new()
                 .name("omen-rowstore-checkpoint".into())
-                .spawn(move || checkpoint_in_background(&weak, options.checkpoint_wal_bytes))?;
+                .spawn(move || checkpoint_in_background(&weak, options.checkpoint_wal_bytes, options.memory_budget))?;
             *store.inner.checkpoint_thread.lock() = Some(thread);
         }
         Ok(store)
@@ -1120,10 +1128,11 @@ fn manifest_corrupt(dir: &Path, reason: String) -> Error {
 }
 
 /// The checkpoint thread: every [`CHECKPOINT_POLL`], a checkpoint if the
-/// log has grown past `threshold` and past the last checkpoint's size.
+/// log has grown past `threshold` (when not 0) and past the last
+/// checkpoint's size, or past half the memory `budget` (when not 0).
 /// After a failure (a full disk, say) it waits twice as long each time, up
 /// to [`CHECKPOINT_BACKOFF_MAX`].
-fn checkpoint_in_background(inner: &Weak<Inner>, threshold: u64) {
+fn checkpoint_in_background(inner: &Weak<Inner>, threshold: u64, budget: u64) {
     let mut wait = CHECKPOINT_POLL;
     loop {
         std::thread::park_timeout(wait);
@@ -1132,7 +1141,8 @@ fn checkpoint_in_background(inner: &Weak<Inner>, threshold: u64) {
             return;
         }
         let Some(wal) = &inner.wal else { return };
-        let due = wal.len() >= threshold.max(inner.summary.lock().run_bytes);
+        let log = wal.len();
+        let due = (threshold > 0 && log >= threshold.max(inner.summary.lock().run_bytes)) || (budget > 0 && log >= budget / 2);
         if due {
             let store = Store { inner };
             wait = match store.checkpoint() {

@@ -109,6 +109,7 @@ impl Engine {
             durability: options.durability,
             checkpoint_wal_bytes: options.checkpoint_wal_bytes,
             io_backend: options.io_backend,
+            memory_budget: options.memory_budget as u64,
             ..StoreOptions::default()
         })?;
         let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;
