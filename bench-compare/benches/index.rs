@@ -57,9 +57,7 @@ fn benches(c: &mut Criterion) {
 
         let mut g = c.benchmark_group(format!("index_get_{n}"));
         g.bench_function("btreemap_vec_rwlock", |b| b.iter(|| black_box(vec_map.read().get(&key(rng.next(n))[..]).copied())));
-        g.bench_function("btreemap_inline_rwlock", |b| {
-            b.iter(|| black_box(inline_map.read().get(&InlineKey(key(rng.next(n)))).copied()))
-        });
+        g.bench_function("btreemap_inline_rwlock", |b| b.iter(|| black_box(inline_map.read().get(&InlineKey(key(rng.next(n)))).copied())));
         g.bench_function("crossbeam_skiplist", |b| b.iter(|| black_box(skip.get(&InlineKey(key(rng.next(n)))).map(|e| *e.value()))));
         g.bench_function("scc_treeindex", |b| b.iter(|| black_box(tree.peek_with(&InlineKey(key(rng.next(n))), |_, v| *v))));
         g.bench_function("dynamic_pgm_rwlock", |b| b.iter(|| black_box(pgm.read().get(rng.next(n)).copied())));

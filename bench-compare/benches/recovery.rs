@@ -99,5 +99,9 @@ fn main() {
     row(&format!("a {} MiB log tail (replay)", wal_bytes >> 20), replays[1], wal_bytes);
     row(&format!("a checkpoint ({} MiB of runs, {} rows)", info.run_bytes >> 20, info.rows), loads[1], info.run_bytes);
     println!();
-    println!("writing that checkpoint took {:.2} s ({:.0} MiB/s)", checkpoint_took.as_secs_f64(), (info.run_bytes >> 20) as f64 / checkpoint_took.as_secs_f64());
+    println!(
+        "writing that checkpoint took {:.2} s ({:.0} MiB/s)",
+        checkpoint_took.as_secs_f64(),
+        (info.run_bytes >> 20) as f64 / checkpoint_took.as_secs_f64()
+    );
 }
