@@ -19,8 +19,10 @@
 #
 # SUITE=commits runs the durability issue's comparison instead: durable
 # single-row INSERT transactions (one 100-byte text column and a random
-# BIGINT key) from 1, 8 and 64 clients, reporting TPS, p50 and p99; the
-# scale argument is then unused. Installs PostgreSQL 15 and pgbench from Debian's
+# BIGINT key) from 1, 8 and 64 clients, reporting TPS, p50 and p99, through
+# the service and embedded (bench-compare's `commits` bench: the row store
+# in process, the same transactions from as many threads); the scale
+# argument is then unused. Installs PostgreSQL 15 and pgbench from Debian's
 # packages if they are missing (needs root), builds the service in release.
 #
 #   scripts/pgbench-compare.sh [SCALE] [SECONDS]     (default 10 30)
@@ -146,15 +148,18 @@ field() { echo "$1" | awk -v k="$2" -v i="$3" '$1 == k {print $(i + 1)}'; }
 ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
 
 if [ "$suite_name" = commits ]; then
+  # The same transactions embedded: the row store in process, no network.
+  echo "OmenDB embedded: cargo bench --bench commits ($secs s per run)" >&2
+  embedded=$(cd "$here/bench-compare" && cargo bench --bench commits -- "$secs" 2>/dev/null | awk -F'|' '/^\| [0-9]/ {gsub(/ /, "", $2); gsub(/ /, "", $3); gsub(/ /, "", $4); gsub(/ /, "", $5); print "commits" $2, $3, $4, $5}')
   echo
   echo "pgbench $(pgbench --version | awk '{print $3}'), durable single-row INSERT transactions, $secs s per run, -M prepared, loopback; $(nproc) cores"
   echo
-  echo "| clients | OmenDB TPS | PostgreSQL 15 TPS | ratio | OmenDB p50 / p99 (us) | PostgreSQL p50 / p99 (us) |"
-  echo "|---:|---:|---:|---:|---:|---:|"
+  echo "| clients | OmenDB embedded TPS | OmenDB server TPS | PostgreSQL 15 TPS | embedded / PostgreSQL | server / PostgreSQL | embedded p50 / p99 (us) | server p50 / p99 (us) | PostgreSQL p50 / p99 (us) |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for c in 1 8 64; do
     k=commits$c
-    o_tps=$(field "$omen" $k 1); p_tps=$(field "$pg" $k 1)
-    echo "| $c | $o_tps | $p_tps | $(ratio "$o_tps" "$p_tps") | $(field "$omen" $k 2) / $(field "$omen" $k 4) | $(field "$pg" $k 2) / $(field "$pg" $k 4) |"
+    e_tps=$(field "$embedded" $k 1); o_tps=$(field "$omen" $k 1); p_tps=$(field "$pg" $k 1)
+    echo "| $c | $e_tps | $o_tps | $p_tps | $(ratio "$e_tps" "$p_tps") | $(ratio "$o_tps" "$p_tps") | $(field "$embedded" $k 2) / $(field "$embedded" $k 3) | $(field "$omen" $k 2) / $(field "$omen" $k 4) | $(field "$pg" $k 2) / $(field "$pg" $k 4) |"
   done
   exit 0
 fi

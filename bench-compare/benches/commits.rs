@@ -8,13 +8,18 @@
 //!   cd bench-compare && cargo bench --bench commits [-- SECONDS]   (default 10)
 //!
 //! Rows: a BIGINT key (distinct per thread) and a 100-byte text, as in the
-//! pgbench script. Files go under `$TMPDIR`.
+//! pgbench script. Files go under `$TMPDIR`. The log uses 8 MiB segments
+//! and each run starts once one has rolled over: the steady state, where
+//! every segment was zero-filled ahead (the first segment of a new store
+//! is not).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use omen_rowstore::{ColumnDef, DataType, Durability, Store, StoreOptions, TableSchema, Value};
+
+const SEGMENT: u64 = 8 << 20;
 
 fn main() {
     let secs: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
@@ -23,13 +28,29 @@ fn main() {
     println!("|---:|---:|---:|---:|");
     for threads in [1usize, 8, 64] {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreOptions { dir: Some(dir.path().into()), durability: Durability::Full, ..StoreOptions::default() }).unwrap();
+        let options = StoreOptions {
+            dir: Some(dir.path().into()),
+            durability: Durability::Full,
+            wal_segment_bytes: SEGMENT,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(options).unwrap();
         let schema = TableSchema {
             name: "commits".into(),
             columns: vec![ColumnDef::new("id", DataType::Int64).not_null(), ColumnDef::new("v", DataType::Text)],
             primary_key: vec![0],
         };
         let (t, _) = store.create_table(schema).unwrap();
+        // Warm up past the first segment, with the run's own thread count.
+        let mut id = -1i64;
+        while store.checkpoint_info().wal_bytes < SEGMENT + SEGMENT / 4 {
+            let mut txn = store.begin().unwrap();
+            for _ in 0..100 {
+                id -= 1;
+                txn.insert(t, vec![Value::Int64(id), Value::Text(text.clone())]).unwrap();
+            }
+            txn.commit().unwrap();
+        }
         let stop = AtomicBool::new(false);
         let (mut lat, wall) = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
