@@ -47,8 +47,9 @@ pub(crate) trait SegmentFile: Send + Sync {
 pub(crate) trait LogIo: Send + Sync {
     /// The backend's name, for logs and status lines.
     fn name(&self) -> &'static str;
-    /// The segment `file` (opened for reading and writing) behind this backend.
-    fn segment(&self, file: File) -> io::Result<Arc<dyn SegmentFile>>;
+    /// The segment `file` (opened for reading and writing, `len` bytes of
+    /// header and records; a preallocated file is longer) behind this backend.
+    fn segment(&self, file: File, len: u64) -> io::Result<Arc<dyn SegmentFile>>;
 }
 
 /// The backend `choice` asks for; `Auto` falls back to plain with a warning.
@@ -74,7 +75,7 @@ impl LogIo for Plain {
         "pwrite+fdatasync"
     }
 
-    fn segment(&self, file: File) -> io::Result<Arc<dyn SegmentFile>> {
+    fn segment(&self, file: File, _len: u64) -> io::Result<Arc<dyn SegmentFile>> {
         Ok(Arc::new(PlainSegment(file)))
     }
 }
@@ -140,12 +141,14 @@ pub(crate) mod faulty {
             self.crashed.store(true, Ordering::SeqCst);
         }
 
-        /// Drops every byte written after a segment's last sync.
+        /// Loses every byte written after a segment's last sync: zeros
+        /// where they were, as a cut leaves a preallocated file.
         pub(crate) fn lose_unsynced(&self) {
             for s in self.segments.lock().iter() {
-                let synced = s.synced.load(Ordering::SeqCst);
-                if s.written.load(Ordering::SeqCst) > synced {
-                    s.file.set_len(synced).expect("truncating a test segment");
+                let (synced, written) = (s.synced.load(Ordering::SeqCst), s.written.load(Ordering::SeqCst));
+                if written > synced {
+                    let zeros = vec![0u8; (written - synced) as usize];
+                    s.file.write_all_at(&zeros, synced).expect("zeroing a test segment's lost bytes");
                 }
             }
         }
@@ -184,8 +187,7 @@ pub(crate) mod faulty {
             "faulty (tests)"
         }
 
-        fn segment(&self, file: File) -> io::Result<Arc<dyn SegmentFile>> {
-            let len = file.metadata()?.len();
+        fn segment(&self, file: File, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
             let s = Arc::new(Segment {
                 file,
                 written: AtomicU64::new(len),

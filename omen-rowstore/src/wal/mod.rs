@@ -355,8 +355,17 @@ struct Spare {
 const SPARE: &str = "wal-spare";
 const SPARE_TEMP: &str = "wal-spare.tmp";
 
-/// Writes `dir/wal-spare`: `len` zero bytes, synced, named by a rename.
+/// Writes `dir/wal-spare`: `len` zero bytes, synced, named by a rename. A
+/// failure removes what it wrote (a full disk needs the room for the log).
 fn make_spare(dir: &Path, len: u64) -> std::io::Result<()> {
+    let made = write_spare(dir, len);
+    if made.is_err() {
+        let _ = std::fs::remove_file(dir.join(SPARE_TEMP));
+    }
+    made
+}
+
+fn write_spare(dir: &Path, len: u64) -> std::io::Result<()> {
     let temp = dir.join(SPARE_TEMP);
     let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
     let zeros = vec![0u8; 1 << 20];
@@ -507,15 +516,18 @@ impl Shared {
         self.group_cv.notify_all();
         let seq = active.seq + 1;
         let path = segment_path(&self.dir, seq);
-        let spare = std::mem::take(&mut self.spare.lock().ready);
         let created = (|| {
             if failpoint("wal::roll") {
                 return Err(injected("wal::roll"));
             }
+            let spare = std::mem::take(&mut self.spare.lock().ready);
             let file = if spare {
                 // Zero-filled ahead: appends then never change the file's
                 // size, and an fdatasync need not write its metadata.
-                std::fs::rename(self.dir.join(SPARE), &path)?;
+                if let Err(e) = std::fs::rename(self.dir.join(SPARE), &path) {
+                    self.spare.lock().ready = true;
+                    return Err(e);
+                }
                 let file = OpenOptions::new().read(true).write(true).open(&path)?;
                 std::os::unix::fs::FileExt::write_all_at(&file, &header(), 0)?;
                 file.sync_data()?;
@@ -527,16 +539,19 @@ impl Shared {
                 file
             };
             File::open(&self.dir)?.sync_all()?;
-            self.io.segment(file)
+            self.io.segment(file, HEADER_LEN)
         })();
         let seg = match created {
             Ok(seg) => seg,
             Err(e) => {
                 // A newer segment left behind would make the old one's
                 // later records unreachable: it must go, or the log stops.
-                if let Err(gone) = std::fs::remove_file(&path)
-                    && gone.kind() != std::io::ErrorKind::NotFound
-                {
+                let removed = match std::fs::remove_file(&path) {
+                    Err(gone) if gone.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(gone) => Err(gone),
+                    Ok(()) => File::open(&self.dir).and_then(|d| d.sync_all()),
+                };
+                if let Err(gone) = removed {
                     return Err(self.poison(&format!("removing a half-made {}", path.display()), &gone));
                 }
                 return Err(Error::Io(e));
@@ -614,7 +629,7 @@ impl Wal {
                 });
             }
             if newest {
-                let seg = options.io.segment(file)?;
+                let seg = options.io.segment(file, got.len)?;
                 active = Some(Active {
                     seg,
                     seq,
@@ -849,8 +864,11 @@ fn replay_segment(
     let corrupt = |offset: u64, reason: &str| Error::Corruption { file: path.to_path_buf(), offset, reason: reason.into() };
     let header = header();
     // A crash while creating a segment can leave its header short, or (the
-    // size persisted, not the data) zeros.
-    let zeros = bytes.iter().all(|&b| b == 0);
+    // size persisted, not the data; or a spare renamed in before its header
+    // was written) zeros, maybe with part of the header.
+    let zeros = bytes.iter().skip(header.len()).all(|&b| b == 0)
+        && bytes.iter().zip(&header).all(|(&b, &h)| b == 0 || b == h)
+        && !bytes.starts_with(&header);
     if bytes.len() < header.len() || (newest && zeros) {
         if !(zeros || header.starts_with(&bytes)) {
             return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)"));
@@ -1167,7 +1185,8 @@ mod tests {
     }
 
     /// A crash can persist a file's new size without its data: zeros
-    /// after the last record, or a new segment of zeros. Both are torn tails.
+    /// after the last record (read as room, kept), or a new segment of
+    /// zeros or a short header (rewritten as empty).
     #[test]
     fn zeros_at_the_end_are_a_torn_tail() {
         for io in backends() {
@@ -1232,8 +1251,17 @@ mod tests {
             ts += 1;
             wal.append(&commit(ts)).unwrap();
             drop(wal);
-            let (_, recs) = open_with(&io, dir.path(), Durability::Full, 600).unwrap();
+            let (wal, recs) = open_with(&io, dir.path(), Durability::Full, 600).unwrap();
             assert_eq!(recs, (1..=ts).map(commit).collect::<Vec<_>>());
+            // Sealed, its zeros still read as room; anything else there is damage.
+            wal.seal().unwrap();
+            drop(wal);
+            let (_, recs) = open_with(&io, dir.path(), Durability::Full, 600).unwrap();
+            assert_eq!(recs.len() as u64, ts);
+            let mut bytes = std::fs::read(&newest).unwrap();
+            bytes[599] = 1;
+            std::fs::write(&newest, &bytes).unwrap();
+            assert!(matches!(open_with(&io, dir.path(), Durability::Full, 600), Err(Error::Corruption { file, .. }) if file == newest));
         }
     }
 }

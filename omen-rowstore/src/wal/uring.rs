@@ -63,7 +63,7 @@ impl LogIo for Uring {
         "io_uring"
     }
 
-    fn segment(&self, file: File) -> io::Result<Arc<dyn SegmentFile>> {
+    fn segment(&self, file: File, _len: u64) -> io::Result<Arc<dyn SegmentFile>> {
         Ok(Arc::new(UringSegment { file, ring: Arc::clone(&self.ring) }))
     }
 }
