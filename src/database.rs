@@ -131,7 +131,7 @@ impl Database {
     }
 
     /// Writes a checkpoint now: every table's rows into run files beside
-    /// the log, which is then cut behind them, so reopening loads the runs
+    /// the log, which is then cut behind them, so reopening maps the runs
     /// and replays only later commits. Commits go on meanwhile. A
     /// background thread does this as the log grows (see
     /// [`Options::checkpoint_wal_bytes`]); SQL `CHECKPOINT` does the same.

@@ -2,7 +2,7 @@
 //!
 //! It names the checkpoint's timestamp, the catalog as of then (tables,
 //! their schemas and indexes) and each table's run file. Opening reads it,
-//! loads the runs and replays the log's records after the timestamp; with
+//! maps the runs and replays the log's records after the timestamp; with
 //! no manifest the whole log is replayed.
 //!
 //! ```text

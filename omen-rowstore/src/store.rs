@@ -601,7 +601,7 @@ impl Store {
     /// Writes a checkpoint: every table's rows at the newest committed
     /// timestamp into run files, then a manifest naming them, then removes
     /// the log segments and runs it makes unnecessary. Opening the store
-    /// then loads the runs and replays only the log after the checkpoint.
+    /// then maps the runs and replays only the log after the checkpoint.
     ///
     /// Commits go on meanwhile: it reads at a snapshot, a chunk of keys at
     /// a time. DDL waits only while it notes the catalog; DDL after that is

@@ -1,5 +1,5 @@
 //! Checkpoints: runs and a manifest written while commits go on, the log
-//! cut behind them, and a reopened store that loads the runs and replays
+//! cut behind them, and a reopened store that maps the runs and replays
 //! only what came after; damage in a run or the manifest is `Corruption`
 //! naming the file.
 
