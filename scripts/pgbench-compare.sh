@@ -150,7 +150,10 @@ ratio() { if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v
 if [ "$suite_name" = commits ]; then
   # The same transactions embedded: the row store in process, no network.
   echo "OmenDB embedded: cargo bench --bench commits ($secs s per run)" >&2
-  embedded=$(cd "$here/bench-compare" && cargo bench --bench commits -- "$secs" 2>/dev/null | awk -F'|' '/^\| [0-9]/ {gsub(/ /, "", $2); gsub(/ /, "", $3); gsub(/ /, "", $4); gsub(/ /, "", $5); print "commits" $2, $3, $4, $5}')
+  embedded=$(cd "$here/bench-compare" && cargo bench --bench commits -- "$secs" | awk -F'|' '/^\| [0-9]/ {gsub(/ /, "", $2); gsub(/ /, "", $3); gsub(/ /, "", $4); gsub(/ /, "", $5); print "commits" $2, $3, $4, $5}') || {
+    echo "the embedded bench failed" >&2
+    embedded=
+  }
   echo
   echo "pgbench $(pgbench --version | awk '{print $3}'), durable single-row INSERT transactions, $secs s per run, -M prepared, loopback; $(nproc) cores"
   echo

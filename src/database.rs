@@ -81,12 +81,8 @@ impl Database {
     /// Opens the database in `dir` with `options`. Fails with
     /// [`Error::Locked`] if another handle has it open.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
-        let (lock, rows_dir, upgrade) = dir::open(dir.as_ref(), options.layout_version)?;
-        let db = Self::start(engine_options(Some(rows_dir), &options), Some(lock))?;
-        if upgrade {
-            dir::upgrade(dir.as_ref())?;
-        }
-        Ok(db)
+        let (lock, rows_dir) = dir::open(dir.as_ref(), options.layout_version)?;
+        Self::start(engine_options(Some(rows_dir), &options), Some(lock))
     }
 
     /// A database that lives in memory only and is gone when closed.
@@ -398,6 +394,7 @@ fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineO
         query_memory_limit: options.query_memory_limit,
         fast_path: options.fast_path,
         checkpoint_wal_bytes: options.checkpoint_wal_bytes,
+        row_memory_budget: options.row_memory_budget,
         io_backend: options.io_backend,
     }
 }

@@ -7,9 +7,11 @@
 //! ```
 //!
 //! Version 1 (before checkpoints) kept the row store's log in one file,
-//! `rows/wal.log`. This build reads it as the log's first segment and,
-//! once the database has opened, marks the directory version 2, since it
-//! then writes segments and checkpoints a version-1 build would not read.
+//! `rows/wal.log`. This build reads it as the log's first segment and
+//! marks the directory version 2 before it opens the row store, which may
+//! at once write segments and checkpoints (and remove `wal.log`) that a
+//! version-1 build would not read: such a build then refuses the directory
+//! instead of opening it empty.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -29,10 +31,9 @@ pub(crate) struct DirLock {
     _file: File,
 }
 
-/// Creates the directory if needed, takes its lock, checks its layout.
-/// Returns the lock, the row store's directory, and whether the layout
-/// file is to be upgraded ([`upgrade`]) once the database has opened.
-pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf, bool)> {
+/// Creates the directory if needed, takes its lock, checks its layout
+/// (upgrading version 1). Returns the lock and the row store's directory.
+pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)> {
     if layout_version != LAYOUT_VERSION {
         return Err(Error::Unsupported(format!(
             "data layout version {layout_version} (this build reads and writes version {LAYOUT_VERSION})"
@@ -60,10 +61,10 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf,
             let version = text.strip_prefix("omendb-layout ").and_then(|v| v.trim().parse::<u32>().ok());
             match version {
                 Some(LAYOUT_VERSION) => {}
-                Some(1) => return Ok((DirLock { _file: file }, dir.join(ROWS_DIR), true)),
+                Some(1) => write_layout(dir)?,
                 Some(v) => {
                     return Err(Error::Unsupported(format!(
-                        "{} has data layout version {v}; this build reads version {LAYOUT_VERSION}",
+                        "{} has data layout version {v}; this build reads versions 1 and {LAYOUT_VERSION}",
                         dir.display()
                     )));
                 }
@@ -73,12 +74,7 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_layout(dir)?,
         Err(e) => return Err(e.into()),
     }
-    Ok((DirLock { _file: file }, dir.join(ROWS_DIR), false))
-}
-
-/// Marks a version-1 directory as this build's layout (see the module docs).
-pub(crate) fn upgrade(dir: &Path) -> Result<()> {
-    write_layout(dir)
+    Ok((DirLock { _file: file }, dir.join(ROWS_DIR)))
 }
 
 /// Writes the layout file (replacing it atomically), made durable with its directory entry.

@@ -18,9 +18,6 @@ pub struct Options {
     /// [`crate::Error::Execution`]. Default: half the machine's memory. 0
     /// means no limit; otherwise at least 16 MiB, and opening with less is
     /// [`crate::Error::Unsupported`] (a spilling sort needs room to merge).
-    /// It also bounds the rows the row store keeps in memory: a checkpoint
-    /// starts once the log since the last one holds half of it, and the
-    /// rows it writes are then read from its memory-mapped runs.
     pub memory_budget: usize,
     /// Bytes one query may hold within the budget, so that one large sort
     /// or join cannot take it all from the others (the server's "memory
@@ -29,7 +26,8 @@ pub struct Options {
     pub query_memory_limit: usize,
     /// The layout version a new data directory is created with. Only
     /// [`LAYOUT_VERSION`] is supported; opening a directory written with
-    /// another version is an error, never a silent misread.
+    /// another version is an error, never a silent misread (version-1
+    /// directories are the exception: they are read and upgraded).
     pub layout_version: u32,
     /// Whether primary-key point statements and `INSERT ... VALUES` skip
     /// DataFusion when they run (see [`crate::Statement`]). Default true;
@@ -41,9 +39,18 @@ pub struct Options {
     /// reopening replays little and the log stops growing). A checkpoint
     /// also waits until the log is as big as the last checkpoint's runs,
     /// so it costs at most one write of the data per write of as much log.
-    /// Default 64 MiB; 0 turns background checkpoints off
-    /// ([`crate::Database::checkpoint`] and SQL `CHECKPOINT` still work).
+    /// Default 64 MiB; 0 turns this trigger off (with no
+    /// [`Options::row_memory_budget`] either, no background checkpoints;
+    /// [`crate::Database::checkpoint`] and SQL `CHECKPOINT` still work).
     pub checkpoint_wal_bytes: u64,
+    /// Bytes of changed rows the row store may hold in memory beyond its
+    /// checkpoint runs: a checkpoint also starts once the log since the
+    /// last one holds half this much, whatever the data's size, and the
+    /// rows it writes are then read from the memory-mapped runs. Each
+    /// checkpoint writes every table whole, so a budget much smaller than
+    /// the data means frequent full rewrites (and writers are not slowed
+    /// if they outrun them). Default 0: no budget.
+    pub row_memory_budget: u64,
     /// How the log writes and syncs. Default [`IoBackend::Plain`] (pwrite
     /// and fdatasync), which measured faster here than
     /// [`IoBackend::IoUring`] (a group commit's write and fdatasync in one
@@ -61,6 +68,7 @@ impl Default for Options {
             layout_version: LAYOUT_VERSION,
             fast_path: true,
             checkpoint_wal_bytes: 64 << 20,
+            row_memory_budget: 0,
             io_backend: IoBackend::Plain,
         }
     }
@@ -88,6 +96,12 @@ impl Options {
     /// Sets [`Options::io_backend`].
     pub fn with_io_backend(mut self, io_backend: IoBackend) -> Self {
         self.io_backend = io_backend;
+        self
+    }
+
+    /// Sets [`Options::row_memory_budget`].
+    pub fn with_row_memory_budget(mut self, bytes: u64) -> Self {
+        self.row_memory_budget = bytes;
         self
     }
 

@@ -72,12 +72,13 @@
 //! a checkpoint a table's rows are read from its memory-mapped run; memory
 //! holds the rows changed since (and every secondary index's entries,
 //! rebuilt from the rows on open). Each checkpoint writes every table whole
-//! (its trigger grows with the data); incremental checkpoints, compaction
-//! of runs and a memory budget that triggers checkpoints are the durability
+//! (its trigger grows with the data, unless a `memory_budget` asks for
+//! more); incremental checkpoints and compaction of runs are the durability
 //! issue's next steps.
 
 #![deny(missing_docs)]
-// One module submits to io_uring (`wal/uring.rs`); every block says why it is sound.
+// Two modules use unsafe: io_uring submissions (`wal/uring.rs`) and the
+// memory map of a run (`run.rs`); every block says why it is sound.
 #![deny(unsafe_code)]
 
 mod alter;

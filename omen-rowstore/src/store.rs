@@ -80,6 +80,7 @@ impl Default for StoreOptions {
 
 /// What the latest checkpoint holds (see [`Store::checkpoint`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckpointInfo {
     /// The checkpoint's timestamp: it holds every commit up to it (0: none yet).
     pub ts: Ts,
@@ -87,8 +88,8 @@ pub struct CheckpointInfo {
     pub rows: u64,
     /// Bytes of its run files.
     pub run_bytes: u64,
-    /// Bytes of log on disk now (records after the checkpoint, and those
-    /// before it not yet removed).
+    /// Bytes of log now (records after the checkpoint, and those before
+    /// it not yet removed; a segment's zero-filled room is not counted).
     pub wal_bytes: u64,
     /// Why the last background checkpoint failed, if it did (it is tried
     /// again at the next interval).

@@ -39,8 +39,11 @@ pub struct EngineOptions {
     /// DataFusion when they run (default true).
     pub fast_path: bool,
     /// Log bytes that start a background checkpoint (see
-    /// [`omen_rowstore::StoreOptions::checkpoint_wal_bytes`]); 0: none.
+    /// [`omen_rowstore::StoreOptions::checkpoint_wal_bytes`]); 0: no such trigger.
     pub checkpoint_wal_bytes: u64,
+    /// The row store's memory budget for changed rows (see
+    /// [`omen_rowstore::StoreOptions::memory_budget`]); 0: none.
+    pub row_memory_budget: u64,
     /// How the row store's log writes and syncs.
     pub io_backend: omen_rowstore::IoBackend,
 }
@@ -54,6 +57,7 @@ impl Default for EngineOptions {
             query_memory_limit: 0,
             fast_path: true,
             checkpoint_wal_bytes: StoreOptions::default().checkpoint_wal_bytes,
+            row_memory_budget: 0,
             io_backend: omen_rowstore::IoBackend::default(),
         }
     }
@@ -109,7 +113,7 @@ impl Engine {
             durability: options.durability,
             checkpoint_wal_bytes: options.checkpoint_wal_bytes,
             io_backend: options.io_backend,
-            memory_budget: options.memory_budget as u64,
+            memory_budget: options.row_memory_budget,
             ..StoreOptions::default()
         })?;
         let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;

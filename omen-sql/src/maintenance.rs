@@ -1,7 +1,7 @@
 //! `VACUUM`, `ANALYZE` and `CHECKPOINT`, which PostgreSQL tools (pgbench
 //! among them) and operators send.
 //!
-//! Both check that the tables they name exist. `VACUUM` runs a garbage
+//! VACUUM and ANALYZE check that the tables they name exist. `VACUUM` runs a garbage
 //! collection pass of the row store at once (the background collector runs
 //! it anyway); `ANALYZE` has nothing to do, since the planner reads
 //! statistics from the column store as it plans. Options in either

@@ -70,7 +70,7 @@ pub(crate) enum Compiled {
     /// statements do not exist; protocol-level ones are replaced when a
     /// client parses the name again).
     NoOp(&'static str),
-    /// `VACUUM` or `ANALYZE`.
+    /// `VACUUM`, `ANALYZE` or `CHECKPOINT`.
     Maintenance(crate::maintenance::Maintenance),
     /// `TRUNCATE`: these tables emptied in the statement's transaction.
     Truncate(Vec<String>),

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 /// Which I/O backend the log uses (see `docs/ARCHITECTURE.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum IoBackend {
     /// pwrite(2) and fdatasync(2): measured the faster of the two here.
     #[default]
