@@ -29,6 +29,36 @@ fn sql_checkpoint_then_reopen_keeps_rows_indexes_and_later_commits() {
     assert!(db.execute("CHECKPOINT now", params![]).is_err());
 }
 
+/// Every record of the log segments in `rows`, in order, after one header,
+/// as a version-1 build's single log file held them; removes the segments.
+fn one_log(rows: &std::path::Path) -> Vec<u8> {
+    let mut segments: Vec<_> = std::fs::read_dir(rows)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("wal-0"))
+        .collect();
+    segments.sort();
+    let mut out = Vec::new();
+    for path in segments {
+        let bytes = std::fs::read(&path).unwrap();
+        if out.is_empty() {
+            out.extend_from_slice(&bytes[..16]);
+        }
+        // Records: | len u32 | crc u32 | payload |, then zero-filled room.
+        let mut at = 16;
+        while at + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            if len == 0 {
+                break;
+            }
+            out.extend_from_slice(&bytes[at..at + 8 + len]);
+            at += 8 + len;
+        }
+        std::fs::remove_file(path).unwrap();
+    }
+    out
+}
+
 #[test]
 fn a_version_1_directory_opens_and_is_upgraded() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,9 +66,10 @@ fn a_version_1_directory_opens_and_is_upgraded() {
     db.execute("CREATE TABLE t (a INT PRIMARY KEY, b TEXT)", params![]).unwrap();
     db.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')", params![]).unwrap();
     db.close().unwrap();
-    // What a version-1 build left: one log file, layout 1.
+    // What a version-1 build left: one log file (the same header and
+    // records: the segments' records in order), layout 1.
     let rows = dir.path().join("rows");
-    std::fs::rename(rows.join("wal-0000000001.log"), rows.join("wal.log")).unwrap();
+    std::fs::write(rows.join("wal.log"), one_log(&rows)).unwrap();
     std::fs::write(dir.path().join("OMENDB_LAYOUT"), "omendb-layout 1\n").unwrap();
 
     let db = Database::open(dir.path()).unwrap();

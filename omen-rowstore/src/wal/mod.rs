@@ -8,8 +8,11 @@
 //! segments whose records it holds ([`Wal::remove_through`]).
 //!
 //! The next segment is made ahead, in the background, once the active one
-//! is half full: `wal-spare`, the segment size of zeros, synced, then
-//! renamed into place at the roll and given its header. Appending into it never changes the file's size, so a
+//! is half full: `wal-spare`, zeros, synced, then renamed into place at the
+//! roll and given its header. A segment made empty (a new log's first)
+//! asks for one at once and rolls into it when it is ready; spares start
+//! at 1 MiB and double up to the segment size, so a new store never writes
+//! a whole segment of zeros up front. Appending into it never changes the file's size, so a
 //! commit's fdatasync writes no metadata (measured here: 99 us against 158
 //! us for an append that grows the file). Zeros after a segment's last
 //! record are that room, not damage; a spare found on open is remade.
@@ -316,6 +319,11 @@ struct Active {
     /// Whether the spare for the next roll was asked for (once the segment
     /// is half full: a log that never fills one never makes one).
     spare_asked: bool,
+    /// The length at which the segment rolls: a spare's size, or the
+    /// segment size for one made empty.
+    capacity: u64,
+    /// Whether the segment was zero-filled ahead (a spare).
+    preallocated: bool,
     max_ts: u64,
     sealed: Vec<Sealed>,
 }
@@ -349,10 +357,15 @@ struct Shared {
 #[derive(Default)]
 struct Spare {
     ready: bool,
+    /// The size of the spare made or being made.
+    len: u64,
     maker: Option<JoinHandle<()>>,
 }
 
 const SPARE: &str = "wal-spare";
+/// The size of the first spare a log makes; each next one doubles, up to
+/// the segment size.
+const FIRST_SPARE: u64 = 1 << 20;
 const SPARE_TEMP: &str = "wal-spare.tmp";
 
 /// Writes `dir/wal-spare`: `len` zero bytes, synced, named by a rename. A
@@ -470,22 +483,28 @@ impl Shared {
         result
     }
 
-    /// Starts making the next spare segment in the background, unless one
-    /// is ready or being made. A failure leaves none: the next roll then
-    /// creates its segment the plain way.
-    fn prepare_spare(self: &Arc<Self>) {
+    /// Starts making a spare segment of `len` bytes in the background,
+    /// unless one is ready or being made. A failure leaves none: the next
+    /// roll then creates its segment the plain way.
+    fn prepare_spare(self: &Arc<Self>, len: u64) {
         let mut spare = self.spare.lock();
         if spare.ready || spare.maker.as_ref().is_some_and(|m| !m.is_finished()) {
             return;
         }
+        spare.len = len;
         let shared = Arc::clone(self);
         spare.maker = std::thread::Builder::new()
             .name("omen-wal-spare".into())
             .spawn(move || {
-                let made = make_spare(&shared.dir, shared.segment_bytes).is_ok();
+                let made = make_spare(&shared.dir, len).is_ok();
                 shared.spare.lock().ready = made;
             })
             .ok();
+    }
+
+    /// Whether a spare is ready for the next roll.
+    fn spare_ready(&self) -> bool {
+        self.spare.lock().ready
     }
 
     /// Syncs everything written so far.
@@ -520,8 +539,11 @@ impl Shared {
             if failpoint("wal::roll") {
                 return Err(injected("wal::roll"));
             }
-            let spare = std::mem::take(&mut self.spare.lock().ready);
-            let file = if spare {
+            let spare = {
+                let mut s = self.spare.lock();
+                std::mem::take(&mut s.ready).then_some(s.len)
+            };
+            let file = if spare.is_some() {
                 // Zero-filled ahead: appends then never change the file's
                 // size, and an fdatasync need not write its metadata.
                 if let Err(e) = std::fs::rename(self.dir.join(SPARE), &path) {
@@ -539,10 +561,10 @@ impl Shared {
                 file
             };
             File::open(&self.dir)?.sync_all()?;
-            self.io.segment(file, HEADER_LEN)
+            Ok((self.io.segment(file, HEADER_LEN)?, spare))
         })();
-        let seg = match created {
-            Ok(seg) => seg,
+        let (seg, spare) = match created {
+            Ok(made) => made,
             Err(e) => {
                 // A newer segment left behind would make the old one's
                 // later records unreachable: it must go, or the log stops.
@@ -562,6 +584,8 @@ impl Shared {
         active.seq = seq;
         active.len = HEADER_LEN;
         active.spare_asked = false;
+        active.capacity = spare.unwrap_or(self.segment_bytes);
+        active.preallocated = spare.is_some();
         Ok(())
     }
 }
@@ -629,6 +653,9 @@ impl Wal {
                 });
             }
             if newest {
+                // Zero-filled room past the records: a spare taken earlier.
+                let size = file.metadata()?.len();
+                let preallocated = size > got.len;
                 let seg = options.io.segment(file, got.len)?;
                 active = Some(Active {
                     seg,
@@ -636,6 +663,12 @@ impl Wal {
                     len: got.len,
                     pending: Vec::new(),
                     spare_asked: false,
+                    capacity: if preallocated {
+                        size.min(options.segment_bytes.max(HEADER_LEN + 1))
+                    } else {
+                        options.segment_bytes.max(HEADER_LEN + 1)
+                    },
+                    preallocated,
                     max_ts: got.max_ts.max(last_ts),
                     sealed: Vec::new(),
                 });
@@ -716,7 +749,9 @@ impl Wal {
         buf.extend_from_slice(&payload);
         let n = buf.len() as u64;
         let mut active = self.shared.active.lock();
-        if active.len > HEADER_LEN && active.len + n > self.shared.segment_bytes && self.shared.roll(&mut active).is_err() {
+        // Full, or made empty while a zero-filled spare now waits.
+        let roll = active.len + n > active.capacity || (!active.preallocated && active.spare_asked && self.shared.spare_ready());
+        if active.len > HEADER_LEN && roll && self.shared.roll(&mut active).is_err() {
             // Unless the roll poisoned the log, the record goes on in the
             // full segment, and the next write tries the roll again.
             self.shared.check()?;
@@ -729,9 +764,16 @@ impl Wal {
         }
         active.len += n;
         active.max_ts = active.max_ts.max(record.ts());
-        if !active.spare_asked && active.len > self.shared.segment_bytes / 2 {
+        // A spare for the next roll: once the segment is half full; at once
+        // for a segment made empty (a new log's first one), then small and
+        // doubling, so the log soon appends only into zero-filled room
+        // without a new store writing a whole segment of zeros up front.
+        let segment_bytes = self.shared.segment_bytes;
+        let early = !active.preallocated && segment_bytes >= 2 * FIRST_SPARE;
+        if !active.spare_asked && (active.len > active.capacity / 2 || early) {
             active.spare_asked = true;
-            self.shared.prepare_spare();
+            let len = if active.preallocated { (2 * active.capacity).min(segment_bytes) } else { FIRST_SPARE.min(segment_bytes) };
+            self.shared.prepare_spare(len);
         }
         let end = self.shared.written.fetch_add(n, Ordering::AcqRel) + n;
         Ok((self.durability == Durability::Full).then_some(end))
@@ -1262,6 +1304,40 @@ mod tests {
             bytes[599] = 1;
             std::fs::write(&newest, &bytes).unwrap();
             assert!(matches!(open_with(&io, dir.path(), Durability::Full, 600), Err(Error::Corruption { file, .. }) if file == newest));
+        }
+    }
+
+    /// A new log's first segment is made empty; the log asks for a small
+    /// spare at once and rolls into it when it is ready, then doubles each
+    /// next spare up to the segment size.
+    #[test]
+    fn spares_start_small_and_double() {
+        for io in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let segment = 8 * FIRST_SPARE;
+            let (wal, _) = open_with(&io, dir.path(), Durability::Off, segment).unwrap();
+            let mut ts = 0;
+            let mut append = |wal: &Wal| {
+                ts += 1;
+                wal.append(&commit(ts)).unwrap();
+            };
+            let mut sizes = Vec::new();
+            // Polls for the background maker; the bounds only stop a hang.
+            for _ in 0..200_000 {
+                append(&wal);
+                let newest = segment_path(dir.path(), *list_segments(dir.path()).unwrap().last().unwrap());
+                let size = std::fs::metadata(&newest).unwrap().len();
+                if sizes.last() != Some(&size) && size >= FIRST_SPARE {
+                    sizes.push(size);
+                }
+                if sizes.len() == 3 {
+                    break;
+                }
+            }
+            assert_eq!(sizes, [FIRST_SPARE, 2 * FIRST_SPARE, 4 * FIRST_SPARE]);
+            drop(wal);
+            let (_, recs) = open_with(&io, dir.path(), Durability::Off, segment).unwrap();
+            assert_eq!(recs.len() as u64, ts);
         }
     }
 }
