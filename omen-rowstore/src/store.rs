@@ -44,7 +44,8 @@ pub struct StoreOptions {
     /// How often a background thread collects garbage versions (see
     /// [`Store::collect_garbage`]); zero runs no thread. Default 10 ms.
     pub gc_interval: Duration,
-    /// Size of a log segment file. Default 64 MiB.
+    /// Largest size of a log segment file (zero-filled spares start at
+    /// 1 MiB and double up to it). Default 64 MiB.
     pub wal_segment_bytes: u64,
     /// How the log writes and syncs: plain pwrite and fdatasync (default),
     /// or io_uring.

@@ -317,7 +317,7 @@ struct Active {
     /// file: the next group sync writes them all with one call.
     pending: Vec<u8>,
     /// Whether the spare for the next roll was asked for (once the segment
-    /// is half full: a log that never fills one never makes one).
+    /// is half full, or at once for a segment made empty).
     spare_asked: bool,
     /// The length at which the segment rolls: a spare's size, or the
     /// segment size for one made empty.
@@ -350,6 +350,9 @@ struct Shared {
     stop_cv: Condvar,
     /// The next segment, made ahead of time in the background.
     spare: Mutex<Spare>,
+    /// The size of the next spare: 1 MiB at first, doubling with each one
+    /// taken, up to the segment size.
+    next_spare: AtomicU64,
 }
 
 /// A zero-filled segment file made ahead of the roll that takes it (see the
@@ -539,17 +542,18 @@ impl Shared {
             if failpoint("wal::roll") {
                 return Err(injected("wal::roll"));
             }
-            let spare = {
+            let mut spare = {
                 let mut s = self.spare.lock();
                 std::mem::take(&mut s.ready).then_some(s.len)
             };
+            // Zero-filled ahead: appends then never change the file's size,
+            // and an fdatasync need not write its metadata. A spare that
+            // cannot be renamed in is dropped: the roll makes a plain file.
+            if spare.is_some() && std::fs::rename(self.dir.join(SPARE), &path).is_err() {
+                let _ = std::fs::remove_file(self.dir.join(SPARE));
+                spare = None;
+            }
             let file = if spare.is_some() {
-                // Zero-filled ahead: appends then never change the file's
-                // size, and an fdatasync need not write its metadata.
-                if let Err(e) = std::fs::rename(self.dir.join(SPARE), &path) {
-                    self.spare.lock().ready = true;
-                    return Err(e);
-                }
                 let file = OpenOptions::new().read(true).write(true).open(&path)?;
                 std::os::unix::fs::FileExt::write_all_at(&file, &header(), 0)?;
                 file.sync_data()?;
@@ -566,6 +570,8 @@ impl Shared {
         let (seg, spare) = match created {
             Ok(made) => made,
             Err(e) => {
+                // The segment goes on; it may ask for a spare again.
+                active.spare_asked = false;
                 // A newer segment left behind would make the old one's
                 // later records unreachable: it must go, or the log stops.
                 let removed = match std::fs::remove_file(&path) {
@@ -586,6 +592,10 @@ impl Shared {
         active.spare_asked = false;
         active.capacity = spare.unwrap_or(self.segment_bytes);
         active.preallocated = spare.is_some();
+        if let Some(len) = spare {
+            // The ramp goes on from here, checkpoint seals or not.
+            self.next_spare.store((2 * len).min(self.segment_bytes), Ordering::Relaxed);
+        }
         Ok(())
     }
 }
@@ -692,6 +702,7 @@ impl Wal {
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             spare: Mutex::new(Spare::default()),
+            next_spare: AtomicU64::new(FIRST_SPARE.min(options.segment_bytes.max(HEADER_LEN + 1))),
         });
         // A spare a crash left may be partial: the next one is made anew.
         for name in [SPARE, SPARE_TEMP] {
@@ -772,8 +783,7 @@ impl Wal {
         let early = !active.preallocated && segment_bytes >= 2 * FIRST_SPARE;
         if !active.spare_asked && (active.len > active.capacity / 2 || early) {
             active.spare_asked = true;
-            let len = if active.preallocated { (2 * active.capacity).min(segment_bytes) } else { FIRST_SPARE.min(segment_bytes) };
-            self.shared.prepare_spare(len);
+            self.shared.prepare_spare(self.shared.next_spare.load(Ordering::Relaxed));
         }
         let end = self.shared.written.fetch_add(n, Ordering::AcqRel) + n;
         Ok((self.durability == Durability::Full).then_some(end))
@@ -1271,22 +1281,17 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let (wal, _) = open_with(&io, dir.path(), Durability::Full, 600).unwrap();
             let mut ts = 0;
-            while wal.len() < 400 {
+            // Past half full the spare is asked for; the roll takes it as
+            // soon as it is ready (the pauses give the maker its turn; the
+            // bound only stops a hang).
+            let before = list_segments(dir.path()).unwrap().len();
+            for _ in 0..5000 {
                 ts += 1;
                 wal.append(&commit(ts)).unwrap();
-            }
-            // Polls for the background maker; the bound only stops a hang.
-            for _ in 0..5000 {
-                if wal.shared.spare.lock().ready {
+                if list_segments(dir.path()).unwrap().len() > before {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            assert!(dir.path().join(SPARE).exists());
-            let before = list_segments(dir.path()).unwrap().len();
-            while list_segments(dir.path()).unwrap().len() == before {
-                ts += 1;
-                wal.append(&commit(ts)).unwrap();
             }
             let newest = segment_path(dir.path(), *list_segments(dir.path()).unwrap().last().unwrap());
             assert_eq!(std::fs::metadata(&newest).unwrap().len(), 600, "the new segment is the preallocated spare");
