@@ -31,6 +31,19 @@ fn timed_open(dir: &std::path::Path) -> (Store, Duration) {
     (store, start.elapsed())
 }
 
+/// The median of three timed opens, each checked to hold `rows` rows.
+fn median_open(dir: &std::path::Path, expect: i64) -> Duration {
+    let mut took: Vec<Duration> = (0..3)
+        .map(|_| {
+            let (store, took) = timed_open(dir);
+            assert_eq!(rows(&store), expect);
+            took
+        })
+        .collect();
+    took.sort();
+    took[1]
+}
+
 /// Rows in `kv` (a full scan, outside the timing).
 fn rows(store: &Store) -> i64 {
     let (t, _) = store.table("kv").unwrap();
@@ -71,33 +84,21 @@ fn main() {
     println!("wrote {commits} commits ({} MiB of log, {next} keys) in {:.1} s", wal_bytes >> 20, start.elapsed().as_secs_f64());
     drop(store);
 
-    let mut replays = Vec::new();
-    for _ in 0..3 {
-        let (store, took) = timed_open(dir.path());
-        assert_eq!(rows(&store), next);
-        replays.push(took);
-    }
-    replays.sort();
+    let replay = median_open(dir.path(), next);
     let (store, _) = timed_open(dir.path());
     let started = Instant::now();
     let info = store.checkpoint().unwrap();
     let checkpoint_took = started.elapsed();
     drop(store);
-    let mut loads = Vec::new();
-    for _ in 0..3 {
-        let (store, took) = timed_open(dir.path());
-        assert_eq!(rows(&store), next);
-        loads.push(took);
-    }
-    loads.sort();
+    let load = median_open(dir.path(), next);
     println!();
     println!("| reopen after | median of 3 (s) | MiB/s |");
     println!("|---|---:|---:|");
     let row = |what: &str, took: Duration, bytes: u64| {
         println!("| {what} | {:.2} | {:.0} |", took.as_secs_f64(), (bytes >> 20) as f64 / took.as_secs_f64());
     };
-    row(&format!("a {} MiB log tail (replay)", wal_bytes >> 20), replays[1], wal_bytes);
-    row(&format!("a checkpoint ({} MiB of runs, {} rows)", info.run_bytes >> 20, info.rows), loads[1], info.run_bytes);
+    row(&format!("a {} MiB log tail (replay)", wal_bytes >> 20), replay, wal_bytes);
+    row(&format!("a checkpoint ({} MiB of runs, {} rows)", info.run_bytes >> 20, info.rows), load, info.run_bytes);
     println!();
     println!(
         "writing that checkpoint took {:.2} s ({:.0} MiB/s)",

@@ -231,8 +231,8 @@ impl Table {
     pub(crate) fn with_visible<R>(&self, key: &[u8], ts: Ts, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Error> {
         let shard = self.shard(key).read();
         if let Some(c) = shard.chains.get(key) {
-            let c = Arc::clone(c);
-            drop(shard);
+            // Read under the shard's lock, as before runs: no refcount
+            // traffic on a hot key's chain.
             return Ok(c.with_visible(ts, f));
         }
         // Under the shard's lock: no chain for the key can appear, and no
