@@ -126,15 +126,25 @@ impl Database {
         crate::dir::backup(dir.as_ref(), |rows| Ok(self.inner.engine.backup_to(rows).map(drop)?))
     }
 
-    /// Writes a checkpoint now: every table's rows into run files beside
-    /// the log, which is then cut behind them, so reopening maps the runs
-    /// and replays only later commits. Commits go on meanwhile. A
-    /// background thread does this as the log grows (see
-    /// [`Options::checkpoint_wal_bytes`]); SQL `CHECKPOINT` does the same.
-    /// An in-memory database has nothing to write and returns the default.
+    /// Writes a checkpoint now: what changed since the last one, a run
+    /// file per table beside the log, which is then cut behind them, so
+    /// reopening maps the runs and replays only later commits; then merges
+    /// similar-sized runs. Commits go on meanwhile. A background thread
+    /// does this as the log grows (see [`Options::checkpoint_wal_bytes`]);
+    /// SQL `CHECKPOINT` does the same. An in-memory database has nothing
+    /// to write and returns the default.
     pub fn checkpoint(&self) -> Result<crate::CheckpointInfo> {
         self.check_open()?;
         Ok(self.inner.engine.checkpoint()?)
+    }
+
+    /// Merges each table's checkpoint runs into one, dropping deleted
+    /// rows, so reads that miss memory probe one run (after a bulk load or
+    /// a mass delete, say). Commits go on meanwhile. SQL `VACUUM FULL`
+    /// does the same. An in-memory database has nothing to merge.
+    pub fn compact(&self) -> Result<crate::CheckpointInfo> {
+        self.check_open()?;
+        Ok(self.inner.engine.compact()?)
     }
 
     /// The log's I/O backend in use ("io_uring" or "pwrite+fdatasync");

@@ -1,16 +1,21 @@
 //! The manifest: which checkpoint the store starts from.
 //!
 //! It names the checkpoint's timestamp, the catalog as of then (tables,
-//! their schemas and indexes) and each table's run file. Opening reads it,
-//! maps the runs and replays the log's records after the timestamp; with
-//! no manifest the whole log is replayed.
+//! their schemas and indexes) and each table's run files, newest first
+//! (see `table::base`). Opening reads it, maps the runs and replays the
+//! log's records after the timestamp; with no manifest the whole log is
+//! replayed.
 //!
 //! ```text
-//! MANIFEST: | magic "OMENMAN\0" (8) | version: u32 LE | reserved: u32 (0) | body | crc32c(all before): u32 LE |
+//! MANIFEST: | magic "OMENMAN\0" (8) | version: u32 LE (2) | reserved: u32 (0) | body | crc32c(all before): u32 LE |
 //! body:     | ts: u64 | next_table_id: u64 | n: var | n x table |
-//! table:    | id: u64 | next_row_id: u64 | schema | run: var+bytes (empty: no rows) | rows: u64 |
+//! table:    | id: u64 | next_row_id: u64 | schema | rows: u64 | r: var | r x run |
 //!           | m: var | m x (index id: u64 | index definition) |
+//! run:      | name: var+bytes | ts: u64 | entries: u64 | bytes: u64 |    (newest first, timestamps descending)
 //! ```
+//!
+//! Version 1 (one run per table, at the manifest's timestamp) is read too:
+//! `| id | next_row_id | schema | run: var+bytes (empty: none) | rows: u64 | m | ...`.
 //!
 //! It is replaced atomically: written to `MANIFEST.tmp`, synced, renamed
 //! over `MANIFEST`, and the directory synced. Files a crash left behind
@@ -28,7 +33,7 @@ use crate::table::Ts;
 use crate::wal::sync_dir;
 
 const MAGIC: &[u8; 8] = b"OMENMAN\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 pub(crate) const FILE: &str = "MANIFEST";
 const TEMP: &str = "MANIFEST.tmp";
 
@@ -38,11 +43,24 @@ pub(crate) struct TableEntry {
     pub id: TableId,
     pub next_row_id: u64,
     pub schema: TableSchema,
-    /// The run file's name in the store's directory; `None` for no rows.
-    pub run: Option<String>,
-    /// Rows in the run.
+    /// Rows the table holds at the checkpoint.
     pub rows: u64,
+    /// Its runs, newest first (none: no rows).
+    pub runs: Vec<RunEntry>,
     pub indexes: Vec<(TableId, IndexDef)>,
+}
+
+/// One run file of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RunEntry {
+    /// The file's name in the store's directory.
+    pub name: String,
+    /// The checkpoint it was written at (a merged run: the newest merged).
+    pub ts: Ts,
+    /// Its entries, rows and tombstones.
+    pub entries: u64,
+    /// The file's size.
+    pub bytes: u64,
 }
 
 /// A checkpoint: the state at `ts`.
@@ -63,8 +81,14 @@ impl Manifest {
             body.extend_from_slice(&t.id.to_le_bytes());
             body.extend_from_slice(&t.next_row_id.to_le_bytes());
             t.schema.encode(&mut body);
-            put_bytes(&mut body, t.run.as_deref().unwrap_or("").as_bytes());
             body.extend_from_slice(&t.rows.to_le_bytes());
+            put_varint(&mut body, t.runs.len() as u64);
+            for run in &t.runs {
+                put_bytes(&mut body, run.name.as_bytes());
+                body.extend_from_slice(&run.ts.to_le_bytes());
+                body.extend_from_slice(&run.entries.to_le_bytes());
+                body.extend_from_slice(&run.bytes.to_le_bytes());
+            }
             put_varint(&mut body, t.indexes.len() as u64);
             for (id, def) in &t.indexes {
                 body.extend_from_slice(&id.to_le_bytes());
@@ -86,7 +110,7 @@ impl Manifest {
             return Err(corrupt(0, "not an OmenDB manifest (bad magic or too short)".into()));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(corrupt(8, format!("unsupported manifest version {version}")));
         }
         let (checked, crc) = bytes.split_at(bytes.len() - 4);
@@ -104,11 +128,20 @@ impl Manifest {
                 let id = r.u64()?;
                 let next_row_id = r.u64()?;
                 let schema = TableSchema::decode(r)?;
-                let run = Some(r.str()?.to_owned()).filter(|s| !s.is_empty());
-                let rows = r.u64()?;
+                let (rows, runs) = if version == 1 {
+                    let name = r.str()?.to_owned();
+                    let rows = r.u64()?;
+                    // Version 1 did not note the size: 0 means unknown.
+                    (rows, if name.is_empty() { vec![] } else { vec![RunEntry { name, ts, entries: rows, bytes: 0 }] })
+                } else {
+                    let rows = r.u64()?;
+                    let k = r.len()?;
+                    let runs = (0..k).map(|_| Ok(RunEntry { name: r.str()?.to_owned(), ts: r.u64()?, entries: r.u64()?, bytes: r.u64()? }));
+                    (rows, runs.collect::<Result<Vec<_>>>()?)
+                };
                 let m = r.len()?;
                 let indexes = (0..m).map(|_| Ok((r.u64()?, IndexDef::decode(r)?))).collect::<Result<Vec<_>>>()?;
-                tables.push(TableEntry { id, next_row_id, schema, run, rows, indexes });
+                tables.push(TableEntry { id, next_row_id, schema, rows, runs, indexes });
             }
             Ok(Self { ts, next_table_id, tables })
         };
@@ -116,8 +149,17 @@ impl Manifest {
         if !r.is_empty() {
             return Err(corrupt(16, "trailing bytes".into()));
         }
-        if let Some(bad) = manifest.tables.iter().filter_map(|t| t.run.as_deref()).find(|n| !is_run_name(n)) {
+        if let Some(bad) = manifest.runs().find(|n| !is_run_name(n)) {
             return Err(corrupt(16, format!("bad run file name {bad:?}")));
+        }
+        for t in &manifest.tables {
+            let mut newer = manifest.ts.checked_add(1);
+            for run in &t.runs {
+                if newer.is_some_and(|n| run.ts >= n) {
+                    return Err(corrupt(16, format!("run {:?} of table {} is out of timestamp order", run.name, t.id)));
+                }
+                newer = Some(run.ts);
+            }
         }
         Ok(manifest)
     }
@@ -150,7 +192,7 @@ impl Manifest {
 
     /// The run files it names.
     pub(crate) fn runs(&self) -> impl Iterator<Item = &str> {
-        self.tables.iter().filter_map(|t| t.run.as_deref())
+        self.tables.iter().flat_map(|t| &t.runs).map(|r| r.name.as_str())
     }
 }
 
@@ -218,8 +260,11 @@ mod tests {
                 id: 1,
                 next_row_id: 1,
                 schema,
-                run: Some(run_name(1, 99, 0)),
                 rows: 3,
+                runs: vec![
+                    RunEntry { name: run_name(1, 99, 0), ts: 99, entries: 2, bytes: 300 },
+                    RunEntry { name: run_name(1, 40, 1), ts: 40, entries: 4, bytes: 500 },
+                ],
                 indexes: vec![(4, IndexDef { name: "t_b".into(), columns: vec![1], unique: false })],
             }],
         }
@@ -236,6 +281,47 @@ mod tests {
         std::fs::write(dir.path().join(TEMP), b"half").unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
         assert!(!dir.path().join(TEMP).exists());
+    }
+
+    /// A version-1 manifest (one run per table at the checkpoint's
+    /// timestamp) reads as version 2 with that one run, its size unknown.
+    #[test]
+    fn version_1_manifests_are_read() {
+        let m = sample();
+        let t = &m.tables[0];
+        let mut body = Vec::new();
+        body.extend_from_slice(&m.ts.to_le_bytes());
+        body.extend_from_slice(&m.next_table_id.to_le_bytes());
+        put_varint(&mut body, 1);
+        body.extend_from_slice(&t.id.to_le_bytes());
+        body.extend_from_slice(&t.next_row_id.to_le_bytes());
+        t.schema.encode(&mut body);
+        put_bytes(&mut body, t.runs[0].name.as_bytes());
+        body.extend_from_slice(&t.rows.to_le_bytes());
+        put_varint(&mut body, t.indexes.len() as u64);
+        for (id, def) in &t.indexes {
+            body.extend_from_slice(&id.to_le_bytes());
+            def.encode(&mut body);
+        }
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&body);
+        let crc = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let read = Manifest::decode(Path::new(FILE), &bytes).unwrap();
+        let one = RunEntry { name: t.runs[0].name.clone(), ts: m.ts, entries: t.rows, bytes: 0 };
+        assert_eq!(read.tables[0].runs, vec![one]);
+        assert_eq!((read.ts, read.tables[0].rows, &read.tables[0].indexes), (m.ts, t.rows, &t.indexes));
+    }
+
+    #[test]
+    fn runs_out_of_timestamp_order_are_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = sample();
+        m.tables[0].runs.reverse();
+        m.store(dir.path()).unwrap();
+        assert!(matches!(Manifest::load(dir.path()), Err(Error::Corruption { .. })));
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! Checkpoint runs: one immutable file per table holding its rows at a
+//! Checkpoint runs: immutable files holding a table's rows as of a
 //! checkpoint timestamp, sorted by key, with a learned index over the keys.
-//! A table reads the rows it does not hold in memory from its run
-//! ([`crate::table`]), through a memory map.
+//! A checkpoint writes one run per table with what changed since the last
+//! one: rows, and tombstones for keys deleted since (they mask the row an
+//! older run holds). A table reads the rows it does not hold in memory from
+//! its runs ([`crate::table`]), through memory maps.
 //!
 //! ```text
 //! run:     | header | entry* | offsets | prefixes | blocks | index | footer |
-//! header:  | magic "OMENRUN\0" (8) | version: u32 LE (2) | reserved: u32 (0) |
-//! entry:   | key_len: u32 LE | row_len: u32 LE | key | row |        (ascending keys, no duplicates)
+//! header:  | magic "OMENRUN\0" (8) | version: u32 LE (3) | reserved: u32 (0) |
+//! entry:   | key_len: u32 LE | row_len: u32 LE | key | row |        (ascending keys, no duplicates;
+//!                                                                     row_len 0xFFFF_FFFF: a tombstone, no row)
 //! offsets: | n x u64 LE |       each entry's offset in the file
 //! prefixes:| n x u64 LE |       each key's first 8 bytes, big-endian, zero-padded
 //! blocks:  | m x u32 LE |       crc32c of each 64 KiB block of the entries (the last one shorter)
@@ -15,7 +18,8 @@
 //!          | crc32c(header, offsets..index): u32 | crc32c(footer fields): u32 | magic "OMENRUNF" (8) |
 //! ```
 //!
-//! Integers are little-endian; the footer is the last 72 bytes. Rows use
+//! Integers are little-endian; the footer is the last 72 bytes. Version 2
+//! (the first session's runs) is read too: it has no tombstones. Rows use
 //! [`crate::codec::row`]'s format, keys [`crate::codec::key`]'s. A lookup
 //! asks the learned index for a window of positions around the key's
 //! prefix and searches the window by full key ([`PgmIndex::lower_bound_by`]):
@@ -46,7 +50,11 @@ use crate::table::Ts;
 
 const MAGIC: &[u8; 8] = b"OMENRUN\0";
 const FOOTER_MAGIC: &[u8; 8] = b"OMENRUNF";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+/// The oldest version read: 2 has the same layout, without tombstones.
+const OLDEST_VERSION: u32 = 2;
+/// The row length marking a tombstone (rows are shorter).
+const TOMBSTONE: u32 = u32::MAX;
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: usize = 72;
 /// Entries are checksummed in blocks of this many bytes.
@@ -107,20 +115,23 @@ impl RunWriter {
         Ok(())
     }
 
-    /// Appends a row; keys must ascend strictly.
-    pub(crate) fn push(&mut self, key: &[u8], row: &[u8]) -> Result<()> {
+    /// Appends a row, or with `None` a tombstone; keys must ascend strictly.
+    pub(crate) fn push(&mut self, key: &[u8], row: Option<&[u8]>) -> Result<()> {
         if self.last_key.as_deref().is_some_and(|last| last >= key) {
             return Err(Error::Decode(format!("run {} written out of key order", self.path.display())));
         }
         let too_long = || Error::Decode("key or row longer than 4 GiB".into());
         let klen = u32::try_from(key.len()).map_err(|_| too_long())?;
-        let rlen = u32::try_from(row.len()).map_err(|_| too_long())?;
+        let rlen = match row {
+            Some(row) => u32::try_from(row.len()).ok().filter(|&n| n != TOMBSTONE).ok_or_else(too_long)?,
+            None => TOMBSTONE,
+        };
         self.offsets.push(self.at);
         self.prefixes.push(key.prefix());
         self.data(&klen.to_le_bytes())?;
         self.data(&rlen.to_le_bytes())?;
         self.data(key)?;
-        self.data(row)?;
+        self.data(row.unwrap_or_default())?;
         match &mut self.last_key {
             Some(last) => {
                 last.clear();
@@ -129,6 +140,11 @@ impl RunWriter {
             None => self.last_key = Some(key.to_vec()),
         }
         Ok(())
+    }
+
+    /// Entries pushed so far.
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len()
     }
 
     /// Writes the sections after the entries and the footer, and syncs the
@@ -168,6 +184,8 @@ impl RunWriter {
 pub(crate) struct Run {
     path: PathBuf,
     map: memmap2::Mmap,
+    /// Whether the format has tombstones (version 3 on).
+    tombstones: bool,
     /// The table the run was written for.
     pub(crate) table: TableId,
     /// The checkpoint timestamp its rows were read at.
@@ -233,7 +251,7 @@ impl Run {
             return Err(corrupt(0, "not an OmenDB checkpoint run (bad magic or too short)"));
         }
         let version = u32_at(bytes, 8);
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(corrupt(8, &format!("unsupported run version {version}")));
         }
         let footer_at = bytes.len() - FOOTER_LEN;
@@ -269,7 +287,8 @@ impl Run {
             return Err(corrupt(index_at, "index length differs from the row count"));
         }
         let verified = (0..nblocks.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        Ok(Self { path: path.to_path_buf(), table, ts, len: n as usize, offsets_at, blocks_at, verified, index, map })
+        let tombstones = version >= 3;
+        Ok(Self { path: path.to_path_buf(), tombstones, table, ts, len: n as usize, offsets_at, blocks_at, verified, index, map })
     }
 
     fn corrupt(&self, offset: usize, reason: &str) -> Error {
@@ -295,21 +314,28 @@ impl Run {
         Ok(())
     }
 
-    /// The key and row at position `i < len`, checked.
-    pub(crate) fn entry(&self, i: usize) -> Result<(&[u8], &[u8])> {
+    /// The key and row at position `i < len`, checked; `None` for a tombstone.
+    pub(crate) fn entry(&self, i: usize) -> Result<(&[u8], Option<&[u8]>)> {
         let at = u64_at(&self.map, self.offsets_at + 8 * i) as usize;
         let out_of_bounds = || self.corrupt(at, "entry out of bounds");
         let head_end = at.checked_add(8).filter(|&e| at >= HEADER_LEN as usize && e <= self.offsets_at).ok_or_else(out_of_bounds)?;
         self.verify(at, head_end)?;
         let klen = u32_at(&self.map, at) as usize;
-        let rlen = u32_at(&self.map, at + 4) as usize;
+        let rlen = u32_at(&self.map, at + 4);
+        let tombstone = self.tombstones && rlen == TOMBSTONE;
         let key_end = head_end.checked_add(klen).ok_or_else(out_of_bounds)?;
-        let row_end = key_end.checked_add(rlen).filter(|&e| e <= self.offsets_at).ok_or_else(out_of_bounds)?;
+        let row_end =
+            key_end.checked_add(if tombstone { 0 } else { rlen as usize }).filter(|&e| e <= self.offsets_at).ok_or_else(out_of_bounds)?;
         self.verify(at, row_end)?;
-        Ok((&self.map[head_end..key_end], &self.map[key_end..row_end]))
+        Ok((&self.map[head_end..key_end], (!tombstone).then(|| &self.map[key_end..row_end])))
     }
 
-    /// Rows in the run.
+    /// The file's name (its path's last component).
+    pub(crate) fn name(&self) -> &str {
+        self.path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    }
+
+    /// Entries in the run (rows and tombstones).
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -332,8 +358,9 @@ impl Run {
         failed.map_or(Ok(i), Err)
     }
 
-    /// The row stored under `key`.
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+    /// The entry stored under `key`: `None` if the run has none, else the
+    /// row (`None` for a tombstone).
+    pub(crate) fn find(&self, key: &[u8]) -> Result<Option<Option<&[u8]>>> {
         let i = self.lower_bound(key)?;
         if i >= self.len {
             return Ok(None);
@@ -349,37 +376,46 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn write(dir: &Path, rows: &BTreeMap<Vec<u8>, Vec<u8>>) -> PathBuf {
+    type Entries = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+    fn write(dir: &Path, rows: &Entries) -> PathBuf {
         let path = dir.join("t.run");
         let mut w = RunWriter::create(&path).unwrap();
         for (k, v) in rows {
-            w.push(k, v).unwrap();
+            w.push(k, v.as_deref()).unwrap();
         }
+        assert_eq!(w.len(), rows.len());
         w.finish(7, 42).unwrap();
         path
     }
 
-    fn all(run: &Run) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        (0..run.len()).map(|i| run.entry(i).map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
+    type Owned = (Vec<u8>, Option<Vec<u8>>);
+
+    fn all(run: &Run) -> Result<Vec<Owned>> {
+        (0..run.len()).map(|i| run.entry(i).map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))).collect()
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
-        /// Every key is found with its row, every other key is absent
-        /// (keys share prefixes often: short alphabets, long keys).
+        /// Every key is found with its row or tombstone, every other key is
+        /// absent (keys share prefixes often: short alphabets, long keys).
         #[test]
         fn lookups_match_a_btreemap(
-            rows in proptest::collection::btree_map(proptest::collection::vec(0u8..3, 0..12), proptest::collection::vec(any::<u8>(), 0..5), 0..300),
+            rows in proptest::collection::btree_map(
+                proptest::collection::vec(0u8..3, 0..12),
+                proptest::option::weighted(0.8, proptest::collection::vec(any::<u8>(), 0..5)),
+                0..300,
+            ),
             probes in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..12), 0..50),
         ) {
             let dir = tempfile::tempdir().unwrap();
             let run = Run::open(&write(dir.path(), &rows)).unwrap();
             prop_assert_eq!((run.table, run.ts, run.len()), (7, 42, rows.len()));
             for (k, v) in &rows {
-                prop_assert_eq!(run.get(k).unwrap(), Some(v.as_slice()));
+                prop_assert_eq!(run.find(k).unwrap(), Some(v.as_deref()));
             }
             for p in &probes {
-                prop_assert_eq!(run.get(p).unwrap(), rows.get(p).map(|v| v.as_slice()));
+                prop_assert_eq!(run.find(p).unwrap(), rows.get(p).map(|v| v.as_deref()));
                 let expect = rows.range::<Vec<u8>, _>(p..).count();
                 prop_assert_eq!(run.len() - run.lower_bound(p).unwrap(), expect);
             }
@@ -390,23 +426,44 @@ mod tests {
     #[test]
     fn large_integer_keys_use_the_model_across_blocks() {
         let dir = tempfile::tempdir().unwrap();
-        let rows: BTreeMap<Vec<u8>, Vec<u8>> =
-            (0..100_000u64).map(|i| (((i * 7) ^ (1 << 63)).to_be_bytes().to_vec(), i.to_le_bytes().to_vec())).collect();
+        let rows: Entries =
+            (0..100_000u64).map(|i| (((i * 7) ^ (1 << 63)).to_be_bytes().to_vec(), Some(i.to_le_bytes().to_vec()))).collect();
         let run = Run::open(&write(dir.path(), &rows)).unwrap();
         assert!(!run.verified.is_empty() && run.size() > 3 * BLOCK);
         for (k, v) in rows.iter().step_by(997) {
-            assert_eq!(run.get(k).unwrap(), Some(v.as_slice()));
+            assert_eq!(run.find(k).unwrap(), Some(v.as_deref()));
         }
-        assert_eq!(run.get(&(3u64 ^ (1 << 63)).to_be_bytes()).unwrap(), None);
+        assert_eq!(run.find(&(3u64 ^ (1 << 63)).to_be_bytes()).unwrap(), None);
     }
 
     #[test]
     fn out_of_order_rows_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = RunWriter::create(&dir.path().join("r")).unwrap();
-        w.push(b"b", b"1").unwrap();
-        assert!(w.push(b"a", b"2").is_err());
-        assert!(w.push(b"b", b"2").is_err());
+        w.push(b"b", Some(b"1")).unwrap();
+        assert!(w.push(b"a", Some(b"2")).is_err());
+        assert!(w.push(b"b", None).is_err());
+    }
+
+    /// A version-2 run (no tombstones) still opens and reads.
+    #[test]
+    fn version_2_runs_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Entries = (0..50u8).map(|i| (vec![i], Some(vec![i; 2]))).collect();
+        let path = write(dir.path(), &rows);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        // Re-seal the checksums the version is under.
+        let footer_at = bytes.len() - FOOTER_LEN;
+        let offsets_at = u64_at(&bytes, footer_at + 24) as usize;
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[..HEADER_LEN as usize]), &bytes[offsets_at..footer_at]);
+        bytes[footer_at + 56..footer_at + 60].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32c::crc32c(&bytes[footer_at..footer_at + 60]);
+        bytes[footer_at + 60..footer_at + 64].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let run = Run::open(&path).unwrap();
+        assert!(!run.tombstones);
+        assert_eq!(all(&run).unwrap(), rows.into_iter().collect::<Vec<_>>());
     }
 
     /// Any flipped byte or truncation is `Corruption` naming the file, at
@@ -414,7 +471,7 @@ mod tests {
     #[test]
     fn damage_anywhere_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
-        let rows: BTreeMap<Vec<u8>, Vec<u8>> = (0..40u8).map(|i| (vec![i, i], vec![i; 3])).collect();
+        let rows: Entries = (0..40u8).map(|i| (vec![i, i], (i % 5 != 0).then(|| vec![i; 3]))).collect();
         let path = write(dir.path(), &rows);
         let good = std::fs::read(&path).unwrap();
         let bad_path = dir.path().join("bad.run");

@@ -1,7 +1,12 @@
 //! The store: catalog, commit clock, snapshots, commit protocol and recovery.
 
+mod checkpoint;
+mod compaction;
+
+pub use checkpoint::CheckpointInfo;
+use checkpoint::{Summary, checkpoint_in_background};
+
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -11,15 +16,15 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::alter::{self, Alteration, Rebuilt, Reshape};
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
-use crate::error::{Error, Result, failpoint, injected};
+use crate::error::{Error, Result};
 use crate::index::{Index, IndexDef};
-use crate::manifest::{self, Manifest, TableEntry};
-use crate::run::{Run, RunWriter};
+use crate::manifest::{self, Manifest};
+use crate::run::Run;
 use crate::schema::{TableId, TableSchema};
 use crate::snapshots::{Clock, Registration, Snapshots};
-use crate::table::{Chain, Collected, Encoded, KeyBuf, Table, Ts, TxnId};
+use crate::table::{Base, Chain, Collected, Encoded, KeyBuf, Table, Ts, TxnId};
 use crate::txn::{Transaction, WriteSet, release};
-use crate::wal::{Durability, IoBackend, LogIo, Wal, WalOp, WalOptions, WalRecord, WalWrite, sync_dir};
+use crate::wal::{Durability, IoBackend, LogIo, Wal, WalOp, WalOptions, WalRecord, WalWrite};
 
 /// Counts of what a [`Store`] holds (see [`Store::stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,17 +56,17 @@ pub struct StoreOptions {
     /// or io_uring.
     pub io_backend: IoBackend,
     /// A background checkpoint ([`Store::checkpoint`]) starts once the log
-    /// holds this many bytes and at least as many as the last checkpoint
-    /// wrote, so checkpoints cost at most about one write of the data per
-    /// write of as much log. Zero: no such trigger (with no
-    /// `memory_budget` either, no background checkpoints). Default 64 MiB.
+    /// holds this many bytes. A checkpoint writes what changed since the
+    /// last one (at most about the log's size), then merges runs
+    /// size-tiered. Zero: no such trigger (with no `memory_budget` either,
+    /// no background checkpoints). Default 64 MiB.
     pub checkpoint_wal_bytes: u64,
     /// Bytes of changed rows the store may hold in memory beyond its runs:
     /// a background checkpoint also starts once the log holds half this
     /// much, whatever the data's size (rows a checkpoint writes leave
-    /// memory). Zero: no budget, only `checkpoint_wal_bytes` applies. The
-    /// budget trades memory for checkpoint writes: each one writes every
-    /// table whole. Default 0.
+    /// memory). Zero: no budget, only `checkpoint_wal_bytes` applies. A
+    /// small budget means small, frequent checkpoints and more merging of
+    /// their runs. Default 0.
     pub memory_budget: u64,
 }
 
@@ -79,24 +84,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// What the latest checkpoint holds (see [`Store::checkpoint`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CheckpointInfo {
-    /// The checkpoint's timestamp: it holds every commit up to it (0: none yet).
-    pub ts: Ts,
-    /// Rows in its runs.
-    pub rows: u64,
-    /// Bytes of its run files.
-    pub run_bytes: u64,
-    /// Bytes of log now (records after the checkpoint, and those before
-    /// it not yet removed; a segment's zero-filled room is not counted).
-    pub wal_bytes: u64,
-    /// Why the last background checkpoint failed, if it did (it is tried
-    /// again at the next interval).
-    pub last_error: Option<String>,
-}
-
 /// A registered snapshot, released when dropped (on every path out).
 struct Registered<'a>(&'a Store, Option<Registration>);
 
@@ -107,19 +94,6 @@ impl Drop for Registered<'_> {
         }
     }
 }
-
-/// A table as a checkpoint notes it under the commit lock: the table, and
-/// its indexes (entry table id and definition) at the snapshot.
-type Noted = (Arc<Table>, Vec<(TableId, IndexDef)>);
-
-/// How often the checkpoint thread looks at the log's size.
-const CHECKPOINT_POLL: Duration = Duration::from_millis(100);
-/// The longest the checkpoint thread waits after failures.
-const CHECKPOINT_BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// Rows copied per hold of a table's ordered-map lock while a checkpoint
-/// reads it, so new keys never wait long.
-const CHECKPOINT_CHUNK: usize = 1024;
 
 /// What one [`Store::collect_garbage`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -218,22 +192,6 @@ struct CommitState {
     gc_queue: Vec<Queued>,
 }
 
-/// What [`Store::checkpoint_info`] reports, behind a lock of its own so
-/// that asking never waits for a running checkpoint.
-#[derive(Default)]
-struct Summary {
-    ts: Ts,
-    rows: u64,
-    run_bytes: u64,
-    last_error: Option<String>,
-}
-
-impl Summary {
-    fn of(manifest: &Manifest, run_bytes: u64) -> Self {
-        Self { ts: manifest.ts, rows: manifest.tables.iter().map(|t| t.rows).sum(), run_bytes, last_error: None }
-    }
-}
-
 struct Inner {
     dir: Option<PathBuf>,
     catalog: RwLock<Catalog>,
@@ -286,11 +244,12 @@ impl Store {
         let wal = match &options.dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                let manifest = Manifest::load(dir)?;
-                let names: Vec<&str> = manifest.iter().flat_map(Manifest::runs).collect();
-                manifest::remove_unnamed_runs(dir, &names)?;
-                if let Some(m) = &manifest {
-                    summary = Summary::of(m, recovery.load(dir, m)?);
+                let mut manifest = Manifest::load(dir)?;
+                let names: Vec<String> = manifest.iter().flat_map(Manifest::runs).map(str::to_owned).collect();
+                manifest::remove_unnamed_runs(dir, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
+                if let Some(m) = &mut manifest {
+                    recovery.load(dir, m)?;
+                    summary = Summary::of(m);
                 }
                 let after = recovery.last;
                 checkpoint = manifest;
@@ -600,189 +559,9 @@ impl Store {
         Ok(runs + wal.copy_to(dir)?)
     }
 
-    /// Writes a checkpoint: every table's rows at the newest committed
-    /// timestamp into run files, then a manifest naming them, then removes
-    /// the log segments and runs it makes unnecessary. Opening the store
-    /// then maps the runs and replays only the log after the checkpoint.
-    ///
-    /// Commits go on meanwhile: it reads at a snapshot, a chunk of keys at
-    /// a time. DDL waits only while it notes the catalog; DDL after that is
-    /// in the log after the checkpoint. A background thread calls it as
-    /// the log grows (see [`StoreOptions::checkpoint_wal_bytes`]); each
-    /// checkpoint writes every row today, so that threshold follows the
-    /// data's size. [`Store::close`] stops a running one (which then
-    /// fails with [`Error::Closed`] and leaves the previous checkpoint in
-    /// force). Returns what the checkpoint holds; an in-memory store has
-    /// nothing to write and returns the default.
-    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
-        self.check_open()?;
-        let (Some(wal), Some(dir)) = (&self.inner.wal, &self.inner.dir) else {
-            return Ok(CheckpointInfo::default());
-        };
-        let mut checkpoint = self.inner.checkpoint.lock();
-        self.check_open()?;
-        let result = self.checkpoint_locked(wal, dir, &mut checkpoint);
-        self.inner.summary.lock().last_error = result.as_ref().err().map(ToString::to_string);
-        result.map(|()| self.checkpoint_info())
-    }
-
-    fn checkpoint_locked(&self, wal: &Wal, dir: &Path, checkpoint: &mut Option<Manifest>) -> Result<()> {
-        if checkpoint.as_ref().is_some_and(|m| m.ts == self.current_ts()) {
-            return Ok(());
-        }
-        // Records from here on go to a new segment. The sealed ones are
-        // durable; once the clock reaches their newest timestamp (their
-        // committers see the sync and advance it) the snapshot below holds
-        // them all and the checkpoint can remove them.
-        let newest = wal.seal()?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while self.current_ts() < newest && std::time::Instant::now() < deadline {
-            self.check_open()?;
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        // DDL changes the catalog and the clock under the commit lock, so
-        // what is noted under it is the catalog at the snapshot.
-        let (ts, registration, tables, next_table_id) = {
-            let commit = self.inner.commit.lock();
-            let (ts, registration) = self.acquire_snapshot();
-            let catalog = self.inner.catalog.read();
-            let mut tables: Vec<Noted> = catalog
-                .by_id
-                .values()
-                .filter(|t| !t.is_index)
-                .map(|t| (Arc::clone(t), t.indexes().iter().map(|ix| (ix.entries.id, ix.def.clone())).collect()))
-                .collect();
-            tables.sort_by_key(|(t, _)| t.id);
-            (ts, registration, tables, commit.next_table_id)
-        };
-        let noted: Vec<Arc<Table>> = tables.iter().map(|(t, _)| Arc::clone(t)).collect();
-        let mut created = Vec::new();
-        // Held until the new runs are the tables' bases: until then the
-        // collector may not unlink a tombstone newer than the snapshot (the
-        // old base may lack its key while the new run holds it).
-        let registered = Registered(self, Some(registration));
-        let written = self.write_runs(dir, ts, tables, &mut created);
-        let stored = written.and_then(|(entries, run_bytes)| {
-            sync_dir(dir)?;
-            if failpoint("checkpoint::manifest") {
-                return Err(injected("checkpoint::manifest").into());
-            }
-            let manifest = Manifest { ts, next_table_id, tables: entries };
-            manifest.store(dir)?;
-            Ok((manifest, run_bytes))
-        });
-        let (manifest, run_bytes) = match stored {
-            Ok(done) => done,
-            Err(e) => {
-                // Unless the rename happened (then the manifest names them and
-                // a reopen sorts it out), this attempt's runs must not hold
-                // space until the next checkpoint.
-                if Manifest::load(dir).ok().flatten().is_none_or(|m| m.ts != ts) {
-                    for path in &created {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-                return Err(e);
-            }
-        };
-        let names: Vec<String> = manifest.runs().map(str::to_owned).collect();
-        // The new runs become the tables' bases; then what they hold can
-        // leave memory (now, or in a collector pass once older snapshots end).
-        for (t, entry) in noted.iter().zip(&manifest.tables) {
-            let base = match &entry.run {
-                Some(name) => Some(Arc::new(Run::open(&dir.join(name))?)),
-                None => None,
-            };
-            t.set_base(base);
-        }
-        *self.inner.summary.lock() = Summary::of(&manifest, run_bytes);
-        *checkpoint = Some(manifest);
-        drop(registered);
-        let horizon = self.inner.snapshots.horizon(&self.inner.clock);
-        for t in &noted {
-            t.evict(horizon);
-        }
-        if failpoint("checkpoint::cleanup") {
-            return Err(injected("checkpoint::cleanup").into());
-        }
-        let keep: Vec<&str> = names.iter().map(String::as_str).collect();
-        manifest::remove_unnamed_runs(dir, &keep)?;
-        if failpoint("checkpoint::log") {
-            return Err(injected("checkpoint::log").into());
-        }
-        wal.remove_through(ts)?;
-        Ok(())
-    }
-
-    /// Writes each table's rows visible at `ts` into a run; returns the
-    /// manifest's entries and the runs' bytes. Adds each file it creates to
-    /// `created`. Stops with [`Error::Closed`] if the store closes.
-    fn write_runs(&self, dir: &Path, ts: Ts, tables: Vec<Noted>, created: &mut Vec<PathBuf>) -> Result<(Vec<TableEntry>, u64)> {
-        let mut entries = Vec::with_capacity(tables.len());
-        let mut run_bytes = 0;
-        let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(CHECKPOINT_CHUNK);
-        for (t, indexes) in tables {
-            let mut writer: Option<(String, RunWriter)> = None;
-            let mut rows = 0u64;
-            let mut from: Option<Vec<u8>> = None;
-            loop {
-                self.check_open()?;
-                chunk.clear();
-                let lo = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                t.visit(lo, Bound::Unbounded, ts, |key, row| {
-                    chunk.push((key.to_vec(), row.to_vec()));
-                    chunk.len() < CHECKPOINT_CHUNK
-                })?;
-                let Some((last, _)) = chunk.last() else { break };
-                from = Some(last.clone());
-                let (_, w) = match &mut writer {
-                    Some(w) => w,
-                    None => {
-                        let (name, w) = RunWriter::create_new(dir, t.id, ts)?;
-                        created.push(dir.join(&name));
-                        writer.insert((name, w))
-                    }
-                };
-                for (key, row) in &chunk {
-                    w.push(key, row)?;
-                }
-                rows += chunk.len() as u64;
-                if chunk.len() < CHECKPOINT_CHUNK {
-                    break;
-                }
-            }
-            let run = match writer {
-                Some((name, w)) => {
-                    if failpoint("checkpoint::run") {
-                        return Err(injected("checkpoint::run").into());
-                    }
-                    run_bytes += w.finish(t.id, ts)?;
-                    Some(name)
-                }
-                None => None,
-            };
-            let next_row_id = t.next_row_id.load(Ordering::Relaxed);
-            entries.push(TableEntry { id: t.id, next_row_id, schema: (*t.schema).clone(), run, rows, indexes });
-        }
-        Ok((entries, run_bytes))
-    }
-
     /// The log's I/O backend ("io_uring", "pwrite+fdatasync"); `None` in memory.
     pub fn io_backend(&self) -> Option<&'static str> {
         self.inner.wal.as_ref().map(Wal::backend)
-    }
-
-    /// What the latest checkpoint holds, and the log's size. Never waits
-    /// for a running checkpoint.
-    pub fn checkpoint_info(&self) -> CheckpointInfo {
-        let summary = self.inner.summary.lock();
-        CheckpointInfo {
-            ts: summary.ts,
-            rows: summary.rows,
-            run_bytes: summary.run_bytes,
-            wal_bytes: self.inner.wal.as_ref().map_or(0, Wal::len),
-            last_error: summary.last_error.clone(),
-        }
     }
 
     /// Syncs the log and stops accepting work; subscribers see the stream end.
@@ -1005,32 +784,37 @@ struct Recovery {
 }
 
 impl Recovery {
-    /// Loads the checkpoint `manifest` names; returns its runs' bytes.
-    fn load(&mut self, dir: &Path, manifest: &Manifest) -> Result<u64> {
+    /// Loads the checkpoint `manifest` names (noting the runs' sizes where
+    /// a version-1 manifest lacks them).
+    fn load(&mut self, dir: &Path, manifest: &mut Manifest) -> Result<()> {
         let ts = manifest.ts;
-        let mut run_bytes = 0;
-        for entry in &manifest.tables {
+        for entry in &mut manifest.tables {
             let table = Arc::new(Table::new(entry.id, entry.schema.clone(), false));
             table.next_row_id.store(entry.next_row_id, Ordering::Relaxed);
-            if let Some(name) = &entry.run {
-                let path = dir.join(name);
+            let mut runs = Vec::with_capacity(entry.runs.len());
+            for expect in &mut entry.runs {
+                let path = dir.join(&expect.name);
                 let run = Run::open(&path)?;
-                if (run.table, run.ts, run.len() as u64) != (entry.id, ts, entry.rows) {
+                let size = if expect.bytes == 0 { run.size() } else { expect.bytes };
+                if (run.table, run.ts, run.len() as u64, run.size()) != (entry.id, expect.ts, expect.entries, size) {
                     let reason = format!(
-                        "run is table {} at {} with {} rows, the manifest expects {} at {ts} with {}",
+                        "run is table {} at {} with {} entries in {} bytes, the manifest expects {} at {} with {} in {size}",
                         run.table,
                         run.ts,
                         run.len(),
+                        run.size(),
                         entry.id,
-                        entry.rows
+                        expect.ts,
+                        expect.entries,
                     );
                     return Err(Error::Corruption { file: path, offset: 0, reason });
                 }
-                run_bytes += run.size();
-                // Rows stay in the run; the log replayed next gives the keys
-                // it writes chains.
-                table.set_base(Some(Arc::new(run)));
+                expect.bytes = size;
+                runs.push(Arc::new(run));
             }
+            // Rows stay in the runs; the log replayed next gives the keys it
+            // writes chains.
+            table.set_base(Base::new(runs));
             if self.catalog.by_name.insert(entry.schema.name.clone(), entry.id).is_some() || self.catalog.by_id.contains_key(&entry.id) {
                 return Err(manifest_corrupt(dir, format!("table {:?} (id {}) listed twice", entry.schema.name, entry.id)));
             }
@@ -1049,7 +833,7 @@ impl Recovery {
             return Err(manifest_corrupt(dir, format!("table id {max} is not below the next id {}", manifest.next_table_id)));
         }
         self.last = ts;
-        Ok(run_bytes)
+        Ok(())
     }
 
     /// Applies one logged record; an error says why it cannot apply.
@@ -1127,32 +911,6 @@ impl Recovery {
 
 fn manifest_corrupt(dir: &Path, reason: String) -> Error {
     Error::Corruption { file: dir.join(manifest::FILE), offset: 0, reason }
-}
-
-/// The checkpoint thread: every [`CHECKPOINT_POLL`], a checkpoint if the
-/// log has grown past `threshold` (when not 0) and past the last
-/// checkpoint's size, or past half the memory `budget` (when not 0).
-/// After a failure (a full disk, say) it waits twice as long each time, up
-/// to [`CHECKPOINT_BACKOFF_MAX`].
-fn checkpoint_in_background(inner: &Weak<Inner>, threshold: u64, budget: u64) {
-    let mut wait = CHECKPOINT_POLL;
-    loop {
-        std::thread::park_timeout(wait);
-        let Some(inner) = inner.upgrade() else { return };
-        if inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let Some(wal) = &inner.wal else { return };
-        let log = wal.len();
-        let due = (threshold > 0 && log >= threshold.max(inner.summary.lock().run_bytes)) || (budget > 0 && log >= budget / 2);
-        if due {
-            let store = Store { inner };
-            wait = match store.checkpoint() {
-                Ok(_) => CHECKPOINT_POLL,
-                Err(_) => (wait * 2).min(CHECKPOINT_BACKOFF_MAX),
-            };
-        }
-    }
 }
 
 /// Writes `index`'s entries for the rows of `table` visible at `ts`, as

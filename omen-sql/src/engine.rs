@@ -244,6 +244,11 @@ impl Engine {
         Ok(self.rows.checkpoint()?)
     }
 
+    /// Merges each table's row-store runs into one ([`omen_rowstore::Store::compact`]).
+    pub fn compact(&self) -> Result<omen_rowstore::CheckpointInfo> {
+        Ok(self.rows.compact()?)
+    }
+
     /// The row store log's I/O backend; `None` in memory.
     pub fn io_backend(&self) -> Option<&'static str> {
         self.rows.io_backend()

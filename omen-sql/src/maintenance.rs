@@ -3,13 +3,15 @@
 //!
 //! VACUUM and ANALYZE check that the tables they name exist. `VACUUM` runs a garbage
 //! collection pass of the row store at once (the background collector runs
-//! it anyway); `ANALYZE` has nothing to do, since the planner reads
-//! statistics from the column store as it plans. Options in either
-//! spelling, `VACUUM (VERBOSE, ANALYZE) t` or `VACUUM FULL ANALYZE t`, are
+//! it anyway); `VACUUM FULL` also merges every table's checkpoint runs into
+//! one ([`omen_rowstore::Store::compact`]; tables named or not, it merges
+//! them all). `ANALYZE` has nothing to do, since the planner reads
+//! statistics from the column store as it plans. Other options in either
+//! spelling, `VACUUM (VERBOSE, ANALYZE) t` or `VACUUM FREEZE ANALYZE t`, are
 //! accepted and change nothing. `CHECKPOINT` writes a row-store checkpoint
 //! at once ([`omen_rowstore::Store::checkpoint`]), so the log is cut and the
 //! next open replays little; it runs on the calling thread, for as long as
-//! writing every table's rows takes.
+//! writing what changed since the last one takes.
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -25,6 +27,8 @@ use crate::session::Output;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Maintenance {
     kind: Kind,
+    /// `VACUUM FULL`: merge the checkpoint runs too.
+    full: bool,
     tables: Vec<String>,
 }
 
@@ -64,18 +68,35 @@ impl Maintenance {
         };
         // CHECKPOINT takes no options and no tables.
         let options = kind != Kind::Checkpoint;
+        let mut full = false;
         if options && p.consume_token(&Token::LParen) {
             p.parse_comma_separated(|p| {
-                p.parse_identifier()?;
-                if !matches!(p.peek_token().token, Token::Comma | Token::RParen) {
-                    p.next_token();
-                }
+                let option = p.parse_identifier()?;
+                let on = match p.peek_token().token {
+                    Token::Comma | Token::RParen => true,
+                    Token::Word(w) => {
+                        p.next_token();
+                        !["false", "off", "0"].iter().any(|off| w.value.eq_ignore_ascii_case(off))
+                    }
+                    Token::Number(n, _) => {
+                        p.next_token();
+                        n != "0"
+                    }
+                    _ => {
+                        p.next_token();
+                        true
+                    }
+                };
+                full |= on && option.value.eq_ignore_ascii_case("full");
                 Ok(())
             })?;
             p.expect_token(&Token::RParen)?;
         } else if options {
-            while p.parse_one_of_keywords(&[Keyword::FULL, Keyword::FREEZE, Keyword::VERBOSE, Keyword::ANALYZE]).is_some() {}
+            while let Some(k) = p.parse_one_of_keywords(&[Keyword::FULL, Keyword::FREEZE, Keyword::VERBOSE, Keyword::ANALYZE]) {
+                full |= k == Keyword::FULL;
+            }
         }
+        let full = full && kind == Kind::Vacuum;
         let mut tables = Vec::new();
         if options && !matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
             tables = p
@@ -95,7 +116,7 @@ impl Maintenance {
         if p.peek_token() != Token::EOF {
             return Err(Error::Parse(format!("unexpected {} in {}", p.peek_token(), kind.tag())));
         }
-        Ok(Some(Self { kind, tables }))
+        Ok(Some(Self { kind, full, tables }))
     }
 
     pub(crate) fn run(&self, engine: &Engine, explicit: bool) -> Result<Output> {
@@ -106,7 +127,12 @@ impl Maintenance {
             return Err(Error::UnknownTable(missing.clone()));
         }
         match self.kind {
-            Kind::Vacuum => drop(engine.rows.collect_garbage()),
+            Kind::Vacuum => {
+                engine.rows.collect_garbage();
+                if self.full {
+                    blocking(|| engine.rows.compact())?;
+                }
+            }
             Kind::Analyze => {}
             Kind::Checkpoint => drop(blocking(|| engine.rows.checkpoint())?),
         }
@@ -131,11 +157,16 @@ mod tests {
     #[test]
     fn both_spellings_parse() {
         let m = |sql: &str| Maintenance::parse(sql).unwrap().unwrap();
-        assert_eq!(m("vacuum analyze pgbench_branches"), Maintenance { kind: Kind::Vacuum, tables: vec!["pgbench_branches".into()] });
+        assert_eq!(
+            m("vacuum analyze pgbench_branches"),
+            Maintenance { kind: Kind::Vacuum, full: false, tables: vec!["pgbench_branches".into()] }
+        );
         assert_eq!(m("VACUUM (VERBOSE, ANALYZE true) a, b (x, y);").tables, ["a", "b"]);
-        assert_eq!(m("VACUUM FULL FREEZE VERBOSE"), Maintenance { kind: Kind::Vacuum, tables: vec![] });
-        assert_eq!(m("ANALYZE t"), Maintenance { kind: Kind::Analyze, tables: vec!["t".into()] });
-        assert_eq!(m("checkpoint;"), Maintenance { kind: Kind::Checkpoint, tables: vec![] });
+        assert_eq!(m("VACUUM FULL FREEZE VERBOSE"), Maintenance { kind: Kind::Vacuum, full: true, tables: vec![] });
+        assert!(m("VACUUM (FULL) t").full && m("VACUUM (VERBOSE, FULL true) t").full);
+        assert!(!m("VACUUM (FULL false) t").full && !m("VACUUM (FULL 0, VERBOSE)").full && !m("ANALYZE VERBOSE t").full);
+        assert_eq!(m("ANALYZE t"), Maintenance { kind: Kind::Analyze, full: false, tables: vec!["t".into()] });
+        assert_eq!(m("checkpoint;"), Maintenance { kind: Kind::Checkpoint, full: false, tables: vec![] });
         assert!(Maintenance::parse("SELECT 1").unwrap().is_none());
         for bad in ["VACUUM (", "VACUUM t u", "ANALYZE t (", "VACUUM other.t", "CHECKPOINT t"] {
             assert!(Maintenance::parse(bad).is_err(), "{bad}");

@@ -1,5 +1,5 @@
-//! Checkpoints through the facade: SQL `CHECKPOINT`, a reopened database
-//! that loads runs and replays the log after them, and a version-1 data
+//! Checkpoints through the facade: SQL `CHECKPOINT` and `VACUUM FULL`, a
+//! reopened database that loads runs and replays the log after them, and a version-1 data
 //! directory (one log file) opened and upgraded.
 
 use omendb::{Database, params};
@@ -27,6 +27,15 @@ fn sql_checkpoint_then_reopen_keeps_rows_indexes_and_later_commits() {
     assert_eq!(q(&db, "SELECT name FROM items WHERE grp = 3 AND id = 103"), strs(&[&["changed"]]));
     assert_eq!(q(&db, "SELECT count(*) FROM items WHERE grp = 7"), strs(&[&["490"]]));
     assert!(db.execute("CHECKPOINT now", params![]).is_err());
+    // The second checkpoint adds a run of the changes; VACUUM FULL merges
+    // the two.
+    db.execute("CHECKPOINT", params![]).unwrap();
+    let info = db.checkpoint_info();
+    assert_eq!((info.runs, info.rows), (2, 4900), "{info:?}");
+    db.execute("VACUUM FULL items", params![]).unwrap();
+    let info = db.checkpoint_info();
+    assert_eq!((info.runs, info.rows), (1, 4900), "{info:?}");
+    assert_eq!(q(&db, "SELECT count(*), sum(id), count(*) FILTER (WHERE name = 'changed') FROM items"), expect);
 }
 
 /// Every record of the log segments in `rows`, in order, after one header,

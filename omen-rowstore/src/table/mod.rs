@@ -6,13 +6,15 @@
 //! Both hold the same `Arc<Chain>`; a chain enters both when its key is first
 //! written and leaves both when garbage collection unlinks it.
 //!
-//! Behind them, the table's latest checkpoint run (its *base*, memory-mapped:
-//! [`crate::run`]) holds the rows as of the checkpoint. A key without a
-//! chain is read from the base; a write to such a key first gives it a
-//! chain holding the base's row (begin = the checkpoint's timestamp), so the
+//! Behind them, the table's checkpoint runs (its *base*, memory-mapped:
+//! [`base`], [`crate::run`]) hold the rows as of the latest checkpoint. A
+//! key without a chain is read from the base; a write to such a key first
+//! gives it a chain holding the base's row (begin 0), so the
 //! version logic never looks at the base. After a checkpoint, chains whose
 //! only version is the base's row are dropped ([`Table::evict`]): memory
-//! holds what changed since the last checkpoint, not the whole table. A
+//! holds what changed since the last checkpoint, not the whole table, and
+//! the next checkpoint writes those chains (each key's row, or a tombstone
+//! where the base holds a deleted key) as a new run ([`Table::changes`]). A
 //! deleted key the base holds keeps its tombstone chain until a newer base
 //! no longer has it, or the base's row would come back. The base is
 //! swapped under the ordered map's write lock, so a reader holding the read
@@ -28,6 +30,7 @@
 //! then a chain's.
 //! Nothing holds a chain's lock while taking an index lock.
 
+mod base;
 mod chain;
 mod gate;
 mod key_buf;
@@ -42,13 +45,13 @@ use crossbeam_utils::CachePadded;
 use parking_lot::RwLock;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
+pub(crate) use base::{Base, KeyRow, Merge};
 pub(crate) use chain::{Chain, Collected, Encoded, LockError, Locked, WriteKind};
 pub(crate) use gate::Gate;
 pub(crate) use key_buf::KeyBuf;
 
 use crate::error::Error;
 use crate::index::Index;
-use crate::run::Run;
 use crate::schema::{TableId, TableSchema};
 
 /// A commit timestamp.
@@ -66,6 +69,16 @@ pub(crate) fn is_empty_range(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
     }
 }
 
+/// The base's next row below `hi`, if any.
+fn next_below<'a>(rows: &mut Option<Merge<'a>>, hi: Bound<&[u8]>) -> Result<Option<KeyRow<'a>>, Error> {
+    let Some(merge) = rows else { return Ok(None) };
+    Ok(merge.next_row()?.filter(|(k, _)| match hi {
+        Bound::Unbounded => true,
+        Bound::Included(h) => *k <= h,
+        Bound::Excluded(h) => *k < h,
+    }))
+}
+
 /// Hash shards per table: enough that two threads rarely share one.
 const SHARDS: usize = 64;
 
@@ -75,7 +88,7 @@ const SHARDS: usize = 64;
 #[derive(Default)]
 struct ShardMap {
     chains: FxHashMap<KeyBuf, Arc<Chain>>,
-    base: Option<Arc<Run>>,
+    base: Option<Arc<Base>>,
 }
 
 type Shard = CachePadded<RwLock<ShardMap>>;
@@ -94,8 +107,8 @@ pub(crate) struct Table {
     indexes: RwLock<Arc<[Arc<Index>]>>,
     /// Transactions with uncommitted writes here; index DDL closes it.
     pub(crate) gate: Gate,
-    /// The latest checkpoint's run: rows of keys without a chain.
-    base: RwLock<Option<Arc<Run>>>,
+    /// The checkpoint runs: rows of keys without a chain.
+    base: RwLock<Option<Arc<Base>>>,
     /// Counts `set_base` calls; an eviction sweep is due while it is ahead
     /// of the generation the last finished sweep started from.
     base_generation: AtomicU64,
@@ -122,26 +135,26 @@ impl Table {
         }
     }
 
-    /// The table's base run, if any.
-    pub(crate) fn base(&self) -> Option<Arc<Run>> {
+    /// The table's base, if it has runs.
+    pub(crate) fn base(&self) -> Option<Arc<Base>> {
         self.base.read().clone()
     }
 
-    /// Makes `run` the table's base (a checkpoint holding every row of
-    /// every chain as of its timestamp; see the module docs).
-    pub(crate) fn set_base(&self, run: Option<Arc<Run>>) {
+    /// Makes `base` the table's base (runs holding every row of every
+    /// chain as of its timestamp; see the module docs).
+    pub(crate) fn set_base(&self, base: Option<Arc<Base>>) {
         let _ordered = self.ordered.write();
         for shard in self.shards.iter() {
-            shard.write().base = run.clone();
+            shard.write().base = base.clone();
         }
-        *self.base.write() = run;
+        *self.base.write() = base;
         self.base_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Whether the base holds `key` (true when that cannot be read: keeping
     /// a chain is always safe).
     fn base_has(&self, key: &[u8]) -> bool {
-        self.base.read().as_ref().is_some_and(|run| !matches!(run.get(key), Ok(None)))
+        self.base.read().as_ref().is_some_and(|base| !matches!(base.get(key), Ok(None)))
     }
 
     /// After a new base: drops the chains whose only version is the base's
@@ -157,7 +170,7 @@ impl Table {
             return 0;
         }
         let base = self.base();
-        let base_ts = base.as_ref().map(|b| b.ts);
+        let base_ts = base.as_ref().map(|b| b.ts());
         if base_ts.is_some_and(|ts| horizon < ts) {
             return 0;
         }
@@ -238,7 +251,7 @@ impl Table {
         // Under the shard's lock: no chain for the key can appear, and no
         // newer base can come, meanwhile.
         match &shard.base {
-            Some(run) => Ok(run.get(key)?.map(f)),
+            Some(base) => Ok(base.get(key)?.map(f)),
             None => Ok(None),
         }
     }
@@ -253,24 +266,9 @@ impl Table {
         let ordered = self.ordered.read();
         let base = self.base();
         let mut mem = ordered.range::<[u8], _>((lo, hi)).peekable();
-        let mut i = match (&base, lo) {
-            (None, _) | (Some(_), Bound::Unbounded) => 0,
-            (Some(run), Bound::Included(k)) => run.lower_bound(k)?,
-            (Some(run), Bound::Excluded(k)) => {
-                let i = run.lower_bound(k)?;
-                if i < run.len() && run.entry(i)?.0 == k { i + 1 } else { i }
-            }
-        };
-        let below_hi = |k: &[u8]| match hi {
-            Bound::Unbounded => true,
-            Bound::Included(h) => k <= h,
-            Bound::Excluded(h) => k < h,
-        };
+        let mut rows = base.as_ref().map(|b| b.rows_from(lo)).transpose()?;
+        let mut from_base = next_below(&mut rows, hi)?;
         loop {
-            let from_base = match &base {
-                Some(run) if i < run.len() => Some(run.entry(i)?).filter(|(k, _)| below_hi(k)),
-                _ => None,
-            };
             let chain_first = match (mem.peek(), &from_base) {
                 (None, None) => return Ok(()),
                 (Some(_), None) => true,
@@ -280,12 +278,12 @@ impl Table {
             let keep_going = match (chain_first, mem.next_if(|_| chain_first), from_base) {
                 (true, Some((k, c)), b) => {
                     if b.is_some_and(|(bk, _)| k.as_slice() == bk) {
-                        i += 1;
+                        from_base = next_below(&mut rows, hi)?;
                     }
                     c.with_visible(ts, |row| f(k.as_slice(), row)) != Some(false)
                 }
                 (_, _, Some((bk, row))) => {
-                    i += 1;
+                    from_base = next_below(&mut rows, hi)?;
                     f(bk, row)
                 }
                 (_, _, None) => return Ok(()),
@@ -294,6 +292,21 @@ impl Table {
                 return Ok(());
             }
         }
+    }
+
+    /// Up to `limit` keys with a chain after `after` (from the first
+    /// with `None`), in key order, each with its row visible at `ts` (none:
+    /// deleted then, or written only later). Every key written since the
+    /// base's timestamp has a chain (see [`Table::evict`]), so these hold
+    /// what a checkpoint at `ts` adds to the base.
+    pub(crate) fn changes(&self, after: Option<&[u8]>, ts: Ts, limit: usize) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let ordered = self.ordered.read();
+        let lo = after.map_or(Bound::Unbounded, Bound::Excluded);
+        ordered
+            .range::<[u8], _>((lo, Bound::Unbounded))
+            .take(limit)
+            .map(|(k, c)| (k.as_slice().to_vec(), c.with_visible(ts, <[u8]>::to_vec)))
+            .collect()
     }
 
     /// The key's chain, created (in both maps, holding the base's row if
@@ -311,7 +324,7 @@ impl Table {
         // A key without a chain has held the base's row since before any
         // open snapshot (see `Table::evict`), so the row begins at 0.
         let chain = match &map.base {
-            Some(run) => match run.get(key)? {
+            Some(base) => match base.get(key)? {
                 Some(row) => Chain::with_row(0, row),
                 None => Chain::default(),
             },

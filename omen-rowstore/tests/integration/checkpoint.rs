@@ -91,10 +91,16 @@ fn a_reopened_store_loads_the_checkpoint_and_replays_the_log_after_it() {
     assert_eq!(by_balance.len(), 1, "the index is rebuilt over checkpointed and replayed rows");
     drop(txn);
 
-    // A second checkpoint replaces the first one's run; hidden row ids go on.
-    store.checkpoint().unwrap();
+    // A second checkpoint adds a run of what changed (an update, a delete,
+    // an insert) to accounts and one for notes; compaction merges the
+    // accounts runs into one. Hidden row ids go on.
+    let info = store.checkpoint().unwrap();
     let runs = files(dir.path(), "run-");
-    assert_eq!(runs.len(), 2, "one run per table with rows: {runs:?}");
+    assert_eq!((runs.len(), info.runs, info.rows), (3, 3, 2001), "a run of changes: {runs:?}");
+    let info = store.compact().unwrap();
+    let merged = files(dir.path(), "run-");
+    assert_eq!((merged.len(), info.runs, info.rows), (2, 2, 2001), "one run per table after compaction: {merged:?}");
+    assert_eq!(balances(&store), expect);
     let (n, _) = store.table("notes").unwrap();
     let mut txn = store.begin().unwrap();
     txn.insert(n, vec![Value::Text("b".into())]).unwrap();
@@ -112,6 +118,67 @@ fn a_reopened_store_loads_the_checkpoint_and_replays_the_log_after_it() {
     let got = store.begin().unwrap().scan(t, Bound::Unbounded, Bound::Unbounded).unwrap();
     assert_eq!(got.len(), expect.len());
     expect.clear();
+}
+
+/// A checkpoint writes only what changed since the last one: rows, and
+/// tombstones for deleted keys an older run holds, which keep masking it
+/// across a reopen until compaction drops them with the old rows.
+#[test]
+fn a_checkpoint_writes_what_changed_and_tombstones_mask_older_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = create_accounts(&store);
+    let mut txn = store.begin().unwrap();
+    for i in 0..10_000 {
+        txn.insert(t, row(i, i)).unwrap();
+    }
+    txn.commit().unwrap();
+    let full = store.checkpoint().unwrap();
+    assert_eq!((full.rows, full.runs), (10_000, 1));
+
+    let mut txn = store.begin().unwrap();
+    txn.update(t, &key(10), row(10, -1)).unwrap();
+    txn.delete(t, &key(20)).unwrap();
+    txn.insert(t, row(20_000, 1)).unwrap();
+    txn.commit().unwrap();
+    // A key written and then deleted between checkpoints needs no entry.
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, row(30_000, 1)).unwrap();
+    txn.commit().unwrap();
+    let mut txn = store.begin().unwrap();
+    txn.delete(t, &key(30_000)).unwrap();
+    txn.commit().unwrap();
+    let delta = store.checkpoint().unwrap();
+    assert_eq!((delta.rows, delta.runs), (10_000, 2));
+    let small = delta.run_bytes - full.run_bytes;
+    assert!(small * 100 < full.run_bytes, "the second run holds three entries: {small} bytes against {}", full.run_bytes);
+    let mut expect = balances(&store);
+    assert_eq!((expect.get(&10), expect.get(&20), expect.get(&20_000), expect.len()), (Some(&-1), None, Some(&1), 10_000));
+    store.close().unwrap();
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(store.checkpoint_info().runs, 2);
+    assert_eq!(balances(&store), expect);
+    let txn = store.begin().unwrap();
+    assert_eq!(txn.get(t, &key(20)).unwrap(), None, "the tombstone masks the older run's row");
+    let range = txn.scan(t, Bound::Included(key(15).as_slice()), Bound::Excluded(key(25).as_slice())).unwrap();
+    assert_eq!(range.len(), 9);
+    drop(txn);
+
+    let merged = store.compact().unwrap();
+    assert_eq!((merged.rows, merged.runs), (10_000, 1));
+    assert!(merged.run_bytes < delta.run_bytes);
+    assert_eq!(balances(&store), expect);
+    // Keys from the merged run take writes as before.
+    let mut txn = store.begin().unwrap();
+    txn.delete(t, &key(10)).unwrap();
+    txn.commit().unwrap();
+    expect.remove(&10);
+    store.checkpoint().unwrap();
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(balances(&open(dir.path())), expect);
 }
 
 #[test]
@@ -236,6 +303,9 @@ enum Op {
     Upsert(i64, i64),
     Delete(i64),
     Checkpoint,
+    Compact,
+    /// Opens a transaction that later steps check still reads what it read.
+    Pin,
     Reopen,
 }
 
@@ -243,21 +313,26 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0i64..40, any::<i64>()).prop_map(|(k, v)| Op::Upsert(k, v)),
         3 => (0i64..40).prop_map(Op::Delete),
-        1 => Just(Op::Checkpoint),
+        2 => Just(Op::Checkpoint),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Pin),
         1 => Just(Op::Reopen),
     ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
-    /// Any interleaving of writes, checkpoints and reopens keeps exactly
-    /// the rows a map given the same writes holds.
+    /// Any interleaving of writes, checkpoints (each adding a run of what
+    /// changed), compactions and reopens keeps exactly the rows a map
+    /// given the same writes holds; a transaction opened earlier keeps
+    /// reading what it read, though its rows left memory for runs.
     #[test]
     fn checkpoints_and_reopens_keep_the_model(ops in proptest::collection::vec(op(), 1..80)) {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Some(open(dir.path()));
         let t = create_accounts(store.as_ref().unwrap());
         let mut model = BTreeMap::new();
+        let mut pinned: Option<(omen_rowstore::Transaction, BTreeMap<i64, i64>)> = None;
         for op in ops {
             let s = store.as_ref().unwrap();
             match op {
@@ -274,9 +349,17 @@ proptest! {
                     model.remove(&k);
                 }
                 Op::Checkpoint => {
-                    s.checkpoint().unwrap();
+                    let info = s.checkpoint().unwrap();
+                    prop_assert_eq!(info.rows, model.len() as u64);
                 }
+                Op::Compact => {
+                    let info = s.compact().unwrap();
+                    prop_assert!(info.runs <= 1);
+                    prop_assert_eq!(info.rows, s.checkpoint_info().rows);
+                }
+                Op::Pin => pinned = Some((s.begin().unwrap(), model.clone())),
                 Op::Reopen => {
+                    pinned = None;
                     s.close().unwrap();
                     drop(store.take());
                     store = Some(open(dir.path()));
@@ -287,6 +370,13 @@ proptest! {
             let range = s.begin().unwrap().scan(t, Bound::Included(key(10).as_slice()), Bound::Excluded(key(30).as_slice())).unwrap();
             prop_assert_eq!(range.len(), model.range(10..30).count());
             prop_assert_eq!(s.begin().unwrap().get(t, &key(17)).unwrap().is_some(), model.contains_key(&17));
+            if let Some((txn, then)) = &pinned {
+                let rows = txn.scan(t, Bound::Unbounded, Bound::Unbounded).unwrap();
+                prop_assert_eq!(rows.len(), then.len());
+                for k in [3, 17, 29] {
+                    prop_assert_eq!(txn.get(t, &key(k)).unwrap().is_some(), then.contains_key(&k));
+                }
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Failpoints (the `fail` crate, `--features failpoints`) at each step of
-//! commit and checkpoint, failing once and failing forever: the operation
+//! commit, checkpoint and compaction, failing once and failing forever: the operation
 //! reports an error, and a reopened store holds exactly the acknowledged
 //! commits (a consistent prefix), never a panic.
 //!
@@ -13,8 +13,19 @@ use omen_rowstore::{Durability, Store, StoreOptions};
 
 use crate::row;
 
-const POINTS: [&str; 7] =
-    ["wal::write", "wal::sync", "wal::roll", "checkpoint::run", "checkpoint::manifest", "checkpoint::cleanup", "checkpoint::log"];
+const POINTS: [&str; 10] = [
+    "wal::write",
+    "wal::sync",
+    "wal::roll",
+    "checkpoint::run",
+    "checkpoint::manifest",
+    "checkpoint::cleanup",
+    "checkpoint::log",
+    // Checkpoints merge their runs (four small ones at a time) after them.
+    "compaction::run",
+    "compaction::manifest",
+    "compaction::cleanup",
+];
 
 fn options(dir: &Path) -> StoreOptions {
     StoreOptions {
