@@ -82,6 +82,7 @@
 #![deny(unsafe_code)]
 
 mod alter;
+mod bloom;
 mod changes;
 pub mod codec;
 mod error;

@@ -6,20 +6,24 @@
 //! its runs ([`crate::table`]), through memory maps.
 //!
 //! ```text
-//! run:     | header | entry* | offsets | prefixes | blocks | index | footer |
+//! run:     | header | entry* | offsets | prefixes | blocks | bloom | index | footer |
 //! header:  | magic "OMENRUN\0" (8) | version: u32 LE (3) | reserved: u32 (0) |
 //! entry:   | key_len: u32 LE | row_len: u32 LE | key | row |        (ascending keys, no duplicates;
 //!                                                                     row_len 0xFFFF_FFFF: a tombstone, no row)
 //! offsets: | n x u64 LE |       each entry's offset in the file
 //! prefixes:| n x u64 LE |       each key's first 8 bytes, big-endian, zero-padded
 //! blocks:  | m x u32 LE |       crc32c of each 64 KiB block of the entries (the last one shorter)
+//! bloom:   | b x 32 bytes |     a split-block Bloom filter over the keys ([`crate::bloom`]; version 3 on)
 //! index:   | a serialized omen-learned PgmIndex over the prefixes |
 //! footer:  | table: u64 | ts: u64 | n: u64 | offsets_at: u64 | prefixes_at: u64 | blocks_at: u64 | index_at: u64 |
 //!          | crc32c(header, offsets..index): u32 | crc32c(footer fields): u32 | magic "OMENRUNF" (8) |
 //! ```
 //!
-//! Integers are little-endian; the footer is the last 72 bytes. Version 2
-//! (the first session's runs) is read too: it has no tombstones. Rows use
+//! Integers are little-endian; the footer is the last 72 bytes. The bloom
+//! filter lies between the blocks' checksums and `index_at`. Version 2
+//! (the first runs) is read too: it has no tombstones and no filter. A
+//! lookup first asks the filter, so the runs of a table that lack a key
+//! cost a cache line each, not a search. Rows use
 //! [`crate::codec::row`]'s format, keys [`crate::codec::key`]'s. A lookup
 //! asks the learned index for a window of positions around the key's
 //! prefix and searches the window by full key ([`PgmIndex::lower_bound_by`]):
@@ -44,6 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use omen_learned::{Key, PgmIndex};
 
+use crate::bloom;
 use crate::error::{Error, Result};
 use crate::schema::TableId;
 use crate::table::Ts;
@@ -69,6 +74,7 @@ pub(crate) struct RunWriter {
     blocks: Vec<u32>,
     offsets: Vec<u64>,
     prefixes: Vec<u64>,
+    hashes: Vec<u64>,
     last_key: Option<Vec<u8>>,
 }
 
@@ -96,7 +102,17 @@ impl RunWriter {
     fn new(path: PathBuf, file: File) -> Result<Self> {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&header())?;
-        Ok(Self { path, out, at: HEADER_LEN, block_crc: 0, blocks: Vec::new(), offsets: Vec::new(), prefixes: Vec::new(), last_key: None })
+        Ok(Self {
+            path,
+            out,
+            at: HEADER_LEN,
+            block_crc: 0,
+            blocks: Vec::new(),
+            offsets: Vec::new(),
+            prefixes: Vec::new(),
+            hashes: Vec::new(),
+            last_key: None,
+        })
     }
 
     /// Writes entry bytes, keeping each block's checksum.
@@ -128,6 +144,7 @@ impl RunWriter {
         };
         self.offsets.push(self.at);
         self.prefixes.push(key.prefix());
+        self.hashes.push(bloom::hash(key));
         self.data(&klen.to_le_bytes())?;
         self.data(&rlen.to_le_bytes())?;
         self.data(key)?;
@@ -161,6 +178,7 @@ impl RunWriter {
         meta.extend(self.prefixes.iter().flat_map(|p| p.to_le_bytes()));
         let blocks_at = offsets_at + meta.len() as u64;
         meta.extend(self.blocks.iter().flat_map(|c| c.to_le_bytes()));
+        meta.extend(bloom::build(&self.hashes));
         let index_at = offsets_at + meta.len() as u64;
         index.write_to(&mut meta);
         let mut footer = Vec::with_capacity(FOOTER_LEN);
@@ -193,6 +211,8 @@ pub(crate) struct Run {
     len: usize,
     offsets_at: usize,
     blocks_at: usize,
+    /// Where the Bloom filter lies in the map (empty: none, version 2).
+    bloom: std::ops::Range<usize>,
     /// One bit per block: checked already.
     verified: Box<[AtomicU64]>,
     index: PgmIndex,
@@ -268,17 +288,24 @@ impl Run {
         let data = offsets_at.saturating_sub(HEADER_LEN);
         let nblocks = data.div_ceil(BLOCK);
         // The footer's checksum passed, so these only fail for a run written wrong.
+        let bloom_at = blocks_at.checked_add(4 * nblocks);
+        // Version 3 has a filter of whole blocks (at least one); 2 has none.
+        let bloom_fits = |len: u64| match version {
+            2 => len == 0,
+            _ => len > 0 && len.is_multiple_of(bloom::BLOCK_BYTES as u64),
+        };
         let sections_fit = n.checked_mul(8).is_some_and(|size| {
             offsets_at >= HEADER_LEN
                 && offsets_at.checked_add(size) == Some(prefixes_at)
                 && prefixes_at.checked_add(size) == Some(blocks_at)
-                && blocks_at.checked_add(4 * nblocks) == Some(index_at)
+                && bloom_at.is_some_and(|b| b <= index_at && bloom_fits(index_at - b))
                 && index_at <= footer_at as u64
         });
         if !sections_fit {
             return Err(corrupt(footer_at, "section offsets do not fit the file"));
         }
         let (offsets_at, blocks_at, index_at) = (offsets_at as usize, blocks_at as usize, index_at as usize);
+        let bloom = blocks_at + 4 * nblocks as usize..index_at;
         if crc32c::crc32c_append(crc32c::crc32c(&bytes[..HEADER_LEN as usize]), &bytes[offsets_at..footer_at]) != u32_at(footer, 56) {
             return Err(corrupt(offsets_at, "checksum mismatch in the header, offsets, prefixes, blocks or index"));
         }
@@ -288,7 +315,7 @@ impl Run {
         }
         let verified = (0..nblocks.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         let tombstones = version >= 3;
-        Ok(Self { path: path.to_path_buf(), tombstones, table, ts, len: n as usize, offsets_at, blocks_at, verified, index, map })
+        Ok(Self { path: path.to_path_buf(), tombstones, table, ts, len: n as usize, offsets_at, blocks_at, bloom, verified, index, map })
     }
 
     fn corrupt(&self, offset: usize, reason: &str) -> Error {
@@ -361,6 +388,9 @@ impl Run {
     /// The entry stored under `key`: `None` if the run has none, else the
     /// row (`None` for a tombstone).
     pub(crate) fn find(&self, key: &[u8]) -> Result<Option<Option<&[u8]>>> {
+        if !self.bloom.is_empty() && !bloom::may_contain(&self.map[self.bloom.clone()], bloom::hash(key)) {
+            return Ok(None);
+        }
         let i = self.lower_bound(key)?;
         if i >= self.len {
             return Ok(None);
@@ -451,10 +481,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rows: Entries = (0..50u8).map(|i| (vec![i], Some(vec![i; 2]))).collect();
         let path = write(dir.path(), &rows);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-        // Re-seal the checksums the version is under.
+        let v3 = std::fs::read(&path).unwrap();
+        // Version 2 had no filter: cut it out and point the footer's index
+        // offset back by its length.
+        let footer_at = v3.len() - FOOTER_LEN;
+        let (blocks_at, index_at) = (u64_at(&v3, footer_at + 40) as usize, u64_at(&v3, footer_at + 48) as usize);
+        let bloom_at = blocks_at + 4; // one block of entries: one checksum
+        let mut bytes = [&v3[..bloom_at], &v3[index_at..]].concat();
         let footer_at = bytes.len() - FOOTER_LEN;
+        bytes[footer_at + 48..footer_at + 56].copy_from_slice(&(bloom_at as u64).to_le_bytes());
+        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        // Re-seal the checksums the version and offset are under.
         let offsets_at = u64_at(&bytes, footer_at + 24) as usize;
         let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[..HEADER_LEN as usize]), &bytes[offsets_at..footer_at]);
         bytes[footer_at + 56..footer_at + 60].copy_from_slice(&crc.to_le_bytes());
@@ -462,7 +499,11 @@ mod tests {
         bytes[footer_at + 60..footer_at + 64].copy_from_slice(&crc.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
         let run = Run::open(&path).unwrap();
-        assert!(!run.tombstones);
+        assert!(!run.tombstones && run.bloom.is_empty());
+        for (k, v) in &rows {
+            assert_eq!(run.find(k).unwrap(), Some(v.as_deref()));
+        }
+        assert_eq!(run.find(b"absent").unwrap(), None);
         assert_eq!(all(&run).unwrap(), rows.into_iter().collect::<Vec<_>>());
     }
 
