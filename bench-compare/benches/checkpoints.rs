@@ -19,20 +19,15 @@
 
 use std::time::{Duration, Instant};
 
-use omen_rowstore::{ColumnDef, DataType, Durability, Store, StoreOptions, TableId, TableSchema, Value, encode_key};
-use omendb_bench_compare::Rng;
+use omen_rowstore::{Durability, Store, StoreOptions, TableId, Value, encode_key};
+use omendb_bench_compare::{Rng, create_kv};
 
 const VALUE_BYTES: usize = 500;
 const ROUNDS: usize = 8;
 const READS: usize = 1_000_000;
 
 fn load(store: &Store, rows: i64) -> TableId {
-    let schema = TableSchema {
-        name: "kv".into(),
-        columns: vec![ColumnDef::new("k", DataType::Int64).not_null(), ColumnDef::new("v", DataType::Text)],
-        primary_key: vec![0],
-    };
-    let (t, _) = store.create_table(schema).unwrap();
+    let t = create_kv(store);
     let value = "x".repeat(VALUE_BYTES);
     for chunk in (0..rows).collect::<Vec<_>>().chunks(1000) {
         let mut txn = store.begin().unwrap();

@@ -15,8 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use omen_rowstore::{ColumnDef, DataType, Durability, Store, StoreOptions, TableSchema, Value};
-use omendb_bench_compare::Rng;
+use omen_rowstore::{Durability, Store, StoreOptions, Value};
+use omendb_bench_compare::{Rng, create_kv};
 
 const VALUE_BYTES: usize = 1000;
 const ROWS_PER_COMMIT: i64 = 10;
@@ -54,12 +54,7 @@ fn main() {
     let mib: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1024);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(options(dir.path())).unwrap();
-    let schema = TableSchema {
-        name: "kv".into(),
-        columns: vec![ColumnDef::new("k", DataType::Int64).not_null(), ColumnDef::new("v", DataType::Text)],
-        primary_key: vec![0],
-    };
-    let (t, _) = store.create_table(schema).unwrap();
+    let t = create_kv(&store);
     let value = "x".repeat(VALUE_BYTES);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut next, mut commits) = (0i64, 0u64);

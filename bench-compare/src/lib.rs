@@ -29,6 +29,17 @@ pub fn row(id: i64, balance: i64) -> Vec<Value> {
     vec![Value::Int64(id), Value::Int64(balance), Value::Text(format!("name-{id}"))]
 }
 
+/// Creates `kv(k BIGINT PRIMARY KEY, v TEXT)`, the table of the recovery
+/// and checkpoint benches.
+pub fn create_kv(store: &Store) -> TableId {
+    let schema = TableSchema {
+        name: "kv".into(),
+        columns: vec![ColumnDef::new("k", DataType::Int64).not_null(), ColumnDef::new("v", DataType::Text)],
+        primary_key: vec![0],
+    };
+    store.create_table(schema).unwrap().0
+}
+
 /// An in-memory row store (durability off) with the accounts loaded.
 pub fn omen() -> (Store, TableId) {
     let store = Store::open(StoreOptions::default()).unwrap();
