@@ -209,6 +209,20 @@ fn is_run_name(name: &str) -> bool {
     name.starts_with("run-") && name.ends_with(".omr") && !name.contains(['/', '\\']) && name != "." && name != ".."
 }
 
+/// Removes a run file just written by a checkpoint or compaction that
+/// failed, unless the manifest names it (the failure came after its
+/// rename) or cannot be read (then keeping it is the safe side).
+pub(crate) fn remove_failed_run(dir: &Path, path: &Path) {
+    let named = match Manifest::load(dir) {
+        Ok(Some(m)) => m.runs().any(|r| path.file_name().is_some_and(|n| n == r)),
+        Ok(None) => false,
+        Err(_) => true,
+    };
+    if !named {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Removes run files in `dir` that `keep` does not name (left by a crash
 /// mid-checkpoint, or replaced by a newer checkpoint).
 pub(crate) fn remove_unnamed_runs(dir: &Path, keep: &[&str]) -> Result<()> {

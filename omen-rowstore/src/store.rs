@@ -245,12 +245,14 @@ impl Store {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
                 let mut manifest = Manifest::load(dir)?;
-                let names: Vec<String> = manifest.iter().flat_map(Manifest::runs).map(str::to_owned).collect();
-                manifest::remove_unnamed_runs(dir, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
                 if let Some(m) = &mut manifest {
                     recovery.load(dir, m)?;
                     summary = Summary::of(m);
                 }
+                // Only once every run the manifest names has opened: files
+                // it does not name are left by a crash mid-checkpoint.
+                let names: Vec<&str> = manifest.iter().flat_map(Manifest::runs).collect();
+                manifest::remove_unnamed_runs(dir, &names)?;
                 let after = recovery.last;
                 checkpoint = manifest;
                 let io = match io {
@@ -814,7 +816,7 @@ impl Recovery {
             }
             // Rows stay in the runs; the log replayed next gives the keys it
             // writes chains.
-            table.set_base(Base::new(runs));
+            table.set_base(Base::new(runs, ts));
             if self.catalog.by_name.insert(entry.schema.name.clone(), entry.id).is_some() || self.catalog.by_id.contains_key(&entry.id) {
                 return Err(manifest_corrupt(dir, format!("table {:?} (id {}) listed twice", entry.schema.name, entry.id)));
             }

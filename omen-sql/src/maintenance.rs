@@ -16,7 +16,7 @@
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, Word};
 
 use crate::ddl::table_name;
 use crate::engine::Engine;
@@ -74,9 +74,9 @@ impl Maintenance {
                 let option = p.parse_identifier()?;
                 let on = match p.peek_token().token {
                     Token::Comma | Token::RParen => true,
-                    Token::Word(w) => {
+                    Token::Word(Word { value, .. }) | Token::SingleQuotedString(value) => {
                         p.next_token();
-                        !["false", "off", "0"].iter().any(|off| w.value.eq_ignore_ascii_case(off))
+                        !["false", "off", "0", "no"].iter().any(|off| value.eq_ignore_ascii_case(off))
                     }
                     Token::Number(n, _) => {
                         p.next_token();
@@ -164,7 +164,12 @@ mod tests {
         assert_eq!(m("VACUUM (VERBOSE, ANALYZE true) a, b (x, y);").tables, ["a", "b"]);
         assert_eq!(m("VACUUM FULL FREEZE VERBOSE"), Maintenance { kind: Kind::Vacuum, full: true, tables: vec![] });
         assert!(m("VACUUM (FULL) t").full && m("VACUUM (VERBOSE, FULL true) t").full);
-        assert!(!m("VACUUM (FULL false) t").full && !m("VACUUM (FULL 0, VERBOSE)").full && !m("ANALYZE VERBOSE t").full);
+        assert!(
+            !m("VACUUM (FULL 'off') t").full
+                && !m("VACUUM (FULL false) t").full
+                && !m("VACUUM (FULL 0, VERBOSE)").full
+                && !m("ANALYZE VERBOSE t").full
+        );
         assert_eq!(m("ANALYZE t"), Maintenance { kind: Kind::Analyze, full: false, tables: vec!["t".into()] });
         assert_eq!(m("checkpoint;"), Maintenance { kind: Kind::Checkpoint, full: false, tables: vec![] });
         assert!(Maintenance::parse("SELECT 1").unwrap().is_none());

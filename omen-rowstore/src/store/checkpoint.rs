@@ -53,9 +53,9 @@ impl Summary {
         let runs = manifest.tables.iter().flat_map(|t| &t.runs);
         Self {
             ts: manifest.ts,
-            rows: manifest.tables.iter().map(|t| t.rows).sum(),
+            rows: manifest.tables.iter().fold(0, |n, t| n.saturating_add(t.rows)),
             runs: runs.clone().count(),
-            run_bytes: runs.map(|r| r.bytes).sum(),
+            run_bytes: runs.fold(0, |n, r| n.saturating_add(r.bytes)),
             last_error: None,
         }
     }
@@ -90,8 +90,10 @@ impl Store {
     /// checkpoint (rows as of the newest committed timestamp, tombstones
     /// for deleted keys) as a new run, then a manifest naming every
     /// table's runs, then removes the log segments and runs it makes
-    /// unnecessary; then merges runs as [`Store::compact`]'s docs say, a
-    /// few similar-sized runs at a time. Opening the store then maps the
+    /// unnecessary; then merges runs, a few similar-sized runs at a time
+    /// (see [`Store::compact`]; a merge that fails leaves the runs as they
+    /// were and is noted in [`CheckpointInfo::last_error`], and the
+    /// checkpoint still succeeds). Opening the store then maps the
     /// runs and replays only the log after the checkpoint.
     ///
     /// Commits go on meanwhile: it reads at a snapshot, a chunk of keys at
@@ -111,8 +113,15 @@ impl Store {
         };
         let mut checkpoint = self.inner.checkpoint.lock();
         self.check_open()?;
-        let result = self.checkpoint_locked(wal, dir, &mut checkpoint).and_then(|()| self.compact_locked(dir, &mut checkpoint, false));
-        self.inner.summary.lock().last_error = result.as_ref().err().map(ToString::to_string);
+        let result = self.checkpoint_locked(wal, dir, &mut checkpoint);
+        // The checkpoint stands whether or not its runs merge now; a
+        // compaction error is noted and merging is tried after the next.
+        let merged = match &result {
+            Ok(()) => self.compact_locked(dir, &mut checkpoint, false),
+            Err(_) => Ok(()),
+        };
+        let error = result.as_ref().err().or(merged.as_ref().err()).map(ToString::to_string);
+        self.inner.summary.lock().last_error = error;
         result.map(|()| self.checkpoint_info())
     }
 
@@ -165,13 +174,10 @@ impl Store {
         let (manifest, bases) = match stored {
             Ok(done) => done,
             Err(e) => {
-                // Unless the rename happened (then the manifest names them and
-                // a reopen sorts it out), this attempt's runs must not hold
-                // space until the next checkpoint.
-                if Manifest::load(dir).ok().flatten().is_none_or(|m| m.ts != ts) {
-                    for path in &created {
-                        let _ = std::fs::remove_file(path);
-                    }
+                // This attempt's runs must not hold space until the next
+                // checkpoint, unless the manifest names them.
+                for path in &created {
+                    manifest::remove_failed_run(dir, path);
                 }
                 return Err(e);
             }
@@ -263,9 +269,11 @@ impl Store {
                     }
                     w.finish(t.id, ts)?;
                     let run = Arc::new(Run::open(&dir.join(name))?);
-                    Base::new(std::iter::once(run).chain(old.iter().flat_map(|b| b.runs().iter().cloned())).collect())
+                    Base::new(std::iter::once(run).chain(old.iter().flat_map(|b| b.runs().iter().cloned())).collect(), ts)
                 }
-                None => old,
+                // Nothing new to write: the same runs hold the rows as of
+                // `ts` (so chains equal to them can leave memory).
+                None => Base::new(old.map(|b| b.runs().to_vec()).unwrap_or_default(), ts),
             };
             let next_row_id = t.next_row_id.load(Ordering::Relaxed);
             let runs = run_entries(base.as_deref());

@@ -11,6 +11,11 @@
 //! them to mask). Runs are immutable: the merged run is written beside
 //! them, the manifest switches to it, then the table does; readers of the
 //! old runs keep their maps until they finish.
+//!
+//! Merges run under the checkpoint lock, after the checkpoint that made
+//! them due: the next checkpoint (and a backup) waits for them. A merge of
+//! the top tier rewrites about the whole table, so a checkpoint can then
+//! come late by that long (the log and memory grow meanwhile).
 
 use std::ops::{Bound, Range};
 use std::path::Path;
@@ -66,11 +71,13 @@ pub(crate) fn plan(sizes: &[u64]) -> Option<Range<usize>> {
 
 impl Store {
     /// Merges each table's runs into one (dropping the tombstones), so a
-    /// read that misses memory probes a single run. Checkpoints and
-    /// commits go on meanwhile; reads use the old runs until the merged
-    /// one replaces them. Checkpoints merge runs by size on their own;
-    /// this is for after a bulk load or a mass delete. An in-memory
-    /// store, or one without a checkpoint yet, has nothing to merge.
+    /// read that misses memory probes a single run. Commits and reads go
+    /// on meanwhile (reads use the old runs until the merged one replaces
+    /// them); checkpoints and backups wait. Checkpoints merge runs by size
+    /// on their own; this is for after a bulk load or a mass delete. An
+    /// in-memory store, or one without a checkpoint yet, has nothing to
+    /// merge. A table whose merge fails keeps its runs; the others are
+    /// still merged, and the first error is returned.
     pub fn compact(&self) -> Result<CheckpointInfo> {
         self.check_open()?;
         let Some(dir) = &self.inner.dir else { return Ok(CheckpointInfo::default()) };
@@ -85,6 +92,7 @@ impl Store {
     /// (`full`) or as [`plan`] says. Each merge switches the manifest.
     pub(super) fn compact_locked(&self, dir: &Path, checkpoint: &mut Option<Manifest>, full: bool) -> Result<()> {
         let Some(manifest) = checkpoint else { return Ok(()) };
+        let mut first_error = None;
         for i in 0..manifest.tables.len() {
             // A table dropped or altered since the checkpoint keeps its runs
             // until the next one leaves it out.
@@ -104,10 +112,17 @@ impl Store {
                     plan(&runs.iter().map(|r| r.size()).collect::<Vec<_>>())
                 };
                 let Some(range) = range else { break };
-                self.merge(dir, manifest, i, &table, &base, range)?;
+                if let Err(e) = self.merge(dir, manifest, i, &table, &base, range) {
+                    // Closing stops every merge; other errors stop this table's.
+                    if matches!(e, crate::Error::Closed) {
+                        return Err(e);
+                    }
+                    first_error.get_or_insert(e);
+                    break;
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Merges `base`'s runs in `range` into one run, then switches the
@@ -144,7 +159,7 @@ impl Store {
             let mut runs_now: Vec<Arc<Run>> = runs[..range.start].to_vec();
             runs_now.extend(merged);
             runs_now.extend(runs[range.end..].iter().cloned());
-            let merged_base = Base::new(runs_now);
+            let merged_base = Base::new(runs_now, base.ts());
             sync_dir(dir)?;
             let mut next = manifest.clone();
             next.tables[i].runs = run_entries(merged_base.as_deref());
@@ -157,11 +172,7 @@ impl Store {
         let (next, merged_base) = match written {
             Ok(done) => done,
             Err(e) => {
-                // The merged run is removed unless the manifest names it
-                // (its rename happened before a failure).
-                if Manifest::load(dir).ok().flatten().is_none_or(|m| !m.runs().any(|r| r == name)) {
-                    let _ = std::fs::remove_file(&path);
-                }
+                manifest::remove_failed_run(dir, &path);
                 return Err(e);
             }
         };
@@ -180,6 +191,56 @@ impl Store {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Merging the newer runs keeps their tombstones: the oldest run still
+    /// holds the deleted key's row, which they mask (across a reopen too).
+    #[test]
+    fn a_merge_short_of_the_oldest_run_keeps_its_tombstones() {
+        use crate::{ColumnDef, DataType, StoreOptions, TableSchema, Transaction, Value, encode_key};
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            dir: Some(dir.path().into()),
+            checkpoint_wal_bytes: 0,
+            gc_interval: std::time::Duration::ZERO,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(options.clone()).unwrap();
+        let columns = vec![ColumnDef::new("k", DataType::Int64).not_null(), ColumnDef::new("v", DataType::Int64)];
+        let (t, _) = store.create_table(TableSchema { name: "t".into(), columns, primary_key: vec![0] }).unwrap();
+        let key = |k: i64| encode_key(&[Value::Int64(k)], &[0]);
+        let step = |f: &dyn Fn(&mut Transaction)| {
+            let mut txn = store.begin().unwrap();
+            f(&mut txn);
+            txn.commit().unwrap();
+            store.checkpoint().unwrap();
+        };
+        step(&|txn| {
+            for k in 0..100 {
+                txn.insert(t, vec![Value::Int64(k), Value::Int64(k)]).unwrap();
+            }
+        });
+        step(&|txn| assert!(txn.delete(t, &key(5)).unwrap()));
+        step(&|txn| txn.upsert(t, vec![Value::Int64(7), Value::Int64(-7)]).unwrap());
+        assert_eq!(store.checkpoint_info().runs, 3);
+        {
+            let mut checkpoint = store.inner.checkpoint.lock();
+            let manifest = checkpoint.as_mut().unwrap();
+            let table = store.table_by_id(t).unwrap();
+            let base = table.base().unwrap();
+            store.merge(dir.path(), manifest, 0, &table, &base, 0..2).unwrap();
+        }
+        let check = |s: &Store| {
+            assert_eq!(s.checkpoint_info().runs, 2);
+            let txn = s.begin().unwrap();
+            assert_eq!(txn.get(t, &key(5)).unwrap(), None, "the tombstone still masks the oldest run");
+            assert_eq!(txn.get(t, &key(7)).unwrap(), Some(vec![Value::Int64(7), Value::Int64(-7)]));
+            assert_eq!(txn.scan(t, Bound::Unbounded, Bound::Unbounded).unwrap().len(), 99);
+        };
+        check(&store);
+        store.close().unwrap();
+        drop(store);
+        check(&Store::open(options).unwrap());
+    }
 
     #[test]
     fn tiers_grow_by_the_fan_in() {

@@ -25,19 +25,23 @@ pub(crate) type KeyRow<'a> = (&'a [u8], &'a [u8]);
 #[derive(Debug)]
 pub(crate) struct Base {
     runs: Box<[Arc<Run>]>,
+    ts: Ts,
 }
 
 impl Base {
-    /// The base of `runs` (newest first, timestamps descending); `None`
-    /// for no runs.
-    pub(crate) fn new(runs: Vec<Arc<Run>>) -> Option<Arc<Self>> {
+    /// The base of `runs` (newest first, timestamps descending) holding
+    /// the table's rows as of checkpoint `ts` (at or after the newest
+    /// run's: a checkpoint that found nothing new to write keeps the runs);
+    /// `None` for no runs.
+    pub(crate) fn new(runs: Vec<Arc<Run>>, ts: Ts) -> Option<Arc<Self>> {
         debug_assert!(runs.windows(2).all(|w| w[0].ts > w[1].ts), "runs newest first");
-        (!runs.is_empty()).then(|| Arc::new(Self { runs: runs.into() }))
+        debug_assert!(runs.first().is_none_or(|r| r.ts <= ts), "no run newer than the base");
+        (!runs.is_empty()).then(|| Arc::new(Self { runs: runs.into(), ts }))
     }
 
-    /// The newest run's timestamp: the base holds every row as of it.
+    /// The checkpoint timestamp the base holds every row as of.
     pub(crate) fn ts(&self) -> Ts {
-        self.runs[0].ts
+        self.ts
     }
 
     /// The runs, newest first.
@@ -171,7 +175,7 @@ mod tests {
             probes in proptest::collection::vec(proptest::collection::vec(0u8..4, 0..4), 0..20),
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let base = Base::new(runs(dir.path(), &layers)).unwrap();
+            let base = Base::new(runs(dir.path(), &layers), layers.len() as Ts).unwrap();
             prop_assert_eq!(base.ts(), layers.len() as Ts);
             let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
             let mut newest: Entries = BTreeMap::new();
