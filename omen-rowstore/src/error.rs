@@ -113,6 +113,25 @@ pub enum Error {
     /// Bytes that should hold an encoded row or value do not decode.
     #[error("undecodable row data: {0}")]
     Decode(String),
+    /// The change stream after `after` is no longer in the log: a
+    /// checkpoint removed the log through `trimmed` (hold the log with
+    /// [`crate::Store::hold_log`] to keep what a reader still needs).
+    #[error("the log no longer holds the changes after timestamp {after}: it was removed through {trimmed}")]
+    LogTrimmed {
+        /// The timestamp asked for.
+        after: u64,
+        /// Every change after this one is still in the log.
+        trimmed: u64,
+    },
+    /// The change stream cannot be replayed past this record (see
+    /// [`crate::Store::replay_changes`]).
+    #[error("the change stream cannot be replayed past timestamp {ts}: {reason}")]
+    NotReplayable {
+        /// The record's timestamp.
+        ts: u64,
+        /// Why.
+        reason: String,
+    },
     /// An earlier WAL write or fsync failed; the store accepts no more commits
     /// because the kernel may have dropped the unsynced pages. Reopen the store.
     #[error("the write-ahead log failed earlier ({0}); reopen the database")]

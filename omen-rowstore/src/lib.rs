@@ -106,7 +106,7 @@ pub use codec::row::{decode_row, encode_row};
 pub use error::{Error, Result};
 pub use index::{IndexDef, KeyRange};
 pub use schema::{ColumnDef, TableId, TableSchema};
-pub use store::{CheckpointInfo, GcStats, Store, StoreOptions, StoreStats};
+pub use store::{CheckpointInfo, GcStats, LogHold, Store, StoreOptions, StoreStats};
 pub use table::Ts;
 pub use txn::{KeyedRows, Savepoint, Transaction};
 pub use value::{DataType, Value};

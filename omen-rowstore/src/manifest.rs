@@ -8,10 +8,11 @@
 //!
 //! ```text
 //! MANIFEST: | magic "OMENMAN\0" (8) | version: u32 LE (2) | reserved: u32 (0) | body | crc32c(all before): u32 LE |
-//! body:     | ts: u64 | next_table_id: u64 | n: var | n x table |
+//! body:     | ts: u64 | next_table_id: u64 | n: var | n x table | d: var | d x retired |
 //! table:    | id: u64 | next_row_id: u64 | schema | rows: u64 | r: var | r x run |
 //!           | m: var | m x (index id: u64 | index definition) |
 //! run:      | name: var+bytes | ts: u64 | entries: u64 | bytes: u64 |    (newest first, timestamps descending)
+//! retired:  | id: u64 | dropped: u64 | schema |     (a dropped table whose drop the log may still hold)
 //! ```
 //!
 //! Version 1 (one run per table, at the manifest's timestamp) is read too:
@@ -63,12 +64,22 @@ pub(crate) struct RunEntry {
     pub bytes: u64,
 }
 
+/// A table dropped (or rewritten by ALTER TABLE) at `dropped`: replaying
+/// the log before then decodes its rows with `schema`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RetiredTable {
+    pub id: TableId,
+    pub dropped: Ts,
+    pub schema: TableSchema,
+}
+
 /// A checkpoint: the state at `ts`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Manifest {
     pub ts: Ts,
     pub next_table_id: TableId,
     pub tables: Vec<TableEntry>,
+    pub retired: Vec<RetiredTable>,
 }
 
 impl Manifest {
@@ -94,6 +105,12 @@ impl Manifest {
                 body.extend_from_slice(&id.to_le_bytes());
                 def.encode(&mut body);
             }
+        }
+        put_varint(&mut body, self.retired.len() as u64);
+        for t in &self.retired {
+            body.extend_from_slice(&t.id.to_le_bytes());
+            body.extend_from_slice(&t.dropped.to_le_bytes());
+            t.schema.encode(&mut body);
         }
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -143,7 +160,16 @@ impl Manifest {
                 let indexes = (0..m).map(|_| Ok((r.u64()?, IndexDef::decode(r)?))).collect::<Result<Vec<_>>>()?;
                 tables.push(TableEntry { id, next_row_id, schema, rows, runs, indexes });
             }
-            Ok(Self { ts, next_table_id, tables })
+            let retired = match version {
+                1 => Vec::new(),
+                _ => {
+                    let d = r.len()?;
+                    (0..d)
+                        .map(|_| Ok(RetiredTable { id: r.u64()?, dropped: r.u64()?, schema: TableSchema::decode(r)? }))
+                        .collect::<Result<_>>()?
+                }
+            };
+            Ok(Self { ts, next_table_id, tables, retired })
         };
         let manifest = parse(&mut r).map_err(|e| corrupt(16, e.to_string()))?;
         if !r.is_empty() {
@@ -280,6 +306,11 @@ mod tests {
                     RunEntry { name: run_name(1, 40, 1), ts: 40, entries: 4, bytes: 500 },
                 ],
                 indexes: vec![(4, IndexDef { name: "t_b".into(), columns: vec![1], unique: false })],
+            }],
+            retired: vec![RetiredTable {
+                id: 3,
+                dropped: 97,
+                schema: TableSchema { name: "gone".into(), columns: vec![ColumnDef::new("x", DataType::Bytes)], primary_key: vec![] },
             }],
         }
     }

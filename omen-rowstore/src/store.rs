@@ -2,9 +2,11 @@
 
 mod checkpoint;
 mod compaction;
+mod replay;
 
 pub use checkpoint::CheckpointInfo;
 use checkpoint::{Summary, checkpoint_in_background};
+pub use replay::LogHold;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use crate::alter::{self, Alteration, Rebuilt, Reshape};
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexDef};
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Manifest, RetiredTable};
 use crate::run::Run;
 use crate::schema::{TableId, TableSchema};
 use crate::snapshots::{Clock, Registration, Snapshots};
@@ -122,6 +124,9 @@ struct Catalog {
     by_name: HashMap<String, TableId>,
     /// Index name to (table id, entries table id).
     indexes: HashMap<String, (TableId, TableId)>,
+    /// Tables dropped (or rewritten by ALTER) whose drop the log may still
+    /// hold: replaying the log decodes their rows with these schemas.
+    retired: Vec<RetiredTable>,
 }
 
 impl Catalog {
@@ -139,9 +144,9 @@ impl Catalog {
     }
 
     /// Puts a rebuilt table (see [`crate::alter`]) in the place of table
-    /// `old`; its indexes are readable from `ready`.
-    fn replace_table(&mut self, old: TableId, rebuilt: Rebuilt, ready: Ts) {
-        self.remove_table(old);
+    /// `old` at `ts`; its indexes are readable from `ready`.
+    fn replace_table(&mut self, old: TableId, rebuilt: Rebuilt, ts: Ts, ready: Ts) {
+        self.remove_table(old, ts);
         let table = rebuilt.table;
         self.by_name.insert(table.schema.name.clone(), table.id);
         self.by_id.insert(table.id, Arc::clone(&table));
@@ -161,9 +166,11 @@ impl Catalog {
     }
 
     /// Removes a table and its indexes.
-    fn remove_table(&mut self, id: TableId) -> Option<Arc<Table>> {
+    /// Removes a table and its indexes, dropped at `ts`.
+    fn remove_table(&mut self, id: TableId, ts: Ts) -> Option<Arc<Table>> {
         let table = self.by_id.remove(&id)?;
         self.by_name.remove(&table.schema.name);
+        self.retired.push(RetiredTable { id, dropped: ts, schema: (*table.schema).clone() });
         for ix in table.indexes().iter() {
             self.indexes.remove(&ix.def.name);
             self.by_id.remove(&ix.entries.id);
@@ -368,7 +375,7 @@ impl Store {
         if let Some(wal) = &self.inner.wal {
             wal.append(&WalRecord::DropTable { ts, id })?;
         }
-        self.inner.catalog.write().remove_table(id);
+        self.inner.catalog.write().remove_table(id, ts);
         self.advance(&mut commit, ts);
         commit.publisher.publish(ChangeRecord::new(ts, Change::DropTable { id }));
         Ok(id)
@@ -491,7 +498,7 @@ impl Store {
             wal.append(&WalRecord::AlterTable { ts, id: t.id, new_id, reshape })?;
         }
         let (schema, rows) = (Arc::clone(&rebuilt.table.schema), std::mem::take(&mut rebuilt.changes));
-        catalog.replace_table(t.id, rebuilt, ts);
+        catalog.replace_table(t.id, rebuilt, ts, ts);
         drop(catalog);
         self.advance(&mut commit, ts);
         commit.publisher.publish(ChangeRecord::new(ts - 2, Change::DropTable { id: t.id }));
@@ -831,6 +838,7 @@ impl Recovery {
             }
         }
         self.commit.next_table_id = manifest.next_table_id;
+        self.catalog.retired = manifest.retired.clone();
         if let Some(max) = self.catalog.by_id.keys().max().filter(|&&max| max >= manifest.next_table_id) {
             return Err(manifest_corrupt(dir, format!("table id {max} is not below the next id {}", manifest.next_table_id)));
         }
@@ -853,7 +861,7 @@ impl Recovery {
                 commit.next_table_id = commit.next_table_id.max(id.checked_add(1).ok_or("table id out of range")?);
             }
             WalRecord::DropTable { id, .. } => {
-                catalog.remove_table(id).ok_or_else(|| format!("drop of unknown table {id}"))?;
+                catalog.remove_table(id, ts).ok_or_else(|| format!("drop of unknown table {id}"))?;
             }
             WalRecord::CreateIndex { id, table, def, .. } => {
                 let t = catalog.by_id.get(&table).filter(|t| !t.is_index).cloned();
@@ -878,7 +886,7 @@ impl Recovery {
                 new_id.checked_add(1 + old.indexes().len() as u64).ok_or("table id out of range")?;
                 let rebuilt = alter::rebuild(&old, &reshape, new_id, ts, false).map_err(|e| format!("altering table {id}: {e}"))?;
                 commit.next_table_id = commit.next_table_id.max(new_id + 1 + rebuilt.indexes.len() as u64);
-                catalog.replace_table(id, rebuilt, 0);
+                catalog.replace_table(id, rebuilt, ts, 0);
             }
             WalRecord::Commit { writes, .. } => {
                 for w in writes {

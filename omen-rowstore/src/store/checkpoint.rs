@@ -141,7 +141,7 @@ impl Store {
         }
         // DDL changes the catalog and the clock under the commit lock, so
         // what is noted under it is the catalog at the snapshot.
-        let (ts, registration, tables, next_table_id) = {
+        let (ts, registration, tables, next_table_id, retired) = {
             let commit = self.inner.commit.lock();
             let (ts, registration) = self.acquire_snapshot();
             let catalog = self.inner.catalog.read();
@@ -152,7 +152,8 @@ impl Store {
                 .map(|t| (Arc::clone(t), t.indexes().iter().map(|ix| (ix.entries.id, ix.def.clone())).collect()))
                 .collect();
             tables.sort_by_key(|(t, _)| t.id);
-            (ts, registration, tables, commit.next_table_id)
+            let retired = catalog.retired.iter().filter(|r| r.dropped <= ts).cloned().collect();
+            (ts, registration, tables, commit.next_table_id, retired)
         };
         let noted: Vec<Arc<Table>> = tables.iter().map(|(t, _)| Arc::clone(t)).collect();
         let mut created = Vec::new();
@@ -167,7 +168,7 @@ impl Store {
             if failpoint("checkpoint::manifest") {
                 return Err(injected("checkpoint::manifest").into());
             }
-            let manifest = Manifest { ts, next_table_id, tables: entries };
+            let manifest = Manifest { ts, next_table_id, tables: entries, retired };
             manifest.store(dir)?;
             Ok((manifest, bases))
         });
@@ -204,6 +205,10 @@ impl Store {
             return Err(injected("checkpoint::log").into());
         }
         wal.remove_through(ts)?;
+        // Schemas of tables whose drop the log no longer holds are needed
+        // by no replay (the next manifest leaves them out).
+        let trimmed = wal.trimmed();
+        self.inner.catalog.write().retired.retain(|r| r.dropped > trimmed);
         Ok(())
     }
 

@@ -326,6 +326,11 @@ struct Active {
     preallocated: bool,
     max_ts: u64,
     sealed: Vec<Sealed>,
+    /// Every record newer than this is in the segments (removal raises it).
+    trimmed: u64,
+    /// Log holds: id -> the timestamp after which records must stay.
+    holds: std::collections::BTreeMap<u64, u64>,
+    next_hold: u64,
 }
 
 struct Shared {
@@ -613,6 +618,8 @@ pub(crate) struct WalOptions {
 /// What one segment's replay found.
 struct Replayed {
     len: u64,
+    /// The first record's timestamp (0 if none).
+    min_ts: u64,
     max_ts: u64,
     /// Whether the segment ended in a torn or short record (cut off).
     torn: bool,
@@ -648,6 +655,7 @@ impl Wal {
         }
         let mut sealed = Vec::new();
         let mut last_ts = 0;
+        let mut first_ts = None;
         let last = seqs.len() - 1;
         let mut active = None;
         for (i, &seq) in seqs.iter().enumerate() {
@@ -655,6 +663,9 @@ impl Wal {
             let newest = i == last;
             let mut file = OpenOptions::new().read(true).write(true).create(newest).truncate(false).open(&path)?;
             let got = replay_segment(dir, &path, &mut file, newest, &mut last_ts, after, &mut apply)?;
+            if got.min_ts > 0 {
+                first_ts.get_or_insert(got.min_ts);
+            }
             if got.torn && !newest {
                 return Err(Error::Corruption {
                     file: path,
@@ -681,6 +692,9 @@ impl Wal {
                     preallocated,
                     max_ts: got.max_ts.max(last_ts),
                     sealed: Vec::new(),
+                    trimmed: 0,
+                    holds: std::collections::BTreeMap::new(),
+                    next_hold: 1,
                 });
             } else {
                 sealed.push(Sealed { seq, len: got.len, max_ts: got.max_ts });
@@ -688,6 +702,11 @@ impl Wal {
         }
         let mut active = active.expect("at least one segment");
         active.sealed = sealed;
+        // Segments before the first were removed behind a checkpoint: the
+        // log holds every record from the first one it still has.
+        if seqs[0] > 1 {
+            active.trimmed = first_ts.map_or(last_ts, |ts| ts - 1);
+        }
 
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -807,13 +826,19 @@ impl Wal {
     }
 
     /// Removes the sealed segments, oldest first, whose records are all at
-    /// or before `ts` (a checkpoint holds them); returns the bytes freed.
-    /// The caller must have made that checkpoint durable first.
+    /// or before `ts` (a checkpoint holds them) and before every hold;
+    /// returns the bytes freed. The caller must have made that checkpoint
+    /// durable first.
     pub(crate) fn remove_through(&self, ts: u64) -> Result<u64> {
         let gone: Vec<Sealed> = {
             let mut active = self.shared.active.lock();
-            let n = active.sealed.iter().take_while(|s| s.max_ts <= ts).count();
-            active.sealed.drain(..n).collect()
+            let bound = active.holds.values().copied().fold(ts, u64::min);
+            let n = active.sealed.iter().take_while(|s| s.max_ts <= bound).count();
+            let gone: Vec<Sealed> = active.sealed.drain(..n).collect();
+            if let Some(last) = gone.last() {
+                active.trimmed = active.trimmed.max(last.max_ts);
+            }
+            gone
         };
         // Oldest first, each unlink synced before the next: unsynced
         // unlinks may persist in any order, and a crash must never leave a
@@ -826,6 +851,55 @@ impl Wal {
             sync_dir(&self.shared.dir)?;
         }
         Ok(gone.iter().map(|s| s.len).sum())
+    }
+
+    /// Every record newer than this is in the log.
+    pub(crate) fn trimmed(&self) -> u64 {
+        self.shared.active.lock().trimmed
+    }
+
+    /// Keeps every record newer than `after` from removal until
+    /// [`Self::release`]; returns the hold's id. Fails if the log no longer
+    /// holds them all.
+    pub(crate) fn hold(&self, after: u64) -> Result<u64> {
+        let mut active = self.shared.active.lock();
+        if after < active.trimmed {
+            return Err(Error::LogTrimmed { after, trimmed: active.trimmed });
+        }
+        let id = active.next_hold;
+        active.next_hold += 1;
+        active.holds.insert(id, after);
+        Ok(id)
+    }
+
+    /// Moves hold `id` forward to `after` (never back).
+    pub(crate) fn advance_hold(&self, id: u64, after: u64) {
+        if let Some(at) = self.shared.active.lock().holds.get_mut(&id) {
+            *at = (*at).max(after);
+        }
+    }
+
+    /// Lets the records hold `id` kept go with the next checkpoint.
+    pub(crate) fn release(&self, id: u64) {
+        self.shared.active.lock().holds.remove(&id);
+    }
+
+    /// The segment files holding every record newer than `after`, oldest
+    /// first, opened (so a checkpoint removing one meanwhile does not take
+    /// it from the reader); the last is the active segment, which may be
+    /// being written. Fails if the log no longer holds them all.
+    pub(crate) fn segments_after(&self, after: u64) -> Result<Vec<(PathBuf, File)>> {
+        let active = self.shared.active.lock();
+        if after < active.trimmed {
+            return Err(Error::LogTrimmed { after, trimmed: active.trimmed });
+        }
+        let seqs = active.sealed.iter().filter(|s| s.max_ts > after).map(|s| s.seq).chain([active.seq]);
+        seqs.map(|seq| {
+            let path = segment_path(&self.shared.dir, seq);
+            let file = File::open(&path)?;
+            Ok((path, file))
+        })
+        .collect()
     }
 
     /// The I/O backend's name (see [`IoBackend`]).
@@ -934,7 +1008,7 @@ fn replay_segment(
         file.write_all(&header)?;
         file.sync_all()?;
         sync_dir(dir)?;
-        return Ok(Replayed { len: HEADER_LEN, max_ts: 0, torn: false });
+        return Ok(Replayed { len: HEADER_LEN, min_ts: 0, max_ts: 0, torn: false });
     }
     if &bytes[..8] != MAGIC {
         return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)"));
@@ -944,7 +1018,7 @@ fn replay_segment(
         return Err(corrupt(8, &format!("unsupported WAL version {version}")));
     }
     let mut pos = header.len();
-    let mut max_ts = 0;
+    let (mut min_ts, mut max_ts) = (0, 0);
     while let Some((payload, next)) = next_record(&bytes, pos) {
         let rec = WalRecord::decode(payload).map_err(|e| corrupt(pos as u64, &e.to_string()))?;
         let ts = rec.ts();
@@ -953,6 +1027,9 @@ fn replay_segment(
         }
         *last_ts = ts;
         max_ts = ts;
+        if min_ts == 0 {
+            min_ts = ts;
+        }
         if ts > after {
             apply(rec).map_err(|reason| corrupt(pos as u64, &reason))?;
         }
@@ -964,7 +1041,51 @@ fn replay_segment(
         file.set_len(pos as u64)?;
         file.sync_all()?;
     }
-    Ok(Replayed { len: pos as u64, max_ts, torn })
+    Ok(Replayed { len: pos as u64, min_ts, max_ts, torn })
+}
+
+/// Calls `f` with each record of `segments` (from [`Wal::segments_after`])
+/// newer than `after` and at most `upto`, in log order, until it returns
+/// false. Every record up to `upto` must have been written (the store's
+/// clock): the active segment's unwritten tail is where reading stops;
+/// damage before it is [`Error::Corruption`] naming the segment.
+pub(crate) fn read_records(
+    segments: Vec<(PathBuf, File)>,
+    after: u64,
+    upto: u64,
+    mut f: impl FnMut(WalRecord) -> Result<bool>,
+) -> Result<()> {
+    let last = segments.len().saturating_sub(1);
+    for (i, (path, mut file)) in segments.into_iter().enumerate() {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let corrupt = |offset: usize, reason: String| Error::Corruption { file: path.clone(), offset: offset as u64, reason };
+        if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
+            // A segment rolled in but not yet given its header holds nothing.
+            if bytes.iter().all(|&b| b == 0) {
+                continue;
+            }
+            return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)".into()));
+        }
+        let mut pos = HEADER_LEN as usize;
+        while let Some((payload, next)) = next_record(&bytes, pos) {
+            let rec = WalRecord::decode(payload).map_err(|e| corrupt(pos, e.to_string()))?;
+            let ts = rec.ts();
+            if ts > upto {
+                return Ok(());
+            }
+            if ts > after && !f(rec)? {
+                return Ok(());
+            }
+            pos = next;
+        }
+        // A sealed segment was synced whole: anything but its zero-filled
+        // room after the last record is damage.
+        if i < last && !bytes[pos..].iter().all(|&b| b == 0) {
+            return Err(corrupt(pos, "sealed log segment ends in a damaged record".into()));
+        }
+    }
+    Ok(())
 }
 
 /// The payload of the record at `pos` and the offset after it, if whole and intact.
