@@ -123,6 +123,16 @@ pub enum Error {
         /// Every change after this one is still in the log.
         trimmed: u64,
     },
+    /// A reader asked for changes after a timestamp the store has not
+    /// reached: it consumed records a crash (or a failed log write) then
+    /// lost, and later commits may reuse those timestamps.
+    #[error("changes after timestamp {after} were asked for, but the store's newest commit is {newest}")]
+    AheadOfStore {
+        /// The timestamp asked for.
+        after: u64,
+        /// The store's newest committed timestamp.
+        newest: u64,
+    },
     /// The change stream cannot be replayed past this record (see
     /// [`crate::Store::replay_changes`]).
     #[error("the change stream cannot be replayed past timestamp {ts}: {reason}")]

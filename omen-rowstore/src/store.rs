@@ -165,7 +165,6 @@ impl Catalog {
         }
     }
 
-    /// Removes a table and its indexes.
     /// Removes a table and its indexes, dropped at `ts`.
     fn remove_table(&mut self, id: TableId, ts: Ts) -> Option<Arc<Table>> {
         let table = self.by_id.remove(&id)?;
@@ -375,7 +374,13 @@ impl Store {
         if let Some(wal) = &self.inner.wal {
             wal.append(&WalRecord::DropTable { ts, id })?;
         }
-        self.inner.catalog.write().remove_table(id, ts);
+        let mut catalog = self.inner.catalog.write();
+        catalog.remove_table(id, ts);
+        // No log to replay: dropped tables' schemas are needed by nothing.
+        if self.inner.wal.is_none() {
+            catalog.retired.clear();
+        }
+        drop(catalog);
         self.advance(&mut commit, ts);
         commit.publisher.publish(ChangeRecord::new(ts, Change::DropTable { id }));
         Ok(id)
@@ -499,6 +504,9 @@ impl Store {
         }
         let (schema, rows) = (Arc::clone(&rebuilt.table.schema), std::mem::take(&mut rebuilt.changes));
         catalog.replace_table(t.id, rebuilt, ts, ts);
+        if self.inner.wal.is_none() {
+            catalog.retired.clear();
+        }
         drop(catalog);
         self.advance(&mut commit, ts);
         commit.publisher.publish(ChangeRecord::new(ts - 2, Change::DropTable { id: t.id }));

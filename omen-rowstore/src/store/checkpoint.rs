@@ -320,7 +320,9 @@ pub(super) fn checkpoint_in_background(inner: &Weak<Inner>, threshold: u64, budg
             return;
         }
         let Some(wal) = &inner.wal else { return };
-        let log = wal.len();
+        // Segments a log hold keeps behind the checkpoint do not count:
+        // checkpointing cannot remove them.
+        let log = wal.len_after(inner.summary.lock().ts);
         let due = (threshold > 0 && log >= threshold) || (budget > 0 && log >= budget / 2);
         if due {
             let store = Store { inner };

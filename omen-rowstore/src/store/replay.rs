@@ -64,6 +64,7 @@ impl Store {
     /// has no log; its hold does nothing.
     pub fn hold_log(&self, after: Ts) -> Result<LogHold> {
         self.check_open()?;
+        self.not_ahead(after)?;
         let id = match &self.inner.wal {
             Some(wal) => wal.hold(after)?,
             None => 0,
@@ -78,7 +79,10 @@ impl Store {
     ///
     /// Fails with [`Error::LogTrimmed`] if a checkpoint removed part of
     /// them (an in-memory store: unless nothing was committed after
-    /// `after`). The one record the log cannot give back is ALTER TABLE's:
+    /// `after`), and with [`Error::AheadOfStore`] if `after` is past the
+    /// newest commit (the reader saw records a crash lost: under
+    /// [`crate::Durability::Full`] a subscriber receives a commit just
+    /// before its sync, under the other modes before it is durable). The one record the log cannot give back is ALTER TABLE's:
     /// a subscriber receives the rewritten table's rows, the log holds only
     /// how to reshape them. Replay passes its drop and create records, then
     /// fails with [`Error::NotReplayable`] at it; the reader reloads that
@@ -86,16 +90,19 @@ impl Store {
     pub fn replay_changes(&self, after: Ts, mut f: impl FnMut(ChangeRecord) -> bool) -> Result<Ts> {
         self.check_open()?;
         let upto = self.current_ts();
+        self.not_ahead(after)?;
         let Some(wal) = &self.inner.wal else {
-            return if after >= upto { Ok(after) } else { Err(Error::LogTrimmed { after, trimmed: upto }) };
+            return if after == upto { Ok(after) } else { Err(Error::LogTrimmed { after, trimmed: upto }) };
         };
-        let segments = wal.segments_after(after)?;
+        // Before the segments: a checkpoint between the two may prune the
+        // schema of a table dropped in a segment already opened.
         let mut schemas: HashMap<TableId, Arc<TableSchema>> = {
             let catalog = self.inner.catalog.read();
             let live = catalog.by_id.values().filter(|t| !t.is_index).map(|t| (t.id, Arc::clone(&t.schema)));
             let retired = catalog.retired.iter().map(|r| (r.id, Arc::new(r.schema.clone())));
             retired.chain(live).collect()
         };
+        let segments = wal.segments_after(after)?;
         let mut last = after;
         read_records(segments, after, upto, |rec| {
             let ts = rec.ts();
@@ -128,9 +135,13 @@ impl Store {
                 WalRecord::AlterTable { id, new_id, reshape, .. } => {
                     let schema = Arc::new(reshape.schema);
                     schemas.insert(new_id, Arc::clone(&schema));
+                    // An ALTER takes three timestamps, its record the last.
+                    let dropped = ts
+                        .checked_sub(2)
+                        .ok_or_else(|| Error::NotReplayable { ts, reason: "ALTER TABLE logged at a timestamp below 2".into() })?;
                     let records = [
-                        ChangeRecord::new(ts - 2, Change::DropTable { id }),
-                        ChangeRecord::new(ts - 1, Change::CreateTable { id: new_id, schema }),
+                        ChangeRecord::new(dropped, Change::DropTable { id }),
+                        ChangeRecord::new(dropped + 1, Change::CreateTable { id: new_id, schema }),
                     ];
                     for record in records.into_iter().filter(|r| r.ts > after) {
                         last = record.ts;
@@ -156,5 +167,13 @@ impl Store {
             Ok(true)
         })?;
         Ok(last)
+    }
+
+    fn not_ahead(&self, after: Ts) -> Result<()> {
+        let newest = self.current_ts();
+        if after > newest {
+            return Err(Error::AheadOfStore { after, newest });
+        }
+        Ok(())
     }
 }

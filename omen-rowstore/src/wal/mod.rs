@@ -702,11 +702,9 @@ impl Wal {
         }
         let mut active = active.expect("at least one segment");
         active.sealed = sealed;
-        // Segments before the first were removed behind a checkpoint: the
-        // log holds every record from the first one it still has.
-        if seqs[0] > 1 {
-            active.trimmed = first_ts.map_or(last_ts, |ts| ts - 1);
-        }
+        // The log holds every record from the first one it still has; with
+        // none, every commit is in the checkpoint (`after`).
+        active.trimmed = first_ts.map_or(after, |ts| ts - 1);
 
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -909,8 +907,15 @@ impl Wal {
 
     /// Bytes in the log's segments, headers included.
     pub(crate) fn len(&self) -> u64 {
+        self.len_after(0)
+    }
+
+    /// Bytes in the segments holding records newer than `ts` (the active
+    /// one, always): what a checkpoint at `ts` has not yet taken in, though
+    /// a hold may keep older ones.
+    pub(crate) fn len_after(&self, ts: u64) -> u64 {
         let active = self.shared.active.lock();
-        active.len + active.sealed.iter().map(|s| s.len).sum::<u64>()
+        active.len + active.sealed.iter().filter(|s| s.max_ts > ts).map(|s| s.len).sum::<u64>()
     }
 
     /// Stops the background syncer and syncs what is left (in every mode: a
@@ -1060,12 +1065,10 @@ pub(crate) fn read_records(
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let corrupt = |offset: usize, reason: String| Error::Corruption { file: path.clone(), offset: offset as u64, reason };
-        if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
-            // A segment rolled in but not yet given its header holds nothing.
-            if bytes.iter().all(|&b| b == 0) {
-                continue;
-            }
-            return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)".into()));
+        // Segments get their header before they are listed (a roll writes
+        // it under the log's lock).
+        if !bytes.starts_with(&header()) {
+            return Err(corrupt(0, "not an OmenDB write-ahead log of this version (bad header)".into()));
         }
         let mut pos = HEADER_LEN as usize;
         while let Some((payload, next)) = next_record(&bytes, pos) {

@@ -185,6 +185,44 @@ fn the_log_replays_the_stream_a_subscriber_received() {
     let later = txn.commit().unwrap();
     store.checkpoint().unwrap();
     assert_eq!(replayed(&store, ts).len(), 1, "the hold at {ts} kept the commit at {later}");
+    let newest = store.current_ts();
+    assert!(matches!(store.replay_changes(newest + 1, |_| true), Err(Error::AheadOfStore { .. })));
+    assert!(matches!(store.hold_log(newest + 5), Err(Error::AheadOfStore { .. })));
+
+    // Reopened after checkpoints removed segments, the log knows what it
+    // lost, whether records are left after the checkpoint or none are.
+    drop(_hold);
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, row(6_000, 1)).unwrap();
+    txn.commit().unwrap();
+    store.checkpoint().unwrap();
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(log_options(dir.path())).unwrap();
+    assert!(matches!(store.replay_changes(ts, |_| true), Err(Error::LogTrimmed { .. })));
+    assert_eq!(replayed(&store, store.current_ts()), vec![]);
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, row(7_000, 1)).unwrap();
+    let one = txn.commit().unwrap();
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(log_options(dir.path())).unwrap();
+    assert!(matches!(store.replay_changes(0, |_| true), Err(Error::LogTrimmed { .. })));
+    assert_eq!(replayed(&store, one - 1).len(), 1);
+}
+
+/// An in-memory store has no log: replay has nothing to give but "none".
+#[test]
+fn an_in_memory_store_replays_only_an_empty_stream() {
+    use omen_rowstore::Error;
+    let (store, t) = accounts_store();
+    let mut txn = store.begin().unwrap();
+    txn.insert(t, row(1, 1)).unwrap();
+    let ts = txn.commit().unwrap();
+    assert_eq!(store.replay_changes(ts, |_| true).unwrap(), ts);
+    assert!(matches!(store.replay_changes(0, |_| true), Err(Error::LogTrimmed { .. })));
+    let hold = store.hold_log(ts).unwrap();
+    hold.advance(ts);
 }
 
 /// ALTER TABLE's rewritten rows are not in the log: replay passes the drop
