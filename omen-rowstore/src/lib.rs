@@ -18,13 +18,17 @@
 //! - the **write-ahead log** (Full / Normal / Off [`Durability`]): segment
 //!   files, group commit (one write and one fdatasync per group; pwrite or
 //!   io_uring, [`IoBackend`]), torn tails cut off on open;
-//! - **checkpoints** ([`Store::checkpoint`], also in the background): each
-//!   table's rows at a snapshot in a run file with a learned index, a
-//!   manifest replaced atomically, and the log cut behind them; the runs
+//! - **checkpoints** ([`Store::checkpoint`], also in the background): what
+//!   changed in each table since the last one (rows and tombstones), at a
+//!   snapshot, in a run file with a learned index and a Bloom filter, a
+//!   manifest replaced atomically, and the log cut behind them; runs merge
+//!   size-tiered ([`Store::compact`] merges each table into one); the runs
 //!   are memory-mapped and serve reads of rows no longer in memory; opening
 //!   maps the runs and replays the log after them;
 //! - the **change stream** ([`Store::subscribe`]): one [`ChangeRecord`] per
 //!   commit, in commit order, with back pressure. omen-sync consumes it.
+//!   [`Store::replay_changes`] gives it back from the log after any
+//!   timestamp the log still holds ([`Store::hold_log`] keeps it).
 //!
 //! It knows nothing of SQL, Arrow or the column store.
 //!
@@ -71,10 +75,10 @@
 //! [`Durability::Full`] a commit becomes visible once it is durable. After
 //! a checkpoint a table's rows are read from its memory-mapped run; memory
 //! holds the rows changed since (and every secondary index's entries,
-//! rebuilt from the rows on open). Each checkpoint writes every table whole
-//! (its trigger grows with the data, unless a `memory_budget` asks for
-//! more); incremental checkpoints and compaction of runs are the durability
-//! issue's next steps.
+//! rebuilt from the rows on open). Merges of runs hold the checkpoint lock,
+//! so a merge of a large table delays the next checkpoint. Replaying the
+//! change stream stops at an ALTER TABLE (the log holds the reshape, not
+//! the rewritten rows).
 
 #![deny(missing_docs)]
 // Two modules use unsafe: io_uring submissions (`wal/uring.rs`) and the

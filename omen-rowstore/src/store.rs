@@ -58,7 +58,8 @@ pub struct StoreOptions {
     /// or io_uring.
     pub io_backend: IoBackend,
     /// A background checkpoint ([`Store::checkpoint`]) starts once the log
-    /// holds this many bytes. A checkpoint writes what changed since the
+    /// holds this many bytes after the last checkpoint (segments a
+    /// [`crate::LogHold`] keeps do not count). A checkpoint writes what changed since the
     /// last one (at most about the log's size), then merges runs
     /// size-tiered. Zero: no such trigger (with no `memory_budget` either,
     /// no background checkpoints). Default 64 MiB.
