@@ -31,8 +31,8 @@
 //!         ChangeOp::Append { row: 1, key: b"k".to_vec(), ts: 6 },
 //!     ],
 //! })?;
-//! let at5 = table.scan(5, None, &HashSet::new(), false)?;
-//! let at6 = table.scan(6, None, &HashSet::new(), false)?;
+//! let at5 = table.scan(5, None, &[], &HashSet::new(), false)?;
+//! let at6 = table.scan(6, None, &[], &HashSet::new(), false)?;
 //! assert_eq!(at5[0].column(0).as_ref(), &Int64Array::from(vec![10]));
 //! assert_eq!(at6[0].column(0).as_ref(), &Int64Array::from(vec![11]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -53,11 +53,13 @@ mod error;
 mod segment;
 mod store;
 mod table;
+mod zone;
 
 pub use error::{Error, Result};
 pub use segment::OPEN;
 pub use store::ColumnStore;
-pub use table::{ChangeBatch, ChangeOp, ColumnTable};
+pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, SEGMENT_ROWS, TableStatistics};
+pub use zone::{CmpOp, Predicate, Test, Zone};
 
 /// Name of the encoded-primary-key column that scans add with `with_keys`.
 pub const KEY_COLUMN: &str = "__omen_key";

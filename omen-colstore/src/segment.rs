@@ -6,11 +6,13 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{ArrayRef, BinaryArray, BooleanArray};
+use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
+use crate::zone::{Predicate, Zone};
 
 /// End timestamp of a row no commit has superseded.
 pub const OPEN: u64 = u64::MAX;
@@ -23,9 +25,20 @@ pub(crate) struct Segment {
     pub(crate) keys: BinaryArray,
     pub(crate) begin: Vec<u64>,
     pub(crate) end: Box<[AtomicU64]>,
+    /// Each column's zone map.
+    pub(crate) zones: Vec<Zone>,
+    /// The least `begin`: snapshots before it see nothing here.
+    min_begin: u64,
 }
 
 impl Segment {
+    /// A segment of `rows`, their keys and timestamps; computes the zone maps.
+    pub(crate) fn new(rows: RecordBatch, keys: BinaryArray, begin: Vec<u64>, end: Box<[AtomicU64]>) -> Self {
+        let zones = rows.columns().iter().map(|c| Zone::of(c.as_ref())).collect();
+        let min_begin = begin.iter().copied().min().unwrap_or(u64::MAX);
+        Self { rows, keys, begin, end, zones, min_begin }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.rows.num_rows()
     }
@@ -34,16 +47,36 @@ impl Segment {
         self.end[row].store(ts, Ordering::Release);
     }
 
+    /// Bytes of the columns, keys and timestamps.
+    pub(crate) fn bytes(&self) -> usize {
+        self.rows.get_array_memory_size() + self.keys.get_array_memory_size() + 16 * self.len()
+    }
+
+    /// Whether the zone maps leave a row that may pass every predicate.
+    pub(crate) fn may_match(&self, predicates: &[Predicate]) -> bool {
+        predicates.iter().all(|p| p.may_match(&self.zones[p.column]))
+    }
+
     /// The rows visible at `ts` whose keys are not in `exclude`, projected,
-    /// with the key column last if `with_keys`. `None` if no row qualifies.
-    pub(crate) fn scan(&self, ts: u64, projection: &[usize], exclude: &HashSet<Vec<u8>>, with_keys: bool) -> Result<Option<RecordBatch>> {
-        let visible: BooleanArray = (0..self.len())
-            .map(|i| {
-                let live = self.begin[i] <= ts && ts < self.end[i].load(Ordering::Acquire);
-                Some(live && (exclude.is_empty() || !exclude.contains(self.keys.value(i))))
-            })
-            .collect();
-        let count = visible.true_count();
+    /// with the key column last if `with_keys`. `None` if no row qualifies
+    /// or the zone maps rule out `predicates`.
+    pub(crate) fn scan(
+        &self,
+        ts: u64,
+        projection: &[usize],
+        predicates: &[Predicate],
+        exclude: &HashSet<Vec<u8>>,
+        with_keys: bool,
+    ) -> Result<Option<RecordBatch>> {
+        if ts < self.min_begin || !self.may_match(predicates) {
+            return Ok(None);
+        }
+        let mut visible = BooleanBuffer::collect_bool(self.len(), |i| self.begin[i] <= ts && ts < self.end[i].load(Ordering::Acquire));
+        if !exclude.is_empty() {
+            let kept = BooleanBuffer::collect_bool(self.len(), |i| !exclude.contains(self.keys.value(i)));
+            visible = &visible & &kept;
+        }
+        let count = visible.count_set_bits();
         if count == 0 {
             return Ok(None);
         }
@@ -55,7 +88,7 @@ impl Segment {
         if count == self.len() {
             return Ok(Some(batch));
         }
-        Ok(Some(filter_record_batch(&batch, &visible)?))
+        Ok(Some(filter_record_batch(&batch, &BooleanArray::new(visible, None))?))
     }
 }
 

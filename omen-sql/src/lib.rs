@@ -155,6 +155,7 @@ mod pg_functions;
 mod pg_indexes;
 mod prepared;
 mod provider;
+mod pruning;
 mod query;
 mod rowexpr;
 mod session;

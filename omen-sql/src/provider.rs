@@ -113,8 +113,9 @@ impl TableProvider for SnapshotTable {
         self.defaults.get(column)
     }
 
-    /// Every filter is taken as inexact: DataFusion still applies it, and
-    /// [`crate::access`] may use it to read key ranges instead of the table.
+    /// Every filter is taken as inexact: DataFusion still applies it,
+    /// [`crate::access`] may use it to read key ranges instead of the table,
+    /// and the column store skips segments by it ([`crate::pruning`]).
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -126,7 +127,7 @@ impl TableProvider for SnapshotTable {
         &self,
         state: &dyn DfSession,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if let Some(batch) = &self.probed {
@@ -145,7 +146,8 @@ impl TableProvider for SnapshotTable {
         let wanted = projection.unwrap_or(&all);
         let user: Vec<usize> = wanted.iter().copied().filter(|&i| i < ncols).collect();
         let want_key = self.with_keys && wanted.contains(&ncols);
-        let batches = snapshot.scan(Some(&user), want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let predicates = crate::pruning::predicates(filters, &self.schema, ncols);
+        let batches = snapshot.scan_pruned(Some(&user), &predicates, want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
         // Map the requested order onto the scanned columns (user columns in
         // `user` order, then the key).
         let order: Vec<usize> =

@@ -72,7 +72,20 @@ impl HtapSnapshot {
     /// The visible rows, projected (all columns for `None`); with `with_keys`
     /// each batch ends with the encoded key column [`omen_colstore::KEY_COLUMN`].
     pub fn scan(&self, projection: Option<&[usize]>, with_keys: bool) -> Result<Vec<RecordBatch>> {
-        let mut out = self.table.scan(self.ts, projection, &self.masked, with_keys)?;
+        self.scan_pruned(projection, &[], with_keys)
+    }
+
+    /// [`HtapSnapshot::scan`], skipping column-store segments whose zone
+    /// maps rule out one of `predicates` (see [`omen_colstore::Predicate`]:
+    /// rows of the segments read, and the transaction's own writes, are
+    /// not filtered by them).
+    pub fn scan_pruned(
+        &self,
+        projection: Option<&[usize]>,
+        predicates: &[omen_colstore::Predicate],
+        with_keys: bool,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut out = self.table.scan(self.ts, projection, predicates, &self.masked, with_keys)?;
         if let Some((rows, keys)) = &self.own {
             let mut batch = match projection {
                 Some(p) => rows.project(p)?,
