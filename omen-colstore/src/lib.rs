@@ -50,6 +50,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod keymap;
 mod segment;
 mod store;
 mod table;

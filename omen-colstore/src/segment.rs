@@ -4,7 +4,7 @@
 //! once, atomically, when a later commit supersedes or deletes the row.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray};
 use arrow::buffer::BooleanBuffer;
@@ -29,6 +29,11 @@ pub(crate) struct Segment {
     pub(crate) zones: Vec<Zone>,
     /// The least `begin`: snapshots before it see nothing here.
     min_begin: u64,
+    /// The greatest `begin`: snapshots from it on need not read `begin`.
+    max_begin: u64,
+    /// Rows whose `end` is set: while none is, a snapshot that all rows
+    /// began before sees every row without reading `end`.
+    ended: AtomicUsize,
 }
 
 impl Segment {
@@ -36,7 +41,23 @@ impl Segment {
     pub(crate) fn new(rows: RecordBatch, keys: BinaryArray, begin: Vec<u64>, end: Box<[AtomicU64]>) -> Self {
         let zones = rows.columns().iter().map(|c| Zone::of(c.as_ref())).collect();
         let min_begin = begin.iter().copied().min().unwrap_or(u64::MAX);
-        Self { rows, keys, begin, end, zones, min_begin }
+        let max_begin = begin.iter().copied().max().unwrap_or(0);
+        let ended = AtomicUsize::new(end.iter().filter(|e| e.load(Ordering::Relaxed) != OPEN).count());
+        Self { rows, keys, begin, end, zones, min_begin, max_begin, ended }
+    }
+
+    /// `rows` (with their keys, begin and end timestamps) cut into
+    /// segments of at most `size` rows; slices share the buffers.
+    pub(crate) fn cut(rows: &RecordBatch, keys: &BinaryArray, begin: &[u64], end: &[u64], size: usize) -> Vec<Segment> {
+        let n = rows.num_rows();
+        (0..n)
+            .step_by(size.max(1))
+            .map(|at| {
+                let len = size.min(n - at);
+                let end = end[at..at + len].iter().map(|&e| AtomicU64::new(e)).collect();
+                Segment::new(rows.slice(at, len), keys.slice(at, len), begin[at..at + len].to_vec(), end)
+            })
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -44,7 +65,9 @@ impl Segment {
     }
 
     pub(crate) fn end_row(&self, row: usize, ts: u64) {
-        self.end[row].store(ts, Ordering::Release);
+        if self.end[row].swap(ts, Ordering::AcqRel) == OPEN {
+            self.ended.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// Bytes of the columns, keys and timestamps.
@@ -71,7 +94,16 @@ impl Segment {
         if ts < self.min_begin || !self.may_match(predicates) {
             return Ok(None);
         }
-        let mut visible = BooleanBuffer::collect_bool(self.len(), |i| self.begin[i] <= ts && ts < self.end[i].load(Ordering::Acquire));
+        // The scan's snapshot is at or below what was applied when it began
+        // (omen-sync waits for that), so ends set meanwhile are above it
+        // and change nothing here.
+        let all_begun = self.max_begin <= ts;
+        let none_ended = self.ended.load(Ordering::Acquire) == 0;
+        let mut visible = match (all_begun, none_ended) {
+            (true, true) => BooleanBuffer::new_set(self.len()),
+            (true, false) => BooleanBuffer::collect_bool(self.len(), |i| ts < self.end[i].load(Ordering::Acquire)),
+            (false, _) => BooleanBuffer::collect_bool(self.len(), |i| self.begin[i] <= ts && ts < self.end[i].load(Ordering::Acquire)),
+        };
         if !exclude.is_empty() {
             let kept = BooleanBuffer::collect_bool(self.len(), |i| !exclude.contains(self.keys.value(i)));
             visible = &visible & &kept;

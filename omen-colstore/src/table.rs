@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch, UInt32Array, UInt64Array};
 use arrow::compute::{SortColumn, concat, concat_batches, lexsort_to_indices, take, take_record_batch};
@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
+use crate::keymap::{KeyMap, Place, Segments};
 use crate::segment::{OPEN, Segment};
 use crate::zone::{Predicate, Zone};
 
@@ -18,6 +19,8 @@ use crate::zone::{Predicate, Zone};
 /// of this size, and small ones merge up to it, so zone maps stay narrow
 /// enough to prune.
 pub const SEGMENT_ROWS: usize = 64 * 1024;
+// A version's place keeps its row in 16 bits (`keymap::Place`).
+const _: () = assert!(SEGMENT_ROWS <= 1 << 16);
 /// Segments smaller than [`SEGMENT_ROWS`] are merged once [`MERGE_AT`] of
 /// one size tier accumulate.
 const MERGE_AT: usize = 16;
@@ -56,10 +59,10 @@ pub struct ChangeBatch {
 
 #[derive(Default)]
 struct State {
-    segments: BTreeMap<u64, Arc<Segment>>,
+    segments: Segments,
     next_segment: u64,
-    /// Key -> (segment id, row) of its newest version, while it is live.
-    newest: FxHashMap<Vec<u8>, (u64, usize)>,
+    /// Key -> place of its newest version, while it is live.
+    newest: KeyMap,
     /// A compaction is building new segments from the current ones: small
     /// segments do not merge meanwhile (it would move rows it copies).
     compacting: bool,
@@ -136,50 +139,49 @@ impl ColumnTable {
             return Err(Error::Schema("a row of the batch is never appended".into()));
         }
 
-        let mut state = self.state.write();
-        // Row r of the batch goes to segment `first_id + r / SEGMENT_ROWS`.
-        let first_id = state.next_segment;
-        let locate = |row: usize| (first_id + (row / SEGMENT_ROWS) as u64, row % SEGMENT_ROWS);
-        let mut keys: Vec<Option<Vec<u8>>> = vec![None; n];
+        // Everything but the key map is worked out before taking the lock,
+        // so scans starting meanwhile do not wait for it.
+        let mut keys: Vec<Option<&[u8]>> = vec![None; n];
         let mut begin = vec![0u64; n];
         let mut end = vec![OPEN; n];
-        let mut pending: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
-        for op in batch.ops {
+        // Keys appended by this batch, to their row; ends of other keys.
+        let mut pending: FxHashMap<&[u8], usize> = FxHashMap::with_capacity_and_hasher(n, Default::default());
+        let mut ends = Vec::new();
+        for op in &batch.ops {
             match op {
-                ChangeOp::End { key, ts } => {
-                    if let Some(row) = pending.remove(&key) {
-                        end[row] = ts;
-                    } else if let Some((seg, row)) = state.newest.remove(&key)
-                        && let Some(s) = state.segments.get(&seg)
-                    {
-                        s.end_row(row, ts);
-                    }
-                }
+                ChangeOp::End { key, ts } => match pending.remove(key.as_slice()) {
+                    Some(row) => end[row] = *ts,
+                    None => ends.push((key.as_slice(), *ts)),
+                },
                 ChangeOp::Append { row, key, ts } => {
-                    begin[row] = ts;
-                    keys[row] = Some(key.clone());
-                    pending.insert(key, row);
+                    begin[*row] = *ts;
+                    keys[*row] = Some(key);
+                    pending.insert(key, *row);
                 }
             }
         }
-        if n == 0 {
-            return Ok(());
+        let keys: BinaryArray = keys.into_iter().collect();
+        let segments = Segment::cut(&batch.rows, &keys, &begin, &end, SEGMENT_ROWS);
+
+        let mut guard = self.state.write();
+        let state = &mut *guard;
+        for (key, ts) in ends {
+            if let Some(place) = state.newest.remove(key, &state.segments)
+                && let Some(s) = state.segments.get(&place.segment())
+            {
+                s.end_row(place.row(), ts);
+            }
         }
-        let keys: BinaryArray = keys.iter().map(|k| k.as_deref()).collect();
-        let end: Vec<AtomicU64> = end.into_iter().map(AtomicU64::new).collect();
-        let mut end = end.into_iter();
-        for start in (0..n).step_by(SEGMENT_ROWS) {
-            let len = SEGMENT_ROWS.min(n - start);
-            let rows = batch.rows.slice(start, len);
-            let segment = Segment::new(rows, keys.slice(start, len), begin[start..start + len].to_vec(), end.by_ref().take(len).collect());
-            let (id, _) = locate(start);
-            state.segments.insert(id, Arc::new(segment));
+        // Row r of the batch went to segment `first_id + r / SEGMENT_ROWS`.
+        let first_id = state.next_segment;
+        state.next_segment += segments.len() as u64;
+        for (i, segment) in segments.into_iter().enumerate() {
+            state.segments.insert(first_id + i as u64, Arc::new(segment));
         }
-        state.next_segment = locate(n - 1).0 + 1;
         for (key, row) in pending {
-            state.newest.insert(key, locate(row));
+            state.newest.insert(key, Place::new(first_id + (row / SEGMENT_ROWS) as u64, row % SEGMENT_ROWS), &state.segments);
         }
-        Self::merge_small(&mut state, &self.schema)
+        Self::merge_small(state, &self.schema)
     }
 
     /// Merges small segments of like size once [`MERGE_AT`] of them
@@ -202,27 +204,28 @@ impl ColumnTable {
         let parts: Vec<Arc<Segment>> = small.iter().map(|id| Arc::clone(&state.segments[id])).collect();
         let rows = concat_batches(schema, parts.iter().map(|s| &s.rows))?;
         let keys: BinaryArray = parts.iter().flat_map(|s| s.keys.iter()).collect();
-        let begin = parts.iter().flat_map(|s| s.begin.iter().copied()).collect();
-        let end = parts.iter().flat_map(|s| s.end.iter().map(|e| AtomicU64::new(e.load(std::sync::atomic::Ordering::Acquire)))).collect();
-        let merged_id = state.next_segment;
-        state.next_segment += 1;
+        let begin: Vec<u64> = parts.iter().flat_map(|s| s.begin.iter().copied()).collect();
+        let end: Vec<u64> = parts.iter().flat_map(|s| s.end.iter().map(|e| e.load(Ordering::Acquire))).collect();
+        let first_id = state.next_segment;
+        let merged = Segment::cut(&rows, &keys, &begin, &end, SEGMENT_ROWS);
+        state.next_segment += merged.len() as u64;
+        for (i, m) in merged.into_iter().enumerate() {
+            state.segments.insert(first_id + i as u64, Arc::new(m));
+        }
         // Repoint the keys whose newest version moved: found through the
         // merged rows' own keys, so the cost follows the rows merged, not
         // the size of the table.
-        let mut offset = 0;
+        let mut at = 0;
         for (id, s) in small.iter().zip(&parts) {
             for row in 0..s.len() {
-                if s.keys.is_valid(row)
-                    && let Some(loc) = state.newest.get_mut(s.keys.value(row))
-                    && *loc == (*id, row)
-                {
-                    *loc = (merged_id, offset + row);
+                if s.keys.is_valid(row) {
+                    let to = Place::new(first_id + (at / SEGMENT_ROWS) as u64, at % SEGMENT_ROWS);
+                    state.newest.repoint(s.keys.value(row), Place::new(*id, row), to);
                 }
+                at += 1;
             }
-            offset += s.len();
             state.segments.remove(id);
         }
-        state.segments.insert(merged_id, Arc::new(Segment::new(rows, keys, begin, end)));
         Ok(())
     }
 
@@ -343,12 +346,7 @@ impl ColumnTable {
                 if now != ends[at + row] {
                     part.end_row(row, now);
                 }
-                let loc = (sources[src].0, src_row);
-                if let Some(newest) = state.newest.get_mut(part.keys.value(row))
-                    && *newest == loc
-                {
-                    *newest = (id, row);
-                }
+                state.newest.repoint(part.keys.value(row), Place::new(sources[src].0, src_row), Place::new(id, row));
             }
             at += part.len();
             state.segments.insert(id, Arc::new(part));
@@ -403,16 +401,7 @@ impl ColumnTable {
         let begin: Vec<u64> = order.iter().map(|&i| begin[i]).collect();
         let ends: Vec<u64> = order.iter().map(|&i| ends[i]).collect();
         let origin: Vec<(usize, usize)> = order.iter().map(|&i| origin[i]).collect();
-        let n = rows.num_rows();
-        let parts = (0..n)
-            .step_by(SEGMENT_ROWS)
-            .map(|at| {
-                let len = SEGMENT_ROWS.min(n - at);
-                let end = ends[at..at + len].iter().map(|&e| AtomicU64::new(e)).collect();
-                Segment::new(rows.slice(at, len), keys.slice(at, len), begin[at..at + len].to_vec(), end)
-            })
-            .collect();
-        Ok((parts, origin, ends))
+        Ok((Segment::cut(&rows, &keys, &begin, &ends, SEGMENT_ROWS), origin, ends))
     }
 }
 
@@ -425,9 +414,9 @@ impl ColumnTable {
     /// (end timestamp, key count) of the key's newest version.
     pub(crate) fn newest_end(&self, key: &[u8]) -> Option<(u64, usize)> {
         let state = self.state.read();
-        let (seg, row) = state.newest.get(key)?;
-        let s = &state.segments[seg];
-        Some((s.end_of(*row), s.key_len()))
+        let place = state.newest.get(key, &state.segments)?;
+        let s = &state.segments[&place.segment()];
+        Some((s.end_of(place.row()), s.key_len()))
     }
 }
 
