@@ -148,15 +148,16 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(stats.versions as u64 * 16));
     g.bench_function("visible rows of 2 of 4 columns", |b| {
         b.iter(|| {
-            let batches = table.scan(last, Some(&[1, 2]), &[], &none, false).unwrap();
-            black_box(batches.iter().map(|b| b.num_rows()).sum::<usize>())
+            let scan = table.scan_iter(last, Some(&[1, 2]), &[], &none, false).unwrap();
+            black_box(scan.map(|b| b.unwrap().num_rows()).sum::<usize>())
         })
     });
     g.throughput(Throughput::Bytes(stats.versions as u64 * 32));
     g.bench_function("SUM of 4 columns and COUNT(*)", |b| {
         b.iter(|| {
             let (mut count, mut ints, mut floats) = (0usize, 0i64, 0f64);
-            for batch in table.scan(last, None, &[], &none, false).unwrap() {
+            for batch in table.scan_iter(last, None, &[], &none, false).unwrap() {
+                let batch = batch.unwrap();
                 count += batch.num_rows();
                 for i in [0, 1, 3] {
                     ints = ints.wrapping_add(sum(batch.column(i).as_any().downcast_ref::<Int64Array>().unwrap()).unwrap_or(0));

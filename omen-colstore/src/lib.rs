@@ -38,13 +38,29 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Layout
+//!
+//! A table is a set of immutable segments (Arrow columns, each row's
+//! encoded key, `begin`, and an atomic `end` set once when a later commit
+//! supersedes or deletes the row) of at most [`SEGMENT_ROWS`] rows, with a
+//! zone map per column ([`Zone`]: min, max, null count). Each applied
+//! batch becomes segments; small ones merge by size tier. A key map finds
+//! each key's live version to end it (`keymap.rs`, 16 bytes a key).
+//! [`ColumnTable::scan`] takes [`Predicate`]s (`=`, `<`, `<=`, `>`, `>=`,
+//! `BETWEEN`, `IN`, `IS [NOT] NULL`) and skips the segments their zone
+//! maps rule out; it returns batches of at most [`BATCH_ROWS`] rows.
+//! [`ColumnTable::compact`] drops versions no snapshot at or after a
+//! horizon can see and sorts the rest by key, so key ranges prune.
+//! [`ColumnTable::statistics`] gives row counts and column bounds.
+//!
 //! ## Limits of this version
 //!
-//! The foundation's column store lives in memory only (omen-sync rebuilds it
-//! from the row store on open), keeps every version it was given (no
-//! compaction), and has no zone maps or statistics. Parquet persistence,
-//! compaction, zone maps and the learned key index are the column-store
-//! issue's work.
+//! The column store lives in memory only (omen-sync rebuilds it from the
+//! row store on open): Parquet persistence with delete files, a manifest
+//! and a durable watermark are the column-store issue's next step.
+//! Nothing calls [`ColumnTable::compact`] yet (omen-sync would pass the
+//! oldest open snapshot as the horizon), and pruning is by segment only:
+//! rows of a segment that is read are not filtered by the predicates.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -59,7 +75,7 @@ mod zone;
 pub use error::{Error, Result};
 pub use segment::OPEN;
 pub use store::ColumnStore;
-pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, SEGMENT_ROWS, TableStatistics};
+pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, SEGMENT_ROWS, Scan, TableStatistics};
 pub use zone::{CmpOp, Predicate, Test, Zone};
 
 /// Name of the encoded-primary-key column that scans add with `with_keys`.

@@ -98,6 +98,42 @@ pub struct CompactStats {
     pub segments_after: usize,
 }
 
+/// A scan in progress (see [`ColumnTable::scan_iter`]).
+pub struct Scan<'a> {
+    segments: std::vec::IntoIter<Arc<Segment>>,
+    ts: u64,
+    projection: Vec<usize>,
+    predicates: &'a [Predicate],
+    exclude: &'a HashSet<Vec<u8>>,
+    with_keys: bool,
+    /// The segment's visible rows being handed out, and the next offset.
+    current: Option<(RecordBatch, usize)>,
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((batch, at)) = &mut self.current {
+                if *at < batch.num_rows() {
+                    let len = BATCH_ROWS.min(batch.num_rows() - *at);
+                    let out = batch.slice(*at, len);
+                    *at += len;
+                    return Some(Ok(out));
+                }
+                self.current = None;
+            }
+            let segment = self.segments.next()?;
+            match segment.scan(self.ts, &self.projection, self.predicates, self.exclude, self.with_keys) {
+                Ok(Some(batch)) => self.current = Some((batch, 0)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 /// A table in the column store.
 pub struct ColumnTable {
     schema: SchemaRef,
@@ -236,7 +272,8 @@ impl ColumnTable {
     /// them (the caller does). With `with_keys`, each batch has the
     /// encoded key as a last column named [`crate::KEY_COLUMN`]. A
     /// predicate on a column the table lacks, or whose literal has another
-    /// type, is [`Error::Schema`].
+    /// type, is [`Error::Schema`]. All batches at once: see
+    /// [`ColumnTable::scan_iter`] for one at a time.
     pub fn scan(
         &self,
         ts: u64,
@@ -245,6 +282,21 @@ impl ColumnTable {
         exclude: &HashSet<Vec<u8>>,
         with_keys: bool,
     ) -> Result<Vec<RecordBatch>> {
+        self.scan_iter(ts, projection, predicates, exclude, with_keys)?.collect()
+    }
+
+    /// [`ColumnTable::scan`] as an iterator: a segment's rows are read
+    /// when the batches before them have been taken, so a consumer that
+    /// drops each batch holds one segment's worth of memory, not the
+    /// result. It reads the segments of the moment it is made.
+    pub fn scan_iter<'a>(
+        &self,
+        ts: u64,
+        projection: Option<&[usize]>,
+        predicates: &'a [Predicate],
+        exclude: &'a HashSet<Vec<u8>>,
+        with_keys: bool,
+    ) -> Result<Scan<'a>> {
         let types: Vec<DataType> = self.schema.fields().iter().map(|f| f.data_type().clone()).collect();
         for p in predicates {
             p.validate(&types)?;
@@ -252,25 +304,12 @@ impl ColumnTable {
         if let Some(bad) = projection.into_iter().flatten().find(|&&c| c >= types.len()) {
             return Err(Error::Schema(format!("projection of column {bad} of {}", types.len())));
         }
-        let all: Vec<usize>;
-        let projection = match projection {
-            Some(p) => p,
-            None => {
-                all = (0..self.schema.fields().len()).collect();
-                &all
-            }
-        };
+        let projection = projection.map_or_else(|| (0..types.len()).collect(), <[usize]>::to_vec);
         // Scans work on the segment list of this moment; later appends begin
         // after the caller's snapshot and later ends are above it, so neither
         // changes what this scan should see.
         let segments: Vec<Arc<Segment>> = self.state.read().segments.values().cloned().collect();
-        let mut out = Vec::with_capacity(segments.len());
-        for s in segments {
-            if let Some(b) = s.scan(ts, projection, predicates, exclude, with_keys)? {
-                out.extend((0..b.num_rows()).step_by(BATCH_ROWS).map(|at| b.slice(at, BATCH_ROWS.min(b.num_rows() - at))));
-            }
-        }
-        Ok(out)
+        Ok(Scan { segments: segments.into_iter(), ts, projection, predicates, exclude, with_keys, current: None })
     }
 
     /// Segments the zone maps leave for `predicates`, and all segments.
