@@ -79,13 +79,7 @@ pub(crate) fn open(dir: &Path, layout_version: u32) -> Result<(DirLock, PathBuf)
 
 /// Writes the layout file (replacing it atomically), made durable with its directory entry.
 fn write_layout(dir: &Path) -> Result<()> {
-    let tmp = dir.join(format!("{LAYOUT_FILE}.tmp"));
-    let mut f = File::create(&tmp)?;
-    writeln!(f, "omendb-layout {LAYOUT_VERSION}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(LAYOUT_FILE))?;
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(omen_files::replace(dir, LAYOUT_FILE, format!("omendb-layout {LAYOUT_VERSION}\n").as_bytes())?)
 }
 
 /// Makes a backup into `dir`, which must be missing or empty (a backup
@@ -126,7 +120,7 @@ pub(crate) fn backup(dir: &Path, copy_rows: impl FnOnce(&Path) -> Result<()>) ->
             return Err(Error::Unsupported(format!("a backup into {}, which appeared meanwhile", dir.display())));
         }
         std::fs::rename(&partial, dir)?;
-        File::open(&parent)?.sync_all()?;
+        omen_files::sync_dir(&parent)?;
         Ok(())
     });
     if built.is_err() {
@@ -141,7 +135,7 @@ fn fill(dir: &Path, copy_rows: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let rows = dir.join(ROWS_DIR);
     std::fs::create_dir(&rows)?;
     copy_rows(&rows)?;
-    File::open(&rows)?.sync_all()?;
+    omen_files::sync_dir(&rows)?;
     write_layout(dir)
 }
 

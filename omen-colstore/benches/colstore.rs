@@ -7,7 +7,8 @@
 //! every tenth row updated once (so one version in eleven is dead and
 //! scans filter by visibility). Printed once, outside criterion: bytes per
 //! row in memory, how many segments zone maps skip for a 1%-selective key
-//! range after compaction, and compaction's rate.
+//! range after compaction, compaction's rate, and for each Parquet codec
+//! the bytes per row on disk and the rates of persisting and loading.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::HashSet;
@@ -19,7 +20,7 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow::compute::sum;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use omen_colstore::{ChangeBatch, ChangeOp, ColumnStore, ColumnTable, Predicate, Test};
+use omen_colstore::{ChangeBatch, ChangeOp, Codec, ColumnStore, ColumnStoreOptions, ColumnTable, Predicate, Test};
 
 const CHUNK: usize = 1 << 16;
 
@@ -216,6 +217,31 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(table.scan(last, Some(&[1]), &one_percent, &none, false).unwrap().len()))
     });
     g.finish();
+    drop(table);
+
+    // Persistence: the same rows written with each codec, then read back.
+    let rows_total = m as f64;
+    for codec in [Codec::Zstd(1), Codec::Zstd(3), Codec::Lz4, Codec::Uncompressed] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), codec }).unwrap();
+        let t = store.create_table(1, schema()).unwrap();
+        insert(&t, 0..m, 1);
+        let started = Instant::now();
+        let stats = store.persist(1).unwrap();
+        let wrote = started.elapsed().as_secs_f64();
+        drop((t, store));
+        let started = Instant::now();
+        let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), codec }).unwrap();
+        let t = store.table(1).unwrap();
+        let read = started.elapsed().as_secs_f64();
+        assert_eq!(t.statistics().live_rows, m as usize);
+        println!(
+            "persist {codec:?}: {m} rows in {wrote:.2} s ({:.1} M rows/s), {:.1} bytes per row on disk; loading {read:.2} s ({:.1} M rows/s)",
+            rows_total / wrote / 1e6,
+            stats.bytes_written as f64 / rows_total,
+            rows_total / read / 1e6
+        );
+    }
 }
 
 criterion_group!(colstore, benches);

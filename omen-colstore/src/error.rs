@@ -19,4 +19,18 @@ pub enum Error {
     /// An Arrow kernel failed.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
+    /// Writing a Parquet file failed.
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// An I/O error from the file system.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A file's content failed its checksum or does not parse.
+    #[error("corrupt file {}: {reason}", file.display())]
+    Corruption {
+        /// The file.
+        file: std::path::PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
 }

@@ -66,16 +66,19 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod files;
 mod keymap;
+mod manifest;
 mod segment;
 mod store;
 mod table;
 mod zone;
 
 pub use error::{Error, Result};
+pub use files::Codec;
 pub use segment::OPEN;
-pub use store::ColumnStore;
-pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, SEGMENT_ROWS, Scan, TableStatistics};
+pub use store::{ColumnStore, ColumnStoreOptions};
+pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, PersistStats, SEGMENT_ROWS, Scan, TableStatistics};
 pub use zone::{CmpOp, Predicate, Test, Zone};
 
 /// Name of the encoded-primary-key column that scans add with `with_keys`.

@@ -64,6 +64,11 @@ impl Segment {
         self.rows.num_rows()
     }
 
+    /// Each row's end timestamp now.
+    pub(crate) fn ends(&self) -> Vec<u64> {
+        self.end.iter().map(|e| e.load(Ordering::Acquire)).collect()
+    }
+
     pub(crate) fn end_row(&self, row: usize, ts: u64) {
         if self.end[row].swap(ts, Ordering::AcqRel) == OPEN {
             self.ended.fetch_add(1, Ordering::Release);

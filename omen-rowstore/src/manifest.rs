@@ -23,7 +23,6 @@
 //! (a half-written temp file, runs no manifest names) are removed on open.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::Path;
 
 use crate::codec::bytes::{Reader, put_bytes, put_varint};
@@ -36,7 +35,6 @@ use crate::wal::sync_dir;
 const MAGIC: &[u8; 8] = b"OMENMAN\0";
 const VERSION: u32 = 2;
 pub(crate) const FILE: &str = "MANIFEST";
-const TEMP: &str = "MANIFEST.tmp";
 
 /// One table as of the checkpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,27 +191,12 @@ impl Manifest {
     /// Reads `dir/MANIFEST`; `None` if there is none (no checkpoint yet).
     /// Removes a temp file a crash left.
     pub(crate) fn load(dir: &Path) -> Result<Option<Self>> {
-        match std::fs::remove_file(dir.join(TEMP)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        let path = dir.join(FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => Self::decode(&path, &bytes).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        omen_files::read(dir, FILE)?.map(|bytes| Self::decode(&dir.join(FILE), &bytes)).transpose()
     }
 
     /// Replaces `dir/MANIFEST` atomically and durably.
     pub(crate) fn store(&self, dir: &Path) -> Result<()> {
-        let temp = dir.join(TEMP);
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
-        file.write_all(&self.encode())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, dir.join(FILE))?;
-        sync_dir(dir)
+        Ok(omen_files::replace(dir, FILE, &self.encode())?)
     }
 
     /// The run files it names.
@@ -323,9 +306,9 @@ mod tests {
         m.store(dir.path()).unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m.clone()));
         // A crash mid-write leaves a temp file: ignored and removed.
-        std::fs::write(dir.path().join(TEMP), b"half").unwrap();
+        std::fs::write(dir.path().join("MANIFEST.tmp"), b"half").unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
-        assert!(!dir.path().join(TEMP).exists());
+        assert!(!dir.path().join("MANIFEST.tmp").exists());
     }
 
     /// A version-1 manifest (one run per table at the checkpoint's

@@ -1108,8 +1108,7 @@ fn next_record(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
 
 /// fsyncs a directory, so a file created, renamed or removed in it persists.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(omen_files::sync_dir(dir)?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,151 @@
+//! A segment on disk: a Parquet file of its columns, its keys and its
+//! timestamps, and a small delete file of the ends set since.
+//!
+//! ```text
+//! seg-NNNNNNNNNN.parquet   the table's columns, then __omen_key (binary),
+//!                          __omen_begin and __omen_end (uint64; end as of writing)
+//! del-NNNNNNNNNN.omd       | "OMENDEL\0" | n: u64 | n x (row: u32, end: u64) | crc32c(all before): u32 |
+//! ```
+//!
+//! Integers little-endian. A segment file is written once; the ends set
+//! after it (updates and deletes of its rows) go to a delete file holding
+//! every end the segment has then, replaced by a newer one as more come.
+//! Parquet keeps column statistics (min, max, null count) per row group.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BinaryArray, RecordBatch, UInt64Array};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{Error, Result};
+use crate::segment::Segment;
+
+const DELETE_MAGIC: &[u8; 8] = b"OMENDEL\0";
+const KEY: &str = "__omen_key";
+const BEGIN: &str = "__omen_begin";
+const END: &str = "__omen_end";
+
+/// How segment files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Zstandard at this level (1 to 22).
+    Zstd(i32),
+    /// LZ4 (raw blocks).
+    Lz4,
+    /// None.
+    Uncompressed,
+}
+
+impl Default for Codec {
+    /// Zstandard level 1: see the crate's README for the measurement.
+    fn default() -> Self {
+        Codec::Zstd(1)
+    }
+}
+
+fn corrupt(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::Corruption { file: path.to_path_buf(), reason: reason.to_string() }
+}
+
+/// Writes `segment` (of a table with `schema`) to `path` with `ends` (the
+/// segment's ends read once), synced; returns the file's size.
+pub(crate) fn write_segment(path: &Path, schema: &SchemaRef, segment: &Segment, ends: &[u64], codec: Codec) -> Result<u64> {
+    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(KEY, DataType::Binary, false)));
+    fields.push(Arc::new(Field::new(BEGIN, DataType::UInt64, false)));
+    fields.push(Arc::new(Field::new(END, DataType::UInt64, false)));
+    let file_schema = Arc::new(Schema::new(fields));
+    let mut columns = segment.rows.columns().to_vec();
+    columns.push(Arc::new(segment.keys.clone()));
+    columns.push(Arc::new(UInt64Array::from(segment.begin.clone())));
+    columns.push(Arc::new(UInt64Array::from(ends.to_vec())));
+    let batch = RecordBatch::try_new(Arc::clone(&file_schema), columns)?;
+    let compression = match codec {
+        Codec::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level).map_err(|e| Error::Schema(e.to_string()))?),
+        Codec::Lz4 => Compression::LZ4_RAW,
+        Codec::Uncompressed => Compression::UNCOMPRESSED,
+    };
+    let props = WriterProperties::builder().set_compression(compression).set_statistics_enabled(EnabledStatistics::Chunk).build();
+    let file = File::create(path)?;
+    let mut writer = ArrowWriter::try_new(file, file_schema, Some(props))?;
+    writer.write(&batch)?;
+    let file = writer.into_inner()?;
+    file.sync_all()?;
+    Ok(file.metadata()?.len())
+}
+
+/// Reads a segment file written for a table with `schema`: its rows,
+/// keys, begin and end timestamps.
+pub(crate) fn read_segment(path: &Path, schema: &SchemaRef) -> Result<(RecordBatch, BinaryArray, Vec<u64>, Vec<u64>)> {
+    let file = File::open(path)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| corrupt(path, e))?;
+    let file_schema = arrow::array::RecordBatchReader::schema(&reader);
+    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(path, e))?;
+    let all = concat_batches(&file_schema, &batches)?;
+    let n = schema.fields().len();
+    let fits = all.num_columns() == n + 3
+        && schema.fields().iter().zip(file_schema.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+        && file_schema.field(n).data_type() == &DataType::Binary
+        && file_schema.field(n + 1).data_type() == &DataType::UInt64
+        && file_schema.field(n + 2).data_type() == &DataType::UInt64;
+    if !fits {
+        return Err(corrupt(path, "columns differ from the table's"));
+    }
+    if all.columns()[n..].iter().any(|c| c.null_count() > 0) {
+        return Err(corrupt(path, "null keys or timestamps"));
+    }
+    let rows = RecordBatch::try_new(Arc::clone(schema), all.columns()[..n].to_vec())?;
+    let keys = all.column(n).as_binary::<i32>().clone();
+    let begin = all.column(n + 1).as_primitive::<UInt64Type>().values().to_vec();
+    let end = all.column(n + 2).as_primitive::<UInt64Type>().values().to_vec();
+    Ok((rows, keys, begin, end))
+}
+
+/// Writes the delete file of `ends` (row, end), synced.
+pub(crate) fn write_deletes(path: &Path, ends: &[(u32, u64)]) -> Result<()> {
+    let mut out = Vec::with_capacity(20 + 12 * ends.len());
+    out.extend_from_slice(DELETE_MAGIC);
+    out.extend_from_slice(&(ends.len() as u64).to_le_bytes());
+    for (row, end) in ends {
+        out.extend_from_slice(&row.to_le_bytes());
+        out.extend_from_slice(&end.to_le_bytes());
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    let mut file = File::create(path)?;
+    file.write_all(&out)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a delete file for a segment of `rows` rows.
+pub(crate) fn read_deletes(path: &Path, rows: usize) -> Result<Vec<(u32, u64)>> {
+    let bytes = std::fs::read(path)?;
+    if bytes.len() < 20 || &bytes[..8] != DELETE_MAGIC {
+        return Err(corrupt(path, "not an OmenDB delete file (bad magic or too short)"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+        return Err(corrupt(path, "checksum mismatch"));
+    }
+    let n = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
+    if n.checked_mul(12) != Some(body.len() as u64 - 16) {
+        return Err(corrupt(path, "length differs from the entry count"));
+    }
+    let ends: Vec<(u32, u64)> = body[16..]
+        .chunks_exact(12)
+        .map(|e| (u32::from_le_bytes(e[..4].try_into().expect("4 bytes")), u64::from_le_bytes(e[4..].try_into().expect("8 bytes"))))
+        .collect();
+    if let Some((row, _)) = ends.iter().find(|(row, _)| *row as usize >= rows) {
+        return Err(corrupt(path, format!("row {row} past the segment's {rows}")));
+    }
+    Ok(ends)
+}
