@@ -53,14 +53,21 @@
 //! horizon can see and sorts the rest by key, so key ranges prune.
 //! [`ColumnTable::statistics`] gives row counts and column bounds.
 //!
+//! ## Persistence
+//!
+//! [`ColumnStore::open`] with a directory keeps segments as Parquet files,
+//! the ends set since as small delete files, and a manifest with the
+//! durable watermark; [`ColumnStore::persist`] writes what changed. The
+//! file formats are in `files.rs` and `manifest.rs`.
+//!
 //! ## Limits of this version
 //!
-//! The column store lives in memory only (omen-sync rebuilds it from the
-//! row store on open): Parquet persistence with delete files, a manifest
-//! and a durable watermark are the column-store issue's next step.
-//! Nothing calls [`ColumnTable::compact`] yet (omen-sync would pass the
-//! oldest open snapshot as the horizon), and pruning is by segment only:
-//! rows of a segment that is read are not filtered by the predicates.
+//! The database does not persist its column store yet (omen-sync rebuilds
+//! it from the row store on open); a table's files are read whole on its
+//! first use. Nothing calls [`ColumnTable::compact`] yet (omen-sync would
+//! pass the oldest open snapshot as the horizon), and pruning is by
+//! segment only: rows of a segment that is read are not filtered by the
+//! predicates.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
