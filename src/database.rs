@@ -398,6 +398,7 @@ impl Database {
 
 fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineOptions {
     EngineOptions {
+        columns_dir: dir.as_ref().and_then(|rows| Some(rows.parent()?.join(crate::dir::COLUMNS_DIR))),
         dir,
         durability: options.durability,
         memory_budget: options.memory_budget,

@@ -24,6 +24,9 @@ use crate::options::LAYOUT_VERSION;
 const LOCK_FILE: &str = "LOCK";
 const LAYOUT_FILE: &str = "OMENDB_LAYOUT";
 const ROWS_DIR: &str = "rows";
+/// The column store's files, beside the row store's: derived from them (a
+/// backup leaves them out; sync rebuilds them).
+pub(crate) const COLUMNS_DIR: &str = "columns";
 
 /// Holds the directory's lock until dropped.
 #[derive(Debug)]

@@ -117,6 +117,11 @@ impl ColumnStore {
         out
     }
 
+    /// Whether the store keeps files ([`ColumnStoreOptions::dir`]).
+    pub fn is_persistent(&self) -> bool {
+        self.options.dir.is_some()
+    }
+
     /// Every change committed at or before this is on disk.
     pub fn durable_watermark(&self) -> u64 {
         self.durable.load(Ordering::Acquire)

@@ -26,6 +26,10 @@ use crate::session::Session;
 pub struct EngineOptions {
     /// Where the row store keeps its log; `None` for an in-memory database.
     pub dir: Option<PathBuf>,
+    /// Where the column store keeps its files (see
+    /// [`omen_colstore::ColumnStore::open`]); `None` keeps it in memory,
+    /// rebuilt from the row store on each open.
+    pub columns_dir: Option<PathBuf>,
     /// When commits reach stable storage.
     pub durability: Durability,
     /// Bytes DataFusion may use for query execution (sorts, joins,
@@ -52,6 +56,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             dir: None,
+            columns_dir: None,
             durability: Durability::default(),
             memory_budget: 0,
             query_memory_limit: 0,
@@ -116,7 +121,7 @@ impl Engine {
             memory_budget: options.row_memory_budget,
             ..StoreOptions::default()
         })?;
-        let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default())?;
+        let sync = Syncer::start(rows.clone(), Arc::new(open_columns(options.columns_dir)?), SyncOptions::default())?;
         let mut config = SessionConfig::new()
             .with_information_schema(false)
             .with_default_catalog_and_schema(crate::pg_catalog::DATABASE, crate::pg_catalog::PUBLIC);
@@ -270,5 +275,24 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// Opens the column store in `dir` (in memory for `None`). Its files are
+/// derived from the row store, which sync rebuilds them from: a column
+/// store that does not open (a damaged manifest) is moved aside, to
+/// `<dir>.damaged`, and a new one started, rather than keeping the
+/// database closed.
+fn open_columns(dir: Option<PathBuf>) -> Result<ColumnStore> {
+    use omen_colstore::{ColumnStoreOptions, Error as ColError};
+    let options = ColumnStoreOptions { dir: dir.clone(), ..ColumnStoreOptions::default() };
+    match ColumnStore::open(options.clone()) {
+        Err(ColError::Corruption { .. }) if let Some(dir) = &dir => {
+            let aside = dir.with_extension("damaged");
+            let _ = std::fs::remove_dir_all(&aside);
+            std::fs::rename(dir, &aside).map_err(|e| Error::Io(e.to_string()))?;
+            Ok(ColumnStore::open(options).map_err(omen_sync::Error::from)?)
+        }
+        other => Ok(other.map_err(omen_sync::Error::from)?),
     }
 }

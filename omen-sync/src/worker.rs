@@ -36,6 +36,8 @@ impl Default for SyncOptions {
 
 /// How often the worker checks its stop flag while the stream is idle.
 const POLL: Duration = Duration::from_millis(20);
+/// How often a persistent column store is written as of the watermark.
+const PERSIST_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) struct Shared {
     pub(crate) cols: Arc<ColumnStore>,
@@ -45,12 +47,23 @@ pub(crate) struct Shared {
     pub(crate) schemas: RwLock<HashMap<TableId, (Arc<TableSchema>, SchemaRef)>>,
     stop: AtomicBool,
     counters: Counters,
+    /// While replaying the log on open: a commit may touch a table dropped
+    /// later in the replay (its rows are skipped: no snapshot from now on
+    /// sees them), and tables the column store has from after its
+    /// watermark are made again.
+    replaying: AtomicBool,
+    /// Why the last persist of the column store failed, if it did.
+    persist_error: Mutex<Option<String>>,
+    /// The durable watermark the column store resumed from on start, if
+    /// it did (else it was rebuilt).
+    resumed_from: Mutex<Option<Ts>>,
 }
 
 /// Keeps the column store in step with the row store. See the crate docs.
 pub struct Syncer {
     pub(crate) shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    persister: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -60,36 +73,49 @@ impl std::fmt::Debug for Syncer {
 }
 
 impl Syncer {
-    /// Loads the row store's current state into the (empty) column store and
-    /// starts the worker that keeps it in step.
+    /// Brings the column store to the row store's current state and starts
+    /// the worker that keeps it in step. A column store persisted earlier
+    /// (see [`ColumnStore::persist`]) resumes: the row store's log after
+    /// its durable watermark is replayed into it
+    /// ([`Store::replay_changes`]). Otherwise, or when that cannot be done
+    /// exactly (the log no longer holds those changes, an ALTER TABLE
+    /// among them, a damaged column-store file, tables that do not match),
+    /// it is rebuilt from a snapshot of the row store. A persistent column
+    /// store is then written every couple of seconds as of the watermark,
+    /// and the row store keeps its log from there ([`Store::hold_log`]).
     pub fn start(rows: Store, cols: Arc<ColumnStore>, options: SyncOptions) -> Result<Self> {
-        // Subscribe before reading the snapshot: a commit is then either in
-        // the snapshot or in the stream after it (or both, and skipped).
+        // Subscribe before reading: a commit is then either read (from the
+        // log or a snapshot) or in the stream after it (or both, and skipped).
         let sub = rows.subscribe(options.channel_capacity);
-        let txn = rows.begin()?;
-        let loaded_at = txn.snapshot();
-        let mut schemas = HashMap::new();
-        for (id, schema) in rows.tables() {
-            let arrow = arrow_schema(&schema);
-            let table = cols.create_table(id, Arc::clone(&arrow))?;
-            let all = txn.scan(id, Bound::Unbounded, Bound::Unbounded)?;
-            let refs: Vec<&[Value]> = all.iter().map(|(_, r)| r.as_slice()).collect();
-            let batch = rows_to_batch(&schema, &arrow, &refs)?;
-            // Versions loaded here begin at the load snapshot: no reader can
-            // hold an older snapshot of a database that is only now opening.
-            let ops = all.into_iter().enumerate().map(|(row, (key, _))| ColOp::Append { row, key, ts: loaded_at }).collect();
-            table.apply(ChangeBatch { rows: batch, ops })?;
-            schemas.insert(id, (schema, arrow));
-        }
-        drop(txn);
         let shared = Arc::new(Shared {
             cols,
-            watermark: watch::Sender::new(loaded_at),
+            watermark: watch::Sender::new(0),
             failure: Mutex::new(None),
-            schemas: RwLock::new(schemas),
+            schemas: RwLock::new(HashMap::new()),
             stop: AtomicBool::new(false),
             counters: Counters::default(),
+            replaying: AtomicBool::new(false),
+            persist_error: Mutex::new(None),
+            resumed_from: Mutex::new(None),
         });
+        let (loaded_at, on_disk) = match resume(&rows, &shared)? {
+            Some(at) => {
+                *shared.resumed_from.lock() = Some(shared.cols.durable_watermark());
+                (at, shared.cols.durable_watermark())
+            }
+            // What is on disk is of no use; the log after the rebuild is.
+            None => {
+                let at = rebuild(&rows, &shared)?;
+                (at, at)
+            }
+        };
+        shared.watermark.send_replace(loaded_at);
+        // The log after what the column store holds on disk stays until the
+        // next persist.
+        let hold = match shared.cols.is_persistent() {
+            true => Some(rows.hold_log(on_disk)?),
+            false => None,
+        };
         let worker = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -97,7 +123,31 @@ impl Syncer {
                 .spawn(move || run(&shared, &sub, loaded_at, options.max_batch_records))
                 .map_err(|e| Error::SyncFailed(format!("cannot start the sync thread: {e}")))?
         };
-        Ok(Self { shared, worker: Mutex::new(Some(worker)) })
+        let persister = match hold {
+            Some(hold) => {
+                let shared = Arc::clone(&shared);
+                let thread = std::thread::Builder::new()
+                    .name("omen-sync-persist".into())
+                    .spawn(move || persist_in_background(&shared, &hold))
+                    .map_err(|e| Error::SyncFailed(format!("cannot start the persist thread: {e}")))?;
+                Some(thread)
+            }
+            None => None,
+        };
+        Ok(Self { shared, worker: Mutex::new(Some(worker)), persister: Mutex::new(persister) })
+    }
+
+    /// The column store's durable watermark the start resumed from by
+    /// replaying the log after it; `None` if it was rebuilt from the row
+    /// store instead.
+    pub fn resumed_from(&self) -> Option<Ts> {
+        *self.shared.resumed_from.lock()
+    }
+
+    /// Why the last write of the column store to disk failed, if it did
+    /// (it is tried again; the row store keeps its log meanwhile).
+    pub fn persist_error(&self) -> Option<String> {
+        self.shared.persist_error.lock().clone()
     }
 
     /// The applied watermark W.
@@ -126,12 +176,14 @@ impl Syncer {
         Ok(())
     }
 
-    /// Stops the worker after it applies what it has received. Idempotent.
+    /// Stops the worker after it applies what it has received, and writes a
+    /// persistent column store a last time. Idempotent.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.watermark.send_modify(|_| {});
-        if let Some(h) = self.worker.lock().take() {
-            let _ = h.join();
+        for thread in [self.worker.lock().take(), self.persister.lock().take()].into_iter().flatten() {
+            thread.thread().unpark();
+            let _ = thread.join();
         }
     }
 }
@@ -170,6 +222,119 @@ fn run(shared: &Shared, sub: &Subscription, loaded_at: Ts, max_batch: usize) {
     }
 }
 
+/// Loads the row store's current state into the column store, emptied
+/// first; returns the snapshot it was read at.
+fn rebuild(rows: &Store, shared: &Shared) -> Result<Ts> {
+    let cols = &shared.cols;
+    for (id, _) in cols.tables() {
+        cols.drop_table(id)?;
+    }
+    let txn = rows.begin()?;
+    let loaded_at = txn.snapshot();
+    let mut schemas = shared.schemas.write();
+    schemas.clear();
+    for (id, schema) in rows.tables() {
+        let arrow = arrow_schema(&schema);
+        let table = cols.create_table(id, Arc::clone(&arrow))?;
+        let all = txn.scan(id, Bound::Unbounded, Bound::Unbounded)?;
+        let refs: Vec<&[Value]> = all.iter().map(|(_, r)| r.as_slice()).collect();
+        let batch = rows_to_batch(&schema, &arrow, &refs)?;
+        // Versions loaded here begin at the load snapshot: no reader can
+        // hold an older snapshot of a database that is only now opening.
+        let ops = all.into_iter().enumerate().map(|(row, (key, _))| ColOp::Append { row, key, ts: loaded_at }).collect();
+        table.apply(ChangeBatch { rows: batch, ops })?;
+        schemas.insert(id, (schema, arrow));
+    }
+    Ok(loaded_at)
+}
+
+/// Replays the row store's log after the column store's durable
+/// watermark into it; returns the last timestamp replayed, or `None` if
+/// that cannot be done exactly (then the caller rebuilds).
+fn resume(rows: &Store, shared: &Shared) -> Result<Option<Ts>> {
+    let cols = &shared.cols;
+    let w = cols.durable_watermark();
+    if !cols.is_persistent() || w == 0 {
+        return Ok(None);
+    }
+    // Every table the column store had at its watermark, read now (a
+    // damaged file means a rebuild); schemas of the live ones.
+    let live: HashMap<TableId, Arc<TableSchema>> = rows.tables().into_iter().collect();
+    {
+        let mut schemas = shared.schemas.write();
+        for (id, arrow) in cols.tables() {
+            if cols.table(id).is_err() {
+                return Ok(None);
+            }
+            if let Some(schema) = live.get(&id) {
+                if arrow_schema(schema) != arrow {
+                    return Ok(None);
+                }
+                schemas.insert(id, (Arc::clone(schema), arrow));
+            }
+        }
+    }
+    let mut batch: Vec<Arc<ChangeRecord>> = Vec::new();
+    let mut failed: Option<Error> = None;
+    shared.replaying.store(true, Ordering::Release);
+    let replayed = rows.replay_changes(w, |record| {
+        batch.push(Arc::new(record));
+        if batch.len() >= 1024
+            && let Err(e) = apply(shared, &std::mem::take(&mut batch))
+        {
+            failed = Some(e);
+            return false;
+        }
+        true
+    });
+    let applied = match (replayed, failed) {
+        (_, Some(e)) => Err(e),
+        (Ok(last), None) => apply(shared, &batch).map(|()| last),
+        (Err(e), None) => Err(e.into()),
+    };
+    shared.replaying.store(false, Ordering::Release);
+    let last = match applied {
+        Ok(last) => last,
+        Err(Error::Row(
+            omen_rowstore::Error::LogTrimmed { .. }
+            | omen_rowstore::Error::AheadOfStore { .. }
+            | omen_rowstore::Error::NotReplayable { .. },
+        )) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    // The tables now must be the row store's, with the same columns.
+    let have: HashMap<TableId, SchemaRef> = cols.tables().into_iter().collect();
+    let same = have.len() == live.len() && live.iter().all(|(id, schema)| have.get(id).is_some_and(|a| *a == arrow_schema(schema)));
+    Ok(same.then_some(last))
+}
+
+/// Writes the column store as of the watermark every [`PERSIST_EVERY`]
+/// (and once more when sync stops), and lets the row store drop its log
+/// up to what is written.
+fn persist_in_background(shared: &Shared, hold: &omen_rowstore::LogHold) {
+    let mut written = shared.cols.durable_watermark();
+    loop {
+        std::thread::park_timeout(PERSIST_EVERY);
+        let stopping = shared.stop.load(Ordering::Acquire);
+        let w = *shared.watermark.borrow();
+        if w > written && shared.failure.lock().is_none() {
+            match shared.cols.persist(w) {
+                Ok(_) => {
+                    written = w;
+                    hold.advance(w);
+                    *shared.persist_error.lock() = None;
+                }
+                Err(e) => *shared.persist_error.lock() = Some(e.to_string()),
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
 /// Per-table accumulation of one micro-batch.
 #[derive(Default)]
 struct Pending<'a> {
@@ -196,12 +361,20 @@ fn apply(shared: &Shared, records: &[Arc<ChangeRecord>]) -> Result<()> {
             Change::CreateTable { id, schema } => {
                 flush(shared, &mut pending)?;
                 let arrow = arrow_schema(schema);
+                // Replaying, the column store may have the table from past its
+                // watermark: it is made again, empty, as the log says.
+                if shared.replaying.load(Ordering::Acquire) && shared.cols.table(*id).is_ok() {
+                    shared.cols.drop_table(*id)?;
+                }
                 shared.cols.create_table(*id, Arc::clone(&arrow))?;
                 shared.schemas.write().insert(*id, (Arc::clone(schema), arrow));
             }
             Change::DropTable { id } => {
                 flush(shared, &mut pending)?;
-                shared.cols.drop_table(*id)?;
+                match shared.cols.drop_table(*id) {
+                    Err(omen_colstore::Error::UnknownTable(_)) if shared.replaying.load(Ordering::Acquire) => {}
+                    other => other?,
+                }
                 shared.schemas.write().remove(id);
             }
         }
@@ -211,7 +384,13 @@ fn apply(shared: &Shared, records: &[Arc<ChangeRecord>]) -> Result<()> {
 
 fn flush(shared: &Shared, pending: &mut BTreeMap<TableId, Pending<'_>>) -> Result<()> {
     for (id, p) in std::mem::take(pending) {
-        let (schema, arrow) = shared.schemas.read().get(&id).cloned().ok_or(omen_colstore::Error::UnknownTable(id))?;
+        let known = shared.schemas.read().get(&id).cloned();
+        let (schema, arrow) = match known {
+            Some(k) => k,
+            // A table the replay drops later: no snapshot from now on sees it.
+            None if shared.replaying.load(Ordering::Acquire) => continue,
+            None => return Err(omen_colstore::Error::UnknownTable(id).into()),
+        };
         let rows = rows_to_batch(&schema, &arrow, &p.rows)?;
         shared.cols.table(id)?.apply(ChangeBatch { rows, ops: p.ops })?;
     }

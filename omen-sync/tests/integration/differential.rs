@@ -11,7 +11,7 @@ use omen_sync::convert::array_to_values;
 use omen_sync::{SyncOptions, Syncer};
 use proptest::prelude::*;
 
-fn schema(name: &str) -> TableSchema {
+pub(crate) fn schema(name: &str) -> TableSchema {
     TableSchema {
         name: name.into(),
         columns: vec![ColumnDef::new("k", DataType::Int32).not_null(), ColumnDef::new("v", DataType::Text)],
