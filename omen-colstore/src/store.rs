@@ -122,6 +122,23 @@ impl ColumnStore {
         self.options.dir.is_some()
     }
 
+    /// Drops every table, on disk too: the watermark goes back to 0, the
+    /// manifest is replaced by an empty one and the files go. For a store
+    /// whose contents are of no use any more (its owner rebuilds it).
+    pub fn clear(&self) -> Result<()> {
+        let mut next_file = self.next_file.lock();
+        self.unloaded.lock().clear();
+        self.tables.write().clear();
+        self.durable.store(0, Ordering::Release);
+        if let Some(dir) = &self.options.dir {
+            let empty = Manifest { watermark: 0, next_file: *next_file, tables: Vec::new() };
+            empty.store(dir)?;
+            empty.remove_unnamed(dir)?;
+        }
+        *next_file = (*next_file).max(1);
+        Ok(())
+    }
+
     /// Every change committed at or before this is on disk.
     pub fn durable_watermark(&self) -> u64 {
         self.durable.load(Ordering::Acquire)

@@ -26,18 +26,23 @@ pub struct SyncOptions {
     pub channel_capacity: usize,
     /// Most commit records applied as one micro-batch. Default 1024.
     pub max_batch_records: usize,
+    /// How often a persistent column store is written as of the watermark.
+    /// Default 2 s.
+    pub persist_every: Duration,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        Self { channel_capacity: 4096, max_batch_records: 1024 }
+        Self { channel_capacity: 4096, max_batch_records: 1024, persist_every: Duration::from_secs(2) }
     }
 }
 
 /// How often the worker checks its stop flag while the stream is idle.
 const POLL: Duration = Duration::from_millis(20);
-/// How often a persistent column store is written as of the watermark.
-const PERSIST_EVERY: Duration = Duration::from_secs(2);
+/// Persists failing in a row after which the persister lets the row store
+/// drop its log: the next open then rebuilds the column store instead of
+/// the log growing without end (a full disk, say).
+const PERSIST_ATTEMPTS: u32 = 30;
 
 pub(crate) struct Shared {
     pub(crate) cols: Arc<ColumnStore>,
@@ -98,24 +103,36 @@ impl Syncer {
             persist_error: Mutex::new(None),
             resumed_from: Mutex::new(None),
         });
-        let (loaded_at, on_disk) = match resume(&rows, &shared)? {
+        // The log after what the column store holds on disk stays from now
+        // on (a checkpoint may run meanwhile), until the next persist.
+        let w = shared.cols.durable_watermark();
+        let mut hold = match shared.cols.is_persistent() && w > 0 {
+            true => rows.hold_log(w).ok(),
+            false => None,
+        };
+        // Any failure to resume means a rebuild: the column store is derived.
+        let resumed = match &hold {
+            Some(_) => resume(&rows, &shared).unwrap_or(None),
+            None => None,
+        };
+        let loaded_at = match resumed {
             Some(at) => {
-                *shared.resumed_from.lock() = Some(shared.cols.durable_watermark());
-                (at, shared.cols.durable_watermark())
+                *shared.resumed_from.lock() = Some(w);
+                at
             }
-            // What is on disk is of no use; the log after the rebuild is.
             None => {
+                // What is on disk is of no use: gone before the rebuild, so no
+                // later open resumes from it (the log after the rebuild is
+                // what counts).
+                shared.cols.clear()?;
                 let at = rebuild(&rows, &shared)?;
-                (at, at)
+                if shared.cols.is_persistent() {
+                    hold = Some(rows.hold_log(at)?);
+                }
+                at
             }
         };
         shared.watermark.send_replace(loaded_at);
-        // The log after what the column store holds on disk stays until the
-        // next persist.
-        let hold = match shared.cols.is_persistent() {
-            true => Some(rows.hold_log(on_disk)?),
-            false => None,
-        };
         let worker = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -123,18 +140,17 @@ impl Syncer {
                 .spawn(move || run(&shared, &sub, loaded_at, options.max_batch_records))
                 .map_err(|e| Error::SyncFailed(format!("cannot start the sync thread: {e}")))?
         };
-        let persister = match hold {
-            Some(hold) => {
-                let shared = Arc::clone(&shared);
-                let thread = std::thread::Builder::new()
-                    .name("omen-sync-persist".into())
-                    .spawn(move || persist_in_background(&shared, &hold))
-                    .map_err(|e| Error::SyncFailed(format!("cannot start the persist thread: {e}")))?;
-                Some(thread)
-            }
-            None => None,
-        };
-        Ok(Self { shared, worker: Mutex::new(Some(worker)), persister: Mutex::new(persister) })
+        let syncer = Self { shared, worker: Mutex::new(Some(worker)), persister: Mutex::new(None) };
+        if let Some(hold) = hold {
+            let shared = Arc::clone(&syncer.shared);
+            let every = options.persist_every;
+            let thread = std::thread::Builder::new()
+                .name("omen-sync-persist".into())
+                .spawn(move || persist_in_background(&shared, hold, every))
+                .map_err(|e| Error::SyncFailed(format!("cannot start the persist thread: {e}")))?;
+            *syncer.persister.lock() = Some(thread);
+        }
+        Ok(syncer)
     }
 
     /// The column store's durable watermark the start resumed from by
@@ -310,23 +326,35 @@ fn resume(rows: &Store, shared: &Shared) -> Result<Option<Ts>> {
     Ok(same.then_some(last))
 }
 
-/// Writes the column store as of the watermark every [`PERSIST_EVERY`]
-/// (and once more when sync stops), and lets the row store drop its log
-/// up to what is written.
-fn persist_in_background(shared: &Shared, hold: &omen_rowstore::LogHold) {
+/// Writes the column store as of the watermark every `every` (and once
+/// more when sync stops), and lets the row store drop its log up to what
+/// is written. Once sync has failed, or persists keep failing, it lets
+/// the log go (the next open rebuilds the column store).
+fn persist_in_background(shared: &Shared, hold: omen_rowstore::LogHold, every: Duration) {
     let mut written = shared.cols.durable_watermark();
+    let mut failures = 0;
     loop {
-        std::thread::park_timeout(PERSIST_EVERY);
+        std::thread::park_timeout(every);
         let stopping = shared.stop.load(Ordering::Acquire);
+        if shared.failure.lock().is_some() {
+            return;
+        }
         let w = *shared.watermark.borrow();
-        if w > written && shared.failure.lock().is_none() {
+        if w > written {
             match shared.cols.persist(w) {
                 Ok(_) => {
                     written = w;
+                    failures = 0;
                     hold.advance(w);
                     *shared.persist_error.lock() = None;
                 }
-                Err(e) => *shared.persist_error.lock() = Some(e.to_string()),
+                Err(e) => {
+                    *shared.persist_error.lock() = Some(e.to_string());
+                    failures += 1;
+                    if failures >= PERSIST_ATTEMPTS {
+                        return;
+                    }
+                }
             }
         }
         if stopping {

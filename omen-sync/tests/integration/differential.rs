@@ -75,7 +75,7 @@ proptest! {
         let mut seed = rows.begin().unwrap();
         seed.insert(t, vec![Value::Int32(100), Value::Null]).unwrap();
         seed.commit().unwrap();
-        let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions { channel_capacity: capacity, max_batch_records: 3 }).unwrap();
+        let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions { channel_capacity: capacity, max_batch_records: 3 , ..SyncOptions::default() }).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut writer = rows.begin().unwrap();
         let mut readers: Vec<Transaction> = Vec::new();
