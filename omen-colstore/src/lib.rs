@@ -64,10 +64,8 @@
 //!
 //! The database does not persist its column store yet (omen-sync rebuilds
 //! it from the row store on open); a table's files are read whole on its
-//! first use. Nothing calls [`ColumnTable::compact`] yet (omen-sync would
-//! pass the oldest open snapshot as the horizon), and pruning is by
-//! segment only: rows of a segment that is read are not filtered by the
-//! predicates.
+//! first use. Pruning is by segment only: rows of a segment that is read
+//! are not filtered by the predicates.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -469,6 +469,13 @@ impl ColumnTable {
         self.state.read().segments.values().map(|s| s.len()).sum()
     }
 
+    /// Versions held and keys live: what compaction could drop is at most
+    /// the difference (cheaper than [`ColumnTable::statistics`]).
+    pub fn versions_and_live(&self) -> (usize, usize) {
+        let state = self.state.read();
+        (state.segments.values().map(|s| s.len()).sum(), state.newest.len())
+    }
+
     /// Row counts, sizes and each column's bounds, for a query planner.
     pub fn statistics(&self) -> TableStatistics {
         let state = self.state.read();

@@ -542,6 +542,14 @@ impl Store {
         commit.publisher.publish(ChangeRecord::new(ts, Change::Commit(Vec::new())));
     }
 
+    /// The oldest timestamp an open snapshot reads at (the newest commit's
+    /// when none is open): no reader from now on sees a version that ended
+    /// at or before it. Derived stores drop such versions (omen-sync's
+    /// column-store compaction).
+    pub fn oldest_snapshot(&self) -> Ts {
+        self.inner.snapshots.horizon(&self.inner.clock)
+    }
+
     /// The id and schema of the table named `name`.
     pub fn table(&self, name: &str) -> Option<(TableId, Arc<TableSchema>)> {
         self.inner.catalog.read().named(name).map(|t| (t.id, Arc::clone(&t.schema)))

@@ -3,7 +3,9 @@
 //!
 //! VACUUM and ANALYZE check that the tables they name exist. `VACUUM` runs a garbage
 //! collection pass of the row store at once (the background collector runs
-//! it anyway); `VACUUM FULL` also merges every table's checkpoint runs into
+//! it anyway) and compacts the column store's tables (dropping versions no
+//! open snapshot sees, sorting by key); `VACUUM FULL` also merges every
+//! table's checkpoint runs into
 //! one ([`omen_rowstore::Store::compact`]; tables named or not, it merges
 //! them all). `ANALYZE` has nothing to do, since the planner reads
 //! statistics from the column store as it plans. Other options in either
@@ -129,6 +131,8 @@ impl Maintenance {
         match self.kind {
             Kind::Vacuum => {
                 engine.rows.collect_garbage();
+                // The column store drops the versions no open snapshot sees.
+                blocking(|| engine.sync.compact(true))?;
                 if self.full {
                     blocking(|| engine.rows.compact())?;
                 }

@@ -26,8 +26,8 @@ pub struct SyncOptions {
     pub channel_capacity: usize,
     /// Most commit records applied as one micro-batch. Default 1024.
     pub max_batch_records: usize,
-    /// How often a persistent column store is written as of the watermark.
-    /// Default 2 s.
+    /// How often a persistent column store is written as of the watermark,
+    /// and tables with many dead versions compacted. Default 2 s.
     pub persist_every: Duration,
 }
 
@@ -39,12 +39,17 @@ impl Default for SyncOptions {
 
 /// How often the worker checks its stop flag while the stream is idle.
 const POLL: Duration = Duration::from_millis(20);
+/// A table is compacted in the background once it holds at least this
+/// many dead versions, and they are a quarter of its versions or more.
+const COMPACT_MIN_DEAD: usize = 1 << 16;
+
 /// Persists failing in a row after which the persister lets the row store
 /// drop its log: the next open then rebuilds the column store instead of
 /// the log growing without end (a full disk, say).
 const PERSIST_ATTEMPTS: u32 = 30;
 
 pub(crate) struct Shared {
+    rows: Store,
     pub(crate) cols: Arc<ColumnStore>,
     /// W: every commit at or below it is applied to the column store.
     pub(crate) watermark: watch::Sender<Ts>,
@@ -93,6 +98,7 @@ impl Syncer {
         // log or a snapshot) or in the stream after it (or both, and skipped).
         let sub = rows.subscribe(options.channel_capacity);
         let shared = Arc::new(Shared {
+            rows: rows.clone(),
             cols,
             watermark: watch::Sender::new(0),
             failure: Mutex::new(None),
@@ -141,15 +147,13 @@ impl Syncer {
                 .map_err(|e| Error::SyncFailed(format!("cannot start the sync thread: {e}")))?
         };
         let syncer = Self { shared, worker: Mutex::new(Some(worker)), persister: Mutex::new(None) };
-        if let Some(hold) = hold {
-            let shared = Arc::clone(&syncer.shared);
-            let every = options.persist_every;
-            let thread = std::thread::Builder::new()
-                .name("omen-sync-persist".into())
-                .spawn(move || persist_in_background(&shared, hold, every))
-                .map_err(|e| Error::SyncFailed(format!("cannot start the persist thread: {e}")))?;
-            *syncer.persister.lock() = Some(thread);
-        }
+        let shared = Arc::clone(&syncer.shared);
+        let every = options.persist_every;
+        let thread = std::thread::Builder::new()
+            .name("omen-sync-maintain".into())
+            .spawn(move || maintain_in_background(&shared, hold, every))
+            .map_err(|e| Error::SyncFailed(format!("cannot start the maintenance thread: {e}")))?;
+        *syncer.persister.lock() = Some(thread);
         Ok(syncer)
     }
 
@@ -158,6 +162,16 @@ impl Syncer {
     /// store instead.
     pub fn resumed_from(&self) -> Option<Ts> {
         *self.shared.resumed_from.lock()
+    }
+
+    /// Compacts the column store's tables (see
+    /// [`omen_colstore::ColumnTable::compact`]): every table with
+    /// `all`, else those holding many dead versions (the background
+    /// thread's rule). The horizon is the row store's oldest open snapshot,
+    /// and for a persistent column store no later than its durable
+    /// watermark (its files stay exact there). Returns the versions dropped.
+    pub fn compact(&self, all: bool) -> Result<usize> {
+        compact_tables(&self.shared, all)
     }
 
     /// Why the last write of the column store to disk failed, if it did
@@ -326,11 +340,31 @@ fn resume(rows: &Store, shared: &Shared) -> Result<Option<Ts>> {
     Ok(same.then_some(last))
 }
 
-/// Writes the column store as of the watermark every `every` (and once
-/// more when sync stops), and lets the row store drop its log up to what
-/// is written. Once sync has failed, or persists keep failing, it lets
-/// the log go (the next open rebuilds the column store).
-fn persist_in_background(shared: &Shared, hold: omen_rowstore::LogHold, every: Duration) {
+/// See [`Syncer::compact`].
+fn compact_tables(shared: &Shared, all: bool) -> Result<usize> {
+    let mut horizon = shared.rows.oldest_snapshot().min(*shared.watermark.borrow());
+    if shared.cols.is_persistent() {
+        horizon = horizon.min(shared.cols.durable_watermark());
+    }
+    let mut dropped = 0;
+    for (id, _) in shared.cols.tables() {
+        let Ok(table) = shared.cols.table(id) else { continue };
+        let (versions, live) = table.versions_and_live();
+        let dead = versions - live.min(versions);
+        if all || (dead >= COMPACT_MIN_DEAD && 4 * dead >= versions) {
+            dropped += table.compact(horizon)?.dropped;
+        }
+    }
+    Ok(dropped)
+}
+
+/// Every `every` (and once more when sync stops): writes the column store
+/// as of the watermark if it is persistent, letting the row store drop its
+/// log up to what is written; then compacts tables with many dead
+/// versions. Once sync has failed, or persists keep failing, it lets the
+/// log go (the next open rebuilds the column store).
+fn maintain_in_background(shared: &Shared, hold: Option<omen_rowstore::LogHold>, every: Duration) {
+    let mut hold = hold;
     let mut written = shared.cols.durable_watermark();
     let mut failures = 0;
     loop {
@@ -340,19 +374,21 @@ fn persist_in_background(shared: &Shared, hold: omen_rowstore::LogHold, every: D
             return;
         }
         let w = *shared.watermark.borrow();
-        if w > written {
+        if let Some(h) = &hold
+            && w > written
+        {
             match shared.cols.persist(w) {
                 Ok(_) => {
                     written = w;
                     failures = 0;
-                    hold.advance(w);
+                    h.advance(w);
                     *shared.persist_error.lock() = None;
                 }
                 Err(e) => {
                     *shared.persist_error.lock() = Some(e.to_string());
                     failures += 1;
                     if failures >= PERSIST_ATTEMPTS {
-                        return;
+                        hold = None;
                     }
                 }
             }
@@ -360,6 +396,8 @@ fn persist_in_background(shared: &Shared, hold: omen_rowstore::LogHold, every: D
         if stopping {
             return;
         }
+        // A failure here leaves the segments as they were; tried again later.
+        let _ = compact_tables(shared, false);
     }
 }
 
