@@ -29,7 +29,6 @@ use crate::error::{Error, Result};
 use crate::segment::Segment;
 
 const DELETE_MAGIC: &[u8; 8] = b"OMENDEL\0";
-const KEY: &str = "__omen_key";
 const BEGIN: &str = "__omen_begin";
 const END: &str = "__omen_end";
 
@@ -59,7 +58,7 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> Error {
 /// segment's ends read once), synced; returns the file's size.
 pub(crate) fn write_segment(path: &Path, schema: &SchemaRef, segment: &Segment, ends: &[u64], codec: Codec) -> Result<u64> {
     let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
-    fields.push(Arc::new(Field::new(KEY, DataType::Binary, false)));
+    fields.push(Arc::new(crate::key_field()));
     fields.push(Arc::new(Field::new(BEGIN, DataType::UInt64, false)));
     fields.push(Arc::new(Field::new(END, DataType::UInt64, false)));
     let file_schema = Arc::new(Schema::new(fields));

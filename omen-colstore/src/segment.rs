@@ -64,6 +64,11 @@ impl Segment {
         self.rows.num_rows()
     }
 
+    /// Rows whose end is set (an end being set may not be counted yet).
+    pub(crate) fn ended(&self) -> usize {
+        self.ended.load(Ordering::Acquire)
+    }
+
     /// Each row's end timestamp now.
     pub(crate) fn ends(&self) -> Vec<u64> {
         self.end.iter().map(|e| e.load(Ordering::Acquire)).collect()

@@ -181,7 +181,7 @@ impl ColumnStore {
         manifest.tables.sort_by_key(|t| t.id);
         manifest.next_file = file;
         *next_file = file;
-        std::fs::File::open(dir)?.sync_all()?;
+        omen_files::sync_dir(dir)?;
         manifest.store(dir)?;
         for ((_, table), files) in tables.iter().zip(noted) {
             table.note_files(files);

@@ -129,6 +129,11 @@ pub struct CompactStats {
     pub segments_after: usize,
 }
 
+/// Segments' key arrays end to end.
+fn concat_keys(keys: &[&dyn Array]) -> Result<BinaryArray> {
+    Ok(concat(keys)?.as_binary::<i32>().clone())
+}
+
 /// A scan in progress (see [`ColumnTable::scan_iter`]).
 pub struct Scan<'a> {
     segments: std::vec::IntoIter<Arc<Segment>>,
@@ -273,7 +278,7 @@ impl ColumnTable {
         };
         let parts: Vec<Arc<Segment>> = small.iter().map(|id| Arc::clone(&state.segments[id])).collect();
         let rows = concat_batches(schema, parts.iter().map(|s| &s.rows))?;
-        let keys: BinaryArray = parts.iter().flat_map(|s| s.keys.iter()).collect();
+        let keys = concat_keys(&parts.iter().map(|s| &s.keys as &dyn Array).collect::<Vec<_>>())?;
         let begin: Vec<u64> = parts.iter().flat_map(|s| s.begin.iter().copied()).collect();
         let end: Vec<u64> = parts.iter().flat_map(|s| s.end.iter().map(|e| e.load(Ordering::Acquire))).collect();
         let first_id = state.next_segment;
@@ -419,6 +424,14 @@ impl ColumnTable {
         let mut entries = Vec::with_capacity(current.len());
         let mut noted = Vec::new();
         for (id, segment, on_disk) in current {
+            // Ends only go from open to set: the same count as the files
+            // hold means nothing to write (an end still being counted
+            // belongs to a commit past the watermark).
+            if let Some(d) = on_disk.filter(|d| d.ended == segment.ended()) {
+                entries.push(SegmentEntry { file: d.file, rows: segment.len() as u64, deletes: d.deletes });
+                noted.push((id, d));
+                continue;
+            }
             let ends = segment.ends();
             let ended = ends.iter().filter(|&&t| t != OPEN).count();
             let disk = match on_disk {
@@ -579,8 +592,7 @@ impl ColumnTable {
             return Ok((Vec::new(), Vec::new(), Vec::new()));
         }
         let rows = concat_batches(schema, &batches)?;
-        let key_refs: Vec<&dyn Array> = keys.iter().map(|k| k.as_ref()).collect();
-        let keys = concat(&key_refs)?;
+        let keys: ArrayRef = Arc::new(concat_keys(&keys.iter().map(|k| k.as_ref()).collect::<Vec<_>>())?);
         let order = lexsort_to_indices(
             &[
                 SortColumn { values: Arc::clone(&keys), options: None },

@@ -387,8 +387,16 @@ impl Run {
 
     /// The entry stored under `key`: `None` if the run has none, else the
     /// row (`None` for a tombstone).
+    #[cfg(test)]
     pub(crate) fn find(&self, key: &[u8]) -> Result<Option<Option<&[u8]>>> {
-        if !self.bloom.is_empty() && !bloom::may_contain(&self.map[self.bloom.clone()], bloom::hash(key)) {
+        self.find_hashed(key, bloom::hash(key))
+    }
+
+    /// The entry stored under `key` (as `find`), with the key's
+    /// [`bloom::hash`] worked out by the caller (once for all of a table's
+    /// runs).
+    pub(crate) fn find_hashed(&self, key: &[u8], hash: u64) -> Result<Option<Option<&[u8]>>> {
+        if !self.bloom.is_empty() && !bloom::may_contain(&self.map[self.bloom.clone()], hash) {
             return Ok(None);
         }
         let i = self.lower_bound(key)?;

@@ -913,10 +913,7 @@ impl Recovery {
                             w.key.as_slice().try_into().map(u64::from_be_bytes).map_err(|_| "row id key of wrong length".to_string())?;
                         table.next_row_id.fetch_max(id + 1, Ordering::Relaxed);
                     }
-                    let row = match w.op {
-                        WalOp::Delete => None,
-                        WalOp::Insert(r) | WalOp::Update(r) => Some(Encoded::Shared(r)),
-                    };
+                    let row = w.op.into_row().map(Encoded::Shared);
                     // No snapshot is open during replay: keep only the newest
                     // version, and no key a delete left dead.
                     let deleted = row.is_none();

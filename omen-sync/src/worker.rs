@@ -127,10 +127,8 @@ impl Syncer {
                 at
             }
             None => {
-                // What is on disk is of no use: gone before the rebuild, so no
-                // later open resumes from it (the log after the rebuild is
-                // what counts).
-                shared.cols.clear()?;
+                // What is on disk is of no use; the log after the rebuild is
+                // what counts.
                 let at = rebuild(&rows, &shared)?;
                 if shared.cols.is_persistent() {
                     hold = Some(rows.hold_log(at)?);
@@ -256,9 +254,8 @@ fn run(shared: &Shared, sub: &Subscription, loaded_at: Ts, max_batch: usize) {
 /// first; returns the snapshot it was read at.
 fn rebuild(rows: &Store, shared: &Shared) -> Result<Ts> {
     let cols = &shared.cols;
-    for (id, _) in cols.tables() {
-        cols.drop_table(id)?;
-    }
+    // On disk too: no later open resumes from what it held.
+    cols.clear()?;
     let txn = rows.begin()?;
     let loaded_at = txn.snapshot();
     let mut schemas = shared.schemas.write();

@@ -14,12 +14,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use super::{Inner, Store};
-use crate::changes::{Change, ChangeOp, ChangeRecord, RowChange};
+use crate::changes::{Change, ChangeRecord, RowChange};
 use crate::codec::row::decode_row;
 use crate::error::{Error, Result};
 use crate::schema::{TableId, TableSchema};
 use crate::table::Ts;
-use crate::wal::{WalOp, WalRecord, read_records};
+use crate::wal::{WalRecord, read_records};
 
 /// Keeps the log's records after a timestamp from removal by checkpoints
 /// while it lives (see [`Store::hold_log`]). The log grows while a hold
@@ -114,12 +114,8 @@ impl Store {
                             ts,
                             reason: format!("no schema is known for table {} (dropped before the log's start?)", w.table),
                         })?;
-                        let (op, row) = match w.op {
-                            WalOp::Delete => (ChangeOp::Delete, None),
-                            WalOp::Insert(r) => (ChangeOp::Insert, Some(r)),
-                            WalOp::Update(r) => (ChangeOp::Update, Some(r)),
-                        };
-                        let row = row.map(|r| decode_row(&r, schema)).transpose()?;
+                        let op = w.op.change_op();
+                        let row = w.op.into_row().map(|r| decode_row(&r, schema)).transpose()?;
                         rows.push(RowChange { table: w.table, op, key: w.key, row });
                     }
                     vec![ChangeRecord::new(ts, Change::Commit(rows))]

@@ -51,8 +51,9 @@ impl Base {
 
     /// The row under `key`: the newest run with an entry for it decides.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        let hash = crate::bloom::hash(key);
         for run in self.runs.iter() {
-            if let Some(entry) = run.find(key)? {
+            if let Some(entry) = run.find_hashed(key, hash)? {
                 return Ok(entry);
             }
         }

@@ -123,6 +123,25 @@ pub(crate) enum WalOp {
     Update(Arc<[u8]>),
 }
 
+impl WalOp {
+    /// The change-stream op it stands for.
+    pub(crate) fn change_op(&self) -> crate::changes::ChangeOp {
+        match self {
+            WalOp::Delete => crate::changes::ChangeOp::Delete,
+            WalOp::Insert(_) => crate::changes::ChangeOp::Insert,
+            WalOp::Update(_) => crate::changes::ChangeOp::Update,
+        }
+    }
+
+    /// The new row; `None` for a delete.
+    pub(crate) fn into_row(self) -> Option<Arc<[u8]>> {
+        match self {
+            WalOp::Delete => None,
+            WalOp::Insert(r) | WalOp::Update(r) => Some(r),
+        }
+    }
+}
+
 /// A replayed log record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WalRecord {
