@@ -278,9 +278,9 @@ impl Database {
         Ok(Statement::new(self.clone(), prepared))
     }
 
-    /// How far analytics trail transactions right now: commit timestamps
-    /// the column store has yet to apply (0: current). A query never sees
-    /// stale data: it waits until its snapshot is applied.
+    /// How far the column store trails transactions right now: commit
+    /// timestamps it has yet to apply (0: current). A query never sees
+    /// stale data: it overlays the commits not applied yet.
     pub fn sync_backlog(&self) -> u64 {
         self.inner.engine.sync_backlog()
     }

@@ -99,6 +99,15 @@ impl Subscription {
     pub fn try_recv(&self) -> Option<Arc<ChangeRecord>> {
         self.rx.try_recv().ok()
     }
+
+    /// Waits up to `timeout` until a record is waiting or the store has
+    /// closed, without receiving it; whether either happened. For a reader
+    /// that receives under a lock of its own and waits outside it.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let mut select = crossbeam_channel::Select::new();
+        select.recv(&self.rx);
+        select.ready_timeout(timeout).is_ok()
+    }
 }
 
 /// The publishing side, kept under the store's commit lock.

@@ -335,6 +335,10 @@ impl Store {
 
     /// Subscribes to the change stream from the next commit on. `capacity`
     /// records may wait unreceived before commits block.
+    ///
+    /// A commit's record is sent before the commit becomes visible: once a
+    /// snapshot at T has begun, every record up to T is in the
+    /// subscription (received or waiting).
     pub fn subscribe(&self, capacity: usize) -> Subscription {
         self.inner.commit.lock().publisher.subscribe(capacity)
     }
@@ -360,8 +364,7 @@ impl Store {
             catalog.by_name.insert(schema.name.clone(), id);
             catalog.by_id.insert(id, table);
         }
-        self.advance(&mut commit, ts);
-        commit.publisher.publish(ChangeRecord::new(ts, Change::CreateTable { id, schema }));
+        self.advance(&mut commit, ts, [ChangeRecord::new(ts, Change::CreateTable { id, schema })]);
         Ok((id, ts))
     }
 
@@ -382,8 +385,7 @@ impl Store {
             catalog.retired.clear();
         }
         drop(catalog);
-        self.advance(&mut commit, ts);
-        commit.publisher.publish(ChangeRecord::new(ts, Change::DropTable { id }));
+        self.advance(&mut commit, ts, [ChangeRecord::new(ts, Change::DropTable { id })]);
         Ok(id)
     }
 
@@ -509,10 +511,12 @@ impl Store {
             catalog.retired.clear();
         }
         drop(catalog);
-        self.advance(&mut commit, ts);
-        commit.publisher.publish(ChangeRecord::new(ts - 2, Change::DropTable { id: t.id }));
-        commit.publisher.publish(ChangeRecord::new(ts - 1, Change::CreateTable { id: new_id, schema }));
-        commit.publisher.publish(ChangeRecord::new(ts, Change::Commit(rows)));
+        let records = [
+            ChangeRecord::new(ts - 2, Change::DropTable { id: t.id }),
+            ChangeRecord::new(ts - 1, Change::CreateTable { id: new_id, schema }),
+            ChangeRecord::new(ts, Change::Commit(rows)),
+        ];
+        self.advance(&mut commit, ts, records);
         Ok(ts)
     }
 
@@ -527,19 +531,22 @@ impl Store {
         t.map(|t| t.indexes().iter().map(|i| i.def.clone()).collect()).unwrap_or_default()
     }
 
-    /// Makes `ts` the newest timestamp, given and visible: for DDL, whose
+    /// Makes `ts` the newest timestamp, given and visible, for DDL whose
     /// log record was synced (with every record before it) under the
-    /// commit lock.
-    fn advance(&self, commit: &mut CommitState, ts: Ts) {
+    /// commit lock; its change records go out first, as a commit's do (see
+    /// [`Store::subscribe`]).
+    fn advance(&self, commit: &mut CommitState, ts: Ts, records: impl IntoIterator<Item = ChangeRecord>) {
         commit.last_ts = ts;
+        for record in records {
+            commit.publisher.publish(record);
+        }
         self.inner.clock.store(ts, Ordering::SeqCst);
     }
 
     /// Advances the clock to `ts` for DDL that changes no rows; the change
     /// stream gets an empty commit so its readers' watermarks keep up.
     fn publish_catalog_change(&self, commit: &mut CommitState, ts: Ts) {
-        self.advance(commit, ts);
-        commit.publisher.publish(ChangeRecord::new(ts, Change::Commit(Vec::new())));
+        self.advance(commit, ts, [ChangeRecord::new(ts, Change::Commit(Vec::new()))]);
     }
 
     /// The oldest timestamp an open snapshot reads at (the newest commit's
@@ -731,11 +738,13 @@ impl Store {
             }
         }
         commit.last_ts = ts;
-        if sync_to.is_none() {
-            self.inner.clock.store(ts, Ordering::SeqCst);
-        }
+        // Published before it is visible: a reader whose snapshot includes
+        // this commit finds its record already sent.
         if publish {
             commit.publisher.publish(ChangeRecord::new(ts, Change::Commit(changes)));
+        }
+        if sync_to.is_none() {
+            self.inner.clock.store(ts, Ordering::SeqCst);
         }
         drop(commit);
         if let (Some(wal), Some(end)) = (&self.inner.wal, sync_to) {

@@ -7,9 +7,12 @@
 //!   micro-batches it, converts rows to Arrow and applies them to the column
 //!   store (insert: append; update: end the old version, append the new;
 //!   delete: end the old version), then advances the applied watermark W.
-//! - [`HtapSnapshot`] is one table as a transaction sees it: the column store
-//!   at the transaction's snapshot T, with the transaction's own uncommitted
-//!   writes overlaid. omen-sql scans it without knowing where rows came from.
+//! - [`HtapSnapshot`] is one table as a transaction sees it at its snapshot
+//!   T: the column store as of min(T, W), the commits in (W, T] that sync
+//!   has received but not applied overlaid from the change stream, and the
+//!   transaction's own uncommitted writes over both. A read right after a
+//!   commit sees it without waiting for sync. omen-sql scans it without
+//!   knowing where rows came from.
 //! - [`convert`] maps SQL values and types to Arrow and back.
 //!
 //! ## Example
@@ -41,17 +44,17 @@
 //!
 //! ## Limits of this version
 //!
-//! A snapshot at T waits until W >= T instead of overlaying the row store's
-//! changes in (W, T], so a read right after a commit pays the sync lag. On
-//! open the column store is rebuilt from the row store (the column store is
-//! not persisted yet). Lag metrics and the application change feed are the
-//! sync issue's work.
+//! A snapshot waits for W >= T instead of overlaying when DDL is among the
+//! commits in (W, T] or more of them wait than sync holds in memory
+//! (`channel_capacity + max_batch_records`). The application change feed
+//! (`Database::changes`) is not built yet.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod convert;
 mod error;
+mod inbox;
 mod metrics;
 mod snapshot;
 mod worker;
@@ -59,4 +62,4 @@ mod worker;
 pub use error::{Error, Result};
 pub use metrics::{LagSnapshot, SyncMetrics};
 pub use snapshot::HtapSnapshot;
-pub use worker::{SyncOptions, Syncer};
+pub use worker::{SyncOptions, SyncPause, Syncer};

@@ -41,6 +41,8 @@ pub(crate) struct Counters {
     max_lag_micros: AtomicU64,
     batches: AtomicU64,
     records: AtomicU64,
+    pub(crate) overlaid: AtomicU64,
+    pub(crate) waited: AtomicU64,
 }
 
 impl Default for Counters {
@@ -50,6 +52,8 @@ impl Default for Counters {
             max_lag_micros: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            overlaid: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
         }
     }
 }
@@ -72,6 +76,8 @@ impl Counters {
             watermark,
             batches: self.batches.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
+            overlaid: self.overlaid.load(Ordering::Relaxed),
+            waited: self.waited.load(Ordering::Relaxed),
             lag: LagSnapshot {
                 counts: self.lag.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
                 max: Duration::from_micros(self.max_lag_micros.load(Ordering::Relaxed)),
@@ -90,6 +96,12 @@ pub struct SyncMetrics {
     pub batches: u64,
     /// Commit records (one per transaction or DDL) applied since then.
     pub records: u64,
+    /// Snapshots that read commits the column store had not applied yet
+    /// from the stream instead (see [`crate::Syncer::snapshot`]).
+    pub overlaid: u64,
+    /// Snapshots that waited for the watermark instead: too many commits
+    /// were waiting, or DDL was among them.
+    pub waited: u64,
     /// Lag from each record's publication (its commit becoming visible) to
     /// its application.
     pub lag: LagSnapshot,

@@ -1,60 +1,100 @@
 //! HTAP snapshots: what an analytic read at timestamp T scans.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arrow::array::{BinaryArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use omen_colstore::ColumnTable;
-use omen_rowstore::{TableId, Transaction, Ts, Value};
+use omen_rowstore::{Change, ChangeRecord, TableId, Transaction, Ts, Value};
 
 use crate::convert::rows_to_batch;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::inbox::Pending;
 use crate::worker::Syncer;
 
-/// One table as of a transaction's snapshot T, plus that transaction's own
-/// uncommitted writes: the column store's versions visible at T, minus the
-/// keys the transaction wrote, plus the transaction's new rows.
+/// One table as of a transaction's snapshot T: the column store's versions
+/// visible at min(T, W), minus the keys that commits in (W, T] and the
+/// transaction's own writes changed, plus those keys' rows as of T and the
+/// transaction.
 #[derive(Debug)]
 pub struct HtapSnapshot {
     ts: Ts,
+    /// Where the column store is read: min(T, W).
+    read_at: Ts,
     table: Arc<ColumnTable>,
     schema: SchemaRef,
-    /// Keys the transaction wrote: their column-store versions are masked.
+    /// Keys changed after `read_at`: their column-store versions are masked.
     masked: HashSet<Vec<u8>>,
-    /// The transaction's new rows, with their keys.
-    own: Option<(RecordBatch, BinaryArray)>,
+    /// Those keys' rows where they have one, with their keys.
+    overlay: Option<(RecordBatch, BinaryArray)>,
 }
 
 impl Syncer {
-    /// Snapshots of `tables` as `txn` sees them. Waits until the column store
-    /// has applied every commit up to the transaction's snapshot.
+    /// Snapshots of `tables` as `txn` sees them, at its snapshot T.
     ///
-    /// This version waits for the watermark rather than overlaying the row
-    /// store's changes in (W, T]: exact, at the cost of the sync lag (a few
-    /// milliseconds) on a read issued right after a commit.
+    /// The column store is read as of min(T, W). Commits in (W, T], which
+    /// the worker has received but not applied yet, are overlaid from the
+    /// change stream: their keys mask older column versions and their rows
+    /// are added. The transaction's own uncommitted writes go over both. So
+    /// a read right after a commit sees it without waiting for sync. It
+    /// waits until W >= T only when more commits wait than sync holds
+    /// (`channel_capacity + max_batch_records`) or DDL is among them
+    /// ([`crate::SyncMetrics`] counts both kinds).
     pub async fn snapshot(&self, txn: &Transaction, tables: &[TableId]) -> Result<HashMap<TableId, HtapSnapshot>> {
         let ts = txn.snapshot();
-        self.wait_for(ts).await?;
+        let counters = &self.shared.counters;
+        let (read_at, records) = match self.pending(ts)? {
+            Pending::Applied => (ts, Vec::new()),
+            Pending::Overlay { read_at, records } => {
+                counters.overlaid.fetch_add(1, Ordering::Relaxed);
+                (read_at, records)
+            }
+            Pending::Wait => {
+                counters.waited.fetch_add(1, Ordering::Relaxed);
+                self.wait_for(ts).await?;
+                (ts, Vec::new())
+            }
+        };
         let mut out = HashMap::with_capacity(tables.len());
         for &id in tables {
-            let (schema, arrow) = self.shared.schemas.read().get(&id).cloned().ok_or(omen_colstore::Error::UnknownTable(id))?;
-            let table = self.shared.cols.table(id)?;
-            let mut masked = HashSet::new();
-            let mut keys = Vec::new();
-            let mut rows: Vec<&[Value]> = Vec::new();
-            for (key, row) in txn.pending_writes(id) {
-                masked.insert(key.to_vec());
-                if let Some(row) = row {
-                    keys.push(key);
-                    rows.push(row);
-                }
-            }
-            let own =
-                if rows.is_empty() { None } else { Some((rows_to_batch(&schema, &arrow, &rows)?, BinaryArray::from_iter_values(keys))) };
-            out.insert(id, HtapSnapshot { ts, table, schema: arrow, masked, own });
+            out.insert(id, self.table_snapshot(txn, id, read_at, &records)?);
         }
         Ok(out)
+    }
+
+    /// What the column store lacks for a snapshot at `ts`.
+    fn pending(&self, ts: Ts) -> Result<Pending> {
+        if let Some(msg) = &*self.shared.failure.lock() {
+            return Err(Error::SyncFailed(msg.clone()));
+        }
+        let mut inbox = self.shared.inbox.lock();
+        inbox.receive(&self.shared.sub);
+        let w = *self.shared.watermark.borrow();
+        Ok(inbox.pending(w, ts))
+    }
+
+    fn table_snapshot(&self, txn: &Transaction, id: TableId, read_at: Ts, records: &[Arc<ChangeRecord>]) -> Result<HtapSnapshot> {
+        let (schema, arrow) = self.shared.schemas.read().get(&id).cloned().ok_or(omen_colstore::Error::UnknownTable(id))?;
+        let table = self.shared.cols.table(id)?;
+        // Each changed key's row as of T and the transaction (None: deleted).
+        let mut latest: BTreeMap<&[u8], Option<&[Value]>> = BTreeMap::new();
+        for record in records {
+            if let Change::Commit(changes) = &record.change {
+                for c in changes.iter().filter(|c| c.table == id) {
+                    latest.insert(&c.key, c.row.as_deref());
+                }
+            }
+        }
+        latest.extend(txn.pending_writes(id));
+        let masked = latest.keys().map(|k| k.to_vec()).collect();
+        let (keys, rows): (Vec<&[u8]>, Vec<&[Value]>) = latest.into_iter().filter_map(|(k, row)| Some((k, row?))).unzip();
+        let overlay = match rows.is_empty() {
+            true => None,
+            false => Some((rows_to_batch(&schema, &arrow, &rows)?, BinaryArray::from_iter_values(keys))),
+        };
+        Ok(HtapSnapshot { ts: txn.snapshot(), read_at, table, schema: arrow, masked, overlay })
     }
 }
 
@@ -77,16 +117,16 @@ impl HtapSnapshot {
 
     /// [`HtapSnapshot::scan`], skipping column-store segments whose zone
     /// maps rule out one of `predicates` (see [`omen_colstore::Predicate`]:
-    /// rows of the segments read, and the transaction's own writes, are
-    /// not filtered by them).
+    /// rows of the segments read, and the overlaid rows, are not filtered
+    /// by them).
     pub fn scan_pruned(
         &self,
         projection: Option<&[usize]>,
         predicates: &[omen_colstore::Predicate],
         with_keys: bool,
     ) -> Result<Vec<RecordBatch>> {
-        let mut out = self.table.scan(self.ts, projection, predicates, &self.masked, with_keys)?;
-        if let Some((rows, keys)) = &self.own {
+        let mut out = self.table.scan(self.read_at, projection, predicates, &self.masked, with_keys)?;
+        if let Some((rows, keys)) = &self.overlay {
             let mut batch = match projection {
                 Some(p) => rows.project(p)?,
                 None => rows.clone(),

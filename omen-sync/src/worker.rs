@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::convert::{arrow_schema, rows_to_batch};
 use crate::error::{Error, Result};
+use crate::inbox::Inbox;
 use crate::metrics::{Counters, SyncMetrics};
 
 /// Tuning for the sync worker.
@@ -51,12 +52,19 @@ const PERSIST_ATTEMPTS: u32 = 30;
 pub(crate) struct Shared {
     rows: Store,
     pub(crate) cols: Arc<ColumnStore>,
+    /// The row store's change stream.
+    pub(crate) sub: Subscription,
+    /// What was received from `sub` and is not applied yet. W changes
+    /// only under this lock (see [`Inbox`]).
+    pub(crate) inbox: Mutex<Inbox>,
     /// W: every commit at or below it is applied to the column store.
     pub(crate) watermark: watch::Sender<Ts>,
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) schemas: RwLock<HashMap<TableId, (Arc<TableSchema>, SchemaRef)>>,
-    stop: AtomicBool,
-    counters: Counters,
+    pub(crate) stop: AtomicBool,
+    /// Pauses in force ([`Syncer::pause`]).
+    paused: AtomicUsize,
+    pub(crate) counters: Counters,
     /// While replaying the log on open: a commit may touch a table dropped
     /// later in the replay (its rows are skipped: no snapshot from now on
     /// sees them), and tables the column store has from after its
@@ -100,10 +108,13 @@ impl Syncer {
         let shared = Arc::new(Shared {
             rows: rows.clone(),
             cols,
+            sub,
+            inbox: Mutex::new(Inbox::new(options.channel_capacity + options.max_batch_records)),
             watermark: watch::Sender::new(0),
             failure: Mutex::new(None),
             schemas: RwLock::new(HashMap::new()),
             stop: AtomicBool::new(false),
+            paused: AtomicUsize::new(0),
             counters: Counters::default(),
             replaying: AtomicBool::new(false),
             persist_error: Mutex::new(None),
@@ -141,7 +152,7 @@ impl Syncer {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("omen-sync".into())
-                .spawn(move || run(&shared, &sub, loaded_at, options.max_batch_records))
+                .spawn(move || run(&shared, options.max_batch_records))
                 .map_err(|e| Error::SyncFailed(format!("cannot start the sync thread: {e}")))?
         };
         let syncer = Self { shared, worker: Mutex::new(Some(worker)), persister: Mutex::new(None) };
@@ -189,6 +200,18 @@ impl Syncer {
         self.shared.counters.snapshot(self.watermark())
     }
 
+    /// Stops applying changes until the returned guard drops (a batch the
+    /// worker already took is still applied): the watermark stays, snapshots overlay what commits bring meanwhile (see
+    /// [`Syncer::snapshot`]), and once `channel_capacity` records wait
+    /// commits block. For tests and for measuring what sync costs.
+    pub fn pause(&self) -> SyncPause {
+        self.shared.paused.fetch_add(1, Ordering::AcqRel);
+        // The worker checks for pauses under the inbox lock: once it is
+        // taken here, the worker applies nothing it receives from now on.
+        drop(self.shared.inbox.lock());
+        SyncPause { shared: Arc::clone(&self.shared) }
+    }
+
     /// Waits until every commit at or below `ts` is in the column store.
     pub async fn wait_for(&self, ts: Ts) -> Result<()> {
         let mut rx = self.shared.watermark.subscribe();
@@ -222,31 +245,65 @@ impl Drop for Syncer {
     }
 }
 
-fn run(shared: &Shared, sub: &Subscription, loaded_at: Ts, max_batch: usize) {
+/// Holds sync paused while it lives (see [`Syncer::pause`]).
+#[must_use = "sync resumes when the pause is dropped"]
+pub struct SyncPause {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SyncPause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncPause").finish_non_exhaustive()
+    }
+}
+
+impl Drop for SyncPause {
+    fn drop(&mut self) {
+        self.shared.paused.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn run(shared: &Shared, max_batch: usize) {
     let mut batch: Vec<Arc<ChangeRecord>> = Vec::with_capacity(max_batch);
     while !shared.stop.load(Ordering::Acquire) {
-        match sub.recv_timeout(POLL) {
-            Ok(Some(first)) => batch.push(first),
-            Ok(None) => continue,
-            Err(_) => break, // the store closed
-        }
-        while batch.len() < max_batch {
-            match sub.try_recv() {
-                Some(r) => batch.push(r),
-                None => break,
+        let (taken, closed) = {
+            let mut inbox = shared.inbox.lock();
+            // Under the lock: see `Syncer::pause`.
+            if shared.paused.load(Ordering::Acquire) > 0 {
+                drop(inbox);
+                std::thread::sleep(POLL);
+                continue;
             }
+            let closed = inbox.receive(&shared.sub);
+            batch.extend(inbox.front(max_batch).cloned());
+            (batch.len(), closed)
+        };
+        if taken == 0 {
+            if closed {
+                break;
+            }
+            shared.sub.wait(POLL);
+            continue;
         }
-        batch.retain(|r| r.ts > loaded_at);
-        let Some(last) = batch.last().map(|r| r.ts) else { continue };
-        if let Err(e) = apply(shared, &batch) {
-            *shared.failure.lock() = Some(e.to_string());
-            shared.watermark.send_modify(|_| {});
-            return;
+        // Records the start read already (from the log or a snapshot).
+        let w = *shared.watermark.borrow();
+        batch.retain(|r| r.ts > w);
+        if !batch.is_empty() {
+            if let Err(e) = apply(shared, &batch) {
+                *shared.failure.lock() = Some(e.to_string());
+                shared.watermark.send_modify(|_| {});
+                return;
+            }
+            let applied = std::time::Instant::now();
+            shared.counters.applied(batch.iter().map(|r| applied.saturating_duration_since(r.published)));
         }
-        let applied = std::time::Instant::now();
-        shared.counters.applied(batch.iter().map(|r| applied.saturating_duration_since(r.published)));
+        let mut inbox = shared.inbox.lock();
+        inbox.remove_front(taken);
+        if let Some(last) = batch.last() {
+            shared.watermark.send_replace(last.ts);
+        }
+        drop(inbox);
         batch.clear();
-        shared.watermark.send_replace(last);
     }
 }
 

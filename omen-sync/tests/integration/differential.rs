@@ -45,6 +45,8 @@ enum Op {
     Commit,
     Abort,
     Check,
+    /// Pauses sync, or lets it go on: W falls behind T while paused.
+    TogglePause,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -54,6 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::Commit),
         1 => Just(Op::Abort),
         2 => Just(Op::Check),
+        1 => Just(Op::TogglePause),
     ]
 }
 
@@ -68,7 +71,10 @@ fn apply(txn: &mut Transaction, t: TableId, op: &Op) -> Result<(), RowError> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
     #[test]
-    fn snapshots_equal_row_store_at_the_same_timestamp(ops in proptest::collection::vec(op(), 1..120), capacity in 1usize..8) {
+    fn snapshots_equal_row_store_at_the_same_timestamp(
+        ops in proptest::collection::vec(op(), 1..120),
+        capacity in prop_oneof![1usize..8, Just(256)],
+    ) {
         let rows = Store::open(StoreOptions::default()).unwrap();
         let (t, _) = rows.create_table(schema("t")).unwrap();
         // Some rows exist before sync starts: they arrive through the bulk load.
@@ -79,8 +85,18 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut writer = rows.begin().unwrap();
         let mut readers: Vec<Transaction> = Vec::new();
+        let mut pause = None;
         for op in &ops {
             match op {
+                // Paused, commits block once the channel is full: pause only
+                // where all of them fit.
+                Op::TogglePause if capacity >= 256 => {
+                    pause = match pause {
+                        Some(_) => None,
+                        None => Some(sync.pause()),
+                    }
+                }
+                Op::TogglePause => {}
                 Op::Commit => {
                     std::mem::replace(&mut writer, rows.begin().unwrap()).commit().unwrap();
                 }
@@ -102,6 +118,13 @@ proptest! {
             }
         }
         writer.commit().unwrap();
+        if pause.is_some() {
+            let r = rows.begin().unwrap();
+            let snaps = rt.block_on(sync.snapshot(&r, &[t])).unwrap();
+            prop_assert_eq!(htap_rows(&snaps[&t].scan(None, false).unwrap()), row_store_rows(&r, t));
+            readers.push(r);
+            drop(pause);
+        }
         // Older snapshots stay exact after later commits were applied.
         readers.push(rows.begin().unwrap());
         for r in &readers {
@@ -128,4 +151,126 @@ fn tables_created_and_dropped_after_start_follow_the_stream() {
     assert!(rt.block_on(sync.snapshot(&r, &[a])).is_err());
     sync.stop();
     assert!(rt.block_on(sync.wait_for(rows.current_ts() + 1)).is_err(), "a stopped syncer never blocks readers");
+}
+
+fn put(rows: &Store, t: TableId, k: i32, v: &str) {
+    let mut txn = rows.begin().unwrap();
+    txn.upsert(t, vec![Value::Int32(k), Value::Text(v.into())]).unwrap();
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_read_right_after_a_commit_sees_it_while_sync_is_paused() {
+    let rows = Store::open(StoreOptions::default()).unwrap();
+    let (t, _) = rows.create_table(schema("t")).unwrap();
+    let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default()).unwrap();
+    put(&rows, t, 1, "a");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(sync.wait_for(rows.current_ts())).unwrap();
+    let w = sync.watermark();
+    let paused = sync.pause();
+    put(&rows, t, 1, "b");
+    put(&rows, t, 2, "c");
+    let mut txn = rows.begin().unwrap();
+    txn.delete(t, &omen_rowstore::encode_key(&[Value::Int32(1)], &[0])).unwrap();
+    txn.commit().unwrap();
+    put(&rows, t, 3, "d");
+    let r = rows.begin().unwrap();
+    let snaps = rt.block_on(sync.snapshot(&r, &[t])).unwrap();
+    let expected = vec![vec![Value::Int32(2), Value::Text("c".into())], vec![Value::Int32(3), Value::Text("d".into())]];
+    assert_eq!(htap_rows(&snaps[&t].scan(None, false).unwrap()), expected);
+    assert_eq!(sync.watermark(), w, "paused, nothing was applied");
+    assert_eq!(sync.metrics().overlaid, 1);
+    drop(paused);
+    rt.block_on(sync.wait_for(r.snapshot())).unwrap();
+    let snaps = rt.block_on(sync.snapshot(&r, &[t])).unwrap();
+    assert_eq!(htap_rows(&snaps[&t].scan(None, false).unwrap()), expected);
+}
+
+#[test]
+fn snapshots_wait_for_sync_past_what_it_holds_or_across_ddl() {
+    let rows = Store::open(StoreOptions::default()).unwrap();
+    let (t, _) = rows.create_table(schema("t")).unwrap();
+    // Sync holds 4 waiting records in the channel and 2 more in memory.
+    let options = SyncOptions { channel_capacity: 4, max_batch_records: 2, ..SyncOptions::default() };
+    let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), options).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let check = |sync: &Syncer, overlaid: u64, waited: u64| {
+        let r = rows.begin().unwrap();
+        let snaps = rt.block_on(sync.snapshot(&r, &[t])).unwrap();
+        assert_eq!(htap_rows(&snaps[&t].scan(None, false).unwrap()), row_store_rows(&r, t));
+        let m = sync.metrics();
+        assert_eq!((m.overlaid, m.waited), (overlaid, waited));
+    };
+    let paused = sync.pause();
+    for k in 0..4 {
+        put(&rows, t, k, "x");
+    }
+    check(&sync, 1, 0);
+    for k in 4..8 {
+        put(&rows, t, k, "y");
+    }
+    // Two of those stay in the channel: the snapshot waits for sync.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(paused);
+        });
+        check(&sync, 1, 1);
+    });
+    let paused = sync.pause();
+    rows.create_table(schema("u")).unwrap();
+    put(&rows, t, 9, "z");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(paused);
+        });
+        check(&sync, 1, 2);
+    });
+}
+
+#[test]
+fn snapshots_stay_exact_while_writers_commit_concurrently() {
+    let rows = Store::open(StoreOptions::default()).unwrap();
+    let (t, _) = rows.create_table(schema("t")).unwrap();
+    let options = SyncOptions { channel_capacity: 1 << 16, max_batch_records: 4, ..SyncOptions::default() };
+    let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), options).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let rows = &rows;
+                s.spawn(move || {
+                    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ w;
+                    for _ in 0..3000 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let k = (x % 64) as i32;
+                        let mut txn = rows.begin().unwrap();
+                        let written = match x % 4 {
+                            0 => txn.delete(t, &omen_rowstore::encode_key(&[Value::Int32(k)], &[0])).map(drop),
+                            _ => txn.upsert(t, vec![Value::Int32(k), Value::Text(format!("{w}-{x}"))]),
+                        };
+                        match written.and_then(|()| txn.commit().map(drop)) {
+                            Ok(()) | Err(RowError::SerializationConflict { .. }) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut checks = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) || checks < 50 {
+            let r = rows.begin().unwrap();
+            let snaps = rt.block_on(sync.snapshot(&r, &[t])).unwrap();
+            assert_eq!(htap_rows(&snaps[&t].scan(None, false).unwrap()), row_store_rows(&r, t));
+            checks += 1;
+            if writers.iter().all(|w| w.is_finished()) {
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
 }
