@@ -278,6 +278,55 @@ impl Database {
         Ok(Statement::new(self.clone(), prepared))
     }
 
+    /// The newest commit timestamp.
+    pub fn current_ts(&self) -> u64 {
+        self.inner.engine.current_ts()
+    }
+
+    /// A feed of the committed changes to `table` (see
+    /// [`ChangeFeed`](crate::ChangeFeed)) from the next commit on, read
+    /// live. To resume an earlier feed, see [`Database::changes_after`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use omendb::{Database, params};
+    ///
+    /// let db = Database::open_in_memory()?;
+    /// db.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)", params![])?;
+    /// let mut feed = db.changes("t")?;
+    /// db.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')", params![])?;
+    /// db.execute("DELETE FROM t WHERE id = 1", params![])?;
+    /// let mut ops = Vec::new();
+    /// while ops.len() < 3 {
+    ///     let batch = feed.next_batch(Duration::from_secs(5))?.expect("the commits arrive");
+    ///     let op = arrow::array::AsArray::as_string::<i32>(batch.column(0));
+    ///     ops.extend(op.iter().flatten().map(str::to_owned));
+    /// }
+    /// assert_eq!(ops, ["insert", "insert", "delete"]);
+    /// # Ok::<(), omendb::Error>(())
+    /// ```
+    pub fn changes(&self, table: &str) -> Result<crate::ChangeFeed> {
+        self.open_feed(table, None)
+    }
+
+    /// A feed of the committed changes to `table` after the commit
+    /// timestamp `after`: an earlier feed's
+    /// [`position`](crate::ChangeFeed::position), or a
+    /// [`Database::current_ts`]. It reads the log until it has caught up.
+    /// Checkpoints drop the log before the oldest open feed's position, so
+    /// an older `after` (after a reopen, say) may be gone: that fails with
+    /// [`Error::FeedUnavailable`](crate::Error::FeedUnavailable). An
+    /// in-memory database keeps no log: only the newest commit works.
+    pub fn changes_after(&self, table: &str, after: u64) -> Result<crate::ChangeFeed> {
+        self.open_feed(table, Some(after))
+    }
+
+    fn open_feed(&self, table: &str, after: Option<u64>) -> Result<crate::ChangeFeed> {
+        self.check_open()?;
+        let feed = self.inner.engine.changes(table, after, omen_sync::ChangeFeedOptions::default())?;
+        Ok(crate::ChangeFeed::new(feed))
+    }
+
     /// How far the column store trails transactions right now: commit
     /// timestamps it has yet to apply (0: current). A query never sees
     /// stale data: it overlays the commits not applied yet.

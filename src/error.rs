@@ -62,6 +62,11 @@ pub enum Error {
         /// Who holds it, as its lock file says (`pid=...`).
         holder: String,
     },
+    /// A change feed cannot give what was asked: its table was dropped or
+    /// rewritten by ALTER TABLE, or the log no longer holds the changes
+    /// after the position it was opened at (see [`crate::ChangeFeed`]).
+    #[error("change feed: {0}")]
+    FeedUnavailable(String),
     /// The database was closed.
     #[error("the database is closed")]
     Closed,
@@ -106,5 +111,18 @@ impl From<omen_sql::Error> for Error {
 impl From<omen_rowstore::Error> for Error {
     fn from(e: omen_rowstore::Error) -> Self {
         omen_sql::Error::from(e).into()
+    }
+}
+
+impl From<omen_sync::Error> for Error {
+    fn from(e: omen_sync::Error) -> Self {
+        use omen_rowstore::Error as R;
+        match e {
+            e @ (omen_sync::Error::FeedEnded(_)
+            | omen_sync::Error::Row(R::LogTrimmed { .. } | R::AheadOfStore { .. } | R::NotReplayable { .. })) => {
+                Error::FeedUnavailable(e.to_string())
+            }
+            e => omen_sql::Error::from(e).into(),
+        }
     }
 }

@@ -50,6 +50,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod changes;
 mod connection;
 mod database;
 mod dir;
@@ -62,6 +63,7 @@ mod transaction;
 mod value;
 
 pub use arrow;
+pub use changes::ChangeFeed;
 pub use connection::{Connection, Output};
 pub use database::{BatchStream, Database, RecordBatchIter};
 pub use error::{Error, Result};

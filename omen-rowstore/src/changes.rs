@@ -3,13 +3,15 @@
 //!
 //! Records are sent while the commit still holds the commit lock, through a
 //! bounded channel: a subscriber that falls behind blocks commits (back
-//! pressure) rather than losing records. A subscriber that drops its
+//! pressure) rather than losing records, unless it asked to be dropped
+//! instead (and to catch up from the log). A subscriber that drops its
 //! [`Subscription`] is removed on the next send.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::schema::{TableId, TableSchema};
 use crate::table::Ts;
@@ -82,11 +84,15 @@ impl ChangeRecord {
 #[derive(Debug)]
 pub struct Subscription {
     pub(crate) rx: Receiver<Arc<ChangeRecord>>,
+    /// Set when a subscriber that does not hold commits back (see
+    /// [`crate::Store::subscribe_or_drop`]) was dropped for falling behind.
+    dropped: Arc<AtomicBool>,
 }
 
 impl Subscription {
     /// Waits up to `timeout` for the next record. `Ok(None)` on timeout;
-    /// `Err(Closed)` once the store has closed and every record was received.
+    /// `Err(Closed)` once every record was received and the store has
+    /// closed or (see [`Subscription::fell_behind`]) dropped the subscriber.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Arc<ChangeRecord>>, crate::Error> {
         match self.rx.recv_timeout(timeout) {
             Ok(r) => Ok(Some(r)),
@@ -113,23 +119,42 @@ impl Subscription {
 /// The publishing side, kept under the store's commit lock.
 #[derive(Default)]
 pub(crate) struct Publisher {
-    subscribers: Vec<Sender<Arc<ChangeRecord>>>,
+    subscribers: Vec<Subscriber>,
+}
+
+struct Subscriber {
+    tx: Sender<Arc<ChangeRecord>>,
+    /// `None`: a full channel holds commits back. `Some`: the subscriber
+    /// is dropped instead, and this flag set.
+    drop_when_full: Option<Arc<AtomicBool>>,
 }
 
 impl Publisher {
-    pub(crate) fn subscribe(&mut self, capacity: usize) -> Subscription {
+    pub(crate) fn subscribe(&mut self, capacity: usize, drop_when_full: bool) -> Subscription {
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-        self.subscribers.push(tx);
-        Subscription { rx }
+        let dropped = Arc::new(AtomicBool::new(false));
+        self.subscribers.push(Subscriber { tx, drop_when_full: drop_when_full.then(|| Arc::clone(&dropped)) });
+        Subscription { rx, dropped }
     }
 
-    /// Sends to every subscriber, blocking on full channels.
+    /// Sends to every subscriber, blocking on full channels of those that
+    /// hold commits back.
     pub(crate) fn publish(&mut self, record: ChangeRecord) {
         if self.subscribers.is_empty() {
             return;
         }
         let record = Arc::new(record);
-        self.subscribers.retain(|tx| tx.send(Arc::clone(&record)).is_ok());
+        self.subscribers.retain(|s| match &s.drop_when_full {
+            None => s.tx.send(Arc::clone(&record)).is_ok(),
+            Some(dropped) => match s.tx.try_send(Arc::clone(&record)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    dropped.store(true, Ordering::Release);
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            },
+        });
     }
 
     /// Whether a commit's record has anyone to go to (so is worth building).
@@ -146,5 +171,12 @@ impl Subscription {
     /// Records currently waiting (for lag metrics and tests).
     pub fn pending(&self) -> usize {
         self.rx.len()
+    }
+
+    /// Whether the store dropped this subscriber for letting its channel
+    /// fill (only those from [`crate::Store::subscribe_or_drop`]): the
+    /// records after the last one received are not coming.
+    pub fn fell_behind(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
     }
 }

@@ -340,7 +340,16 @@ impl Store {
     /// snapshot at T has begun, every record up to T is in the
     /// subscription (received or waiting).
     pub fn subscribe(&self, capacity: usize) -> Subscription {
-        self.inner.commit.lock().publisher.subscribe(capacity)
+        self.inner.commit.lock().publisher.subscribe(capacity, false)
+    }
+
+    /// [`Store::subscribe`] for a reader that must not hold commits back:
+    /// once `capacity` records wait unreceived, the store drops the
+    /// subscriber instead of blocking ([`Subscription::fell_behind`]); the
+    /// reader catches up from the log ([`Store::replay_changes`]) and
+    /// subscribes again.
+    pub fn subscribe_or_drop(&self, capacity: usize) -> Subscription {
+        self.inner.commit.lock().publisher.subscribe(capacity, true)
     }
 
     /// Creates a table; returns its id and the commit timestamp of the DDL.

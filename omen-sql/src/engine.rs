@@ -238,6 +238,22 @@ impl Engine {
         self.rows.current_ts().saturating_sub(self.sync.watermark())
     }
 
+    /// The newest commit timestamp.
+    pub fn current_ts(&self) -> u64 {
+        self.rows.current_ts()
+    }
+
+    /// A feed of the committed changes to `table` after `after` (from
+    /// the next commit with `None`; see [`omen_sync::ChangeFeed`]).
+    pub fn changes(
+        &self,
+        table: &str,
+        after: Option<u64>,
+        options: omen_sync::ChangeFeedOptions,
+    ) -> omen_sync::Result<omen_sync::ChangeFeed> {
+        omen_sync::ChangeFeed::open(&self.rows, table, after, options)
+    }
+
     /// Writes a consistent copy of the row store into `dir` while commits
     /// go on (see [`omen_rowstore::Store::backup_to`]).
     pub fn backup_to(&self, dir: &std::path::Path) -> Result<u64> {

@@ -23,6 +23,10 @@ pub enum Error {
     /// exactly until the database is reopened.
     #[error("column-store sync failed: {0}")]
     SyncFailed(String),
+    /// A change feed has no more to give: its table was dropped or
+    /// rewritten (see [`crate::ChangeFeed::next_batch`]).
+    #[error("change feed ended: {0}")]
+    FeedEnded(String),
     /// The worker has been stopped (the database is closing).
     #[error("column-store sync has stopped")]
     Stopped,

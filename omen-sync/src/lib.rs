@@ -54,12 +54,14 @@
 
 pub mod convert;
 mod error;
+mod feed;
 mod inbox;
 mod metrics;
 mod snapshot;
 mod worker;
 
 pub use error::{Error, Result};
+pub use feed::{ChangeFeed, ChangeFeedOptions};
 pub use metrics::{LagSnapshot, SyncMetrics};
 pub use snapshot::HtapSnapshot;
 pub use worker::{SyncOptions, SyncPause, Syncer};

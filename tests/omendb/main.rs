@@ -4,6 +4,7 @@
 
 mod backup;
 mod bad_input;
+mod changes;
 mod checkpoint;
 mod clients;
 mod concurrency;
