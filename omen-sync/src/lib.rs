@@ -13,6 +13,9 @@
 //!   transaction's own uncommitted writes over both. A read right after a
 //!   commit sees it without waiting for sync. omen-sql scans it without
 //!   knowing where rows came from.
+//! - [`ChangeFeed`] gives an application one table's committed changes as
+//!   Arrow batches, from the log until caught up and then live, without
+//!   ever holding commits back.
 //! - [`convert`] maps SQL values and types to Arrow and back.
 //!
 //! ## Example
@@ -46,8 +49,9 @@
 //!
 //! A snapshot waits for W >= T instead of overlaying when DDL is among the
 //! commits in (W, T] or more of them wait than sync holds in memory
-//! (`channel_capacity + max_batch_records`). The application change feed
-//! (`Database::changes`) is not built yet.
+//! (`channel_capacity + max_batch_records`). A change feed's position
+//! survives a restart only while the log still holds it: log holds live in
+//! memory (there are no persistent replication slots).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
