@@ -20,13 +20,15 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, BinaryArray, RecordBatch, UInt64Array};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Error, Result};
 use crate::segment::Segment;
+use crate::zone::Zone;
 
 const DELETE_MAGIC: &[u8; 8] = b"OMENDEL\0";
 const BEGIN: &str = "__omen_begin";
@@ -62,7 +64,7 @@ pub(crate) fn write_segment(path: &Path, schema: &SchemaRef, segment: &Segment, 
     fields.push(Arc::new(Field::new(BEGIN, DataType::UInt64, false)));
     fields.push(Arc::new(Field::new(END, DataType::UInt64, false)));
     let file_schema = Arc::new(Schema::new(fields));
-    let mut columns = segment.rows.columns().to_vec();
+    let mut columns = segment.columns()?.columns().to_vec();
     columns.push(Arc::new(segment.keys.clone()));
     columns.push(Arc::new(UInt64Array::from(segment.begin.clone())));
     columns.push(Arc::new(UInt64Array::from(ends.to_vec())));
@@ -81,16 +83,24 @@ pub(crate) fn write_segment(path: &Path, schema: &SchemaRef, segment: &Segment, 
     Ok(file.metadata()?.len())
 }
 
-/// Reads a segment file written for a table with `schema`: its rows,
-/// keys, begin and end timestamps.
-pub(crate) fn read_segment(path: &Path, schema: &SchemaRef) -> Result<(RecordBatch, BinaryArray, Vec<u64>, Vec<u64>)> {
-    let file = File::open(path)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| corrupt(path, e))?;
-    let file_schema = arrow::array::RecordBatchReader::schema(&reader);
-    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(path, e))?;
-    let all = concat_batches(&file_schema, &batches)?;
+/// What opening a table needs of a segment file, without its columns:
+/// keys, begin and end timestamps, and each column's zone map from the
+/// file's statistics (`None` where they cannot serve: see
+/// [`Zone::from_statistics`]; the caller then reads the columns).
+pub(crate) struct SegmentIndex {
+    pub(crate) keys: BinaryArray,
+    pub(crate) begin: Vec<u64>,
+    pub(crate) end: Vec<u64>,
+    pub(crate) zones: Option<Vec<Zone>>,
+}
+
+/// Opens a segment file written for a table with `schema`, checking its
+/// columns are the table's plus the key and timestamps.
+fn open(path: &Path, schema: &SchemaRef) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?).map_err(|e| corrupt(path, e))?;
+    let file_schema = builder.schema();
     let n = schema.fields().len();
-    let fits = all.num_columns() == n + 3
+    let fits = file_schema.fields().len() == n + 3
         && schema.fields().iter().zip(file_schema.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
         && file_schema.field(n).data_type() == &DataType::Binary
         && file_schema.field(n + 1).data_type() == &DataType::UInt64
@@ -98,14 +108,58 @@ pub(crate) fn read_segment(path: &Path, schema: &SchemaRef) -> Result<(RecordBat
     if !fits {
         return Err(corrupt(path, "columns differ from the table's"));
     }
-    if all.columns()[n..].iter().any(|c| c.null_count() > 0) {
+    Ok(builder)
+}
+
+/// The columns `columns` of an opened segment file, as one batch of `rows` rows.
+fn read(
+    path: &Path,
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    columns: std::ops::Range<usize>,
+    rows: Option<usize>,
+) -> Result<RecordBatch> {
+    let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
+    let reader = builder.with_projection(mask).build().map_err(|e| corrupt(path, e))?;
+    let schema = arrow::array::RecordBatchReader::schema(&reader);
+    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(path, e))?;
+    let all = concat_batches(&schema, &batches)?;
+    if rows.is_some_and(|n| n != all.num_rows()) {
+        return Err(corrupt(path, format!("{} rows where the segment has {}", all.num_rows(), rows.unwrap_or_default())));
+    }
+    Ok(all)
+}
+
+/// Reads a segment file's keys, timestamps and zone maps (see [`SegmentIndex`]).
+pub(crate) fn read_index(path: &Path, schema: &SchemaRef) -> Result<SegmentIndex> {
+    let builder = open(path, schema)?;
+    let n = schema.fields().len();
+    let zones = {
+        let groups = builder.metadata().row_groups();
+        let rows = groups.iter().map(|g| g.num_rows()).sum::<i64>() as usize;
+        let zone = |field: &Field| -> Option<Zone> {
+            let stats = StatisticsConverter::try_new(field.name(), builder.schema(), builder.parquet_schema()).ok()?;
+            let (mins, maxes) = (stats.row_group_mins(groups).ok()?, stats.row_group_maxes(groups).ok()?);
+            Zone::from_statistics(field.data_type(), mins.as_ref(), maxes.as_ref(), &stats.row_group_null_counts(groups).ok()?, rows)
+        };
+        schema.fields().iter().map(|f| zone(f)).collect::<Option<Vec<Zone>>>()
+    };
+    let all = read(path, builder, n..n + 3, None)?;
+    if all.columns().iter().any(|c| c.null_count() > 0) {
         return Err(corrupt(path, "null keys or timestamps"));
     }
-    let rows = RecordBatch::try_new(Arc::clone(schema), all.columns()[..n].to_vec())?;
-    let keys = all.column(n).as_binary::<i32>().clone();
-    let begin = all.column(n + 1).as_primitive::<UInt64Type>().values().to_vec();
-    let end = all.column(n + 2).as_primitive::<UInt64Type>().values().to_vec();
-    Ok((rows, keys, begin, end))
+    Ok(SegmentIndex {
+        keys: all.column(0).as_binary::<i32>().clone(),
+        begin: all.column(1).as_primitive::<UInt64Type>().values().to_vec(),
+        end: all.column(2).as_primitive::<UInt64Type>().values().to_vec(),
+        zones,
+    })
+}
+
+/// Reads the table's columns of the segment file at `path`, which holds
+/// `rows` rows.
+pub(crate) fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
+    let all = read(path, open(path, schema)?, 0..schema.fields().len(), Some(rows))?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), all.columns().to_vec())?)
 }
 
 /// Writes the delete file of `ends` (row, end), synced.

@@ -58,14 +58,18 @@
 //! [`ColumnStore::open`] with a directory keeps segments as Parquet files,
 //! the ends set since as small delete files, and a manifest with the
 //! durable watermark; [`ColumnStore::persist`] writes what changed. The
-//! file formats are in `files.rs` and `manifest.rs`.
+//! file formats are in `files.rs` and `manifest.rs`. A reopened table
+//! reads its segments' keys, timestamps and zone maps on first use, and a
+//! segment's columns only when a scan first needs them: segments its
+//! predicates skip stay on disk.
 //!
 //! ## Limits of this version
 //!
-//! The database does not persist its column store yet (omen-sync rebuilds
-//! it from the row store on open); a table's files are read whole on its
-//! first use. Pruning is by segment only: rows of a segment that is read
-//! are not filtered by the predicates.
+//! Segments read stay in memory (omen-tier is to decide which may leave).
+//! Zone maps of reopened segments come from Parquet's statistics, which
+//! leave NaN out: their floating-point columns prune nothing until
+//! compaction rewrites them. Pruning is by segment only: rows of a
+//! segment that is read are not filtered by the predicates.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

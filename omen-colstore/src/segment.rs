@@ -4,11 +4,14 @@
 //! once, atomically, when a later commit supersedes or deletes the row.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
@@ -19,8 +22,12 @@ pub const OPEN: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub(crate) struct Segment {
-    /// The table's columns.
-    pub(crate) rows: RecordBatch,
+    /// The table's columns; empty until first read for a segment opened
+    /// from its file (see [`Segment::on_disk`]).
+    rows: OnceLock<RecordBatch>,
+    /// The file the columns are read from, and the table's schema.
+    file: Option<(PathBuf, SchemaRef)>,
+    len: usize,
     /// The encoded primary key of each row.
     pub(crate) keys: BinaryArray,
     pub(crate) begin: Vec<u64>,
@@ -40,10 +47,54 @@ impl Segment {
     /// A segment of `rows`, their keys and timestamps; computes the zone maps.
     pub(crate) fn new(rows: RecordBatch, keys: BinaryArray, begin: Vec<u64>, end: Box<[AtomicU64]>) -> Self {
         let zones = rows.columns().iter().map(|c| Zone::of(c.as_ref())).collect();
+        let len = rows.num_rows();
+        Self::with(OnceLock::from(rows), None, len, keys, begin, end, zones)
+    }
+
+    /// A segment whose columns stay in its file at `path` (of a table with
+    /// `schema`) until a scan reads them; the zone maps come from the
+    /// file's statistics.
+    pub(crate) fn on_disk(
+        path: PathBuf,
+        schema: SchemaRef,
+        keys: BinaryArray,
+        begin: Vec<u64>,
+        end: Box<[AtomicU64]>,
+        zones: Vec<Zone>,
+    ) -> Self {
+        let len = begin.len();
+        Self::with(OnceLock::new(), Some((path, schema)), len, keys, begin, end, zones)
+    }
+
+    fn with(
+        rows: OnceLock<RecordBatch>,
+        file: Option<(PathBuf, SchemaRef)>,
+        len: usize,
+        keys: BinaryArray,
+        begin: Vec<u64>,
+        end: Box<[AtomicU64]>,
+        zones: Vec<Zone>,
+    ) -> Self {
         let min_begin = begin.iter().copied().min().unwrap_or(u64::MAX);
         let max_begin = begin.iter().copied().max().unwrap_or(0);
         let ended = AtomicUsize::new(end.iter().filter(|e| e.load(Ordering::Relaxed) != OPEN).count());
-        Self { rows, keys, begin, end, zones, min_begin, max_begin, ended }
+        Self { rows, file, len, keys, begin, end, zones, min_begin, max_begin, ended }
+    }
+
+    /// The table's columns, read from the segment's file the first time.
+    pub(crate) fn columns(&self) -> Result<&RecordBatch> {
+        if let Some(rows) = self.rows.get() {
+            return Ok(rows);
+        }
+        let (path, schema) = self.file.as_ref().expect("a segment without columns has a file");
+        let rows = crate::files::read_columns(path, schema, self.len)?;
+        // Two first readers may both read the file; one copy is kept.
+        Ok(self.rows.get_or_init(|| rows))
+    }
+
+    /// Whether the columns are in memory.
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.rows.get().is_some()
     }
 
     /// `rows` (with their keys, begin and end timestamps) cut into
@@ -61,7 +112,7 @@ impl Segment {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.rows.num_rows()
+        self.len
     }
 
     /// Rows whose end is set (an end being set may not be counted yet).
@@ -80,9 +131,9 @@ impl Segment {
         }
     }
 
-    /// Bytes of the columns, keys and timestamps.
+    /// Bytes in memory: the columns (once read), keys and timestamps.
     pub(crate) fn bytes(&self) -> usize {
-        self.rows.get_array_memory_size() + self.keys.get_array_memory_size() + 16 * self.len()
+        self.rows.get().map_or(0, RecordBatch::get_array_memory_size) + self.keys.get_array_memory_size() + 16 * self.len()
     }
 
     /// Whether the zone maps leave a row that may pass every predicate.
@@ -122,7 +173,7 @@ impl Segment {
         if count == 0 {
             return Ok(None);
         }
-        let mut batch = self.rows.project(projection)?;
+        let mut batch = self.columns()?.project(projection)?;
         if with_keys {
             let keys: ArrayRef = std::sync::Arc::new(self.keys.clone());
             batch = crate::with_key_column(&batch, keys)?;

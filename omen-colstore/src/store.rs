@@ -46,11 +46,14 @@ impl ColumnStore {
     }
 
     /// Opens the store in `options.dir` (created if missing): the tables
-    /// its manifest names, read from their files on first use, as of its
-    /// durable watermark ([`ColumnStore::durable_watermark`]). Files no
-    /// manifest names (a persist a crash interrupted) are removed. A
-    /// damaged manifest is [`Error::Corruption`] naming it; a damaged
-    /// segment or delete file is, when its table is first used.
+    /// its manifest names, as of its durable watermark
+    /// ([`ColumnStore::durable_watermark`]). A table's keys, timestamps and
+    /// zone maps (from the Parquet statistics) are read on its first use,
+    /// a segment's columns when a scan first needs them. Files no manifest
+    /// names (a persist a crash interrupted) are removed. A damaged
+    /// manifest is [`Error::Corruption`] naming it; a damaged segment or
+    /// delete file is, when its table is first used or the segment's
+    /// columns are first read.
     pub fn open(options: ColumnStoreOptions) -> Result<Self> {
         let Some(dir) = &options.dir else { return Ok(Self { options, ..Self::default() }) };
         std::fs::create_dir_all(dir)?;
@@ -346,9 +349,16 @@ mod tests {
                 let store = open(dir.path(), Codec::default());
                 match store.table(7) {
                     Err(Error::Corruption { file, .. }) => assert_eq!(&file, path),
-                    // A flip Parquet's format does not notice must not change the rows silently
-                    // in the parts that decide them (keys and timestamps): the table then reads.
-                    Ok(t) => assert_eq!(visible(&t, 2).len(), live.len(), "{} at {at}", path.display()),
+                    // Columns are read at the first scan: damage found then names the file too. A
+                    // flip Parquet's format does not notice must not change the rows silently in the
+                    // parts that decide them (keys and timestamps): the table then reads.
+                    Ok(t) => match t.scan(2, None, &[], &HashSet::new(), false) {
+                        Err(Error::Corruption { file, .. }) => assert_eq!(&file, path),
+                        Ok(batches) => {
+                            assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), live.len(), "{} at {at}", path.display())
+                        }
+                        Err(e) => panic!("{}: {e}", path.display()),
+                    },
                     Err(e) => panic!("{}: {e}", path.display()),
                 }
             }
@@ -363,5 +373,63 @@ mod tests {
             ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), codec: Codec::default() }),
             Err(Error::Corruption { .. })
         ));
+    }
+
+    #[test]
+    fn segments_load_when_a_scan_first_needs_them() {
+        use crate::zone::{Predicate, Test};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), Codec::default());
+        let table = store.create_table(1, Arc::clone(&schema)).unwrap();
+        let n = 2 * crate::SEGMENT_ROWS + 1000;
+        let ks: Vec<i64> = (0..n as i64).collect();
+        let rows = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(ks.clone())),
+                Arc::new(StringArray::from_iter(ks.iter().map(|k| (k % 7 != 0).then(|| format!("s{k:06}"))))),
+                Arc::new(arrow::array::Float64Array::from_iter_values(ks.iter().map(|&k| if k == 5 { f64::NAN } else { k as f64 }))),
+            ],
+        )
+        .unwrap();
+        let ops = ks.iter().enumerate().map(|(row, &k)| ChangeOp::Append { row, key: key(k), ts: 1 }).collect();
+        table.apply(ChangeBatch { rows, ops }).unwrap();
+        let before = table.statistics();
+        store.persist(1).unwrap();
+        drop((table, store));
+
+        let store = open(dir.path(), Codec::default());
+        let table = store.table(1).unwrap();
+        let stats = table.statistics();
+        assert_eq!((stats.segments, stats.segments_in_memory, stats.live_rows), (3, 0, n));
+        assert!(stats.bytes < before.bytes / 2, "keys and timestamps only: {} of {}", stats.bytes, before.bytes);
+        // The file's statistics give the zone maps: exact for integers and
+        // strings; floats' bounds are unknown (Parquet leaves NaN out).
+        for c in 0..2 {
+            let (a, b) = (&stats.columns[c], &before.columns[c]);
+            assert_eq!(
+                (a.min.as_ref(), a.max.as_ref(), a.null_count, a.rows),
+                (b.min.as_ref(), b.max.as_ref(), b.null_count, b.rows),
+                "column {c}"
+            );
+        }
+        assert!(stats.columns[2].min.is_none() && stats.columns[2].max.is_none());
+        // A key range in the middle segment reads that segment only.
+        let lit = |v: i64| Arc::new(Int64Array::from(vec![v])) as arrow::array::ArrayRef;
+        let range = [Predicate { column: 0, test: Test::Between(lit(70_000), lit(70_010)) }];
+        let got: usize = table.scan(1, Some(&[0]), &range, &HashSet::new(), false).unwrap().iter().map(|b| b.num_rows()).sum();
+        assert_eq!(got, crate::SEGMENT_ROWS);
+        assert_eq!(table.statistics().segments_in_memory, 1);
+        // A float predicate skips no segment of a reopened table: the file's
+        // bounds leave NaN out, and NaN is above every number.
+        let nan =
+            [Predicate { column: 2, test: Test::Cmp(crate::zone::CmpOp::Gt, Arc::new(arrow::array::Float64Array::from(vec![1e300]))) }];
+        let got: usize = table.scan(1, Some(&[2]), &nan, &HashSet::new(), false).unwrap().iter().map(|b| b.num_rows()).sum();
+        assert_eq!((got, table.statistics().segments_in_memory), (n, 3));
     }
 }

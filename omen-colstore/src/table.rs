@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, RecordBatch, UInt32Array, UInt64Array};
 use arrow::compute::{SortColumn, concat, concat_batches, lexsort_to_indices, take, take_record_batch};
@@ -96,7 +96,10 @@ pub struct TableStatistics {
     pub versions: usize,
     /// Segments.
     pub segments: usize,
-    /// Bytes in memory: columns, keys and timestamps.
+    /// Segments whose columns are in memory; the others' are read from
+    /// their files when a scan first needs them.
+    pub segments_in_memory: usize,
+    /// Bytes in memory: columns read so far, keys and timestamps.
     pub bytes: usize,
     /// Each column's zone over every version held: bounds for any
     /// snapshot's rows (inexact: dead versions count too).
@@ -277,7 +280,7 @@ impl ColumnTable {
             return Ok(());
         };
         let parts: Vec<Arc<Segment>> = small.iter().map(|id| Arc::clone(&state.segments[id])).collect();
-        let rows = concat_batches(schema, parts.iter().map(|s| &s.rows))?;
+        let rows = concat_batches(schema, parts.iter().map(|s| s.columns()).collect::<Result<Vec<_>>>()?)?;
         let keys = concat_keys(&parts.iter().map(|s| &s.keys as &dyn Array).collect::<Vec<_>>())?;
         let begin: Vec<u64> = parts.iter().flat_map(|s| s.begin.iter().copied()).collect();
         let end: Vec<u64> = parts.iter().flat_map(|s| s.end.iter().map(|e| e.load(Ordering::Acquire))).collect();
@@ -361,9 +364,9 @@ impl ColumnTable {
         let state = &mut *guard;
         for e in entries {
             let path = crate::manifest::segment_path(dir, e.file);
-            let (rows, keys, begin, mut end) = files::read_segment(&path, &table.schema)?;
-            if rows.num_rows() as u64 != e.rows || rows.num_rows() > SEGMENT_ROWS {
-                let reason = format!("{} rows, the manifest says {}", rows.num_rows(), e.rows);
+            let files::SegmentIndex { keys, begin, mut end, zones } = files::read_index(&path, &table.schema)?;
+            if begin.len() as u64 != e.rows || begin.len() > SEGMENT_ROWS {
+                let reason = format!("{} rows, the manifest says {}", begin.len(), e.rows);
                 return Err(Error::Corruption { file: path, reason });
             }
             if e.deletes != 0 {
@@ -372,26 +375,38 @@ impl ColumnTable {
                 }
             }
             let ended = end.iter().filter(|&&t| t != OPEN).count();
-            let keep = arrow::array::BooleanArray::from_iter(begin.iter().map(|&b| Some(b <= watermark)));
-            let (rows, keys, begin, end) = if keep.true_count() == begin.len() {
-                (rows, keys, begin, end)
-            } else {
-                let rows = arrow::compute::filter_record_batch(&rows, &keep)?;
-                let keys = arrow::compute::filter(&keys, &keep)?.as_binary::<i32>().clone();
-                let pick = |v: &[u64]| v.iter().zip(keep.values().iter()).filter(|(_, k)| *k).map(|(x, _)| *x).collect::<Vec<u64>>();
-                (rows, keys, pick(&begin), pick(&end))
-            };
-            let end: Vec<u64> = end.into_iter().map(|t| if t > watermark { OPEN } else { t }).collect();
             let id = state.next_segment;
             state.next_segment += 1;
+            let complete = begin.iter().all(|&b| b <= watermark);
+            let reopened = |end: Vec<u64>| -> Box<[AtomicU64]> {
+                end.into_iter().map(|t| AtomicU64::new(if t > watermark { OPEN } else { t })).collect()
+            };
+            let segment = match zones {
+                // The usual case: the columns stay on disk until a scan reads them.
+                Some(zones) if complete => Segment::on_disk(path, Arc::clone(&table.schema), keys, begin, reopened(end), zones),
+                _ => {
+                    let rows = files::read_columns(&path, &table.schema, begin.len())?;
+                    let keep = arrow::array::BooleanArray::from_iter(begin.iter().map(|&b| Some(b <= watermark)));
+                    let (rows, keys, begin, end) = if complete {
+                        (rows, keys, begin, end)
+                    } else {
+                        let rows = arrow::compute::filter_record_batch(&rows, &keep)?;
+                        let keys = arrow::compute::filter(&keys, &keep)?.as_binary::<i32>().clone();
+                        let pick =
+                            |v: &[u64]| v.iter().zip(keep.values().iter()).filter(|(_, k)| *k).map(|(x, _)| *x).collect::<Vec<u64>>();
+                        (rows, keys, pick(&begin), pick(&end))
+                    };
+                    if rows.num_rows() == 0 {
+                        continue;
+                    }
+                    Segment::new(rows, keys, begin, reopened(end))
+                }
+            };
             // A changed segment is written again at the next persist.
-            if rows.num_rows() as u64 == e.rows && end.iter().filter(|&&t| t != OPEN).count() == ended {
+            if segment.len() as u64 == e.rows && segment.ended() == ended {
                 state.files.insert(id, OnDisk { file: e.file, deletes: e.deletes, ended });
             }
-            let segment = Segment::cut(&rows, &keys, &begin, &end, SEGMENT_ROWS).pop();
-            if let Some(segment) = segment {
-                state.segments.insert(id, Arc::new(segment));
-            }
+            state.segments.insert(id, Arc::new(segment));
         }
         let State { segments, newest, .. } = state;
         for (id, s) in segments.iter() {
@@ -506,6 +521,7 @@ impl ColumnTable {
             live_rows: state.newest.len(),
             versions: state.segments.values().map(|s| s.len()).sum(),
             segments: state.segments.len(),
+            segments_in_memory: state.segments.values().filter(|s| s.is_loaded()).count(),
             bytes: state.segments.values().map(|s| s.bytes()).sum(),
             columns,
         }
@@ -579,7 +595,7 @@ impl ColumnTable {
                 .map(|r| u32::try_from(r).map_err(|_| Error::Schema("segment past 4G rows".into())))
                 .collect::<Result<_>>()?;
             let idx = UInt32Array::from(kept.clone());
-            batches.push(take_record_batch(&s.rows, &idx)?);
+            batches.push(take_record_batch(s.columns()?, &idx)?);
             keys.push(take(&s.keys, &idx, None)?);
             for &r in &kept {
                 let r = r as usize;

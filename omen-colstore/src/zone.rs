@@ -43,6 +43,34 @@ impl Zone {
         Self { min, max, null_count: array.null_count(), rows: array.len() }
     }
 
+    /// The zone of a column of `rows` rows from a Parquet file's row
+    /// group statistics (`mins`, `maxes` and `nulls`, one per group), if
+    /// they can serve: `None` when null counts are missing. Bounds are
+    /// left unknown (no pruning by value) when a group's are missing, are
+    /// of another type, or the column is floating point: Parquet leaves
+    /// NaN out of its bounds, while here NaN sorts above every number.
+    /// Parquet truncates long strings' bounds to a lower and an upper one,
+    /// which serve as such.
+    pub(crate) fn from_statistics(
+        data_type: &DataType,
+        mins: &dyn Array,
+        maxes: &dyn Array,
+        nulls: &arrow::array::UInt64Array,
+        rows: usize,
+    ) -> Option<Zone> {
+        if nulls.null_count() > 0 {
+            return None;
+        }
+        let null_count = nulls.values().iter().sum::<u64>() as usize;
+        let usable = |a: &dyn Array| a.data_type() == data_type && a.null_count() == 0 && !a.is_empty();
+        let float = matches!(data_type, DataType::Float16 | DataType::Float32 | DataType::Float64);
+        let (min, max) = match null_count < rows && !float && usable(mins) && usable(maxes) {
+            true => (min_max(mins).map(|(lo, _)| lo), min_max(maxes).map(|(_, hi)| hi)),
+            false => (None, None),
+        };
+        Some(Zone { min, max, null_count, rows })
+    }
+
     /// The zone covering both.
     pub fn union(&self, other: &Zone) -> Zone {
         let pick = |a: &Option<ArrayRef>, b: &Option<ArrayRef>, want_less: bool| match (a, b) {
