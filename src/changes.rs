@@ -19,8 +19,12 @@ use crate::error::Result;
 /// is where a later feed resumes with nothing missed or repeated.
 ///
 /// The feed reads the log until it has caught up, then follows commits as
-/// they happen. It never holds commits back: a feed that falls behind goes
-/// back to the log, which it keeps from its position on while it lives.
+/// they happen, giving each once it is visible (durable, under the default
+/// durability). It never holds commits back: a feed that falls behind goes
+/// back to the log, which it keeps from its position on while it lives (an
+/// in-memory database has no log: its feed then fails). `next_batch`
+/// blocks the calling thread; from async code, call it through
+/// `tokio::task::spawn_blocking`.
 #[derive(Debug)]
 pub struct ChangeFeed {
     inner: omen_sync::ChangeFeed,

@@ -67,9 +67,9 @@ pub struct ChangeRecord {
     pub ts: Ts,
     /// What happened.
     pub change: Change,
-    /// When the store published the record: as its commit became visible
-    /// (under group commit, just before the commit's fsync). Subscribers
-    /// measure their lag from it.
+    /// When the store published the record: just before its commit
+    /// became visible (under group commit, before the commit's fsync).
+    /// Subscribers measure their lag from it.
     pub published: std::time::Instant,
 }
 
@@ -106,13 +106,24 @@ impl Subscription {
         self.rx.try_recv().ok()
     }
 
-    /// Waits up to `timeout` until a record is waiting or the store has
-    /// closed, without receiving it; whether either happened. For a reader
-    /// that receives under a lock of its own and waits outside it.
-    pub fn wait(&self, timeout: Duration) -> bool {
-        let mut select = crossbeam_channel::Select::new();
-        select.recv(&self.rx);
-        select.ready_timeout(timeout).is_ok()
+    /// The channel itself, for a reader that waits on it together with
+    /// other channels (crossbeam's `Select`) or from another thread (a
+    /// clone receives from the same stream; the store drops the
+    /// subscriber only once every clone is gone).
+    pub fn receiver(&self) -> &Receiver<Arc<ChangeRecord>> {
+        &self.rx
+    }
+
+    /// Records currently waiting (for lag metrics and tests).
+    pub fn pending(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether the store dropped this subscriber for letting its channel
+    /// fill (only those from [`crate::Store::subscribe_or_drop`]): the
+    /// records after the last one received are not coming.
+    pub fn fell_behind(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
     }
 }
 
@@ -164,19 +175,5 @@ impl Publisher {
 
     pub(crate) fn close(&mut self) {
         self.subscribers.clear();
-    }
-}
-
-impl Subscription {
-    /// Records currently waiting (for lag metrics and tests).
-    pub fn pending(&self) -> usize {
-        self.rx.len()
-    }
-
-    /// Whether the store dropped this subscriber for letting its channel
-    /// fill (only those from [`crate::Store::subscribe_or_drop`]): the
-    /// records after the last one received are not coming.
-    pub fn fell_behind(&self) -> bool {
-        self.dropped.load(Ordering::Acquire)
     }
 }

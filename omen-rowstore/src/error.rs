@@ -139,6 +139,8 @@ pub enum Error {
     NotReplayable {
         /// The record's timestamp.
         ts: u64,
+        /// For an ALTER TABLE: the table it dropped and the one it made.
+        rewrote: Option<(crate::TableId, crate::TableId)>,
         /// Why.
         reason: String,
     },

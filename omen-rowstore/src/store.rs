@@ -348,8 +348,16 @@ impl Store {
     /// subscriber instead of blocking ([`Subscription::fell_behind`]); the
     /// reader catches up from the log ([`Store::replay_changes`]) and
     /// subscribes again.
-    pub fn subscribe_or_drop(&self, capacity: usize) -> Subscription {
-        self.inner.commit.lock().publisher.subscribe(capacity, true)
+    ///
+    /// Also returns the newest commit timestamp given out when it
+    /// subscribed: the records after it come through the subscription;
+    /// those up to it were sent before, and under [`crate::Durability::Full`]
+    /// the last of them may not be visible (nor in
+    /// [`Store::replay_changes`]) until their group's sync.
+    pub fn subscribe_or_drop(&self, capacity: usize) -> (Subscription, Ts) {
+        let mut commit = self.inner.commit.lock();
+        let start = commit.last_ts;
+        (commit.publisher.subscribe(capacity, true), start)
     }
 
     /// Creates a table; returns its id and the commit timestamp of the DDL.

@@ -111,7 +111,8 @@ fn probe(store: &Store, sync: Option<&Syncer>, rt: &tokio::runtime::Runtime, tab
                     (0..a.len()).map(|i| a.value(i)).collect::<Vec<_>>()
                 })
                 .collect();
-            values.first().copied()
+            // Exactly one row: an old version left unmasked is stale too.
+            (values.len() == 1).then(|| values[0])
         }
         None => match reader.get(table, &omen_rowstore::encode_key(&[Value::Int64(0)], &[0])).unwrap() {
             Some(r) => match r[1] {

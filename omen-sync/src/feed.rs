@@ -44,7 +44,8 @@ impl Default for ChangeFeedOptions {
 /// Each batch has the columns `op` (`"insert"`, `"update"` or
 /// `"delete"`), `commit_ts`, `key` (the encoded primary key, as in
 /// [`omen_rowstore::encode_key`]) and then the table's columns, all
-/// nullable: a delete carries its key and nulls. [`ChangeFeed::position`]
+/// nullable: a delete carries its key and nulls. A commit is given once it
+/// is visible (under `Durability::Full`, durable). [`ChangeFeed::position`]
 /// is where a later feed resumes with nothing missed or repeated.
 pub struct ChangeFeed {
     rows: Store,
@@ -53,15 +54,22 @@ pub struct ChangeFeed {
     rows_schema: SchemaRef,
     out: SchemaRef,
     options: ChangeFeedOptions,
-    /// Every commit at or below it was delivered.
+    /// Every commit at or below it was delivered; never past the visible.
     delivered: Ts,
     /// Every commit at or below it was read (into `buffer`).
     read: Ts,
     /// Commits read and not delivered, this table's changes only.
     buffer: VecDeque<(Ts, Vec<RowChange>)>,
     buffered_rows: usize,
+    /// Reading the live stream.
     live: Option<Subscription>,
+    /// Subscribed, catching up: the stream gives the commits after the
+    /// timestamp, the log must first give those up to it.
+    joining: Option<(Subscription, Ts)>,
     hold: LogHold,
+    /// Whether it has read the live stream (then a log it cannot read
+    /// means it fell behind).
+    joined: bool,
     /// Why the feed has no more to give, once it has none.
     ended: Option<String>,
 }
@@ -72,26 +80,40 @@ impl std::fmt::Debug for ChangeFeed {
     }
 }
 
+/// How long a feed sleeps while a commit it has is not visible yet (its
+/// group's sync), or the log it needs is not.
+const NAP: Duration = Duration::from_micros(500);
+
 impl ChangeFeed {
-    /// A feed of the table named `table` from the commit after `after`, or
-    /// from the next commit with `None`.
+    /// A feed of the table named `table` from the commit after `after`, or,
+    /// with `None`, of the commits given timestamps from now on.
     ///
     /// Fails with [`omen_rowstore::Error::LogTrimmed`] when a checkpoint
     /// has already removed part of the log after `after` (an in-memory
-    /// store keeps no log: its feeds start at the next commit), and with
-    /// [`omen_rowstore::Error::AheadOfStore`] past the newest commit.
+    /// store keeps no log: there only the newest commit's timestamp
+    /// works), and with [`omen_rowstore::Error::AheadOfStore`] past the
+    /// newest commit.
     pub fn open(rows: &Store, table: &str, after: Option<Ts>, options: ChangeFeedOptions) -> Result<Self> {
         let (id, schema) = rows.table(table).ok_or_else(|| omen_rowstore::Error::UnknownTable(table.into()))?;
-        // From now: subscribed before reading the clock, nothing falls
-        // between the two.
-        let (after, live) = match after {
-            Some(after) => (after, None),
+        let (read, delivered, joining, hold) = match after {
+            Some(after) => (after, after, None, rows.hold_log(after)?),
             None => {
-                let sub = rows.subscribe_or_drop(options.channel_capacity);
-                (rows.current_ts(), Some(sub))
+                // Subscribed first: every commit after `start` is in the
+                // stream. The log is held from the newest visible commit,
+                // for when the feed falls behind.
+                let (sub, start) = rows.subscribe_or_drop(options.channel_capacity);
+                let (visible, hold) = loop {
+                    let visible = rows.current_ts();
+                    match rows.hold_log(visible) {
+                        Ok(hold) => break (visible, hold),
+                        // A checkpoint moved past it meanwhile.
+                        Err(omen_rowstore::Error::LogTrimmed { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                (start, visible.min(start), Some((sub, start)), hold)
             }
         };
-        let hold = rows.hold_log(after)?;
         let rows_schema = Arc::new(Schema::new(
             arrow_schema(&schema).fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<Field>>(),
         ));
@@ -108,19 +130,18 @@ impl ChangeFeed {
             rows_schema,
             out: Arc::new(Schema::new(fields)),
             options,
-            delivered: after,
-            read: after,
+            delivered,
+            read,
             buffer: VecDeque::new(),
             buffered_rows: 0,
             live: None,
+            joining,
             hold,
+            joined: false,
             ended: None,
         };
-        feed.live = live;
         // Checked now: the log may be gone by the first read.
-        if feed.live.is_none() {
-            feed.catch_up()?;
-        }
+        feed.catch_up()?;
         Ok(feed)
     }
 
@@ -130,7 +151,7 @@ impl ChangeFeed {
     }
 
     /// Every commit at or below it has been delivered: open a feed after
-    /// it to go on from here.
+    /// it to go on from here. Never past the newest visible commit.
     pub fn position(&self) -> Ts {
         self.delivered
     }
@@ -142,70 +163,113 @@ impl ChangeFeed {
     pub fn next_batch(&mut self, timeout: Duration) -> Result<Option<RecordBatch>> {
         let deadline = Instant::now() + timeout;
         loop {
-            if !self.buffer.is_empty() {
-                return self.take_batch().map(Some);
+            let visible = self.rows.current_ts();
+            if self.buffer.front().is_some_and(|(ts, _)| *ts <= visible) {
+                return self.take_batch(visible).map(Some);
             }
-            if let Some(why) = &self.ended {
-                return Err(Error::FeedEnded(why.clone()));
+            if self.buffer.is_empty() {
+                self.settle(visible);
+                if let Some(why) = &self.ended {
+                    return Err(Error::FeedEnded(why.clone()));
+                }
             }
-            let Some(live) = &self.live else {
-                self.catch_up()?;
-                continue;
-            };
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match live.recv_timeout(wait) {
-                Ok(Some(record)) => {
-                    self.take(&record);
-                    while self.buffered_rows < self.options.batch_rows
-                        && let Some(record) = self.live.as_ref().and_then(Subscription::try_recv)
-                    {
-                        self.take(&record);
+            let left = deadline.saturating_duration_since(Instant::now());
+            match &self.live {
+                None => {
+                    if !self.catch_up()? && !left.is_zero() {
+                        std::thread::sleep(NAP.min(left));
                     }
                 }
-                Ok(None) => return Ok(None),
-                Err(_) if live.fell_behind() => self.live = None,
-                Err(e) => return Err(e.into()),
+                // Nothing waits: wait for the stream.
+                Some(live) if self.buffer.is_empty() => match live.recv_timeout(left) {
+                    Ok(Some(record)) => {
+                        self.take(&record);
+                        self.receive_waiting();
+                    }
+                    Ok(None) => {}
+                    Err(_) if live.fell_behind() => self.live = None,
+                    Err(e) => return Err(e.into()),
+                },
+                // A commit that is not visible yet: its sync is under way.
+                Some(_) => {
+                    self.receive_waiting();
+                    if !left.is_zero() {
+                        std::thread::sleep(NAP.min(left));
+                    }
+                }
             }
-            if self.buffer.is_empty() && Instant::now() >= deadline {
+            let deliverable = self.buffer.front().is_some_and(|(ts, _)| *ts <= self.rows.current_ts());
+            if !deliverable && Instant::now() >= deadline {
                 return Ok(None);
             }
         }
     }
 
-    /// Reads the log after `read` into the buffer, up to the read-ahead;
-    /// subscribes to the live stream once it reaches the newest commit.
-    fn catch_up(&mut self) -> Result<()> {
-        // Before the log: a commit after the log's end is then in the
-        // stream (records the log gave already are skipped there).
-        let sub = self.rows.subscribe_or_drop(self.options.channel_capacity);
-        let limit = self.options.read_ahead_rows.max(1);
-        let rows = self.rows.clone();
-        let mut last_created = None;
-        let replayed = rows.replay_changes(self.read, |record| {
-            last_created = match &record.change {
-                Change::CreateTable { id, .. } => Some(*id),
-                _ => None,
-            };
+    /// Takes what waits in the live stream, up to a batch.
+    fn receive_waiting(&mut self) {
+        while self.buffered_rows < self.options.batch_rows
+            && let Some(record) = self.live.as_ref().and_then(Subscription::try_recv)
+        {
             self.take(&record);
-            self.buffered_rows < limit && self.ended.is_none()
-        });
-        match replayed {
-            Ok(_) if self.buffered_rows >= limit || self.ended.is_some() => {}
-            Ok(_) => self.live = Some(sub),
-            // ALTER TABLE: it ends a feed of the table it drops (in `take`)
-            // and one of the table it makes, whose rows the log lacks.
-            Err(omen_rowstore::Error::NotReplayable { ts, .. }) if last_created == Some(self.table) => {
-                self.ended = Some(format!(
-                    "table {} was made by ALTER TABLE at timestamp {ts}, whose rows the log does not hold; \
-                     open the feed after {ts}",
-                    self.schema.name
-                ));
-            }
-            // Another table's: nothing of this one in it.
-            Err(omen_rowstore::Error::NotReplayable { ts, .. }) => self.read = self.read.max(ts),
-            Err(e) => return Err(e.into()),
         }
-        Ok(())
+    }
+
+    /// Reads the log after `read` into the buffer, up to the read-ahead;
+    /// goes live once it has read every commit the subscription does not
+    /// give. Whether it moved on.
+    fn catch_up(&mut self) -> Result<bool> {
+        let (sub, start) = match self.joining.take() {
+            Some((sub, start)) if !sub.fell_behind() => (sub, start),
+            // Subscribed before reading the log: nothing falls between.
+            _ => self.rows.subscribe_or_drop(self.options.channel_capacity),
+        };
+        let before = self.read;
+        let limit = self.options.read_ahead_rows.max(1);
+        if self.read < start && self.buffered_rows < limit {
+            let rows = self.rows.clone();
+            let mut last_created = None;
+            let replayed = rows.replay_changes(self.read, |record| {
+                last_created = match &record.change {
+                    Change::CreateTable { id, .. } => Some(*id),
+                    _ => None,
+                };
+                self.take(&record);
+                self.buffered_rows < limit && self.ended.is_none()
+            });
+            match replayed {
+                Ok(_) => {}
+                Err(omen_rowstore::Error::NotReplayable { ts, rewrote: Some((old, new)), .. }) => {
+                    if new == self.table && last_created == Some(new) {
+                        self.end(format!(
+                            "table {} was made by ALTER TABLE at timestamp {ts}, whose rows the log does not hold; \
+                             open the feed after {ts}",
+                            self.schema.name
+                        ));
+                    } else if old != self.table {
+                        // Another table's: nothing of this one in it.
+                        self.read = self.read.max(ts);
+                    }
+                }
+                Err(omen_rowstore::Error::LogTrimmed { .. }) if self.joined && self.rows.io_backend().is_none() => {
+                    return Err(Error::FeedEnded(format!(
+                        "the feed of table {} fell behind the live stream, and an in-memory database keeps no log to catch up from",
+                        self.schema.name
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if self.read >= start || self.ended.is_some() {
+            self.live = Some(sub);
+            self.joined = true;
+        } else {
+            self.joining = Some((sub, start));
+        }
+        Ok(self.read > before || self.live.is_some())
+    }
+
+    fn end(&mut self, why: String) {
+        self.ended.get_or_insert(why);
     }
 
     /// Takes one record of the stream (log or live) into the buffer.
@@ -222,31 +286,30 @@ impl ChangeFeed {
                     self.buffer.push_back((record.ts, mine));
                 }
             }
-            Change::DropTable { id } if *id == self.table => {
-                self.ended = Some(format!(
-                    "table {} was dropped or rewritten by ALTER TABLE at timestamp {}; open a new feed",
-                    self.schema.name, record.ts
-                ));
-            }
+            Change::DropTable { id } if *id == self.table => self.end(format!(
+                "table {} was dropped or rewritten by ALTER TABLE at timestamp {}; open a new feed",
+                self.schema.name, record.ts
+            )),
             _ => {}
         }
-        self.settle();
     }
 
-    /// With nothing of this table waiting, what was read is delivered too,
-    /// and the log before it may go.
-    fn settle(&mut self) {
-        if self.buffer.is_empty() && self.delivered < self.read {
-            self.delivered = self.read;
-            self.hold.advance(self.delivered);
+    /// With nothing of this table waiting, what was read and is visible is
+    /// delivered too, and the log before it may go.
+    fn settle(&mut self, visible: Ts) {
+        let upto = self.read.min(visible);
+        if self.buffer.is_empty() && self.delivered < upto {
+            self.delivered = upto;
+            self.hold.advance(upto);
         }
     }
 
-    /// Whole commits from the buffer, up to the batch size.
-    fn take_batch(&mut self) -> Result<RecordBatch> {
+    /// Whole visible commits from the buffer, up to the batch size.
+    fn take_batch(&mut self, visible: Ts) -> Result<RecordBatch> {
         let mut commits = Vec::new();
         let mut n = 0;
         while n < self.options.batch_rows.max(1)
+            && self.buffer.front().is_some_and(|(ts, _)| *ts <= visible)
             && let Some(commit) = self.buffer.pop_front()
         {
             n += commit.1.len();
@@ -273,7 +336,7 @@ impl ChangeFeed {
             self.delivered = *ts;
             self.hold.advance(*ts);
         }
-        self.settle();
+        self.settle(visible);
         Ok(batch)
     }
 }

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use omen_rowstore::{ChangeRecord, Subscription, Ts};
 
 pub(crate) struct Inbox {
+    /// The row store's change stream; `None` once the worker has exited
+    /// (the store then stops sending: no commit waits on a reader gone).
+    sub: Option<Subscription>,
     /// Received, not yet applied, in commit order.
     records: VecDeque<Arc<ChangeRecord>>,
     /// Most records held: past it they wait in the channel, whose bound
@@ -23,7 +26,7 @@ pub(crate) struct Inbox {
 }
 
 /// What a snapshot at T reads besides the column store.
-pub(crate) enum Pending {
+pub(crate) enum Unapplied {
     /// W >= T: the column store alone, at T.
     Applied,
     /// The column store at `read_at` = W, with `records` (W, T] over it.
@@ -34,22 +37,31 @@ pub(crate) enum Pending {
 }
 
 impl Inbox {
-    pub(crate) fn new(limit: usize) -> Self {
-        Self { records: VecDeque::new(), limit: limit.max(1) }
+    pub(crate) fn new(sub: Subscription, limit: usize) -> Self {
+        Self { sub: Some(sub), records: VecDeque::new(), limit: limit.max(1) }
     }
 
-    /// Moves waiting records from the channel in, up to the limit; whether
-    /// the store has closed and every record was received.
-    pub(crate) fn receive(&mut self, sub: &Subscription) -> bool {
+    /// Moves waiting records from the channel in, up to the limit. Returns
+    /// how many it moved, and whether the stream has ended (the store
+    /// closed and every record was received, or the worker exited).
+    pub(crate) fn receive(&mut self) -> (usize, bool) {
+        let Some(sub) = &self.sub else { return (0, true) };
+        let mut moved = 0;
         while self.records.len() < self.limit {
             // A zero timeout tells an empty channel from a closed one.
             match sub.recv_timeout(std::time::Duration::ZERO) {
                 Ok(Some(r)) => self.records.push_back(r),
-                Ok(None) => return false,
-                Err(_) => return true,
+                Ok(None) => return (moved, false),
+                Err(_) => return (moved, true),
             }
+            moved += 1;
         }
-        false
+        (moved, false)
+    }
+
+    /// Lets the stream go: the worker has exited.
+    pub(crate) fn close(&mut self) {
+        self.sub = None;
     }
 
     /// Up to `n` records from the front, for the worker to apply.
@@ -64,19 +76,19 @@ impl Inbox {
 
     /// What a snapshot at `t` needs, given the watermark `w`; call after
     /// [`Inbox::receive`] with `w` read under the same lock.
-    pub(crate) fn pending(&self, w: Ts, t: Ts) -> Pending {
+    pub(crate) fn pending(&self, w: Ts, t: Ts) -> Unapplied {
         if w >= t {
-            return Pending::Applied;
+            return Unapplied::Applied;
         }
         // Records are in commit order: one at or past T means none up to T
         // is missing.
         if self.records.back().is_none_or(|r| r.ts < t) {
-            return Pending::Wait;
+            return Unapplied::Wait;
         }
         let records: Vec<_> = self.records.iter().skip_while(|r| r.ts <= w).take_while(|r| r.ts <= t).cloned().collect();
         if records.iter().any(|r| !matches!(r.change, omen_rowstore::Change::Commit(_))) {
-            return Pending::Wait;
+            return Unapplied::Wait;
         }
-        Pending::Overlay { read_at: w, records }
+        Unapplied::Overlay { read_at: w, records }
     }
 }

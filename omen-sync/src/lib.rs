@@ -51,7 +51,9 @@
 //! commits in (W, T] or more of them wait than sync holds in memory
 //! (`channel_capacity + max_batch_records`). A change feed's position
 //! survives a restart only while the log still holds it: log holds live in
-//! memory (there are no persistent replication slots).
+//! memory (there are no persistent replication slots). A feed catching up
+//! re-reads the log segment it resumes in for each read-ahead chunk, so a
+//! feed far behind over large segments reads more than it gives.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -102,8 +102,8 @@ pub struct SyncMetrics {
     /// Snapshots that waited for the watermark instead: too many commits
     /// were waiting, or DDL was among them.
     pub waited: u64,
-    /// Lag from each record's publication (its commit becoming visible) to
-    /// its application.
+    /// Lag from each record's publication (just before its commit becomes
+    /// visible) to its application.
     pub lag: LagSnapshot,
 }
 

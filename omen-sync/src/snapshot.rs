@@ -11,7 +11,7 @@ use omen_rowstore::{Change, ChangeRecord, TableId, Transaction, Ts, Value};
 
 use crate::convert::rows_to_batch;
 use crate::error::{Error, Result};
-use crate::inbox::Pending;
+use crate::inbox::Unapplied;
 use crate::worker::Syncer;
 
 /// One table as of a transaction's snapshot T: the column store's versions
@@ -45,13 +45,13 @@ impl Syncer {
     pub async fn snapshot(&self, txn: &Transaction, tables: &[TableId]) -> Result<HashMap<TableId, HtapSnapshot>> {
         let ts = txn.snapshot();
         let counters = &self.shared.counters;
-        let (read_at, records) = match self.pending(ts)? {
-            Pending::Applied => (ts, Vec::new()),
-            Pending::Overlay { read_at, records } => {
+        let (read_at, records) = match self.unapplied(ts)? {
+            Unapplied::Applied => (ts, Vec::new()),
+            Unapplied::Overlay { read_at, records } => {
                 counters.overlaid.fetch_add(1, Ordering::Relaxed);
                 (read_at, records)
             }
-            Pending::Wait => {
+            Unapplied::Wait => {
                 counters.waited.fetch_add(1, Ordering::Relaxed);
                 self.wait_for(ts).await?;
                 (ts, Vec::new())
@@ -65,12 +65,16 @@ impl Syncer {
     }
 
     /// What the column store lacks for a snapshot at `ts`.
-    fn pending(&self, ts: Ts) -> Result<Pending> {
+    fn unapplied(&self, ts: Ts) -> Result<Unapplied> {
         if let Some(msg) = &*self.shared.failure.lock() {
             return Err(Error::SyncFailed(msg.clone()));
         }
         let mut inbox = self.shared.inbox.lock();
-        inbox.receive(&self.shared.sub);
+        let (moved, _) = inbox.receive();
+        if moved > 0 {
+            // The worker may be waiting on the channel just emptied.
+            self.shared.wake();
+        }
         let w = *self.shared.watermark.borrow();
         Ok(inbox.pending(w, ts))
     }

@@ -9,8 +9,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
+use crossbeam_channel::{Receiver, Select, Sender};
 use omen_colstore::{ChangeBatch, ChangeOp as ColOp, ColumnStore};
-use omen_rowstore::{Change, ChangeOp, ChangeRecord, Store, Subscription, TableId, TableSchema, Ts, Value};
+use omen_rowstore::{Change, ChangeOp, ChangeRecord, Store, TableId, TableSchema, Ts, Value};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -52,16 +53,17 @@ const PERSIST_ATTEMPTS: u32 = 30;
 pub(crate) struct Shared {
     rows: Store,
     pub(crate) cols: Arc<ColumnStore>,
-    /// The row store's change stream.
-    pub(crate) sub: Subscription,
-    /// What was received from `sub` and is not applied yet. W changes
-    /// only under this lock (see [`Inbox`]).
+    /// The row store's change stream, and what was received from it and
+    /// is not applied yet. W changes only under this lock (see [`Inbox`]).
     pub(crate) inbox: Mutex<Inbox>,
+    /// Wakes the worker when a snapshot moved records into the inbox
+    /// while it waited on the channel.
+    wake: Sender<()>,
     /// W: every commit at or below it is applied to the column store.
     pub(crate) watermark: watch::Sender<Ts>,
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) schemas: RwLock<HashMap<TableId, (Arc<TableSchema>, SchemaRef)>>,
-    pub(crate) stop: AtomicBool,
+    stop: AtomicBool,
     /// Pauses in force ([`Syncer::pause`]).
     paused: AtomicUsize,
     pub(crate) counters: Counters,
@@ -105,11 +107,13 @@ impl Syncer {
         // Subscribe before reading: a commit is then either read (from the
         // log or a snapshot) or in the stream after it (or both, and skipped).
         let sub = rows.subscribe(options.channel_capacity);
+        let records = sub.receiver().clone();
+        let (wake, woken) = crossbeam_channel::bounded(1);
         let shared = Arc::new(Shared {
             rows: rows.clone(),
             cols,
-            sub,
-            inbox: Mutex::new(Inbox::new(options.channel_capacity + options.max_batch_records)),
+            inbox: Mutex::new(Inbox::new(sub, options.channel_capacity + options.max_batch_records)),
+            wake,
             watermark: watch::Sender::new(0),
             failure: Mutex::new(None),
             schemas: RwLock::new(HashMap::new()),
@@ -152,7 +156,7 @@ impl Syncer {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("omen-sync".into())
-                .spawn(move || run(&shared, options.max_batch_records))
+                .spawn(move || run(&shared, &records, &woken, options.max_batch_records))
                 .map_err(|e| Error::SyncFailed(format!("cannot start the sync thread: {e}")))?
         };
         let syncer = Self { shared, worker: Mutex::new(Some(worker)), persister: Mutex::new(None) };
@@ -201,9 +205,13 @@ impl Syncer {
     }
 
     /// Stops applying changes until the returned guard drops (a batch the
-    /// worker already took is still applied): the watermark stays, snapshots overlay what commits bring meanwhile (see
-    /// [`Syncer::snapshot`]), and once `channel_capacity` records wait
-    /// commits block. For tests and for measuring what sync costs.
+    /// worker already took is still applied): the watermark stays, snapshots
+    /// overlay what commits bring meanwhile (see [`Syncer::snapshot`]), and
+    /// once `channel_capacity` records wait (more when snapshots move them
+    /// into sync's memory) commits block. A snapshot that has to wait for
+    /// the watermark (DDL among the commits, or more of them than sync
+    /// holds) waits until the pause ends. For tests and for measuring what
+    /// sync costs.
     pub fn pause(&self) -> SyncPause {
         self.shared.paused.fetch_add(1, Ordering::AcqRel);
         // The worker checks for pauses under the inbox lock: once it is
@@ -227,8 +235,10 @@ impl Syncer {
         Ok(())
     }
 
-    /// Stops the worker after it applies what it has received, and writes a
-    /// persistent column store a last time. Idempotent.
+    /// Stops the worker (a batch it is applying completes; records still
+    /// waiting are left to the next start, which replays them from the log
+    /// or rebuilds), and writes a persistent column store a last time.
+    /// Idempotent.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.watermark.send_modify(|_| {});
@@ -263,7 +273,26 @@ impl Drop for SyncPause {
     }
 }
 
-fn run(shared: &Shared, max_batch: usize) {
+impl Shared {
+    pub(crate) fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+}
+
+/// Closes the inbox's stream when the worker exits, however it does: the
+/// store then stops sending (a commit blocked on the full channel goes on).
+struct CloseOnExit<'a>(&'a Shared);
+
+impl Drop for CloseOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.inbox.lock().close();
+    }
+}
+
+/// `records` is a clone of the inbox's channel, to wait on without the
+/// inbox's lock; `woken` the worker's end of [`Shared::wake`].
+fn run(shared: &Shared, records: &Receiver<Arc<ChangeRecord>>, woken: &Receiver<()>, max_batch: usize) {
+    let _close = CloseOnExit(shared);
     let mut batch: Vec<Arc<ChangeRecord>> = Vec::with_capacity(max_batch);
     while !shared.stop.load(Ordering::Acquire) {
         let (taken, closed) = {
@@ -274,7 +303,7 @@ fn run(shared: &Shared, max_batch: usize) {
                 std::thread::sleep(POLL);
                 continue;
             }
-            let closed = inbox.receive(&shared.sub);
+            let (_, closed) = inbox.receive();
             batch.extend(inbox.front(max_batch).cloned());
             (batch.len(), closed)
         };
@@ -282,7 +311,11 @@ fn run(shared: &Shared, max_batch: usize) {
             if closed {
                 break;
             }
-            shared.sub.wait(POLL);
+            let mut select = Select::new();
+            select.recv(records);
+            select.recv(woken);
+            let _ = select.ready_timeout(POLL);
+            while woken.try_recv().is_ok() {}
             continue;
         }
         // Records the start read already (from the log or a snapshot).
@@ -457,13 +490,13 @@ fn maintain_in_background(shared: &Shared, hold: Option<omen_rowstore::LogHold>,
 
 /// Per-table accumulation of one micro-batch.
 #[derive(Default)]
-struct Pending<'a> {
+struct TableBatch<'a> {
     rows: Vec<&'a [Value]>,
     ops: Vec<ColOp>,
 }
 
 fn apply(shared: &Shared, records: &[Arc<ChangeRecord>]) -> Result<()> {
-    let mut pending: BTreeMap<TableId, Pending<'_>> = BTreeMap::new();
+    let mut pending: BTreeMap<TableId, TableBatch<'_>> = BTreeMap::new();
     for rec in records {
         match &rec.change {
             Change::Commit(changes) => {
@@ -502,7 +535,7 @@ fn apply(shared: &Shared, records: &[Arc<ChangeRecord>]) -> Result<()> {
     flush(shared, &mut pending)
 }
 
-fn flush(shared: &Shared, pending: &mut BTreeMap<TableId, Pending<'_>>) -> Result<()> {
+fn flush(shared: &Shared, pending: &mut BTreeMap<TableId, TableBatch<'_>>) -> Result<()> {
     for (id, p) in std::mem::take(pending) {
         let known = shared.schemas.read().get(&id).cloned();
         let (schema, arrow) = match known {

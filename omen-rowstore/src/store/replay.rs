@@ -112,6 +112,7 @@ impl Store {
                     for w in writes {
                         let schema = schemas.get(&w.table).ok_or_else(|| Error::NotReplayable {
                             ts,
+                            rewrote: None,
                             reason: format!("no schema is known for table {} (dropped before the log's start?)", w.table),
                         })?;
                         let op = w.op.change_op();
@@ -132,9 +133,11 @@ impl Store {
                     let schema = Arc::new(reshape.schema);
                     schemas.insert(new_id, Arc::clone(&schema));
                     // An ALTER takes three timestamps, its record the last.
-                    let dropped = ts
-                        .checked_sub(2)
-                        .ok_or_else(|| Error::NotReplayable { ts, reason: "ALTER TABLE logged at a timestamp below 2".into() })?;
+                    let dropped = ts.checked_sub(2).ok_or_else(|| Error::NotReplayable {
+                        ts,
+                        rewrote: None,
+                        reason: "ALTER TABLE logged at a timestamp below 2".into(),
+                    })?;
                     let records = [
                         ChangeRecord::new(dropped, Change::DropTable { id }),
                         ChangeRecord::new(dropped + 1, Change::CreateTable { id: new_id, schema }),
@@ -147,6 +150,7 @@ impl Store {
                     }
                     return Err(Error::NotReplayable {
                         ts,
+                        rewrote: Some((id, new_id)),
                         reason: format!(
                             "ALTER TABLE rewrote table {id} as {new_id}; the log holds the reshape, not the rows: \
                              reload table {new_id} and replay from {ts}"

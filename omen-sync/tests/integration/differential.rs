@@ -274,3 +274,28 @@ fn snapshots_stay_exact_while_writers_commit_concurrently() {
         }
     });
 }
+
+#[test]
+fn commits_held_back_by_sync_go_on_once_it_stops() {
+    let rows = Store::open(StoreOptions::default()).unwrap();
+    let (t, _) = rows.create_table(schema("t")).unwrap();
+    let options = SyncOptions { channel_capacity: 1, max_batch_records: 1, ..SyncOptions::default() };
+    let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), options).unwrap();
+    let paused = sync.pause();
+    // Paused with a one-record channel: the writer soon blocks on it.
+    let writer = {
+        let rows = rows.clone();
+        std::thread::spawn(move || {
+            for k in 0..10 {
+                put(&rows, t, k, "x");
+            }
+        })
+    };
+    while rows.current_ts() < 2 {
+        std::thread::yield_now();
+    }
+    sync.stop();
+    writer.join().unwrap();
+    drop(paused);
+    rows.close().unwrap();
+}

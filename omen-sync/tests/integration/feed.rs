@@ -46,7 +46,7 @@ fn drain(feed: &mut ChangeFeed) -> Vec<Change> {
 fn history(rows: &Store, t: TableId, other: TableId, live: &mut HashSet<i32>, commits: usize, seed: u64) -> Vec<Change> {
     let mut x = seed | 1;
     let width = rows.tables().into_iter().find(|(id, _)| *id == other).unwrap().1.columns.len();
-    let mut noise = vec![Value::Int32(1)];
+    let mut noise = vec![Value::Int32(BASE.with(|b| *b.borrow()))];
     noise.resize(width, Value::Null);
     let mut expected = Vec::new();
     for _ in 0..commits {
@@ -56,7 +56,7 @@ fn history(rows: &Store, t: TableId, other: TableId, live: &mut HashSet<i32>, co
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let k = (x % 12) as i32;
+            let k = BASE.with(|b| *b.borrow()) + (x % 12) as i32;
             if x.is_multiple_of(5) && live.contains(&k) {
                 txn.delete(t, &key(k)).unwrap();
                 mine.retain(|(k2, _)| *k2 != k);
@@ -88,6 +88,12 @@ fn history(rows: &Store, t: TableId, other: TableId, live: &mut HashSet<i32>, co
         }
     }
     expected
+}
+
+thread_local! {
+    /// The first key a thread's `history` writes (writers on several
+    /// threads keep to their own keys).
+    static BASE: std::cell::RefCell<i32> = const { std::cell::RefCell::new(0) };
 }
 
 fn disk_store(dir: &std::path::Path) -> Store {
@@ -142,19 +148,67 @@ fn a_feed_follows_live_commits_and_catches_up_when_it_falls_behind() {
     rows.checkpoint().unwrap();
     assert_eq!(drain(&mut feed), more);
     expected.extend(more);
-    // Live again, with a writer on another thread.
+    // Live again, reading while a writer commits on another thread.
     let writer = {
         let rows = rows.clone();
         std::thread::spawn(move || history(&rows, t, other, &mut live, 100, 9))
     };
+    let got = read_until(&mut feed, || writer.is_finished());
+    assert_eq!(got, writer.join().unwrap());
+}
+
+/// What the feed gives until `done` and then a quiet moment; fails the
+/// test past a minute instead of hanging.
+fn read_until(feed: &mut ChangeFeed, done: impl Fn() -> bool) -> Vec<Change> {
+    let started = std::time::Instant::now();
     let mut got = Vec::new();
-    let want = writer.join().unwrap();
-    while got.len() < want.len() {
-        if let Some(batch) = feed.next_batch(Duration::from_secs(5)).unwrap() {
-            got.extend(decode(&batch));
+    loop {
+        let finished = done();
+        match feed.next_batch(Duration::from_millis(100)).unwrap() {
+            Some(batch) => got.extend(decode(&batch)),
+            None if finished => return got,
+            None => {}
         }
+        assert!(started.elapsed() < Duration::from_secs(60), "the feed stalled after {} changes", got.len());
     }
-    assert_eq!(got, want);
+}
+
+#[test]
+fn feeds_read_alongside_durable_writers_miss_nothing_and_give_only_visible_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = disk_store(dir.path());
+    let (t, _) = rows.create_table(schema("t")).unwrap();
+    let (other, _) = rows.create_table(schema("other")).unwrap();
+    // A small channel and read-ahead: the feeds fall behind the stream,
+    // catch up from the log and join it again, many times.
+    let options = ChangeFeedOptions { channel_capacity: 4, read_ahead_rows: 3, batch_rows: 7 };
+    let mut from_now = ChangeFeed::open(&rows, "t", None, options.clone()).unwrap();
+    let mut from_ts = ChangeFeed::open(&rows, "t", Some(rows.current_ts()), options).unwrap();
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let rows = rows.clone();
+            std::thread::spawn(move || {
+                BASE.with(|b| *b.borrow_mut() = 100 * w);
+                history(&rows, t, other, &mut HashSet::new(), 150, 31 + w as u64)
+            })
+        })
+        .collect();
+    let done = || writers.iter().all(|w| w.is_finished());
+    let mut seen = 0;
+    let mut check_visible = |got: &[Change]| {
+        for c in &got[seen..] {
+            assert!(c.1 <= rows.current_ts(), "commit {} given before it was visible", c.1);
+        }
+        seen = got.len();
+    };
+    let got = read_until(&mut from_now, done);
+    check_visible(&got);
+    let also = read_until(&mut from_ts, done);
+    let mut expected: Vec<Change> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    expected.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
+    assert_eq!(got, expected);
+    assert_eq!(also, expected);
+    assert!(from_now.position() <= rows.current_ts() && from_ts.position() == from_now.position());
 }
 
 #[test]
@@ -218,9 +272,13 @@ fn a_feed_refuses_what_the_log_no_longer_holds() {
     assert_eq!(drain(&mut feed), expected);
     let err = ChangeFeed::open(&rows, "t", Some(1), ChangeFeedOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Row(omen_rowstore::Error::LogTrimmed { .. })), "{err}");
-    history(&rows, t, other, &mut live, 20, 23);
+    // From the newest commit, even with commits between reading it and
+    // opening (none here): nothing to read from a log.
+    let mut from_newest = ChangeFeed::open(&rows, "t", Some(rows.current_ts()), ChangeFeedOptions::default()).unwrap();
+    let more = history(&rows, t, other, &mut live, 20, 23);
+    assert_eq!(drain(&mut from_newest), more);
     let err = drain_err(&mut feed);
-    assert!(matches!(err, Error::Row(omen_rowstore::Error::LogTrimmed { .. })), "{err}");
+    assert!(matches!(&err, Error::FeedEnded(m) if m.contains("in-memory")), "{err}");
 }
 
 fn drain_err(feed: &mut ChangeFeed) -> Error {
