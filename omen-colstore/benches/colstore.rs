@@ -7,7 +7,8 @@
 //! every tenth row updated once (so one version in eleven is dead and
 //! scans filter by visibility). Printed once, outside criterion: bytes per
 //! row in memory, how many segments zone maps skip for a 1%-selective key
-//! range after compaction, compaction's rate, and for each Parquet codec
+//! range after compaction, compaction's rate, the memory of the two ways to
+//! locate a key (a criterion group times them), and for each Parquet codec
 //! the bytes per row on disk, the rate of persisting, the time to open a
 //! persisted table and to read its columns at the first scan.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -219,6 +220,26 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
     drop(table);
+
+    // Finding a key's row, as updates and deletes do: the hash key map
+    // against a learned index per key-sorted segment, over the same m keys.
+    let keys: Vec<Vec<u8>> = (0..m).map(key).collect();
+    let locators = omen_colstore::locate::Locators::new(&keys).unwrap();
+    let probes: Vec<Vec<u8>> = (0..1 << 16).map(|i: i64| key((i * 7_919 * 104_729) % m)).collect();
+    for p in &probes {
+        assert_eq!(locators.hashed(p), locators.learned(p));
+    }
+    println!(
+        "locating a key among {m}: hash key map {:.1} bytes a key, learned indexes {:.3} bytes a key",
+        locators.hashed_bytes() as f64 / m as f64,
+        locators.learned_bytes() as f64 / m as f64
+    );
+    let mut g = c.benchmark_group("locate a key");
+    g.throughput(Throughput::Elements(probes.len() as u64));
+    g.bench_function("hash key map", |b| b.iter(|| probes.iter().filter(|p| locators.hashed(p).is_some()).count()));
+    g.bench_function("learned index per sorted segment", |b| b.iter(|| probes.iter().filter(|p| locators.learned(p).is_some()).count()));
+    g.finish();
+    drop((locators, keys));
 
     // Persistence: the same rows written with each codec, then read back.
     let rows_total = m as f64;

@@ -12,14 +12,16 @@
 //! every end the segment has then, replaced by a newer one as more come.
 //! Parquet keeps column statistics (min, max, null count) per row group.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 
 use arrow::array::{Array, AsArray, BinaryArray, RecordBatch, UInt64Array};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
@@ -81,6 +83,53 @@ pub(crate) fn write_segment(path: &Path, schema: &SchemaRef, segment: &Segment, 
     let file = writer.into_inner()?;
     file.sync_all()?;
     Ok(file.metadata()?.len())
+}
+
+/// A segment file whose columns a segment reads when a scan first needs
+/// them. The store deletes no file while a segment that may still read it
+/// lives (a snapshot can outlive its table's drop or compaction).
+#[derive(Debug)]
+pub(crate) struct SegmentFile {
+    pub(crate) path: PathBuf,
+    pub(crate) schema: SchemaRef,
+    tracker: Arc<FileTracker>,
+}
+
+impl SegmentFile {
+    /// The table's columns, `rows` of them; damage is reported to the store.
+    pub(crate) fn read_columns(&self, rows: usize) -> Result<RecordBatch> {
+        let read = read_columns(&self.path, &self.schema, rows);
+        if let Err(Error::Corruption { file, reason }) = &read {
+            self.tracker.damage.lock().get_or_insert_with(|| format!("{}: {reason}", file.display()));
+        }
+        read
+    }
+}
+
+/// The segment files in use, and the first damage found reading one.
+#[derive(Debug, Default)]
+pub(crate) struct FileTracker {
+    open: Mutex<HashMap<PathBuf, Weak<SegmentFile>>>,
+    damage: Mutex<Option<String>>,
+}
+
+impl FileTracker {
+    pub(crate) fn track(self: &Arc<Self>, path: PathBuf, schema: SchemaRef) -> Arc<SegmentFile> {
+        let file = Arc::new(SegmentFile { path: path.clone(), schema, tracker: Arc::clone(self) });
+        let mut open = self.open.lock();
+        open.retain(|_, f| f.strong_count() > 0);
+        open.insert(path, Arc::downgrade(&file));
+        file
+    }
+
+    /// Whether a segment may still read the file at `path`.
+    pub(crate) fn in_use(&self, path: &Path) -> bool {
+        self.open.lock().get(path).is_some_and(|f| f.strong_count() > 0)
+    }
+
+    pub(crate) fn damage(&self) -> Option<String> {
+        self.damage.lock().clone()
+    }
 }
 
 /// What opening a table needs of a segment file, without its columns:
@@ -157,7 +206,7 @@ pub(crate) fn read_index(path: &Path, schema: &SchemaRef) -> Result<SegmentIndex
 
 /// Reads the table's columns of the segment file at `path`, which holds
 /// `rows` rows.
-pub(crate) fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
+fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
     let all = read(path, open(path, schema)?, 0..schema.fields().len(), Some(rows))?;
     Ok(RecordBatch::try_new(Arc::clone(schema), all.columns().to_vec())?)
 }

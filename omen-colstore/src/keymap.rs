@@ -56,8 +56,12 @@ impl KeyMap {
         segments.get(&place.segment()).is_some_and(|s| s.keys.value(place.row()) == key)
     }
 
+    /// Bytes the table allocates: 16 per slot and a control byte.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.table.capacity() * 17
+    }
+
     /// The place of `key`'s newest live version.
-    #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8], segments: &Segments) -> Option<Place> {
         let h = hash(key);
         self.table.find(h, |&(eh, place)| eh == h && Self::holds(segments, place, key)).map(|&(_, p)| p)

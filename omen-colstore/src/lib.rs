@@ -66,9 +66,14 @@
 //! ## Limits of this version
 //!
 //! Segments read stay in memory (omen-tier is to decide which may leave).
-//! Zone maps of reopened segments come from Parquet's statistics, which
-//! leave NaN out: their floating-point columns prune nothing until
-//! compaction rewrites them. Pruning is by segment only: rows of a
+//! Zone maps of reopened segments come from Parquet's statistics: their
+//! floating-point columns prune nothing until compaction rewrites them
+//! (Parquet leaves NaN out), long strings' bounds are Parquet's shortened
+//! outer bounds, and the footer holding them has no checksum of its own.
+//! A segment whose columns turn out damaged when first read fails its
+//! scans with [`Error::Corruption`] and is reported by
+//! [`ColumnStore::damage`]; omen-sync then gives the files up
+//! ([`ColumnStore::discard_files`]) and the next open rebuilds them. Pruning is by segment only: rows of a
 //! segment that is read are not filtered by the predicates.
 
 #![deny(missing_docs)]
@@ -77,6 +82,8 @@
 mod error;
 mod files;
 mod keymap;
+#[doc(hidden)]
+pub mod locate;
 mod manifest;
 mod segment;
 mod store;

@@ -170,8 +170,10 @@ impl Manifest {
         Ok(omen_files::replace(dir, FILE, &self.encode())?)
     }
 
-    /// Removes segment and delete files in `dir` this manifest does not name.
-    pub(crate) fn remove_unnamed(&self, dir: &Path) -> Result<()> {
+    /// Removes segment and delete files in `dir` this manifest does not
+    /// name, except those `in_use` (a live segment may still read them: a
+    /// later call removes them).
+    pub(crate) fn remove_unnamed(&self, dir: &Path, in_use: impl Fn(&Path) -> bool) -> Result<()> {
         let named: std::collections::HashSet<PathBuf> = self
             .tables
             .iter()
@@ -185,7 +187,7 @@ impl Manifest {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| (n.starts_with("seg-") && n.ends_with(".parquet")) || (n.starts_with("del-") && n.ends_with(".omd")));
-            if ours && !named.contains(&path) {
+            if ours && !named.contains(&path) && !in_use(&path) {
                 std::fs::remove_file(&path)?;
             }
         }

@@ -4,17 +4,16 @@
 //! once, atomically, when a later commit supersedes or deletes the row.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
+use crate::files::SegmentFile;
 use crate::zone::{Predicate, Zone};
 
 /// End timestamp of a row no commit has superseded.
@@ -25,8 +24,8 @@ pub(crate) struct Segment {
     /// The table's columns; empty until first read for a segment opened
     /// from its file (see [`Segment::on_disk`]).
     rows: OnceLock<RecordBatch>,
-    /// The file the columns are read from, and the table's schema.
-    file: Option<(PathBuf, SchemaRef)>,
+    /// The file the columns are read from.
+    file: Option<Arc<SegmentFile>>,
     len: usize,
     /// The encoded primary key of each row.
     pub(crate) keys: BinaryArray,
@@ -51,24 +50,16 @@ impl Segment {
         Self::with(OnceLock::from(rows), None, len, keys, begin, end, zones)
     }
 
-    /// A segment whose columns stay in its file at `path` (of a table with
-    /// `schema`) until a scan reads them; the zone maps come from the
-    /// file's statistics.
-    pub(crate) fn on_disk(
-        path: PathBuf,
-        schema: SchemaRef,
-        keys: BinaryArray,
-        begin: Vec<u64>,
-        end: Box<[AtomicU64]>,
-        zones: Vec<Zone>,
-    ) -> Self {
+    /// A segment whose columns stay in `file` until a scan reads them; the
+    /// zone maps come from the file's statistics.
+    pub(crate) fn on_disk(file: Arc<SegmentFile>, keys: BinaryArray, begin: Vec<u64>, end: Box<[AtomicU64]>, zones: Vec<Zone>) -> Self {
         let len = begin.len();
-        Self::with(OnceLock::new(), Some((path, schema)), len, keys, begin, end, zones)
+        Self::with(OnceLock::new(), Some(file), len, keys, begin, end, zones)
     }
 
     fn with(
         rows: OnceLock<RecordBatch>,
-        file: Option<(PathBuf, SchemaRef)>,
+        file: Option<Arc<SegmentFile>>,
         len: usize,
         keys: BinaryArray,
         begin: Vec<u64>,
@@ -86,8 +77,8 @@ impl Segment {
         if let Some(rows) = self.rows.get() {
             return Ok(rows);
         }
-        let (path, schema) = self.file.as_ref().expect("a segment without columns has a file");
-        let rows = crate::files::read_columns(path, schema, self.len)?;
+        let file = self.file.as_ref().expect("a segment without columns has a file");
+        let rows = file.read_columns(self.len)?;
         // Two first readers may both read the file; one copy is kept.
         Ok(self.rows.get_or_init(|| rows))
     }
@@ -175,7 +166,7 @@ impl Segment {
         }
         let mut batch = self.columns()?.project(projection)?;
         if with_keys {
-            let keys: ArrayRef = std::sync::Arc::new(self.keys.clone());
+            let keys: ArrayRef = Arc::new(self.keys.clone());
             batch = crate::with_key_column(&batch, keys)?;
         }
         if count == self.len() {

@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::files::Codec;
+use crate::files::{Codec, FileTracker};
 use crate::manifest::{Manifest, TableEntry};
 use crate::table::{ColumnTable, PersistStats};
 
@@ -37,6 +37,11 @@ pub struct ColumnStore {
     opened_at: u64,
     /// The next file number; held while a persist runs.
     next_file: Mutex<u64>,
+    /// The segment files lazy segments may still read (never removed
+    /// meanwhile), and damage found reading one.
+    files: Arc<FileTracker>,
+    /// Set by [`ColumnStore::discard_files`].
+    discarded: std::sync::atomic::AtomicBool,
 }
 
 impl ColumnStore {
@@ -58,13 +63,15 @@ impl ColumnStore {
         let Some(dir) = &options.dir else { return Ok(Self { options, ..Self::default() }) };
         std::fs::create_dir_all(dir)?;
         let manifest = Manifest::load(dir)?.unwrap_or(Manifest { next_file: 1, ..Manifest::default() });
-        manifest.remove_unnamed(dir)?;
+        manifest.remove_unnamed(dir, |_| false)?;
         Ok(Self {
             tables: RwLock::default(),
             unloaded: Mutex::new(manifest.tables.into_iter().map(|t| (t.id, t)).collect()),
             durable: AtomicU64::new(manifest.watermark),
             opened_at: manifest.watermark,
             next_file: Mutex::new(manifest.next_file.max(1)),
+            files: Arc::default(),
+            discarded: Default::default(),
             options,
         })
     }
@@ -82,8 +89,8 @@ impl ColumnStore {
         Ok(table)
     }
 
-    /// Drops a table; scans already running keep their segments. Its files
-    /// go with the next persist.
+    /// Drops a table; snapshots and scans that hold it keep their segments.
+    /// Its files go with the first persist after the last of them lets go.
     pub fn drop_table(&self, id: u64) -> Result<()> {
         let mut unloaded = self.unloaded.lock();
         let dropped = unloaded.remove(&id).is_some() | self.tables.write().remove(&id).is_some();
@@ -99,7 +106,7 @@ impl ColumnStore {
         // meanwhile stays dropped, one loaded twice is kept once.
         let entry = self.unloaded.lock().get(&id).cloned();
         let (Some(entry), Some(dir)) = (entry, &self.options.dir) else { return Err(Error::UnknownTable(id)) };
-        let loaded = Arc::new(ColumnTable::load(Arc::clone(&entry.schema), dir, &entry.segments, self.opened_at)?);
+        let loaded = Arc::new(ColumnTable::load(Arc::clone(&entry.schema), dir, &entry.segments, self.opened_at, &self.files)?);
         let mut unloaded = self.unloaded.lock();
         let mut tables = self.tables.write();
         if let Some(t) = tables.get(&id) {
@@ -133,12 +140,34 @@ impl ColumnStore {
         self.unloaded.lock().clear();
         self.tables.write().clear();
         self.durable.store(0, Ordering::Release);
+        self.discarded.store(false, Ordering::Release);
         if let Some(dir) = &self.options.dir {
             let empty = Manifest { watermark: 0, next_file: *next_file, tables: Vec::new() };
             empty.store(dir)?;
-            empty.remove_unnamed(dir)?;
+            empty.remove_unnamed(dir, |p| self.files.in_use(p))?;
         }
         *next_file = (*next_file).max(1);
+        Ok(())
+    }
+
+    /// The first damaged segment file found reading a segment's columns
+    /// since the store opened (scans of that segment fail with
+    /// [`Error::Corruption`] naming it), if any. The store's files should
+    /// then be rebuilt by their owner: see [`ColumnStore::discard_files`].
+    pub fn damage(&self) -> Option<String> {
+        self.files.damage()
+    }
+
+    /// Gives up the files: an empty manifest with watermark 0 replaces the
+    /// store's, so the next open starts empty (its owner rebuilds it), and
+    /// persists fail from now on. The tables stay in memory, as far as
+    /// their segments were read. For a store found damaged.
+    pub fn discard_files(&self) -> Result<()> {
+        let next_file = self.next_file.lock();
+        self.discarded.store(true, Ordering::Release);
+        if let Some(dir) = &self.options.dir {
+            Manifest { watermark: 0, next_file: *next_file, tables: Vec::new() }.store(dir)?;
+        }
         Ok(())
     }
 
@@ -163,6 +192,10 @@ impl ColumnStore {
     pub fn persist(&self, watermark: u64) -> Result<PersistStats> {
         let Some(dir) = &self.options.dir else { return Ok(PersistStats::default()) };
         let mut next_file = self.next_file.lock();
+        if self.discarded.load(Ordering::Acquire) {
+            let reason = "the store's files were given up after damage; the next open starts empty".to_string();
+            return Err(Error::Corruption { file: dir.join(crate::manifest::FILE), reason });
+        }
         let ids: Vec<u64> = self.unloaded.lock().keys().copied().collect();
         for id in ids {
             match self.table(id) {
@@ -190,7 +223,7 @@ impl ColumnStore {
             table.note_files(files);
         }
         self.durable.fetch_max(watermark, Ordering::AcqRel);
-        manifest.remove_unnamed(dir)?;
+        manifest.remove_unnamed(dir, |p| self.files.in_use(p))?;
         Ok(stats)
     }
 }
@@ -431,5 +464,64 @@ mod tests {
             [Predicate { column: 2, test: Test::Cmp(crate::zone::CmpOp::Gt, Arc::new(arrow::array::Float64Array::from(vec![1e300]))) }];
         let got: usize = table.scan(1, Some(&[2]), &nan, &HashSet::new(), false).unwrap().iter().map(|b| b.num_rows()).sum();
         assert_eq!((got, table.statistics().segments_in_memory), (n, 3));
+    }
+
+    /// A persisted table of 100 rows in one segment, reopened.
+    fn reopened(dir: &Path) -> (ColumnStore, BTreeMap<i64, String>) {
+        let store = open(dir, Codec::default());
+        let table = store.create_table(1, schema()).unwrap();
+        let mut live = BTreeMap::new();
+        commit(&table, &mut live, 1, &(0..100).map(|k| (k, Some(format!("v{k}")))).collect::<Vec<_>>());
+        store.persist(1).unwrap();
+        drop((table, store));
+        (open(dir, Codec::default()), live)
+    }
+
+    fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut f: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
+        f.sort();
+        f
+    }
+
+    #[test]
+    fn a_dropped_tables_files_stay_while_a_snapshot_may_read_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, live) = reopened(dir.path());
+        let held = store.table(1).unwrap();
+        assert_eq!(held.statistics().segments_in_memory, 0);
+        store.drop_table(1).unwrap();
+        store.persist(2).unwrap();
+        assert_eq!(segment_files(dir.path()).len(), 1, "still read by the held table");
+        assert_eq!(visible(&held, 1), live);
+        drop(held);
+        store.persist(3).unwrap();
+        assert!(segment_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn damage_found_reading_columns_gives_the_files_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = reopened(dir.path());
+        drop(store);
+        // The first column's pages, at the start of the file: the keys and
+        // timestamps, read at open, are intact.
+        let file = &segment_files(dir.path())[0];
+        let mut bytes = std::fs::read(file).unwrap();
+        bytes[4..24].fill(0xff);
+        std::fs::write(file, &bytes).unwrap();
+        let store = open(dir.path(), Codec::default());
+        let table = store.table(1).unwrap();
+        assert_eq!(store.damage(), None);
+        match table.scan(1, None, &[], &HashSet::new(), false) {
+            Err(Error::Corruption { file: named, .. }) => assert_eq!(&named, file),
+            other => panic!("{other:?}"),
+        }
+        assert!(store.damage().is_some_and(|d| d.contains("seg-")));
+        store.discard_files().unwrap();
+        assert!(matches!(store.persist(2), Err(Error::Corruption { .. })));
+        drop((table, store));
+        let store = open(dir.path(), Codec::default());
+        assert_eq!((store.durable_watermark(), store.tables().len()), (0, 0), "the next open starts empty");
     }
 }

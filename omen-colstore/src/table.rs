@@ -273,7 +273,9 @@ impl ColumnTable {
         }
         let tier = |len: usize| len.max(1).ilog(MERGE_AT);
         let mut tiers: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-        for (id, s) in state.segments.iter().filter(|(_, s)| s.len() < SEGMENT_ROWS) {
+        // Segments whose columns are still in their files stay out: reading
+        // them here would hold the table's lock through the I/O.
+        for (id, s) in state.segments.iter().filter(|(_, s)| s.len() < SEGMENT_ROWS && s.is_loaded()) {
             tiers.entry(tier(s.len())).or_default().push(*id);
         }
         let Some(small) = tiers.into_values().find(|ids| ids.len() >= MERGE_AT) else {
@@ -358,7 +360,13 @@ impl ColumnTable {
     /// that began after it are left out and ends after it are reopened (a
     /// persist may have caught changes past its watermark; replaying from
     /// the watermark brings them back exactly).
-    pub(crate) fn load(schema: SchemaRef, dir: &std::path::Path, entries: &[SegmentEntry], watermark: u64) -> Result<Self> {
+    pub(crate) fn load(
+        schema: SchemaRef,
+        dir: &std::path::Path,
+        entries: &[SegmentEntry],
+        watermark: u64,
+        tracker: &Arc<files::FileTracker>,
+    ) -> Result<Self> {
         let table = Self::new(schema);
         let mut guard = table.state.write();
         let state = &mut *guard;
@@ -383,9 +391,12 @@ impl ColumnTable {
             };
             let segment = match zones {
                 // The usual case: the columns stay on disk until a scan reads them.
-                Some(zones) if complete => Segment::on_disk(path, Arc::clone(&table.schema), keys, begin, reopened(end), zones),
+                Some(zones) if complete => {
+                    let file = tracker.track(path, Arc::clone(&table.schema));
+                    Segment::on_disk(file, keys, begin, reopened(end), zones)
+                }
                 _ => {
-                    let rows = files::read_columns(&path, &table.schema, begin.len())?;
+                    let rows = tracker.track(path, Arc::clone(&table.schema)).read_columns(begin.len())?;
                     let keep = arrow::array::BooleanArray::from_iter(begin.iter().map(|&b| Some(b <= watermark)));
                     let (rows, keys, begin, end) = if complete {
                         (rows, keys, begin, end)
@@ -594,6 +605,9 @@ impl ColumnTable {
                 .filter(|&r| s.end[r].load(Ordering::Acquire) > horizon)
                 .map(|r| u32::try_from(r).map_err(|_| Error::Schema("segment past 4G rows".into())))
                 .collect::<Result<_>>()?;
+            if kept.is_empty() {
+                continue;
+            }
             let idx = UInt32Array::from(kept.clone());
             batches.push(take_record_batch(s.columns()?, &idx)?);
             keys.push(take(&s.keys, &idx, None)?);

@@ -23,7 +23,10 @@ use arrow::datatypes::DataType;
 use crate::error::{Error, Result};
 
 /// One column's zone: `min`/`max` as one-element arrays of the column's
-/// type (`None` when every value is null or the type has no order here).
+/// type (`None` when every value is null, the type has no order here or
+/// the bounds are unknown). Bounds are outer bounds: exact for segments
+/// built in memory, from Parquet's statistics for reopened ones (long
+/// strings shortened outward).
 #[derive(Debug, Clone)]
 pub struct Zone {
     /// The least non-null value.

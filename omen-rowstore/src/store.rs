@@ -639,6 +639,11 @@ impl Store {
         }
     }
 
+    /// Whether the store was closed ([`Store::close`]).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
     }

@@ -30,8 +30,7 @@ struct Load {
 fn load(n: i64, sync: bool) -> Load {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let store =
-        Store::open(StoreOptions { dir: Some(dir.path().to_path_buf()), durability: Durability::Full, ..StoreOptions::default() })
-            .unwrap();
+        Store::open(StoreOptions { dir: Some(dir.path().to_path_buf()), durability: Durability::Full, ..StoreOptions::default() }).unwrap();
     let (t, _) = store
         .create_table(TableSchema {
             name: "t".into(),

@@ -161,7 +161,9 @@ impl ChangeFeed {
     /// rewritten by ALTER TABLE (whose rows the log does not hold), when
     /// the log the feed needs was removed, and when the store closes.
     pub fn next_batch(&mut self, timeout: Duration) -> Result<Option<RecordBatch>> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add is as good as none.
+        let deadline = Instant::now().checked_add(timeout);
+        let remaining = |now: Instant| deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
         loop {
             let visible = self.rows.current_ts();
             if self.buffer.front().is_some_and(|(ts, _)| *ts <= visible) {
@@ -173,7 +175,10 @@ impl ChangeFeed {
                     return Err(Error::FeedEnded(why.clone()));
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            if self.rows.is_closed() {
+                return Err(omen_rowstore::Error::Closed.into());
+            }
+            let left = remaining(Instant::now());
             match &self.live {
                 None => {
                     if !self.catch_up()? && !left.is_zero() {
@@ -191,15 +196,19 @@ impl ChangeFeed {
                     Err(e) => return Err(e.into()),
                 },
                 // A commit that is not visible yet: its sync is under way.
-                Some(_) => {
-                    self.receive_waiting();
-                    if !left.is_zero() {
-                        std::thread::sleep(NAP.min(left));
+                Some(live) => match live.recv_timeout(Duration::ZERO) {
+                    Ok(Some(record)) => {
+                        self.take(&record);
+                        self.receive_waiting();
                     }
-                }
+                    Ok(None) if !left.is_zero() => std::thread::sleep(NAP.min(left)),
+                    Ok(None) => {}
+                    Err(_) if live.fell_behind() => self.live = None,
+                    Err(e) => return Err(e.into()),
+                },
             }
             let deliverable = self.buffer.front().is_some_and(|(ts, _)| *ts <= self.rows.current_ts());
-            if !deliverable && Instant::now() >= deadline {
+            if !deliverable && remaining(Instant::now()).is_zero() {
                 return Ok(None);
             }
         }
@@ -225,21 +234,18 @@ impl ChangeFeed {
         };
         let before = self.read;
         let limit = self.options.read_ahead_rows.max(1);
-        if self.read < start && self.buffered_rows < limit {
+        // The log gives only visible commits: live records read past them
+        // (their group's sync under way) wait until they are.
+        if self.read < start && self.read < self.rows.current_ts() && self.buffered_rows < limit {
             let rows = self.rows.clone();
-            let mut last_created = None;
             let replayed = rows.replay_changes(self.read, |record| {
-                last_created = match &record.change {
-                    Change::CreateTable { id, .. } => Some(*id),
-                    _ => None,
-                };
                 self.take(&record);
                 self.buffered_rows < limit && self.ended.is_none()
             });
             match replayed {
                 Ok(_) => {}
                 Err(omen_rowstore::Error::NotReplayable { ts, rewrote: Some((old, new)), .. }) => {
-                    if new == self.table && last_created == Some(new) {
+                    if new == self.table {
                         self.end(format!(
                             "table {} was made by ALTER TABLE at timestamp {ts}, whose rows the log does not hold; \
                              open the feed after {ts}",

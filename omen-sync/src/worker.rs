@@ -280,12 +280,15 @@ impl Shared {
 }
 
 /// Closes the inbox's stream when the worker exits, however it does: the
-/// store then stops sending (a commit blocked on the full channel goes on).
+/// store then stops sending (a commit blocked on the full channel goes on),
+/// and readers waiting for the watermark are told sync has stopped.
 struct CloseOnExit<'a>(&'a Shared);
 
 impl Drop for CloseOnExit<'_> {
     fn drop(&mut self) {
         self.0.inbox.lock().close();
+        self.0.stop.store(true, Ordering::Release);
+        self.0.watermark.send_modify(|_| {});
     }
 }
 
@@ -459,6 +462,15 @@ fn maintain_in_background(shared: &Shared, hold: Option<omen_rowstore::LogHold>,
         let stopping = shared.stop.load(Ordering::Acquire);
         if shared.failure.lock().is_some() {
             return;
+        }
+        // A damaged file found by a read: the files are given up (the next
+        // open rebuilds from the row store) and so is the log kept for them.
+        if let Some(damage) = shared.cols.damage()
+            && hold.is_some()
+        {
+            let _ = shared.cols.discard_files();
+            *shared.persist_error.lock() = Some(format!("column store damaged ({damage}); it is rebuilt at the next open"));
+            hold = None;
         }
         let w = *shared.watermark.borrow();
         if let Some(h) = &hold

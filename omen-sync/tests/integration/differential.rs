@@ -299,3 +299,12 @@ fn commits_held_back_by_sync_go_on_once_it_stops() {
     drop(paused);
     rows.close().unwrap();
 }
+
+#[test]
+fn readers_waiting_for_sync_are_told_once_the_store_closes() {
+    let rows = Store::open(StoreOptions::default()).unwrap();
+    let sync = Syncer::start(rows.clone(), Arc::new(ColumnStore::new()), SyncOptions::default()).unwrap();
+    rows.close().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert!(rt.block_on(sync.wait_for(rows.current_ts() + 1)).is_err());
+}

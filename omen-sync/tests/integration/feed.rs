@@ -155,6 +155,13 @@ fn a_feed_follows_live_commits_and_catches_up_when_it_falls_behind() {
     };
     let got = read_until(&mut feed, || writer.is_finished());
     assert_eq!(got, writer.join().unwrap());
+    // No deadline at all, then a closed store.
+    let mut txn = rows.begin().unwrap();
+    txn.upsert(t, vec![Value::Int32(500), Value::Null]).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(feed.next_batch(Duration::MAX).unwrap().unwrap().num_rows(), 1);
+    rows.close().unwrap();
+    assert!(matches!(feed.next_batch(Duration::MAX), Err(Error::Row(omen_rowstore::Error::Closed))));
 }
 
 /// What the feed gives until `done` and then a quiet moment; fails the

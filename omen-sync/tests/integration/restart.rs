@@ -237,3 +237,41 @@ fn compaction_drops_dead_versions_and_changes_no_answer() {
     assert_same(&rows, &sync);
     sync.stop();
 }
+
+#[test]
+fn a_segment_found_damaged_after_resuming_is_rebuilt_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, sync) = open(dir.path());
+    let (a, _) = rows.create_table(schema("a")).unwrap();
+    for k in 0..50 {
+        put(&rows, a, k, "v");
+    }
+    close(rows, sync);
+    // The first column's pages: the keys and timestamps read at open are intact.
+    let seg = std::fs::read_dir(dir.path().join("columns"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[4..24].fill(0xff);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let (rows, sync) = open_with(dir.path(), SyncOptions { persist_every: std::time::Duration::from_millis(20), ..SyncOptions::default() });
+    assert!(sync.resumed_from().is_some(), "the damage is in data a resume does not read");
+    let txn = rows.begin().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let snaps = rt.block_on(sync.snapshot(&txn, &[a])).unwrap();
+    assert!(matches!(snaps[&a].scan(None, false), Err(omen_sync::Error::Column(omen_colstore::Error::Corruption { .. }))));
+    let started = std::time::Instant::now();
+    while !sync.persist_error().is_some_and(|e| e.contains("damaged")) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the damage was never acted on");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop((snaps, txn));
+    close(rows, sync);
+    let (rows, sync) = open(dir.path());
+    assert_eq!(sync.resumed_from(), None, "rebuilt");
+    assert_same(&rows, &sync);
+    close(rows, sync);
+}
