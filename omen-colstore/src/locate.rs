@@ -1,5 +1,5 @@
 //! Two ways to find the row holding a key, side by side for
-//! `benches/colstore.rs`: the table's hash key map ([`KeyMap`]: what
+//! `benches/colstore.rs`: the table's hash key map (`KeyMap`: what
 //! updates and deletes use), and a learned index per key-sorted segment
 //! (omen-learned's PGM over the segment's keys, the segment picked by its
 //! first keys), which the column-store issue proposed for segments that
