@@ -235,9 +235,9 @@ impl Syncer {
         Ok(())
     }
 
-    /// Stops the worker (a batch it is applying completes; records still
-    /// waiting are left to the next start, which replays them from the log
-    /// or rebuilds), and writes a persistent column store a last time.
+    /// Stops the worker once it has applied the commits sent before (not
+    /// while paused: those are left to the next start, which replays them
+    /// from the log), and writes a persistent column store a last time.
     /// Idempotent.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
@@ -297,12 +297,18 @@ impl Drop for CloseOnExit<'_> {
 fn run(shared: &Shared, records: &Receiver<Arc<ChangeRecord>>, woken: &Receiver<()>, max_batch: usize) {
     let _close = CloseOnExit(shared);
     let mut batch: Vec<Arc<ChangeRecord>> = Vec::with_capacity(max_batch);
-    while !shared.stop.load(Ordering::Acquire) {
+    loop {
+        // Stopping, it first applies what was sent before: the last
+        // persist then covers every commit made before the stop.
+        let stopping = shared.stop.load(Ordering::Acquire);
         let (taken, closed) = {
             let mut inbox = shared.inbox.lock();
             // Under the lock: see `Syncer::pause`.
             if shared.paused.load(Ordering::Acquire) > 0 {
                 drop(inbox);
+                if stopping {
+                    break;
+                }
                 std::thread::sleep(POLL);
                 continue;
             }
@@ -311,7 +317,7 @@ fn run(shared: &Shared, records: &Receiver<Arc<ChangeRecord>>, woken: &Receiver<
             (batch.len(), closed)
         };
         if taken == 0 {
-            if closed {
+            if closed || stopping {
                 break;
             }
             let mut select = Select::new();
