@@ -114,10 +114,15 @@ pub(crate) struct FileTracker {
 }
 
 impl FileTracker {
+    /// The file at `path`, shared with the segments already reading it
+    /// (two first loads of one table track the same files).
     pub(crate) fn track(self: &Arc<Self>, path: PathBuf, schema: SchemaRef) -> Arc<SegmentFile> {
-        let file = Arc::new(SegmentFile { path: path.clone(), schema, tracker: Arc::clone(self) });
         let mut open = self.open.lock();
+        if let Some(live) = open.get(&path).and_then(Weak::upgrade) {
+            return live;
+        }
         open.retain(|_, f| f.strong_count() > 0);
+        let file = Arc::new(SegmentFile { path: path.clone(), schema, tracker: Arc::clone(self) });
         open.insert(path, Arc::downgrade(&file));
         file
     }
@@ -129,6 +134,11 @@ impl FileTracker {
 
     pub(crate) fn damage(&self) -> Option<String> {
         self.damage.lock().clone()
+    }
+
+    /// Forgets damage found: the files it was in are gone.
+    pub(crate) fn clear_damage(&self) {
+        *self.damage.lock() = None;
     }
 }
 
@@ -206,7 +216,7 @@ pub(crate) fn read_index(path: &Path, schema: &SchemaRef) -> Result<SegmentIndex
 
 /// Reads the table's columns of the segment file at `path`, which holds
 /// `rows` rows.
-fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
+pub(crate) fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
     let all = read(path, open(path, schema)?, 0..schema.fields().len(), Some(rows))?;
     Ok(RecordBatch::try_new(Arc::clone(schema), all.columns().to_vec())?)
 }

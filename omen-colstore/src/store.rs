@@ -141,6 +141,7 @@ impl ColumnStore {
         self.tables.write().clear();
         self.durable.store(0, Ordering::Release);
         self.discarded.store(false, Ordering::Release);
+        self.files.clear_damage();
         if let Some(dir) = &self.options.dir {
             let empty = Manifest { watermark: 0, next_file: *next_file, tables: Vec::new() };
             empty.store(dir)?;

@@ -24,7 +24,8 @@ pub enum Error {
     #[error("column-store sync failed: {0}")]
     SyncFailed(String),
     /// A change feed has no more to give: its table was dropped or
-    /// rewritten (see [`crate::ChangeFeed::next_batch`]).
+    /// rewritten, or, in an in-memory store, it fell behind the live stream
+    /// (see [`crate::ChangeFeed::next_batch`]).
     #[error("change feed ended: {0}")]
     FeedEnded(String),
     /// The worker has been stopped (the database is closing).

@@ -159,7 +159,8 @@ impl ChangeFeed {
     /// The next batch of changes, waiting up to `timeout` for one;
     /// `Ok(None)` if none came. Fails once the table is dropped or
     /// rewritten by ALTER TABLE (whose rows the log does not hold), when
-    /// the log the feed needs was removed, and when the store closes.
+    /// the log the feed needs was removed, when an in-memory store's feed
+    /// falls behind the live stream, and when the store closes.
     pub fn next_batch(&mut self, timeout: Duration) -> Result<Option<RecordBatch>> {
         // A timeout too long to add is as good as none.
         let deadline = Instant::now().checked_add(timeout);

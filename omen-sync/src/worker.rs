@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -64,6 +64,11 @@ pub(crate) struct Shared {
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) schemas: RwLock<HashMap<TableId, (Arc<TableSchema>, SchemaRef)>>,
     stop: AtomicBool,
+    /// The newest commit when the stop was asked: the worker applies up to
+    /// it before it exits (every record up to it was already sent).
+    stop_at: AtomicU64,
+    /// Set once the worker has exited: the maintenance thread's last pass.
+    worker_exited: AtomicBool,
     /// Pauses in force ([`Syncer::pause`]).
     paused: AtomicUsize,
     pub(crate) counters: Counters,
@@ -118,6 +123,8 @@ impl Syncer {
             failure: Mutex::new(None),
             schemas: RwLock::new(HashMap::new()),
             stop: AtomicBool::new(false),
+            stop_at: AtomicU64::new(0),
+            worker_exited: AtomicBool::new(false),
             paused: AtomicUsize::new(0),
             counters: Counters::default(),
             replaying: AtomicBool::new(false),
@@ -235,11 +242,12 @@ impl Syncer {
         Ok(())
     }
 
-    /// Stops the worker once it has applied the commits sent before (not
-    /// while paused: those are left to the next start, which replays them
-    /// from the log), and writes a persistent column store a last time.
-    /// Idempotent.
+    /// Stops the worker once it has applied the commits made before the
+    /// call (not while paused: those are left to the next start, which
+    /// replays them from the log), then writes a persistent column store a
+    /// last time. Idempotent.
     pub fn stop(&self) {
+        self.shared.stop_at.store(self.shared.rows.current_ts(), Ordering::Release);
         self.shared.stop.store(true, Ordering::Release);
         self.shared.watermark.send_modify(|_| {});
         for thread in [self.worker.lock().take(), self.persister.lock().take()].into_iter().flatten() {
@@ -288,6 +296,7 @@ impl Drop for CloseOnExit<'_> {
     fn drop(&mut self) {
         self.0.inbox.lock().close();
         self.0.stop.store(true, Ordering::Release);
+        self.0.worker_exited.store(true, Ordering::Release);
         self.0.watermark.send_modify(|_| {});
     }
 }
@@ -298,9 +307,13 @@ fn run(shared: &Shared, records: &Receiver<Arc<ChangeRecord>>, woken: &Receiver<
     let _close = CloseOnExit(shared);
     let mut batch: Vec<Arc<ChangeRecord>> = Vec::with_capacity(max_batch);
     loop {
-        // Stopping, it first applies what was sent before: the last
-        // persist then covers every commit made before the stop.
+        // Stopping, it first applies the commits made before the stop (not
+        // those after, which could keep it busy for ever): the last persist
+        // then covers them.
         let stopping = shared.stop.load(Ordering::Acquire);
+        if stopping && *shared.watermark.borrow() >= shared.stop_at.load(Ordering::Acquire) {
+            break;
+        }
         let (taken, closed) = {
             let mut inbox = shared.inbox.lock();
             // Under the lock: see `Syncer::pause`.
@@ -439,7 +452,8 @@ fn resume(rows: &Store, shared: &Shared) -> Result<Option<Ts>> {
 /// See [`Syncer::compact`].
 fn compact_tables(shared: &Shared, all: bool) -> Result<usize> {
     let mut horizon = shared.rows.oldest_snapshot().min(*shared.watermark.borrow());
-    if shared.cols.is_persistent() {
+    // Files given up after damage need no exact state at the watermark.
+    if shared.cols.is_persistent() && shared.cols.damage().is_none() {
         horizon = horizon.min(shared.cols.durable_watermark());
     }
     let mut dropped = 0;
@@ -465,7 +479,9 @@ fn maintain_in_background(shared: &Shared, hold: Option<omen_rowstore::LogHold>,
     let mut failures = 0;
     loop {
         std::thread::park_timeout(every);
-        let stopping = shared.stop.load(Ordering::Acquire);
+        // The last pass comes once the worker has exited (`stop` wakes this
+        // thread after joining it), so it writes what the worker applied.
+        let stopping = shared.worker_exited.load(Ordering::Acquire);
         if shared.failure.lock().is_some() {
             return;
         }

@@ -210,22 +210,26 @@ fn snapshots_wait_for_sync_past_what_it_holds_or_across_ddl() {
     for k in 4..8 {
         put(&rows, t, k, "y");
     }
-    // Two of those stay in the channel: the snapshot waits for sync.
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
+    // Two of those stay in the channel: the snapshot waits for sync, which
+    // goes on once the snapshot is seen waiting.
+    let resume_when_waited = |paused: omen_sync::SyncPause, waited: u64| {
+        let sync = &sync;
+        move || {
+            while sync.metrics().waited < waited {
+                std::thread::yield_now();
+            }
             drop(paused);
-        });
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(resume_when_waited(paused, 1));
         check(&sync, 1, 1);
     });
     let paused = sync.pause();
     rows.create_table(schema("u")).unwrap();
     put(&rows, t, 9, "z");
     std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            drop(paused);
-        });
+        s.spawn(resume_when_waited(paused, 2));
         check(&sync, 1, 2);
     });
 }
@@ -294,10 +298,16 @@ fn commits_held_back_by_sync_go_on_once_it_stops() {
     while rows.current_ts() < 2 {
         std::thread::yield_now();
     }
-    sync.stop();
-    writer.join().unwrap();
-    drop(paused);
-    rows.close().unwrap();
+    // A regression would hang: wait for the outcome on another thread.
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        sync.stop();
+        writer.join().unwrap();
+        drop(paused);
+        rows.close().unwrap();
+        done.send(()).unwrap();
+    });
+    outcome.recv_timeout(std::time::Duration::from_secs(60)).expect("stopping sync released the blocked commits");
 }
 
 #[test]

@@ -31,14 +31,9 @@ fn decode(batch: &RecordBatch) -> Vec<Change> {
         .collect()
 }
 
-/// Everything the feed has until it stays quiet for a moment.
-fn drain(feed: &mut ChangeFeed) -> Vec<Change> {
-    let mut out = Vec::new();
-    while let Some(batch) = feed.next_batch(Duration::from_millis(50)).unwrap() {
-        assert_eq!(batch.schema(), feed.schema());
-        out.extend(decode(&batch));
-    }
-    out
+/// Everything the feed has up to the newest commit.
+fn drain(feed: &mut ChangeFeed, rows: &Store) -> Vec<Change> {
+    read_until(feed, rows, || true)
 }
 
 /// Commits a random history to `t` (and noise to `other`), returning the
@@ -116,7 +111,7 @@ fn a_feed_gives_exactly_the_committed_changes_from_any_start() {
     rows.alter_table("other", &[Alteration::AddColumn(ColumnDef::new("w", DataType::Int64))]).unwrap();
     let (other, _) = rows.table("other").unwrap();
     expected.extend(history(&rows, t, other, &mut live, 40, 11));
-    assert_eq!(drain(&mut early), expected);
+    assert_eq!(drain(&mut early, &rows), expected);
     assert_eq!(early.position(), rows.current_ts());
 
     // From every timestamp on, in batches of every size.
@@ -125,7 +120,7 @@ fn a_feed_gives_exactly_the_committed_changes_from_any_start() {
         let options = ChangeFeedOptions { batch_rows: 1 + i % 5, read_ahead_rows: 1 + i % 7, ..ChangeFeedOptions::default() };
         let mut feed = ChangeFeed::open(&rows, "t", Some(after), options).unwrap();
         let want: Vec<Change> = expected.iter().filter(|c| c.1 > after).cloned().collect();
-        assert_eq!(drain(&mut feed), want, "after {after}");
+        assert_eq!(drain(&mut feed, &rows), want, "after {after}");
     }
 }
 
@@ -142,18 +137,18 @@ fn a_feed_follows_live_commits_and_catches_up_when_it_falls_behind() {
     assert!(feed.next_batch(Duration::from_millis(10)).unwrap().is_none());
     let mut live = HashSet::new();
     let mut expected = history(&rows, t, other, &mut live, 5, 3);
-    assert_eq!(drain(&mut feed), expected);
+    assert_eq!(drain(&mut feed, &rows), expected);
     // Far behind the live stream: the rest comes from the log.
     let more = history(&rows, t, other, &mut live, 200, 5);
     rows.checkpoint().unwrap();
-    assert_eq!(drain(&mut feed), more);
+    assert_eq!(drain(&mut feed, &rows), more);
     expected.extend(more);
     // Live again, reading while a writer commits on another thread.
     let writer = {
         let rows = rows.clone();
         std::thread::spawn(move || history(&rows, t, other, &mut live, 100, 9))
     };
-    let got = read_until(&mut feed, || writer.is_finished());
+    let got = read_until(&mut feed, &rows, || writer.is_finished());
     assert_eq!(got, writer.join().unwrap());
     // No deadline at all, then a closed store.
     let mut txn = rows.begin().unwrap();
@@ -164,16 +159,23 @@ fn a_feed_follows_live_commits_and_catches_up_when_it_falls_behind() {
     assert!(matches!(feed.next_batch(Duration::MAX), Err(Error::Row(omen_rowstore::Error::Closed))));
 }
 
-/// What the feed gives until `done` and then a quiet moment; fails the
-/// test past a minute instead of hanging.
-fn read_until(feed: &mut ChangeFeed, done: impl Fn() -> bool) -> Vec<Change> {
+/// What the feed gives until `done` and it has given the newest commit;
+/// each batch's commits must be visible when it comes. Fails the test past
+/// a minute instead of hanging.
+fn read_until(feed: &mut ChangeFeed, rows: &Store, done: impl Fn() -> bool) -> Vec<Change> {
     let started = std::time::Instant::now();
     let mut got = Vec::new();
     loop {
         let finished = done();
-        match feed.next_batch(Duration::from_millis(100)).unwrap() {
-            Some(batch) => got.extend(decode(&batch)),
-            None if finished => return got,
+        match feed.next_batch(Duration::from_millis(50)).unwrap() {
+            Some(batch) => {
+                assert_eq!(batch.schema(), feed.schema());
+                let changes = decode(&batch);
+                let visible = rows.current_ts();
+                assert!(changes.iter().all(|c| c.1 <= visible), "a commit given before it was visible");
+                got.extend(changes);
+            }
+            None if finished && feed.position() >= rows.current_ts() => return got,
             None => {}
         }
         assert!(started.elapsed() < Duration::from_secs(60), "the feed stalled after {} changes", got.len());
@@ -201,21 +203,13 @@ fn feeds_read_alongside_durable_writers_miss_nothing_and_give_only_visible_commi
         })
         .collect();
     let done = || writers.iter().all(|w| w.is_finished());
-    let mut seen = 0;
-    let mut check_visible = |got: &[Change]| {
-        for c in &got[seen..] {
-            assert!(c.1 <= rows.current_ts(), "commit {} given before it was visible", c.1);
-        }
-        seen = got.len();
-    };
-    let got = read_until(&mut from_now, done);
-    check_visible(&got);
-    let also = read_until(&mut from_ts, done);
+    let got = read_until(&mut from_now, &rows, done);
+    let also = read_until(&mut from_ts, &rows, done);
     let mut expected: Vec<Change> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
     expected.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
     assert_eq!(got, expected);
     assert_eq!(also, expected);
-    assert!(from_now.position() <= rows.current_ts() && from_ts.position() == from_now.position());
+    assert_eq!((from_now.position(), from_ts.position()), (rows.current_ts(), rows.current_ts()));
 }
 
 #[test]
@@ -276,14 +270,14 @@ fn a_feed_refuses_what_the_log_no_longer_holds() {
     assert!(feed.next_batch(Duration::from_millis(10)).unwrap().is_none());
     let mut live = HashSet::new();
     let expected = history(&rows, t, other, &mut live, 3, 19);
-    assert_eq!(drain(&mut feed), expected);
+    assert_eq!(drain(&mut feed, &rows), expected);
     let err = ChangeFeed::open(&rows, "t", Some(1), ChangeFeedOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Row(omen_rowstore::Error::LogTrimmed { .. })), "{err}");
     // From the newest commit, even with commits between reading it and
     // opening (none here): nothing to read from a log.
     let mut from_newest = ChangeFeed::open(&rows, "t", Some(rows.current_ts()), ChangeFeedOptions::default()).unwrap();
     let more = history(&rows, t, other, &mut live, 20, 23);
-    assert_eq!(drain(&mut from_newest), more);
+    assert_eq!(drain(&mut from_newest, &rows), more);
     let err = drain_err(&mut feed);
     assert!(matches!(&err, Error::FeedEnded(m) if m.contains("in-memory")), "{err}");
 }
