@@ -101,9 +101,15 @@ impl Subscription {
         }
     }
 
-    /// The next record if one is waiting.
-    pub fn try_recv(&self) -> Option<Arc<ChangeRecord>> {
-        self.rx.try_recv().ok()
+    /// The next record if one is waiting: `Ok(None)` if none is,
+    /// `Err(Closed)` as [`Subscription::recv_timeout`] gives it. Reads no
+    /// clock, for draining on a hot path.
+    pub fn try_recv(&self) -> Result<Option<Arc<ChangeRecord>>, crate::Error> {
+        match self.rx.try_recv() {
+            Ok(r) => Ok(Some(r)),
+            Err(crossbeam_channel::TryRecvError::Empty) => Ok(None),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Err(crate::Error::Closed),
+        }
     }
 
     /// The channel itself, for a reader that waits on it together with

@@ -12,11 +12,13 @@
 //! catch-up's end). Three loads of each, medians.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use omen_colstore::ColumnStore;
-use omen_rowstore::{ColumnDef, DataType, Durability, Store, StoreOptions, TableSchema, Value};
+use omen_rowstore::{Durability, Store, StoreOptions, Value};
 use omen_sync::{SyncOptions, Syncer};
 
 const TXN_ROWS: i64 = 10_000;
@@ -31,18 +33,7 @@ fn load(n: i64, sync: bool) -> Load {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let store =
         Store::open(StoreOptions { dir: Some(dir.path().to_path_buf()), durability: Durability::Full, ..StoreOptions::default() }).unwrap();
-    let (t, _) = store
-        .create_table(TableSchema {
-            name: "t".into(),
-            columns: vec![
-                ColumnDef::new("id", DataType::Int64).not_null(),
-                ColumnDef::new("a", DataType::Int64),
-                ColumnDef::new("b", DataType::Int64),
-                ColumnDef::new("c", DataType::Text),
-            ],
-            primary_key: vec![0],
-        })
-        .unwrap();
+    let (t, _) = store.create_table(common::schema("t")).unwrap();
     let syncer = sync.then(|| Syncer::start(store.clone(), Arc::new(ColumnStore::new()), SyncOptions::default()).unwrap());
     let started = Instant::now();
     let mut last = 0;

@@ -18,6 +18,8 @@
 //! counted as stale: the target is none).
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, Int64Array};
 use omen_colstore::{ColumnStore, ColumnStoreOptions};
-use omen_rowstore::{ColumnDef, DataType, Durability, Store, StoreOptions, TableId, TableSchema, Value};
+use omen_rowstore::{Durability, Store, StoreOptions, TableId, Value};
 use omen_sync::{SyncOptions, Syncer};
 
 const ROWS: i64 = 100_000;
@@ -54,19 +56,6 @@ struct Run {
     stale: u64,
 }
 
-fn schema(name: &str) -> TableSchema {
-    TableSchema {
-        name: name.into(),
-        columns: vec![
-            ColumnDef::new("id", DataType::Int64).not_null(),
-            ColumnDef::new("a", DataType::Int64),
-            ColumnDef::new("b", DataType::Int64),
-            ColumnDef::new("c", DataType::Text),
-        ],
-        primary_key: vec![0],
-    }
-}
-
 fn row(id: i64, x: u64) -> Vec<Value> {
     vec![Value::Int64(id), Value::Int64(x as i64), Value::Int64((x >> 7) as i64), Value::Text(format!("{x:020}"))]
 }
@@ -80,8 +69,8 @@ fn next(x: &mut u64) -> u64 {
 
 fn load(dir: &Path) -> (Store, TableId, TableId) {
     let store = Store::open(StoreOptions { dir: Some(dir.join("rows")), durability: Durability::Full, ..StoreOptions::default() }).unwrap();
-    let (t, _) = store.create_table(schema("t")).unwrap();
-    let (probe, _) = store.create_table(schema("probe")).unwrap();
+    let (t, _) = store.create_table(common::schema("t")).unwrap();
+    let (probe, _) = store.create_table(common::schema("probe")).unwrap();
     for chunk in 0..ROWS / 1000 {
         let mut txn = store.begin().unwrap();
         for id in chunk * 1000..(chunk + 1) * 1000 {

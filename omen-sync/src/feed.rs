@@ -186,27 +186,21 @@ impl ChangeFeed {
                         std::thread::sleep(NAP.min(left));
                     }
                 }
-                // Nothing waits: wait for the stream.
-                Some(live) if self.buffer.is_empty() => match live.recv_timeout(left) {
-                    Ok(Some(record)) => {
-                        self.take(&record);
-                        self.receive_waiting();
+                // With nothing waiting, wait for the stream; with a commit
+                // that is not visible yet (its sync under way), look and nap.
+                Some(live) => {
+                    let waiting = !self.buffer.is_empty();
+                    match live.recv_timeout(if waiting { Duration::ZERO } else { left }) {
+                        Ok(Some(record)) => {
+                            self.take(&record);
+                            self.receive_waiting();
+                        }
+                        Ok(None) if waiting && !left.is_zero() => std::thread::sleep(NAP.min(left)),
+                        Ok(None) => {}
+                        Err(_) if live.fell_behind() => self.live = None,
+                        Err(e) => return Err(e.into()),
                     }
-                    Ok(None) => {}
-                    Err(_) if live.fell_behind() => self.live = None,
-                    Err(e) => return Err(e.into()),
-                },
-                // A commit that is not visible yet: its sync is under way.
-                Some(live) => match live.recv_timeout(Duration::ZERO) {
-                    Ok(Some(record)) => {
-                        self.take(&record);
-                        self.receive_waiting();
-                    }
-                    Ok(None) if !left.is_zero() => std::thread::sleep(NAP.min(left)),
-                    Ok(None) => {}
-                    Err(_) if live.fell_behind() => self.live = None,
-                    Err(e) => return Err(e.into()),
-                },
+                }
             }
             let deliverable = self.buffer.front().is_some_and(|(ts, _)| *ts <= self.rows.current_ts());
             if !deliverable && remaining(Instant::now()).is_zero() {
@@ -218,7 +212,7 @@ impl ChangeFeed {
     /// Takes what waits in the live stream, up to a batch.
     fn receive_waiting(&mut self) {
         while self.buffered_rows < self.options.batch_rows
-            && let Some(record) = self.live.as_ref().and_then(Subscription::try_recv)
+            && let Some(Ok(Some(record))) = self.live.as_ref().map(Subscription::try_recv)
         {
             self.take(&record);
         }

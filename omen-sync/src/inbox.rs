@@ -48,8 +48,7 @@ impl Inbox {
         let Some(sub) = &self.sub else { return (0, true) };
         let mut moved = 0;
         while self.records.len() < self.limit {
-            // A zero timeout tells an empty channel from a closed one.
-            match sub.recv_timeout(std::time::Duration::ZERO) {
+            match sub.try_recv() {
                 Ok(Some(r)) => self.records.push_back(r),
                 Ok(None) => return (moved, false),
                 Err(_) => return (moved, true),

@@ -100,7 +100,7 @@ fn old_snapshots_are_refused_and_the_change_stream_sees_the_rewrite() {
     assert!(matches!(reader.get(old, &omen_rowstore::encode_key(&[Value::Int64(1)], &[0])), Err(Error::UnknownTable(_))));
 
     let (new, _) = store.table("items").unwrap();
-    let records: Vec<_> = std::iter::from_fn(|| changes.try_recv()).collect();
+    let records: Vec<_> = std::iter::from_fn(|| changes.try_recv().unwrap()).collect();
     assert_eq!(records.len(), 3);
     assert!(records.windows(2).all(|w| w[0].ts < w[1].ts));
     assert_eq!(records[2].ts, store.current_ts());

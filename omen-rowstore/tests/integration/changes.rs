@@ -41,7 +41,7 @@ fn commits_arrive_in_order_with_their_ops() {
     assert_eq!(ops(&r2.change), vec![(ChangeOp::Update, key(1), Some(row(1, 11))), (ChangeOp::Delete, key(2), None)]);
     let r3 = sub.recv_timeout(wait).unwrap().unwrap();
     assert_eq!(ops(&r3.change), vec![]);
-    assert!(sub.try_recv().is_none());
+    assert!(sub.try_recv().unwrap().is_none());
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn the_log_replays_the_stream_a_subscriber_received() {
         }
     }
     let mut live = Vec::new();
-    while let Some(r) = sub.try_recv() {
+    while let Some(r) = sub.try_recv().unwrap() {
         live.push((r.ts, r.change.clone()));
     }
     assert!(live.len() > 300, "{} records", live.len());
