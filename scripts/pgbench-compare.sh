@@ -35,31 +35,18 @@ scale=${1:-10}
 secs=${2:-30}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/omendb-pgbench.XXXXXX)
-chmod 1777 "$work"  # PostgreSQL runs as its own user: its log and socket go here
 pg_port=5544
 omen_port=5433
 
-pgbin=
-for d in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
-  if [ -x "$d/postgres" ]; then pgbin=$d; break; fi
-done
-if ! command -v pgbench >/dev/null || [ -z "$pgbin" ]; then
-  echo "installing PostgreSQL 15 and pgbench (apt)" >&2
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 >&2
-  pgbin=/usr/lib/postgresql/15/bin
-fi
+. "$here/scripts/postgres-lib.sh"
+pg_find
 
 cleanup() {
   [ -n "${omen_pid:-}" ] && kill "$omen_pid" 2>/dev/null && wait "$omen_pid" 2>/dev/null || true
-  [ -d "$work/pgdata" ] && as_pg "$pgbin/pg_ctl" -D "$work/pgdata" -m fast stop >/dev/null 2>&1 || true
+  pg_stop "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-# PostgreSQL refuses to run as root.
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 # run NAME PORT ARGS...: one pgbench run; prints "tps p50_us failed p99_us".
 run() {
@@ -133,11 +120,7 @@ wait "$omen_pid" 2>/dev/null || true
 omen_pid=
 
 if [ -z "${OMENDB_ONLY:-}" ]; then
-  mkdir -p "$work/pgdata"
-  chown postgres "$work/pgdata" 2>/dev/null || true
-  as_pg "$pgbin/initdb" -D "$work/pgdata" -U postgres -A trust >/dev/null
-  as_pg "$pgbin/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w -o \
-    "-p $pg_port -k $work -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c shared_buffers=1GB -c max_connections=100" start >/dev/null
+  pg_start "$work" "$pg_port" "-c fsync=on -c synchronous_commit=on -c shared_buffers=1GB -c max_connections=100"
   echo "PostgreSQL: pgbench -s $scale, $secs s per run" >&2
   pg=$(suite postgres "$pg_port")
 else
