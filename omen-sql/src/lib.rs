@@ -160,6 +160,7 @@ mod query;
 mod rowexpr;
 mod session;
 mod settings;
+mod source;
 
 pub use access::AccessStats;
 pub use copy::CopyIn;

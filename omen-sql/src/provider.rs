@@ -16,6 +16,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use omen_rowstore::{KeyedRows, TableId, TableSchema, Value};
 use omen_sync::HtapSnapshot;
 
+use crate::source::SnapshotSource;
+
 /// The snapshots one execution of a statement reads, by table. Set as an
 /// extension of the session config that physical planning runs with, so a
 /// plan made once (a prepared statement) reads a new snapshot each time.
@@ -131,7 +133,8 @@ impl TableProvider for SnapshotTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if let Some(batch) = &self.probed {
-            return Ok(MemorySourceConfig::try_new_exec(&[vec![batch.clone()]], Arc::clone(&self.schema), projection.cloned())?);
+            let batches = MemorySourceConfig::try_new(&[vec![batch.clone()]], Arc::clone(&self.schema), projection.cloned())?;
+            return Ok(SnapshotSource::exec(batches));
         }
         let snapshots = state
             .config()
@@ -163,6 +166,6 @@ impl TableProvider for SnapshotTable {
         for (i, b) in batches.into_iter().enumerate() {
             partitions[i % n].push(b);
         }
-        Ok(MemorySourceConfig::try_new_exec(&partitions, scanned, Some(order))?)
+        Ok(SnapshotSource::exec(MemorySourceConfig::try_new(&partitions, scanned, Some(order))?))
     }
 }
