@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, ScalarValue, Statistics};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
@@ -71,32 +71,35 @@ impl SnapshotSource {
     }
 }
 
-/// Whether `expr` holds a dynamic filter (its value changes as the query
-/// runs) rather than being a predicate of the query text.
+/// Whether `expr` is a dynamic filter (its value changes as the query
+/// runs) rather than a predicate of the query text. Only a filter that is
+/// one as a whole is taken: a static conjunct holding one must still be
+/// applied exactly, by the plan above.
 fn is_dynamic(expr: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut dynamic = false;
-    // The walk's closure never fails.
-    let _ = expr.apply(|e| {
-        dynamic = e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
-        Ok(if dynamic { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
-    });
-    dynamic
+    expr.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()
 }
 
-/// `batch` without the rows some filter rejects.
-fn apply(filters: &[Arc<dyn PhysicalExpr>], mut batch: RecordBatch) -> Result<RecordBatch> {
+/// `batch` without the rows some filter rejects, and whether any filter
+/// judged rows (a dynamic filter not yet set is `true` and judges none).
+fn apply(filters: &[Arc<dyn PhysicalExpr>], mut batch: RecordBatch) -> Result<(RecordBatch, bool)> {
+    let mut judged = false;
     for filter in filters {
         if batch.num_rows() == 0 {
             break;
         }
         batch = match filter.evaluate(&batch)? {
-            // A dynamic filter not yet set is `true`: no array to build.
             ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))) => batch,
-            ColumnarValue::Scalar(_) => batch.slice(0, 0),
-            ColumnarValue::Array(mask) => filter_record_batch(&batch, mask.as_boolean())?,
+            ColumnarValue::Scalar(_) => {
+                judged = true;
+                batch.slice(0, 0)
+            }
+            ColumnarValue::Array(mask) => {
+                judged = true;
+                filter_record_batch(&batch, mask.as_boolean())?
+            }
         };
     }
-    Ok(batch)
+    Ok((batch, judged))
 }
 
 /// One stream's filtering: whether its dynamic filters pay, as last
@@ -120,10 +123,11 @@ impl Filtering {
             return Ok(batch);
         }
         self.skipped = 0;
-        let before = apply(&self.before, batch)?;
+        let (before, _) = apply(&self.before, batch)?;
         let reached = before.num_rows();
-        let kept = apply(&self.dynamic, before)?;
-        if reached > 0 {
+        let (kept, judged) = apply(&self.dynamic, before)?;
+        // A filter not set yet says nothing of what it will keep.
+        if judged {
             self.paying = kept.num_rows() as f64 <= KEEP_LIMIT * reached as f64;
         }
         Ok(kept)
@@ -257,13 +261,18 @@ mod tests {
     use datafusion::physical_expr::expressions::{BinaryExpr, Column, lit};
     use futures::TryStreamExt;
 
-    fn source(fetch: Option<usize>) -> SnapshotSource {
+    /// Column `a` holding 0..25 * `n`, in batches of 25.
+    fn batches(n: i64, fetch: Option<usize>) -> SnapshotSource {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
-        let batches: Vec<RecordBatch> = (0..4)
+        let batches: Vec<RecordBatch> = (0..n)
             .map(|b| RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from_iter_values(b * 25..(b + 1) * 25))]).unwrap())
             .collect();
         let memory = MemorySourceConfig::try_new(&[batches], schema, None).unwrap().with_limit(fetch);
         SnapshotSource { batches: Arc::new(memory), before: Vec::new(), dynamic: Vec::new() }
+    }
+
+    fn source(fetch: Option<usize>) -> SnapshotSource {
+        batches(4, fetch)
     }
 
     fn a_cmp(op: Operator, v: i64) -> Arc<dyn PhysicalExpr> {
@@ -313,11 +322,25 @@ mod tests {
         // A selective filter keeps being applied.
         filter.update(a_cmp(Operator::Eq, 30)).unwrap();
         assert_eq!(values(filtered.as_ref()).await, vec![30]);
+
+        // Set aside after batch 0, the filter is tried again at batch 16
+        // (rows 400..425), where it keeps little, and applied from then on.
+        let filter = dynamic(a_cmp(Operator::Lt, 401));
+        let filtered = push(&batches(20, None), vec![Arc::clone(&filter) as _]).updated_node.unwrap();
+        assert_eq!(values(filtered.as_ref()).await, (0..401).collect::<Vec<_>>());
+        // A filter not yet set judges nothing: it is applied once set.
+        let filter = dynamic(lit(true));
+        let filtered = push(&source(None), vec![Arc::clone(&filter) as _]).updated_node.unwrap();
+        let mut stream = filtered.open(0, Arc::new(TaskContext::default())).unwrap();
+        assert_eq!(stream.try_next().await.unwrap().unwrap().num_rows(), 25);
+        filter.update(a_cmp(Operator::Eq, 60)).unwrap();
+        let rest: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+        assert_eq!(rest.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
     }
 
     #[tokio::test]
     async fn static_filters_stay_above_and_run_first_in_the_scan() {
-        let filter = dynamic(a_cmp(Operator::Lt, 60));
+        let filter = dynamic(a_cmp(Operator::Lt, 52));
         let source = source(None);
         let result = push(&source, vec![a_cmp(Operator::GtEq, 50)]);
         assert!(matches!(result.filters[..], [PushedDown::No]), "the FilterExec above keeps it");
@@ -326,9 +349,10 @@ mod tests {
         assert_eq!(values(with_static.as_ref()).await.len(), 100);
         let both = with_static.try_pushdown_filters(vec![Arc::clone(&filter) as _], &ConfigOptions::default()).unwrap();
         let both = both.updated_node.unwrap();
-        // Alone, `a < 60` would keep all of the first batch and be set
-        // aside; after `a >= 50` it keeps 10 of 25 and stays.
-        assert_eq!(values(both.as_ref()).await, (50..60).collect::<Vec<_>>());
+        // Alone, `a < 52` would keep all of the first batch and be set
+        // aside; after `a >= 50` it keeps 2 of 25 and stays, so the last
+        // batch (75..100) is filtered too.
+        assert_eq!(values(both.as_ref()).await, vec![50, 51]);
         // A volatile filter is never copied.
         let random: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
             datafusion::physical_expr::ScalarFunctionExpr::try_new(
@@ -371,7 +395,7 @@ mod tests {
             stream.try_collect().await.unwrap()
         }
         let query = "SELECT count(*), sum(big.id) FROM big JOIN small ON big.k = small.k";
-        let plan: String = rows(&mut s, "EXPLAIN SELECT count(*), sum(big.id) FROM big JOIN small ON big.k = small.k")
+        let plan: String = rows(&mut s, &format!("EXPLAIN ANALYZE {query}"))
             .await
             .iter()
             .flat_map(|b| {
@@ -379,6 +403,9 @@ mod tests {
             })
             .collect();
         assert!(plan.contains("dynamic_filters=[DynamicFilter"), "{plan}");
+        // The join's probe side got only the rows that match (of 5,000).
+        let join = plan.lines().find(|l| l.contains("HashJoinExec")).unwrap_or_default();
+        assert!(join.contains(" input_rows=100,"), "{plan}");
         let got = rows(&mut s, query).await;
         let want_sum: i64 = (1..=5000).filter(|v| v % 100 == 3 || v % 100 == 5).sum();
         let count = got[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
