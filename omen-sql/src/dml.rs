@@ -7,23 +7,37 @@
 //! included. OmenDB runs that input and applies the rows through the row
 //! store, so constraints, conflicts and the change stream work as for any
 //! other write.
+//!
+//! `UPDATE ... FROM` and `DELETE ... USING` (which DataFusion does not plan)
+//! become a query OmenDB writes itself: the target joined with the other
+//! tables, giving every column as the row will be (the new values cast to
+//! the column types) and the key. A target row that joins several rows is
+//! changed once, with the values of the first, as PostgreSQL does.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use arrow::array::{Array, BinaryArray, RecordBatch};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::{Column, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{DmlStatement, Expr as DfExpr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
-use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, FromTable, ObjectName, OnInsert, SelectItem, Statement as SqlStatement, TableFactor, TableObject,
-    TableWithJoins,
+    Assignment, AssignmentTarget, Expr as SqlExpr, FromTable, ObjectName, OnInsert, SelectItem, Statement as SqlStatement, TableFactor,
+    TableObject, TableWithJoins, UpdateTableFromKind,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use futures::TryStreamExt;
 use omen_rowstore::{TableSchema, Transaction, Value};
 use omen_sync::convert::array_to_values;
 
 use crate::conflict::OnConflict;
+use crate::ddl::normalize_ident;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::provider::SnapshotTable;
 use crate::query::{self, Plan, TableRef};
 use crate::rowexpr::RowExprs;
 use crate::session::Output;
@@ -55,6 +69,19 @@ pub(crate) struct Target {
     pub(crate) alias: Option<String>,
     pub(crate) returning: Option<Vec<SelectItem>>,
     pub(crate) on_conflict: Option<OnInsert>,
+    /// UPDATE ... FROM, DELETE ... USING: what the write's query joins.
+    pub(crate) joined: Option<Joined>,
+}
+
+/// The clauses of an UPDATE ... FROM or DELETE ... USING.
+pub(crate) struct Joined {
+    /// The target as written (with its alias).
+    target: TableWithJoins,
+    /// The other tables (FROM or USING).
+    tables: Vec<TableWithJoins>,
+    selection: Option<SqlExpr>,
+    /// UPDATE's SET; empty for DELETE.
+    assignments: Vec<Assignment>,
 }
 
 /// The kind and target table of a DML statement, after refusing what this
@@ -78,21 +105,31 @@ pub(crate) fn target(statement: &mut SqlStatement) -> Result<Option<Target>> {
                     alias: insert.table_alias.take().map(|a| a.alias.to_string()),
                     returning: insert.returning.take(),
                     on_conflict: insert.on.take(),
+                    joined: None,
                 },
                 other => return Err(Error::Unsupported(format!("INSERT INTO {other}"))),
             }
         }
         SqlStatement::Update(update) => {
-            if update.from.is_some() {
-                return Err(Error::Unsupported("UPDATE ... FROM".into()));
-            }
             check_assignments(&update.assignments)?;
             let (table, alias) = table_name(&update.table)?;
-            Target { kind: Kind::Update, table, alias, returning: update.returning.take(), on_conflict: None }
+            let joined = match update.from.take() {
+                Some(UpdateTableFromKind::AfterSet(tables)) => Some(Joined {
+                    target: update.table.clone(),
+                    tables,
+                    selection: update.selection.take(),
+                    assignments: std::mem::take(&mut update.assignments),
+                }),
+                Some(UpdateTableFromKind::BeforeSet(_)) => {
+                    return Err(Error::Unsupported("UPDATE FROM ... SET (FROM goes after SET)".into()));
+                }
+                None => None,
+            };
+            Target { kind: Kind::Update, table, alias, returning: update.returning.take(), on_conflict: None, joined }
         }
         SqlStatement::Delete(delete) => {
-            if delete.using.is_some() || !delete.tables.is_empty() {
-                return Err(Error::Unsupported("DELETE ... USING".into()));
+            if !delete.tables.is_empty() {
+                return Err(Error::Unsupported("DELETE naming tables before FROM (use DELETE FROM t USING ...)".into()));
             }
             if delete.limit.is_some() || !delete.order_by.is_empty() {
                 return Err(Error::Unsupported("DELETE ... ORDER BY / LIMIT".into()));
@@ -103,7 +140,15 @@ pub(crate) fn target(statement: &mut SqlStatement) -> Result<Option<Target>> {
                     _ => return Err(Error::Unsupported("DELETE from several tables".into())),
                 },
             };
-            Target { kind: Kind::Delete, table, alias, returning: delete.returning.take(), on_conflict: None }
+            let joined = delete.using.take().map(|tables| Joined {
+                target: match &delete.from {
+                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t[0].clone(),
+                },
+                tables,
+                selection: delete.selection.take(),
+                assignments: Vec::new(),
+            });
+            Target { kind: Kind::Delete, table, alias, returning: delete.returning.take(), on_conflict: None, joined }
         }
         _ => return Ok(None),
     }))
@@ -117,6 +162,8 @@ pub(crate) struct Write {
     pub(crate) target: TableRef,
     returning: Option<RowExprs>,
     on_conflict: Option<OnConflict>,
+    /// A join may give a target row more than once: change it once.
+    once_per_row: bool,
 }
 
 impl Write {
@@ -125,7 +172,11 @@ impl Write {
         let reference = object_name_to_table_reference(spec.table, true)?;
         let target = query::lookup(engine, reference.schema(), reference.table())?;
         let with_keys = (spec.kind != Kind::Insert).then_some(target.id);
-        let plan = query::plan(engine, DfStatement::Statement(Box::new(statement)), with_keys).await?;
+        let once_per_row = spec.joined.is_some();
+        let plan = match &spec.joined {
+            Some(joined) => joined.plan(engine, &target, spec.kind).await?,
+            None => query::plan(engine, DfStatement::Statement(Box::new(statement)), with_keys).await?,
+        };
         let alias = spec.alias.unwrap_or_else(|| crate::rowexpr::quote(&target.name));
         let returning = match &spec.returning {
             Some(items) => {
@@ -138,7 +189,7 @@ impl Write {
             Some(on) => Some(OnConflict::compile(engine, &target, &alias, on).await?),
             None => None,
         };
-        Ok(Self { kind: spec.kind, plan, target, returning, on_conflict })
+        Ok(Self { kind: spec.kind, plan, target, returning, on_conflict, once_per_row })
     }
 
     /// Every plan whose `$n` parameters the write binds: its own, RETURNING's
@@ -174,6 +225,8 @@ impl Write {
         let keep = self.returning.is_some();
         let mut written: Vec<Vec<Value>> = Vec::new();
         let mut n = 0;
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut first = |key: &[u8]| !self.once_per_row || seen.insert(key.to_vec());
         for batch in &rows {
             match self.kind {
                 Kind::Insert => {
@@ -195,7 +248,7 @@ impl Write {
                     let keys = key_column(batch, schema)?;
                     for (i, row) in batch_rows(batch, schema)?.into_iter().enumerate() {
                         let copy = keep.then(|| row.clone());
-                        if txn.update(id, keys.value(i), row)? {
+                        if first(keys.value(i)) && txn.update(id, keys.value(i), row)? {
                             written.extend(copy);
                             n += 1;
                         }
@@ -205,7 +258,7 @@ impl Write {
                     let keys = key_column(batch, schema)?;
                     let old = if keep { batch_rows(batch, schema)? } else { Vec::new() };
                     for i in 0..keys.len() {
-                        if txn.delete(id, keys.value(i))? {
+                        if first(keys.value(i)) && txn.delete(id, keys.value(i))? {
                             written.extend(old.get(i).cloned());
                             n += 1;
                         }
@@ -219,6 +272,64 @@ impl Write {
         let batch = returning.bind(engine, params)?.evaluate(&rows)?;
         let stream = MemoryStream::try_new(vec![batch.clone()], batch.schema(), None)?;
         Ok(Output::Rows { tag, stream: Box::pin(stream) })
+    }
+}
+
+impl Joined {
+    /// The write's input: a query of the target joined with the other
+    /// tables, giving the target's columns as they will be written, then its
+    /// key; wrapped as the DML statement DataFusion would have made.
+    async fn plan(&self, engine: &Engine, target: &TableRef, kind: Kind) -> Result<Plan> {
+        let name = match &self.target.relation {
+            TableFactor::Table { alias: Some(alias), .. } => crate::rowexpr::quote(&normalize_ident(alias.name.clone())),
+            _ => crate::rowexpr::quote(&target.name),
+        };
+        let mut assigned: HashMap<String, &SqlExpr> = HashMap::new();
+        for a in &self.assignments {
+            let AssignmentTarget::ColumnName(column) = &a.target else { unreachable!("checked by check_assignments") };
+            let column = column.0.last().and_then(|p| p.as_ident()).map(|i| normalize_ident(i.clone())).unwrap_or_default();
+            if !target.schema.columns.iter().any(|c| c.name == column) {
+                return Err(Error::UnknownColumn(format!("{column} (of table {})", target.name)));
+            }
+            if assigned.insert(column.clone(), &a.value).is_some() {
+                return Err(Error::Plan(format!("multiple assignments to same column \"{column}\"")));
+            }
+        }
+        let mut items: Vec<String> = target
+            .schema
+            .columns
+            .iter()
+            .map(|c| match assigned.get(&c.name) {
+                Some(value) => format!("({value}) AS {}", crate::rowexpr::quote(&c.name)),
+                None => format!("{name}.{}", crate::rowexpr::quote(&c.name)),
+            })
+            .collect();
+        items.push(format!("{name}.{}", crate::rowexpr::quote(omen_colstore::KEY_COLUMN)));
+        let tables: Vec<String> = std::iter::once(&self.target).chain(&self.tables).map(ToString::to_string).collect();
+        let mut sql = format!("SELECT {} FROM {}", items.join(", "), tables.join(", "));
+        if let Some(selection) = &self.selection {
+            sql += &format!(" WHERE {selection}");
+        }
+        let statement = DFParser::parse_sql_with_dialect(&sql, &PostgreSqlDialect {})?.pop_front().ok_or_else(|| {
+            Error::Internal(format!("{} ... {}: no query", kind.tag(), if kind == Kind::Update { "FROM" } else { "USING" }))
+        })?;
+        let Plan { plan, tables } = query::plan(engine, statement, Some(target.id)).await?;
+        // Cast the new values to the column types; the key passes as it is.
+        let arrow = omen_sync::convert::arrow_schema(&target.schema);
+        let input_schema = Arc::clone(plan.schema());
+        let mut exprs = Vec::with_capacity(items.len());
+        for (i, (qualifier, field)) in input_schema.iter().enumerate() {
+            let column = DfExpr::Column(Column::from((qualifier, field)));
+            exprs.push(match arrow.fields().get(i) {
+                Some(to) => column.cast_to(to.data_type(), &input_schema)?.alias(to.name()),
+                None => column,
+            });
+        }
+        let input = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        let reference = TableReference::bare(target.name.clone());
+        let source = provider_as_source(Arc::new(SnapshotTable::new(target.id, &target.schema, true)));
+        let op = if kind == Kind::Update { WriteOp::Update } else { WriteOp::Delete };
+        Ok(Plan { plan: LogicalPlan::Dml(DmlStatement::new(reference, source, op, Arc::new(input))), tables })
     }
 }
 

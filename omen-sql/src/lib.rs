@@ -75,6 +75,10 @@
 //!   snapshot: a colliding row committed after it is a serialization
 //!   conflict (PostgreSQL's REPEATABLE READ does the same). RETURNING and
 //!   DO UPDATE expressions may not hold subqueries or aggregates.
+//! - `UPDATE t SET ... FROM other [, ...] WHERE ...` and `DELETE FROM t
+//!   USING other [, ...] WHERE ...`: a target row that joins several rows
+//!   changes once, as in PostgreSQL. Their RETURNING sees the target's
+//!   columns only (PostgreSQL also lets it name the other tables').
 //! - `TRUNCATE [TABLE] t [, ...]` deletes every row in the statement's
 //!   transaction (so ROLLBACK undoes it, as in PostgreSQL), at the cost of
 //!   a delete per row. `VACUUM` and `ANALYZE` check the tables they name
@@ -129,9 +133,8 @@
 //!   `?column?`; `names.rs`), not by DataFusion's expression names.
 //! - A plan is made against the catalog of its time: after DDL changes a
 //!   table a plan reads, the next execution plans again.
-//! - Not yet (each returns [`Error::Unsupported`] naming it): UPDATE ... FROM, DELETE ... USING, other
-//!   ALTER TABLE operations (ALTER COLUMN TYPE, constraints), SERIALIZABLE, non-constant DEFAULTs,
-//!   several statements in one call.
+//! - Not yet (each returns [`Error::Unsupported`] naming it): other ALTER TABLE operations (ALTER
+//!   COLUMN TYPE, constraints), SERIALIZABLE, non-constant DEFAULTs, several statements in one call.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
