@@ -20,7 +20,7 @@ use std::sync::Arc;
 use arrow::array::{Array, BinaryArray, RecordBatch};
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{DmlStatement, Expr as DfExpr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, WriteOp};
+use datafusion::logical_expr::{DmlStatement, Expr as DfExpr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Projection, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::planner::object_name_to_table_reference;
@@ -134,16 +134,15 @@ pub(crate) fn target(statement: &mut SqlStatement) -> Result<Option<Target>> {
             if delete.limit.is_some() || !delete.order_by.is_empty() {
                 return Err(Error::Unsupported("DELETE ... ORDER BY / LIMIT".into()));
             }
-            let (table, alias) = match &delete.from {
+            let one = match &delete.from {
                 FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => match t.as_slice() {
-                    [one] => table_name(one)?,
+                    [one] => one.clone(),
                     _ => return Err(Error::Unsupported("DELETE from several tables".into())),
                 },
             };
+            let (table, alias) = table_name(&one)?;
             let joined = delete.using.take().map(|tables| Joined {
-                target: match &delete.from {
-                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t[0].clone(),
-                },
+                target: one,
                 tables,
                 selection: delete.selection.take(),
                 assignments: Vec::new(),
@@ -286,8 +285,13 @@ impl Joined {
         };
         let mut assigned: HashMap<String, &SqlExpr> = HashMap::new();
         for a in &self.assignments {
-            let AssignmentTarget::ColumnName(column) = &a.target else { unreachable!("checked by check_assignments") };
-            let column = column.0.last().and_then(|p| p.as_ident()).map(|i| normalize_ident(i.clone())).unwrap_or_default();
+            let column = match &a.target {
+                AssignmentTarget::ColumnName(ObjectName(parts)) => match parts.as_slice() {
+                    [one] => one.as_ident().map(|i| normalize_ident(i.clone())).unwrap_or_default(),
+                    _ => return Err(Error::Internal("a qualified SET column passed check_assignments".into())),
+                },
+                AssignmentTarget::Tuple(_) => return Err(Error::Internal("SET (a, b) passed check_assignments".into())),
+            };
             if !target.schema.columns.iter().any(|c| c.name == column) {
                 return Err(Error::UnknownColumn(format!("{column} (of table {})", target.name)));
             }
@@ -314,8 +318,9 @@ impl Joined {
             Error::Internal(format!("{} ... {}: no query", kind.tag(), if kind == Kind::Update { "FROM" } else { "USING" }))
         })?;
         let Plan { plan, tables } = query::plan(engine, statement, Some(target.id)).await?;
-        // Cast the new values to the column types; the key passes as it is.
         let arrow = omen_sync::convert::arrow_schema(&target.schema);
+        let plan = type_placeholders(plan, &arrow)?;
+        // Cast the new values to the column types; the key passes as it is.
         let input_schema = Arc::clone(plan.schema());
         let mut exprs = Vec::with_capacity(items.len());
         for (i, (qualifier, field)) in input_schema.iter().enumerate() {
@@ -333,6 +338,30 @@ impl Joined {
     }
 }
 
+/// `plan` (the joined query's projection) with each `SET column = $n` given
+/// the column's type, as DataFusion's own UPDATE planning does, so a
+/// prepared statement reports it and binds values of that type.
+fn type_placeholders(plan: LogicalPlan, columns: &arrow::datatypes::Schema) -> Result<LogicalPlan> {
+    let LogicalPlan::Projection(projection) = plan else { return Ok(plan) };
+    let exprs = projection
+        .expr
+        .into_iter()
+        .zip(columns.fields().iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(e, field)| match (e, field) {
+            (DfExpr::Alias(mut alias), Some(field)) => {
+                if let DfExpr::Placeholder(p) = alias.expr.as_mut()
+                    && p.field.is_none()
+                {
+                    p.field = Some(Arc::clone(field));
+                }
+                DfExpr::Alias(alias)
+            }
+            (e, _) => e,
+        })
+        .collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(exprs, projection.input)?))
+}
+
 /// The table a DML statement targets (a plain table, no joins), and its
 /// alias if it has one.
 fn table_name(t: &TableWithJoins) -> Result<(ObjectName, Option<String>)> {
@@ -347,16 +376,24 @@ fn table_name(t: &TableWithJoins) -> Result<(ObjectName, Option<String>)> {
     }
 }
 
-/// The hidden key column cannot be assigned: it is the row's identity.
+/// What SET may name: a column of the target, unqualified (as in
+/// PostgreSQL), never the hidden key column (the row's identity); and a
+/// value, not DEFAULT.
 fn check_assignments(assignments: &[Assignment]) -> Result<()> {
     for a in assignments {
         match &a.target {
             AssignmentTarget::ColumnName(name) => {
+                if name.0.len() != 1 {
+                    return Err(Error::Plan(format!("SET {name}: name the column without a table (UPDATE ... SET column = value)")));
+                }
                 if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value == omen_colstore::KEY_COLUMN) {
                     return Err(Error::UnknownColumn(omen_colstore::KEY_COLUMN.into()));
                 }
             }
             AssignmentTarget::Tuple(_) => return Err(Error::Unsupported("UPDATE SET (a, b) = (...)".into())),
+        }
+        if matches!(&a.value, SqlExpr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default")) {
+            return Err(Error::Unsupported("UPDATE ... SET column = DEFAULT".into()));
         }
     }
     Ok(())
@@ -379,4 +416,22 @@ fn key_column<'a>(batch: &'a RecordBatch, schema: &TableSchema) -> Result<&'a Bi
         .as_any()
         .downcast_ref::<BinaryArray>()
         .ok_or_else(|| Error::Internal("DML input lacks the key column".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Engine, EngineOptions};
+    use arrow::datatypes::DataType;
+
+    #[tokio::test]
+    async fn parameters_of_update_from_take_the_types_of_what_they_meet() {
+        let engine = Engine::open(EngineOptions::default()).unwrap();
+        let mut s = engine.session();
+        s.execute("CREATE TABLE t (k INT PRIMARY KEY, v BIGINT, b BYTEA)", &[]).await.unwrap();
+        s.execute("CREATE TABLE o (k INT PRIMARY KEY, tag TEXT)", &[]).await.unwrap();
+        let update = engine.prepare("UPDATE t SET v = $1, b = $2 FROM o WHERE o.k = t.k AND o.tag = $3").await.unwrap();
+        assert_eq!(update.param_types(), [Some(DataType::Int64), Some(DataType::Binary), Some(DataType::Utf8)]);
+        let delete = engine.prepare("DELETE FROM t USING o WHERE o.k = t.k AND o.tag = $1").await.unwrap();
+        assert_eq!(delete.param_types(), [Some(DataType::Utf8)]);
+    }
 }
