@@ -18,6 +18,7 @@ pg_find() {
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 >&2
     pgbin=/usr/lib/postgresql/15/bin
   fi
+  echo "PostgreSQL: $("$pgbin/postgres" --version)" >&2
 }
 
 # PostgreSQL refuses to run as root.

@@ -4,7 +4,8 @@ Usage: tpch_duckdb_bench.py DATA_DIR QUERY_DIR SCHEMA_SQL RUNS
 
 Loads the tables into an in-memory DuckDB database (its native tables),
 runs each query once to warm up and then RUNS times, and prints one line
-per query: `qN<TAB>median seconds`.
+per query: `qN<TAB>median seconds`. OMENDB_TPCH_QUERIES (e.g. `6,7,17`;
+default all 22) picks the queries.
 """
 
 import os
@@ -24,7 +25,9 @@ def main():
             con.execute(sql)
             table = sql.split()[2]
             con.execute(f"COPY {table} FROM '{os.path.join(data, table + '.csv')}' (HEADER)")
-    for n in range(1, 23):
+    chosen = os.environ.get("OMENDB_TPCH_QUERIES")
+    numbers = [int(q.strip().lstrip("q")) for q in chosen.split(",")] if chosen else range(1, 23)
+    for n in numbers:
         sql = open(os.path.join(queries, f"q{n}.sql")).read()
         con.execute(sql).fetchall()
         times = []
