@@ -141,7 +141,13 @@ impl Engine {
         if options.memory_budget > 0 {
             runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(options.memory_budget)));
         }
-        let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime.build_arc()?).with_default_features().build();
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime.build_arc()?)
+            .with_default_features()
+            // After DataFusion's own rules (type coercion first).
+            .with_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic))
+            .build();
         let (state, pg_catalog) = crate::pg_catalog::install(state, &rows)?;
         let released = Arc::new(crate::session::Released::default());
         let signal = Arc::clone(&released);

@@ -111,6 +111,9 @@ impl Error {
             Error::LockNotAvailable(_) => "55P03",
             Error::Parameter(_) => "22023",
             Error::Execution(m) if m.contains("ivide by zero") => "22012",
+            // numeric_value_out_of_range: integer overflow (`checked.rs`) and
+            // values that do not fit the column's type.
+            Error::Execution(m) if m.contains(" out of range") || m.contains("Can't cast value") => "22003",
             Error::Execution(_) => "22000",
             Error::Unsupported(_) => "0A000",
             Error::TransactionAborted => "25P02",

@@ -275,7 +275,7 @@ impl Compiler<'_> {
                     })
                     .ok()?
                     .data;
-                self.engine.state.create_physical_expr(e, schema).ok()
+                self.engine.state.create_physical_expr(crate::checked::expr(e, schema).ok()?, schema).ok()
             })
             .collect()
     }

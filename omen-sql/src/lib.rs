@@ -68,6 +68,8 @@
 //!   cast to BYTEA takes the string's bytes (PostgreSQL parses `\x` hex;
 //!   use `decode(s, 'hex')`), and a float cast to an integer truncates
 //!   (PostgreSQL rounds).
+//! - Integer `+`, `-` and `*` fail on overflow with PostgreSQL's "bigint out
+//!   of range" (`checked.rs`; DataFusion's operators wrap around).
 //! - DML: `INSERT ... VALUES | SELECT`, `UPDATE ... SET ... WHERE`,
 //!   `DELETE ... WHERE`, with `$n` parameters; `INSERT ... ON CONFLICT
 //!   [(columns) | ON CONSTRAINT name] DO NOTHING | DO UPDATE SET ... [WHERE]`
@@ -140,6 +142,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod checked;
 mod computed;
 mod conflict;
 mod copy;

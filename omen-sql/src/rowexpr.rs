@@ -104,7 +104,10 @@ impl RowExprs {
             LogicalPlan::Projection(p) => p.expr,
             other => return Err(Error::Internal(format!("row expressions bound into {}", other.display()))),
         };
-        let exprs = exprs.into_iter().map(|e| Ok(engine.state.create_physical_expr(e, &self.input)?)).collect::<Result<_>>()?;
+        let exprs = exprs
+            .into_iter()
+            .map(|e| Ok(engine.state.create_physical_expr(crate::checked::expr(e, &self.input)?, &self.input)?))
+            .collect::<Result<_>>()?;
         Ok(Bound { exprs, of: self })
     }
 }
