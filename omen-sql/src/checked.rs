@@ -66,17 +66,17 @@ fn input_schema(plan: &LogicalPlan) -> DFSchema {
 
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     e.transform_up(|e| {
-        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else { return Ok(Transformed::no(e)) };
-        let Some(name) = checked_name(*op) else { return Ok(Transformed::no(e)) };
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { return Ok(Transformed::no(e)) };
         // A type that cannot be worked out here (a column of another scope)
         // keeps DataFusion's operator.
-        let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else { return Ok(Transformed::no(e)) };
-        if l != r || !l.is_integer() {
-            return Ok(Transformed::no(e));
+        let same_integer = || matches!((left.get_type(schema), right.get_type(schema)), (Ok(l), Ok(r)) if l == r && l.is_integer());
+        match checked_name(op) {
+            Some(name) if same_integer() => {
+                let udf = Arc::new(ScalarUDF::from(Checked { name, op, signature: Signature::any(2, Volatility::Immutable) }));
+                Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*left, *right]))))
+            }
+            _ => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right }))),
         }
-        let udf = Arc::new(ScalarUDF::from(Checked { name, op: *op, signature: Signature::any(2, Volatility::Immutable) }));
-        let Expr::BinaryExpr(BinaryExpr { left, right, .. }) = e else { unreachable!("matched above") };
-        Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*left, *right]))))
     })
 }
 
