@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
 use arrow::compute::kernels::numeric;
 use arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use arrow::error::ArrowError;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -23,6 +23,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::physical_expr_common::datum::apply;
 
 /// The analyzer rule: every plan's integer `+`, `-`, `*` become checked.
 #[derive(Debug, Default)]
@@ -31,6 +32,16 @@ pub(crate) struct CheckedArithmetic;
 impl AnalyzerRule for CheckedArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|plan| {
+            // Every statement runs this; most plan nodes hold no arithmetic
+            // and need no schema built.
+            let mut any = false;
+            plan.apply_expressions(|e| {
+                any = e.exists(|e| Ok(matches!(e, Expr::BinaryExpr(b) if checked_name(b.op).is_some())))?;
+                Ok(if any { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+            })?;
+            if !any {
+                return Ok(Transformed::no(plan));
+            }
             let schema = input_schema(&plan);
             let names = NamePreserver::new(&plan);
             plan.map_expressions(|e| {
@@ -120,10 +131,10 @@ impl ScalarUDFImpl for Checked {
         Ok(args[0].clone())
     }
 
+    /// As DataFusion's own operator does (`datum::apply`: a scalar operand
+    /// is never expanded into an array), with arrow's checked kernels.
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let [left, right] = arrays.as_slice() else {
+        let [left, right] = args.args.as_slice() else {
             return Err(DataFusionError::Internal(format!("{} takes two arguments", self.name)));
         };
         let kernel = match self.op {
@@ -131,13 +142,12 @@ impl ScalarUDFImpl for Checked {
             Operator::Minus => numeric::sub,
             _ => numeric::mul,
         };
-        let out: ArrayRef = kernel(left, right).map_err(|e| match e {
-            arrow::error::ArrowError::ArithmeticOverflow(_) => {
-                DataFusionError::Execution(format!("{} out of range", pg_name(left.data_type())))
+        apply(left, right, kernel).map_err(|e| match e {
+            DataFusionError::ArrowError(e, _) if matches!(*e, ArrowError::ArithmeticOverflow(_)) => {
+                DataFusionError::Execution(format!("{} out of range", pg_name(&left.data_type())))
             }
-            other => other.into(),
-        })?;
-        Ok(if all_scalar { ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?) } else { ColumnarValue::Array(out) })
+            other => other,
+        })
     }
 }
 
