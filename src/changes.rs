@@ -6,7 +6,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
-use crate::error::Result;
+use crate::Result;
 
 /// A table's committed changes (see
 /// [`Database::changes`](crate::Database::changes) and

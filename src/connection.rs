@@ -4,82 +4,16 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
-use futures::TryStreamExt;
 use omen_sql::Session;
 use tokio::sync::Mutex;
 
-use crate::database::Database;
-use crate::error::{Error, Result};
+use crate::handle::Handle;
+use crate::output::Output;
 use crate::statement::Statement;
 use crate::value::{ToValue, Value, to_values};
+use crate::{Error, Result};
 
-/// What a statement run through [`Connection::run`] produced.
-#[derive(Debug)]
-pub enum Output {
-    /// A query's rows (possibly none), or those a RETURNING clause made,
-    /// and their schema.
-    Rows {
-        /// `SELECT`, or `INSERT`, `UPDATE` or `DELETE` for RETURNING.
-        tag: &'static str,
-        /// The schema of every batch, also when there are no rows.
-        schema: SchemaRef,
-        /// The rows.
-        batches: Vec<RecordBatch>,
-    },
-    /// INSERT, UPDATE or DELETE, and the rows it changed.
-    Affected {
-        /// `INSERT`, `UPDATE` or `DELETE`.
-        tag: &'static str,
-        /// How many rows.
-        rows: u64,
-    },
-    /// A statement without rows (DDL, BEGIN, COMMIT, ...), by its command
-    /// tag; empty for a statement with only comments.
-    Command(&'static str),
-}
-
-impl Output {
-    /// Rows changed by DML, or returned by a query; 0 otherwise.
-    pub fn rows(&self) -> u64 {
-        match self {
-            Output::Rows { batches, .. } => batches.iter().map(|b| b.num_rows() as u64).sum(),
-            Output::Affected { rows, .. } => *rows,
-            Output::Command(_) => 0,
-        }
-    }
-
-    /// The batches of a query (none for other statements).
-    pub fn into_batches(self) -> Vec<RecordBatch> {
-        match self {
-            Output::Rows { batches, .. } => batches,
-            _ => Vec::new(),
-        }
-    }
-
-    /// Collects a statement's output.
-    pub(crate) async fn collect(out: omen_sql::Output) -> Result<Self> {
-        Ok(match out {
-            omen_sql::Output::Rows { tag, stream } => {
-                let schema = stream.schema();
-                let batches = stream.try_collect().await.map_err(omen_sql::Error::from)?;
-                Output::Rows { tag, schema, batches }
-            }
-            omen_sql::Output::Affected { tag, rows } => Output::Affected { tag, rows },
-            omen_sql::Output::Command(tag) => Output::Command(tag),
-        })
-    }
-
-    /// [`Output::collect`] of a fast-path output, whose rows are ready.
-    pub(crate) fn collect_ready(out: omen_sql::Output) -> Result<Self> {
-        // The stream is in memory, so one poll finishes it; no executor is
-        // entered, which would panic inside the caller's own executor.
-        futures::FutureExt::now_or_never(Self::collect(out))
-            .unwrap_or_else(|| Err(Error::Internal("a fast-path result was not ready".into())))
-    }
-}
-
-/// A session on a [`Database`]: statements run one at a time, in autocommit
+/// A session on a [`Database`](crate::Database): statements run one at a time, in autocommit
 /// unless SQL `BEGIN` opened a transaction, which SQL `COMMIT` or
 /// `ROLLBACK` ends. After an error inside a transaction, statements fail
 /// with [`Error::TransactionAborted`] until it ends (as in PostgreSQL).
@@ -98,7 +32,7 @@ impl Output {
 /// # Ok::<(), omendb::Error>(())
 /// ```
 pub struct Connection {
-    db: Database,
+    db: Handle,
     session: Arc<Mutex<Session>>,
     /// Serves a [`crate::Transaction`]: statements need the transaction open
     /// and may not end it.
@@ -112,7 +46,7 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(db: Database, session: Session, transaction: bool) -> Self {
+    pub(crate) fn new(db: Handle, session: Session, transaction: bool) -> Self {
         Self { db, session: Arc::new(Mutex::new(session)), transaction }
     }
 
@@ -169,7 +103,7 @@ impl Connection {
         if let Ok(mut session) = self.session.try_lock() {
             check_before(transaction, &session)?;
             if let Some(out) = session.execute_fast(statement.prepared(), &params) {
-                let out = Output::collect_ready(out?)?;
+                let out = Output::collect_ready(out?).inspect_err(|_| session.fail_statement())?;
                 check_after(transaction, &session)?;
                 return Ok(out);
             }
@@ -179,7 +113,8 @@ impl Connection {
         self.db.block_on(async move {
             let mut session = session.lock().await;
             check_before(transaction, &session)?;
-            let out = Output::collect(session.execute_prepared(&prepared, &params).await?).await?;
+            let out = session.execute_prepared(&prepared, &params).await?;
+            let out = collect(&mut session, out).await?;
             check_after(transaction, &session)?;
             Ok(out)
         })
@@ -192,7 +127,8 @@ impl Connection {
         async move {
             let mut session = session.lock().await;
             check_before(transaction, &session)?;
-            let out = Output::collect(session.execute(&sql, &params).await?).await?;
+            let out = session.execute(&sql, &params).await?;
+            let out = collect(&mut session, out).await?;
             check_after(transaction, &session)?;
             Ok(out)
         }
@@ -204,7 +140,7 @@ impl Connection {
         async move { Ok(session.lock().await.commit()?) }
     }
 
-    pub(crate) fn db(&self) -> &Database {
+    pub(crate) fn db(&self) -> &Handle {
         &self.db
     }
 }
@@ -217,6 +153,13 @@ impl Drop for Connection {
             s.rollback();
         }
     }
+}
+
+/// Collects a statement's rows. An error while they stream (a division by
+/// zero met in the fifth batch) fails the statement as one before them
+/// does: inside a transaction block, the transaction is aborted.
+async fn collect(session: &mut Session, out: omen_sql::Output) -> Result<Output> {
+    Output::collect(out).await.inspect_err(|_| session.fail_statement())
 }
 
 /// A [`crate::Transaction`]'s statements need its transaction open.

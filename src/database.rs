@@ -4,56 +4,25 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use futures::{Stream, StreamExt};
-use omen_sql::{Engine, EngineOptions, Output as SqlOutput, Session};
-use parking_lot::Mutex;
-use tokio::runtime::Runtime;
+use omen_sql::{Engine, EngineOptions, Output as SqlOutput};
 use tokio::sync::mpsc;
 
-use crate::connection::{Connection, Output};
-use crate::dir::{self, DirLock};
-use crate::error::{Error, Result};
+use crate::connection::Connection;
+use crate::dir;
+use crate::handle::{Handle, autocommit};
 use crate::options::Options;
+use crate::output::Output;
 use crate::statement::Statement;
 use crate::transaction::Transaction;
 use crate::value::{ToValue, Value, to_values};
+use crate::{Error, Result};
 
 /// An async stream of query results.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
-
-struct Inner {
-    engine: Arc<Engine>,
-    /// Runs every statement; taken (and shut down) on close.
-    runtime: Mutex<Option<Runtime>>,
-    handle: tokio::runtime::Handle,
-    closed: AtomicBool,
-    lock: Mutex<Option<DirLock>>,
-}
-
-impl Inner {
-    fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let result = self.engine.close();
-        if let Some(rt) = self.runtime.lock().take() {
-            // Never blocks, so close and drop work inside async code too.
-            rt.shutdown_background();
-        }
-        self.lock.lock().take();
-        result.map_err(Error::from)
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let _ = self.close();
-    }
-}
 
 /// An open OmenDB database. Cheap to clone; `Send + Sync`: share it across
 /// threads. See the crate docs for an example.
@@ -63,12 +32,12 @@ impl Drop for Inner {
 /// for the result. Each has an `_async` twin for async code.
 #[derive(Clone)]
 pub struct Database {
-    inner: Arc<Inner>,
+    handle: Handle,
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("closed", &self.inner.closed.load(Ordering::Relaxed)).finish_non_exhaustive()
+        f.debug_struct("Database").field("closed", &self.handle.is_closed()).finish_non_exhaustive()
     }
 }
 
@@ -82,7 +51,7 @@ impl Database {
     /// [`Error::Locked`] if another handle has it open.
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self> {
         let (lock, rows_dir) = dir::open(dir.as_ref(), options.layout_version)?;
-        Self::start(engine_options(Some(rows_dir), &options), Some(lock))
+        Ok(Self { handle: Handle::start(engine_options(Some(rows_dir), &options), Some(lock))? })
     }
 
     /// A database that lives in memory only and is gone when closed.
@@ -93,19 +62,7 @@ impl Database {
     /// [`Database::open_in_memory`] with `options` (the layout version and
     /// durability do not apply).
     pub fn open_in_memory_with(options: Options) -> Result<Self> {
-        Self::start(engine_options(None, &options), None)
-    }
-
-    fn start(options: EngineOptions, lock: Option<DirLock>) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .thread_name("omendb-worker")
-            .enable_all()
-            .build()?;
-        let engine = Engine::open(options)?;
-        let handle = runtime.handle().clone();
-        let inner = Inner { engine, runtime: Mutex::new(Some(runtime)), handle, closed: AtomicBool::new(false), lock: Mutex::new(lock) };
-        Ok(Self { inner: Arc::new(inner) })
+        Ok(Self { handle: Handle::start(engine_options(None, &options), None)? })
     }
 
     /// Writes a consistent copy of the database into `dir` while reads and
@@ -119,11 +76,11 @@ impl Database {
     /// existing empty one is filled in place (emptied again on failure). An in-memory database has
     /// nothing on disk to copy ([`Error::Unsupported`]).
     pub fn backup_to(&self, dir: impl AsRef<Path>) -> Result<()> {
-        self.check_open()?;
-        if self.inner.lock.lock().is_none() {
+        self.handle.check_open()?;
+        if self.handle.in_memory() {
             return Err(Error::Unsupported("a backup of an in-memory database".into()));
         }
-        crate::dir::backup(dir.as_ref(), |rows| Ok(self.inner.engine.backup_to(rows).map(drop)?))
+        crate::dir::backup(dir.as_ref(), |rows| Ok(self.handle.engine().backup_to(rows).map(drop)?))
     }
 
     /// Writes a checkpoint now: what changed since the last one, a run
@@ -134,8 +91,8 @@ impl Database {
     /// SQL `CHECKPOINT` does the same. An in-memory database has nothing
     /// to write and returns the default.
     pub fn checkpoint(&self) -> Result<crate::CheckpointInfo> {
-        self.check_open()?;
-        Ok(self.inner.engine.checkpoint()?)
+        self.handle.check_open()?;
+        Ok(self.handle.engine().checkpoint()?)
     }
 
     /// Merges each table's checkpoint runs into one, dropping deleted
@@ -143,26 +100,26 @@ impl Database {
     /// a mass delete, say). Commits go on meanwhile. SQL `VACUUM FULL`
     /// does the same. An in-memory database has nothing to merge.
     pub fn compact(&self) -> Result<crate::CheckpointInfo> {
-        self.check_open()?;
-        Ok(self.inner.engine.compact()?)
+        self.handle.check_open()?;
+        Ok(self.handle.engine().compact()?)
     }
 
     /// The log's I/O backend in use ("io_uring" or "pwrite+fdatasync");
     /// `None` for an in-memory database.
     pub fn io_backend(&self) -> Option<&'static str> {
-        self.inner.engine.io_backend()
+        self.handle.engine().io_backend()
     }
 
     /// What the latest checkpoint holds and how much log there is now.
     pub fn checkpoint_info(&self) -> crate::CheckpointInfo {
-        self.inner.engine.checkpoint_info()
+        self.handle.engine().checkpoint_info()
     }
 
     /// Closes the database: stops background work, syncs the log, releases
     /// the directory. Other clones then return [`Error::Closed`]. Dropping
     /// the last clone closes it too.
     pub fn close(self) -> Result<()> {
-        self.inner.close()
+        self.handle.close()
     }
 
     /// Runs one statement outside any transaction (autocommit) and returns
@@ -171,26 +128,26 @@ impl Database {
     pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
         match self.autocommit_cached(sql, params) {
             Some(out) => Ok(out?.rows()),
-            None => self.block_on(self.execute_future(sql, params)),
+            None => self.handle.block_on(self.execute_future(sql, params)),
         }
     }
 
     /// Async [`Database::execute`].
     pub async fn execute_async(&self, sql: &str, params: &[&dyn ToValue]) -> Result<u64> {
-        self.spawn(self.execute_future(sql, params)).await
+        self.handle.spawn(self.execute_future(sql, params)).await
     }
 
     /// Runs one query (autocommit) and returns all its rows.
     pub fn query(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
         match self.autocommit_cached(sql, params) {
             Some(out) => Ok(out?.into_batches()),
-            None => self.block_on(self.query_future(sql, params)),
+            None => self.handle.block_on(self.query_future(sql, params)),
         }
     }
 
     /// Async [`Database::query`].
     pub async fn query_async(&self, sql: &str, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
-        self.spawn(self.query_future(sql, params)).await
+        self.handle.spawn(self.query_future(sql, params)).await
     }
 
     /// Runs one query (autocommit) and returns its rows batch by batch.
@@ -210,13 +167,13 @@ impl Database {
     /// # Ok::<(), omendb::Error>(())
     /// ```
     pub fn query_iter(&self, sql: &str, params: &[&dyn ToValue]) -> Result<RecordBatchIter> {
-        let (schema, rx) = self.block_on(self.stream_future(sql, params))?;
+        let (schema, rx) = self.handle.block_on(self.stream_future(sql, params))?;
         Ok(RecordBatchIter { schema, rx })
     }
 
     /// Async [`Database::query_iter`]: a stream of batches.
     pub async fn query_stream(&self, sql: &str, params: &[&dyn ToValue]) -> Result<BatchStream> {
-        let (_, rx) = self.spawn(self.stream_future(sql, params)).await?;
+        let (_, rx) = self.handle.spawn(self.stream_future(sql, params)).await?;
         Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
     }
 
@@ -240,47 +197,47 @@ impl Database {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn insert_batches(&self, table: &str, batches: &[RecordBatch]) -> Result<u64> {
-        self.check_open()?;
-        Ok(self.inner.engine.insert_batches(table, batches)?)
+        self.handle.check_open()?;
+        Ok(self.handle.engine().insert_batches(table, batches)?)
     }
 
     /// Starts a transaction. It reads one snapshot, sees its own writes, and
     /// rolls back unless committed.
     pub fn begin(&self) -> Result<Transaction> {
-        self.check_open()?;
-        let mut session = self.inner.engine.session();
+        self.handle.check_open()?;
+        let mut session = self.handle.engine().session();
         // A Transaction rolls back whole; DDL would commit apart from it.
         session.set_ddl_in_blocks(false);
         session.begin()?;
-        Ok(Transaction::new(Connection::new(self.clone(), session, true)))
+        Ok(Transaction::new(Connection::new(self.handle.clone(), session, true)))
     }
 
     /// Opens a [`Connection`]: a session that takes SQL `BEGIN`, `COMMIT`
     /// and `ROLLBACK`, as a PostgreSQL client would use it.
     pub fn connect(&self) -> Result<Connection> {
-        self.check_open()?;
-        Ok(Connection::new(self.clone(), self.inner.engine.session(), false))
+        self.handle.check_open()?;
+        Ok(Connection::new(self.handle.clone(), self.handle.engine().session(), false))
     }
 
     /// Parses and plans `sql` once; see [`Statement`].
     pub fn prepare(&self, sql: &str) -> Result<Statement> {
-        let engine = Arc::clone(&self.inner.engine);
+        let engine = Arc::clone(self.handle.engine());
         let sql = sql.to_owned();
-        let prepared = self.block_on(async move { Ok(engine.session().prepare(&sql).await?) })?;
-        Ok(Statement::new(self.clone(), prepared))
+        let prepared = self.handle.block_on(async move { Ok(engine.session().prepare(&sql).await?) })?;
+        Ok(Statement::new(self.handle.clone(), prepared))
     }
 
     /// Async [`Database::prepare`].
     pub async fn prepare_async(&self, sql: &str) -> Result<Statement> {
-        let engine = Arc::clone(&self.inner.engine);
+        let engine = Arc::clone(self.handle.engine());
         let sql = sql.to_owned();
-        let prepared = self.spawn(async move { Ok(engine.session().prepare(&sql).await?) }).await?;
-        Ok(Statement::new(self.clone(), prepared))
+        let prepared = self.handle.spawn(async move { Ok(engine.session().prepare(&sql).await?) }).await?;
+        Ok(Statement::new(self.handle.clone(), prepared))
     }
 
     /// The newest commit timestamp.
     pub fn current_ts(&self) -> u64 {
-        self.inner.engine.current_ts()
+        self.handle.engine().current_ts()
     }
 
     /// A feed of the committed changes to `table` (see
@@ -322,8 +279,8 @@ impl Database {
     }
 
     fn open_feed(&self, table: &str, after: Option<u64>) -> Result<crate::ChangeFeed> {
-        self.check_open()?;
-        let feed = self.inner.engine.changes(table, after, omen_sync::ChangeFeedOptions::default())?;
+        self.handle.check_open()?;
+        let feed = self.handle.engine().changes(table, after, omen_sync::ChangeFeedOptions::default())?;
         Ok(crate::ChangeFeed::new(feed))
     }
 
@@ -331,7 +288,7 @@ impl Database {
     /// timestamps it has yet to apply (0: current). A query never sees
     /// stale data: it overlays the commits not applied yet.
     pub fn sync_backlog(&self) -> u64 {
-        self.inner.engine.sync_backlog()
+        self.handle.engine().sync_backlog()
     }
 
     /// The sync worker's figures: its watermark, what it has applied, and
@@ -339,72 +296,32 @@ impl Database {
     /// store (take two and [`LagSnapshot::since`](crate::LagSnapshot::since)
     /// for an interval).
     pub fn sync_metrics(&self) -> crate::SyncMetrics {
-        self.inner.engine.sync_metrics()
+        self.handle.engine().sync_metrics()
     }
 
     pub(crate) fn engine(&self) -> &Arc<Engine> {
-        &self.inner.engine
+        self.handle.engine()
+    }
+
+    #[cfg(feature = "server")]
+    pub(crate) fn check_open(&self) -> Result<()> {
+        self.handle.check_open()
     }
 
     /// The runtime statements run on (the server's connections run there too).
     #[cfg(feature = "server")]
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.inner.handle
+        self.handle.runtime()
     }
 
-    /// Runs a prepared statement in autocommit: on the calling thread if it
-    /// takes the fast path, else on the runtime.
-    pub(crate) fn autocommit(&self, statement: &Statement, params: Vec<Value>) -> Result<Output> {
-        self.check_open()?;
-        if let Some(out) = self.inner.engine.session().execute_fast(statement.prepared(), &params) {
-            return Output::collect_ready(out?);
-        }
-        let (engine, prepared) = (Arc::clone(&self.inner.engine), Arc::clone(statement.prepared()));
-        self.block_on(async move {
-            let mut session = engine.session();
-            let out = session.execute_prepared(&prepared, &params).await;
-            Output::collect(refuse_open_transaction(&mut session, out)?).await
-        })
-    }
-
-    /// [`Database::autocommit`] of `sql` if its plan is cached.
+    /// `sql` run in autocommit, if its plan is cached.
     fn autocommit_cached(&self, sql: &str, params: &[&dyn ToValue]) -> Option<Result<Output>> {
-        let statement = self.inner.engine.cached_statement(sql)?;
-        Some(self.autocommit(&Statement::new(self.clone(), statement), to_values(params)))
-    }
-
-    pub(crate) fn check_open(&self) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
-    }
-
-    /// Runs `fut` on the database's runtime and blocks the calling thread
-    /// until it finishes. Safe inside another runtime: the caller waits on
-    /// a plain channel and never nests a `block_on`.
-    pub(crate) fn block_on<T: Send + 'static>(&self, fut: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-        self.check_open()?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.inner.handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        // No answer: the runtime shut down (closed), or the task panicked.
-        rx.recv().map_err(|_| match self.check_open() {
-            Ok(()) => Error::Internal("the statement's task panicked (a bug in OmenDB: please report it)".into()),
-            Err(e) => e,
-        })?
-    }
-
-    /// Runs `fut` on the database's runtime, for the async methods.
-    pub(crate) async fn spawn<T: Send + 'static>(&self, fut: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-        self.check_open()?;
-        match self.inner.handle.spawn(fut).await {
-            Ok(r) => r,
-            Err(e) if e.is_cancelled() => Err(Error::Closed),
-            Err(e) => Err(Error::Internal(format!("statement task failed: {e}"))),
-        }
+        let statement = self.handle.engine().cached_statement(sql)?;
+        Some(self.handle.autocommit(&statement, to_values(params)))
     }
 
     fn statement(&self, sql: &str, params: &[&dyn ToValue]) -> (Arc<Engine>, String, Vec<Value>) {
-        (Arc::clone(&self.inner.engine), sql.to_owned(), to_values(params))
+        (Arc::clone(self.handle.engine()), sql.to_owned(), to_values(params))
     }
 
     fn execute_future(&self, sql: &str, params: &[&dyn ToValue]) -> impl Future<Output = Result<u64>> + Send + 'static {
@@ -430,7 +347,7 @@ impl Database {
                     let schema = stream.schema();
                     tokio::spawn(async move {
                         while let Some(item) = stream.next().await {
-                            let item = item.map_err(|e| Error::from(omen_sql::Error::from(e)));
+                            let item = item.map_err(Error::from);
                             if tx.send(item).await.is_err() {
                                 break;
                             }
@@ -457,23 +374,6 @@ fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineO
         row_memory_budget: options.row_memory_budget,
         io_backend: options.io_backend,
     }
-}
-
-/// Runs one statement in a fresh session; a transaction-control statement
-/// that would leave the session inside a transaction is refused.
-async fn autocommit(engine: &Arc<Engine>, sql: &str, params: &[Value]) -> Result<SqlOutput> {
-    let mut session: Session = engine.session();
-    let out = session.execute(sql, params).await;
-    refuse_open_transaction(&mut session, out)
-}
-
-fn refuse_open_transaction(session: &mut Session, out: omen_sql::Result<SqlOutput>) -> Result<SqlOutput> {
-    let out = out?;
-    if session.in_transaction() {
-        session.rollback();
-        return Err(Error::Unsupported("BEGIN through Database::execute: use Database::begin() or Database::connect()".into()));
-    }
-    Ok(out)
 }
 
 /// Batches of a query, from [`Database::query_iter`].

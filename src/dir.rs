@@ -18,8 +18,8 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
 use crate::options::LAYOUT_VERSION;
+use crate::{Error, Result};
 
 const LOCK_FILE: &str = "LOCK";
 const LAYOUT_FILE: &str = "OMENDB_LAYOUT";

@@ -54,8 +54,9 @@ mod changes;
 mod connection;
 mod database;
 mod dir;
-mod error;
+mod handle;
 mod options;
+mod output;
 #[cfg(feature = "server")]
 pub mod server;
 mod statement;
@@ -64,12 +65,16 @@ mod value;
 
 pub use arrow;
 pub use changes::ChangeFeed;
-pub use connection::{Connection, Output};
+pub use connection::Connection;
 pub use database::{BatchStream, Database, RecordBatchIter};
-pub use error::{Error, Result};
 pub use omen_rowstore::CheckpointInfo;
+/// One error type for the whole database, defined in omen-sql (the layer
+/// the facade, the server and the SQL engine share): structured variants,
+/// each with its PostgreSQL SQLSTATE ([`Error::sqlstate`]).
+pub use omen_sql::{Error, Result};
 pub use omen_sync::{LagSnapshot, SyncMetrics};
 pub use options::{Durability, IoBackend, LAYOUT_VERSION, Options};
+pub use output::Output;
 pub use statement::Statement;
 pub use transaction::Transaction;
 pub use value::{ToValue, Value};

@@ -15,7 +15,7 @@ pub struct Options {
     pub durability: Durability,
     /// Bytes that query execution may use (sorts, joins, aggregations);
     /// past it a query spills where it can, or fails with
-    /// [`crate::Error::Execution`]. Default: half the machine's memory. 0
+    /// [`crate::Error::ResourcesExhausted`]. Default: half the machine's memory. 0
     /// means no limit; otherwise at least 16 MiB, and opening with less is
     /// [`crate::Error::Unsupported`] (a spilling sort needs room to merge).
     pub memory_budget: usize,

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use omen_sql::PreparedStatement;
 
-use crate::database::Database;
-use crate::error::Result;
+use crate::Result;
+use crate::handle::Handle;
 use crate::value::{ToValue, to_values};
 
-/// A statement parsed and planned once, from [`Database::prepare`]; run it
+/// A statement parsed and planned once, from [`Database::prepare`](crate::Database::prepare); run it
 /// with new `$n` parameters as often as needed, from any thread.
 ///
 /// Primary-key point statements (`SELECT ... WHERE pk = $1`, `UPDATE` and
@@ -32,7 +32,7 @@ use crate::value::{ToValue, to_values};
 /// ```
 #[derive(Clone)]
 pub struct Statement {
-    db: Database,
+    db: Handle,
     prepared: Arc<PreparedStatement>,
 }
 
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Statement {
 }
 
 impl Statement {
-    pub(crate) fn new(db: Database, prepared: Arc<PreparedStatement>) -> Self {
+    pub(crate) fn new(db: Handle, prepared: Arc<PreparedStatement>) -> Self {
         Self { db, prepared }
     }
 
@@ -69,11 +69,11 @@ impl Statement {
     /// Runs the statement outside any transaction (autocommit) and returns
     /// the rows it changed (for a query, the rows it returned).
     pub fn execute(&self, params: &[&dyn ToValue]) -> Result<u64> {
-        Ok(self.db.autocommit(self, to_values(params))?.rows())
+        Ok(self.db.autocommit(&self.prepared, to_values(params))?.rows())
     }
 
     /// Runs the query (autocommit) and returns its rows.
     pub fn query(&self, params: &[&dyn ToValue]) -> Result<Vec<RecordBatch>> {
-        Ok(self.db.autocommit(self, to_values(params))?.into_batches())
+        Ok(self.db.autocommit(&self.prepared, to_values(params))?.into_batches())
     }
 }

@@ -1,9 +1,9 @@
-//! [`Transaction`]: an explicit transaction on a [`Database`].
+//! [`Transaction`]: an explicit transaction on a [`Database`](crate::Database).
 
 use arrow::array::RecordBatch;
 
+use crate::Result;
 use crate::connection::Connection;
-use crate::error::Result;
 use crate::statement::Statement;
 use crate::value::{ToValue, to_values};
 

@@ -69,7 +69,7 @@
 //!   use `decode(s, 'hex')`), and a float cast to an integer truncates
 //!   (PostgreSQL rounds).
 //! - Integer `+`, `-` and `*` fail on overflow with PostgreSQL's "bigint out
-//!   of range" (`checked.rs`; DataFusion's operators wrap around).
+//!   of range" (`plan/checked.rs`; DataFusion's operators wrap around).
 //! - DML: `INSERT ... VALUES | SELECT`, `UPDATE ... SET ... WHERE`,
 //!   `DELETE ... WHERE`, with `$n` parameters; `INSERT ... ON CONFLICT
 //!   [(columns) | ON CONSTRAINT name] DO NOTHING | DO UPDATE SET ... [WHERE]`
@@ -84,9 +84,9 @@
 //! - `TRUNCATE [TABLE] t [, ...]` deletes every row in the statement's
 //!   transaction (so ROLLBACK undoes it, as in PostgreSQL), at the cost of
 //!   a delete per row. `VACUUM` and `ANALYZE` check the tables they name
-//!   and return; VACUUM runs a garbage-collection pass (see `maintenance.rs`).
+//!   and return; VACUUM runs a garbage-collection pass (see `write/maintenance.rs`).
 //! - Bulk loads: `COPY t [(columns)] FROM STDIN` in PostgreSQL's text and
-//!   CSV formats ([`Session::copy_from`], [`CopyIn`]; `copy.rs` lists the
+//!   CSV formats ([`Session::copy_from`], [`CopyIn`]; `write/copy.rs` lists the
 //!   options); not COPY TO, files, programs or the binary format.
 //! - Transactions: `BEGIN`/`START TRANSACTION`, `COMMIT`/`END`, `ROLLBACK`;
 //!   two levels ([`Isolation`]). REPEATABLE READ, the default of an
@@ -110,8 +110,8 @@
 //! - PostgreSQL's catalogs for psql and drivers: `pg_catalog` tables,
 //!   `version()`, `current_database()`, `current_schema()`, `to_regtype()`
 //!   and the functions psql's `\d` and SQLAlchemy's reflection use
-//!   (`pg_catalog.rs`, `pg_functions.rs`); primary keys and indexes in
-//!   `pg_class`, `pg_index` and `pg_constraint` (`pg_indexes.rs`; UNIQUE
+//!   (`pg/catalog.rs`, `pg/functions.rs`); primary keys and indexes in
+//!   `pg_class`, `pg_index` and `pg_constraint` (`pg/indexes.rs`; UNIQUE
 //!   constraints show as unique indexes). Statements that mention them are
 //!   parsed by datafusion-pg-catalog's compatibility parser, whose rewrites
 //!   suit catalog queries (a projection subquery DataFusion cannot run
@@ -119,13 +119,13 @@
 //!   the max of its rows). `current_setting()` gives defaults, not the
 //!   session's `SET`. `information_schema`'s `tables`, `columns`,
 //!   `schemata`, `table_constraints` and `key_column_usage` list the user
-//!   schema's tables (`information_schema.rs`).
+//!   schema's tables (`pg/information_schema.rs`).
 //! - Errors map to PostgreSQL's SQLSTATEs ([`Error::sqlstate`]).
 //! - The OLTP fast path: a statement that reads, updates or deletes one row
 //!   through equalities on its whole primary key (other predicates may be
 //!   ANDed on), and `INSERT ... VALUES`, skip DataFusion when they run; its
 //!   expressions are compiled once into DataFusion physical expressions, so
-//!   results and errors are DataFusion's. See `fast.rs` for the shapes.
+//!   results and errors are DataFusion's. See `write/fast.rs` for the shapes.
 //!   [`Session::execute_fast`] runs it on the calling thread.
 //! - Access paths: a scan whose filters fix leading primary-key or index
 //!   columns (`=`, `IN`, `IS NULL`) or bound the next (`<`, `BETWEEN`, ...)
@@ -138,41 +138,44 @@
 //! - Not yet (each returns [`Error::Unsupported`] naming it): other ALTER TABLE operations (ALTER
 //!   COLUMN TYPE, constraints), SERIALIZABLE, non-constant DEFAULTs, several statements in one call.
 
+//!
+//! ## Layout
+//!
+//! Folders by concern; each layer uses only the layers below it, so the
+//! list reads bottom up:
+//!
+//! | layer | holds |
+//! |---|---|
+//! | `error.rs`, `names.rs`, `output.rs`, `params.rs` | the error type; identifiers and result column names; [`Output`]; `$n` parameters and value conversions |
+//! | `pg/`, `scan/` | PostgreSQL's catalogs, functions and settings; the table scan over a snapshot (provider, data source, zone-map pruning) |
+//! | `context.rs` | the stores, sync and DataFusion state every statement runs in |
+//! | `plan/` | a statement's tables and execution (`query.rs`), access paths, checked arithmetic, the per-query memory pool |
+//! | `write/` | DML, ON CONFLICT, RETURNING, the fast path, COPY, DDL, maintenance |
+//! | `session/` | compiling statements (`prepared.rs`), the transaction state machine, lock waits |
+//! | `engine/` | [`Engine`]: opening a database, the plan cache, the public entry points |
+//!
+//! Each folder's `mod.rs` states its own files' order.
+
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod access;
-mod checked;
-mod computed;
-mod conflict;
-mod copy;
-mod ddl;
-mod dml;
+mod context;
 mod engine;
 mod error;
-mod fast;
-mod information_schema;
-mod maintenance;
-mod memory;
 mod names;
+mod output;
 mod params;
-mod pg_catalog;
-mod pg_functions;
-mod pg_indexes;
-mod prepared;
-mod provider;
-mod pruning;
-mod query;
-mod rowexpr;
+mod pg;
+mod plan;
+mod scan;
 mod session;
-mod settings;
-mod source;
+mod write;
 
-pub use access::AccessStats;
-pub use copy::CopyIn;
+pub use context::AccessStats;
 pub use engine::{Engine, EngineOptions, MIN_MEMORY_BUDGET};
 pub use error::{Error, Result};
+pub use output::Output;
 pub use params::value_of_scalar;
-pub use prepared::PreparedStatement;
-pub use session::{DEFAULT_DEADLOCK_TIMEOUT, Output, Session};
-pub use settings::{Isolation, REPORTED as REPORTED_SETTINGS, SERVER_VERSION, Settings};
+pub use pg::{Isolation, REPORTED as REPORTED_SETTINGS, SERVER_VERSION, Settings};
+pub use session::{DEFAULT_DEADLOCK_TIMEOUT, PreparedStatement, Session};
+pub use write::copy::CopyIn;

@@ -1,4 +1,8 @@
-//! Result column names as PostgreSQL gives them.
+//! Names as PostgreSQL treats them: identifiers folded and quoted
+//! ([`normalize_ident`], [`table_name`], [`quote`]), and result column
+//! names.
+//!
+//! ## Result column names
 //!
 //! DataFusion names an unaliased output column by its expression
 //! (`count(*)`, `sum(orders.total)`, `Int64(1)`); PostgreSQL by a short
@@ -15,9 +19,33 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{DataType, Expr, ObjectName, Query, SelectItem, SetExpr, Statement};
+use datafusion::sql::planner::object_name_to_table_reference;
+use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement};
 
-use crate::ddl::normalize_ident;
+use crate::error::{Error, Result};
+
+/// A column name as PostgreSQL (and DataFusion's planner) folds it:
+/// unquoted names to lower case, quoted ones as written.
+pub(crate) fn normalize_ident(ident: Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value,
+        None => ident.value.to_ascii_lowercase(),
+    }
+}
+
+/// The table name of a DDL statement: bare, or qualified by `public`.
+pub(crate) fn table_name(name: &ObjectName) -> Result<String> {
+    let reference = object_name_to_table_reference(name.clone(), true)?;
+    match reference.schema() {
+        None | Some("public") if reference.catalog().is_none() => Ok(reference.table().to_owned()),
+        _ => Err(Error::Unsupported(format!("schema-qualified name {name} (only the schema public exists)"))),
+    }
+}
+
+/// An identifier quoted for SQL text.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 /// PostgreSQL's name for each output column of `statement`, if it is a
 /// query whose columns can be named without planning (no `*`); `None` for

@@ -28,7 +28,9 @@
 //! The access model is an exponentially decayed access count per object and
 //! the plan a greedy fill by accesses per byte. The learned access model
 //! (trained online, predicting re-access) is future work; the stores do not
-//! call this crate yet.
+//! call this crate yet. It is a workspace member on its own: no omen crate
+//! depends on it and it depends on none. The tiered-storage work wires it
+//! into the column store (see `docs/ARCHITECTURE.md`, "Crates").
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

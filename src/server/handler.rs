@@ -267,9 +267,9 @@ impl Drop for FailOnDrop<'_> {
 /// Runs `fut` until `deadline`; past it, the statement-timeout error.
 async fn within<T>(deadline: Option<Instant>, fut: impl Future<Output = omen_sql::Result<T>>) -> PgWireResult<T> {
     let result = match deadline {
-        Some(d) => {
-            tokio::time::timeout_at(d, fut).await.map_err(|_| user_error("57014", "canceling statement due to statement timeout".into()))?
-        }
+        Some(d) => tokio::time::timeout_at(d, fut)
+            .await
+            .map_err(|_| sql_error(omen_sql::Error::QueryCanceled("canceling statement due to statement timeout".into())))?,
         None => fut.await,
     };
     result.map_err(sql_error)
@@ -370,7 +370,7 @@ impl CopyHandler for SessionHandler {
     {
         // Dropping the load rolls back its rows (and aborts an open transaction).
         self.copy.lock().await.take();
-        user_error("57014", format!("COPY from stdin failed: {}", fail.message))
+        sql_error(omen_sql::Error::QueryCanceled(format!("COPY from stdin failed: {}", fail.message)))
     }
 }
 

@@ -62,7 +62,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::database::Database;
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// How clients prove who they are.
 #[derive(Debug, Clone, Default)]

@@ -32,26 +32,27 @@ fn each_bad_statement_fails_with_its_variant_and_changes_nothing() {
     rejects(&db, "UPDATE accounts SET balance = $1 WHERE id = $2", params![1], |e| matches!(e, Error::Parameter(_)));
     rejects(&db, "UPDATE accounts SET balance = 1 WHERE id = 1", params![5], |e| matches!(e, Error::Parameter(_)));
     rejects(&db, "UPDATE accounts SET balance = $1 WHERE id = 1", params!["not a number"], |e| {
-        matches!(e, Error::Parameter(_) | Error::Constraint(_))
+        matches!(e, Error::Parameter(_) | Error::InvalidText(_))
     });
     rejects(&db, "SELECT * FROM accounts WHERE id = $0", params![], |e| matches!(e, Error::Parameter(_)));
     // Constraints: duplicate key (also within one statement), NOT NULL, type.
-    rejects(&db, "INSERT INTO accounts VALUES (1, 'dup', 0)", params![], |e| matches!(e, Error::Constraint(m) if m.contains("duplicate")));
-    rejects(&db, "INSERT INTO accounts VALUES (8, 'a', 0), (8, 'b', 0)", params![], |e| matches!(e, Error::Constraint(_)));
-    rejects(&db, "INSERT INTO accounts VALUES (9, 'ok', 0), (1, 'dup', 0)", params![], |e| matches!(e, Error::Constraint(_)));
-    rejects(&db, "INSERT INTO accounts VALUES (10, NULL, 0)", params![], |e| matches!(e, Error::Constraint(m) if m.contains("not-null")));
-    rejects(&db, "INSERT INTO accounts (id) VALUES (11)", params![], |e| matches!(e, Error::Constraint(_)));
-    rejects(&db, "INSERT INTO accounts VALUES (NULL, 'x', 0)", params![], |e| matches!(e, Error::Constraint(_)));
-    rejects(&db, "UPDATE accounts SET owner = NULL WHERE id = 2", params![], |e| matches!(e, Error::Constraint(_)));
-    rejects(&db, "UPDATE accounts SET id = 2 WHERE id = 1", params![], |e| matches!(e, Error::Constraint(_)));
-    rejects(&db, "INSERT INTO accounts VALUES ('abc', 'x', 0)", params![], |e| {
-        matches!(e, Error::Constraint(_) | Error::Execution(_) | Error::Plan(_))
-    });
-    rejects(&db, "INSERT INTO accounts VALUES (12, 'x', 99999999999999999999)", params![], |e| {
-        matches!(e, Error::Constraint(_) | Error::Execution(_))
-    });
+    rejects(
+        &db,
+        "INSERT INTO accounts VALUES (1, 'dup', 0)",
+        params![],
+        |e| matches!(e, Error::UniqueViolation(m) if m.contains("duplicate")),
+    );
+    rejects(&db, "INSERT INTO accounts VALUES (8, 'a', 0), (8, 'b', 0)", params![], |e| matches!(e, Error::UniqueViolation(_)));
+    rejects(&db, "INSERT INTO accounts VALUES (9, 'ok', 0), (1, 'dup', 0)", params![], |e| matches!(e, Error::UniqueViolation(_)));
+    rejects(&db, "INSERT INTO accounts VALUES (10, NULL, 0)", params![], |e| matches!(e, Error::NotNull(m) if m.contains("not-null")));
+    rejects(&db, "INSERT INTO accounts (id) VALUES (11)", params![], |e| matches!(e, Error::NotNull(_)));
+    rejects(&db, "INSERT INTO accounts VALUES (NULL, 'x', 0)", params![], |e| matches!(e, Error::NotNull(_)));
+    rejects(&db, "UPDATE accounts SET owner = NULL WHERE id = 2", params![], |e| matches!(e, Error::NotNull(_)));
+    rejects(&db, "UPDATE accounts SET id = 2 WHERE id = 1", params![], |e| matches!(e, Error::UniqueViolation(_)));
+    rejects(&db, "INSERT INTO accounts VALUES ('abc', 'x', 0)", params![], |e| matches!(e, Error::InvalidText(_) | Error::Plan(_)));
+    rejects(&db, "INSERT INTO accounts VALUES (12, 'x', 99999999999999999999)", params![], |e| matches!(e, Error::NumericOutOfRange(_)));
     // Runtime errors and unsupported constructs.
-    rejects(&db, "UPDATE accounts SET balance = balance / 0", params![], |e| matches!(e, Error::Execution(_)));
+    rejects(&db, "UPDATE accounts SET balance = balance / 0", params![], |e| matches!(e, Error::DivisionByZero));
     rejects(&db, "INSERT INTO accounts VALUES (13, 'x', 0) ON CONFLICT (owner) DO NOTHING", params![], |e| matches!(e, Error::Plan(_)));
     rejects(
         &db,
@@ -61,7 +62,7 @@ fn each_bad_statement_fails_with_its_variant_and_changes_nothing() {
     );
     rejects(&db, "DELETE FROM accounts RETURNING sum(id)", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("RETURNING")));
     rejects(&db, "DELETE FROM accounts RETURNING nope", params![], |e| matches!(e, Error::UnknownColumn(_) | Error::Plan(_)));
-    rejects(&db, "CREATE TABLE accounts (x INT)", params![], |e| matches!(e, Error::Plan(m) if m.contains("already exists")));
+    rejects(&db, "CREATE TABLE accounts (x INT)", params![], |e| matches!(e, Error::DuplicateRelation(t) if t == "accounts"));
     rejects(&db, "CREATE TABLE t2 (x INT DEFAULT now())", params![], |e| matches!(e, Error::Unsupported(_)));
     rejects(&db, "CREATE TABLE t3 (x INT CHECK (x > 0))", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("CHECK")));
     rejects(&db, "CREATE INDEX ON accounts (abs(balance))", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("expression")));
@@ -72,8 +73,8 @@ fn each_bad_statement_fails_with_its_variant_and_changes_nothing() {
         params![],
         |e| matches!(e, Error::Unsupported(m) if m.contains("ALTER")),
     );
-    rejects(&db, "ALTER TABLE accounts ADD COLUMN owner INT", params![], |e| matches!(e, Error::Plan(m) if m.contains("already exists")));
-    rejects(&db, "ALTER TABLE accounts ADD COLUMN x INT NOT NULL", params![], |e| matches!(e, Error::Constraint(_)));
+    rejects(&db, "ALTER TABLE accounts ADD COLUMN owner INT", params![], |e| matches!(e, Error::DuplicateColumn { .. }));
+    rejects(&db, "ALTER TABLE accounts ADD COLUMN x INT NOT NULL", params![], |e| matches!(e, Error::NotNull(_)));
     rejects(&db, "SELECT 1; SELECT 2", params![], |e| matches!(e, Error::Unsupported(_)));
     rejects(&db, "BEGIN", params![], |e| matches!(e, Error::Unsupported(m) if m.contains("Database::begin")));
     for t in ["t2", "t3", "t4"] {
@@ -90,7 +91,7 @@ fn a_failed_statement_aborts_its_transaction() {
     let before = dump(&db);
     let mut txn = db.begin().unwrap();
     txn.execute("UPDATE accounts SET balance = 0 WHERE id = 1", params![]).unwrap();
-    assert!(matches!(txn.execute("INSERT INTO accounts VALUES (2, 'dup', 0)", params![]), Err(Error::Constraint(_))));
+    assert!(matches!(txn.execute("INSERT INTO accounts VALUES (2, 'dup', 0)", params![]), Err(Error::UniqueViolation(_))));
     assert!(matches!(txn.execute("SELECT 1", params![]), Err(Error::TransactionAborted)));
     assert!(matches!(txn.commit(), Err(Error::TransactionAborted)));
     assert_eq!(dump(&db), before);

@@ -110,7 +110,7 @@ fn composite_keys_and_keyless_tables() {
     let db = Database::open_in_memory().unwrap();
     db.execute("CREATE TABLE lines (order_id INT, line INT, qty INT NOT NULL, PRIMARY KEY (order_id, line))", params![]).unwrap();
     db.execute("INSERT INTO lines VALUES (1, 1, 5), (1, 2, 6), (2, 1, 7)", params![]).unwrap();
-    assert!(matches!(db.execute("INSERT INTO lines VALUES (1, 2, 0)", params![]), Err(omendb::Error::Constraint(_))));
+    assert!(matches!(db.execute("INSERT INTO lines VALUES (1, 2, 0)", params![]), Err(omendb::Error::UniqueViolation(_))));
     // Moving a row to a new key.
     db.execute("UPDATE lines SET line = 3 WHERE order_id = 1 AND line = 2", params![]).unwrap();
     assert_eq!(

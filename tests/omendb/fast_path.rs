@@ -115,7 +115,7 @@ fn fast_path_reads_own_writes_and_rolls_back() {
     assert_eq!(rows(&get.query(params![1]).unwrap()), [["10"]]);
     assert!(get.query(params![2]).unwrap().iter().all(|b| b.num_rows() == 0));
     // A failed statement aborts the transaction, fast path or not.
-    assert!(matches!(txn.execute_prepared(&insert, params![1, 0]), Err(Error::Constraint(_))));
+    assert!(matches!(txn.execute_prepared(&insert, params![1, 0]), Err(Error::UniqueViolation(_))));
     assert!(matches!(txn.query_prepared(&get, params![1]), Err(Error::TransactionAborted)));
     drop(txn);
     assert_eq!(rows(&get.query(params![1]).unwrap()), [["10"]]);

@@ -17,6 +17,7 @@ mod returning;
 mod server;
 mod slt;
 mod sql_fuzz;
+mod sqlstate;
 mod tpch;
 mod transactions;
 

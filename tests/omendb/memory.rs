@@ -41,7 +41,8 @@ fn heavy_queries(db: &Database) -> Vec<String> {
     for (sql, rows) in heavy {
         match db.query(sql, params![]) {
             Ok(batches) => assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), rows, "{sql}"),
-            Err(Error::Execution(msg)) => {
+            Err(e @ Error::ResourcesExhausted(_)) => {
+                let msg = e.to_string();
                 assert!(msg.contains("memory budget exceeded"), "{sql}: {msg}");
                 refusals.push(msg);
             }

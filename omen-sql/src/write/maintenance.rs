@@ -20,10 +20,10 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Word};
 
-use crate::ddl::table_name;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::session::Output;
+use crate::names::table_name;
+use crate::output::Output;
 
 /// A parsed `VACUUM`, `ANALYZE` or `CHECKPOINT`.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,24 +121,24 @@ impl Maintenance {
         Ok(Some(Self { kind, full, tables }))
     }
 
-    pub(crate) fn run(&self, engine: &Engine, explicit: bool) -> Result<Output> {
+    pub(crate) fn run(&self, ctx: &Context, explicit: bool) -> Result<Output> {
         if self.kind == Kind::Vacuum && explicit {
             return Err(Error::Unsupported("VACUUM inside a transaction block".into()));
         }
-        if let Some(missing) = self.tables.iter().find(|t| engine.rows.table(t).is_none()) {
+        if let Some(missing) = self.tables.iter().find(|t| ctx.rows.table(t).is_none()) {
             return Err(Error::UnknownTable(missing.clone()));
         }
         match self.kind {
             Kind::Vacuum => {
-                engine.rows.collect_garbage();
+                ctx.rows.collect_garbage();
                 // The column store drops the versions no open snapshot sees.
-                blocking(|| engine.sync.compact(true))?;
+                blocking(|| ctx.sync.compact(true))?;
                 if self.full {
-                    blocking(|| engine.rows.compact())?;
+                    blocking(|| ctx.rows.compact())?;
                 }
             }
             Kind::Analyze => {}
-            Kind::Checkpoint => drop(blocking(|| engine.rows.checkpoint())?),
+            Kind::Checkpoint => drop(blocking(|| ctx.rows.checkpoint())?),
         }
         Ok(Output::Command(self.kind.tag()))
     }

@@ -16,7 +16,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use omen_rowstore::{KeyedRows, TableId, TableSchema, Value};
 use omen_sync::HtapSnapshot;
 
-use crate::source::SnapshotSource;
+use crate::scan::source::SnapshotSource;
 
 /// The snapshots one execution of a statement reads, by table. Set as an
 /// extension of the session config that physical planning runs with, so a
@@ -39,7 +39,7 @@ pub(crate) struct SnapshotTable {
     /// Column DEFAULTs, for INSERTs that leave columns out.
     defaults: HashMap<String, Expr>,
     /// Rows already read along an access path (with the key column when
-    /// `with_keys`): scanned instead of the snapshot. See [`crate::access`].
+    /// `with_keys`): scanned instead of the snapshot. See [`crate::plan::access`].
     probed: Option<RecordBatch>,
 }
 
@@ -116,8 +116,8 @@ impl TableProvider for SnapshotTable {
     }
 
     /// Every filter is taken as inexact: DataFusion still applies it,
-    /// [`crate::access`] may use it to read key ranges instead of the table,
-    /// and the column store skips segments by it ([`crate::pruning`]).
+    /// [`crate::plan::access`] may use it to read key ranges instead of the table,
+    /// and the column store skips segments by it ([`crate::scan::pruning`]).
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -149,7 +149,7 @@ impl TableProvider for SnapshotTable {
         let wanted = projection.unwrap_or(&all);
         let user: Vec<usize> = wanted.iter().copied().filter(|&i| i < ncols).collect();
         let want_key = self.with_keys && wanted.contains(&ncols);
-        let predicates = crate::pruning::predicates(filters, &self.schema, ncols);
+        let predicates = crate::scan::pruning::predicates(filters, &self.schema, ncols);
         let batches = snapshot.scan_pruned(Some(&user), &predicates, want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
         // Map the requested order onto the scanned columns (user columns in
         // `user` order, then the key).

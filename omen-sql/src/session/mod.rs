@@ -1,52 +1,33 @@
 //! A session: the transaction state machine and statement dispatch.
+//!
+//! Layering: `prepared.rs` compiles a statement (over `write/` and
+//! `plan/`); `wait.rs` is how a READ COMMITTED statement waits for held
+//! rows; this file runs compiled statements in the session's transaction.
+//! Only [`crate::Engine`] sits above.
+
+pub(crate) mod prepared;
+mod wait;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use arrow::array::{RecordBatch, StringArray};
-use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::sqlparser::ast::Ident;
 use omen_rowstore::{Savepoint, Transaction, Value};
 
-use crate::copy::CopyIn;
+pub use prepared::PreparedStatement;
+pub use wait::DEFAULT_DEADLOCK_TIMEOUT;
+
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::prepared::{Compiled, PreparedStatement, SavepointCommand, first_words};
-use crate::settings::{Command, Isolation, Settings};
-use crate::{ddl, params};
-
-/// What a statement produced.
-pub enum Output {
-    /// Rows: those of a query, or those a write's RETURNING clause made.
-    Rows {
-        /// The command: `SELECT`, or `INSERT`, `UPDATE` or `DELETE` for
-        /// RETURNING (whose row count is the count of rows written).
-        tag: &'static str,
-        /// The rows, as a stream of Arrow batches.
-        stream: SendableRecordBatchStream,
-    },
-    /// Rows changed by INSERT, UPDATE or DELETE.
-    Affected {
-        /// The command: `INSERT`, `UPDATE` or `DELETE`.
-        tag: &'static str,
-        /// How many rows.
-        rows: u64,
-    },
-    /// A statement without rows (DDL, BEGIN, COMMIT, ...), by its command tag.
-    Command(&'static str),
-}
-
-impl std::fmt::Debug for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Output::Rows { tag, stream } => f.debug_struct("Rows").field("tag", tag).field("schema", &stream.schema()).finish(),
-            Output::Affected { tag, rows } => write!(f, "Affected({tag} {rows})"),
-            Output::Command(tag) => write!(f, "Command({tag})"),
-        }
-    }
-}
+use crate::output::Output;
+use crate::params;
+use crate::pg::settings::{Command, Isolation, Settings};
+use crate::write::copy::CopyIn;
+use crate::write::ddl;
+use crate::write::txn::Txn::{self, Explicit, Implicit};
+use prepared::{Compiled, SavepointCommand, first_words};
+use wait::LockWait;
 
 /// Where a session stands.
 enum State {
@@ -156,7 +137,7 @@ impl Session {
     /// transaction ends.
     fn begin_at(&mut self, level: Option<Isolation>) -> Result<()> {
         if matches!(self.state, State::Autocommit) {
-            self.state = State::InTransaction(self.engine.rows.begin()?);
+            self.state = State::InTransaction(self.engine.context().rows.begin()?);
             // Fixed for the block, as in PostgreSQL: a later change of the
             // session default does not reach it.
             self.settings.set_transaction_isolation(Some(level.unwrap_or_else(|| self.settings.isolation())));
@@ -196,7 +177,7 @@ impl Session {
     /// Parses and plans `sql` once, for [`Session::execute_prepared`].
     /// Fails if it is not valid SQL or names a table that does not exist.
     pub async fn prepare(&self, sql: &str) -> Result<Arc<PreparedStatement>> {
-        Ok(Arc::new(PreparedStatement::new(&self.engine, sql).await?))
+        Ok(Arc::new(PreparedStatement::new(self.engine.context(), sql).await?))
     }
 
     /// Runs one SQL statement with `$1..$n` bound to `params`. The engine
@@ -218,7 +199,7 @@ impl Session {
     /// fails with [`Error::Deadlock`], or after `lock_timeout` (if set) with
     /// [`Error::LockNotAvailable`].
     pub async fn execute_prepared(&mut self, statement: &PreparedStatement, params: &[Value]) -> Result<Output> {
-        let mut wait = LockWait::new(&self.engine.released);
+        let mut wait = LockWait::new(&self.engine.context().released);
         loop {
             match self.try_fast(statement, params) {
                 Fast::Done(out) => return out.map(|o| statement.present(o)),
@@ -226,7 +207,7 @@ impl Session {
                 Fast::Slow => break,
             }
         }
-        let compiled = match statement.compiled(&self.engine).await {
+        let compiled = match statement.compiled(self.engine.context()).await {
             Ok(c) => c,
             Err(e) => return Err(self.fail(e)),
         };
@@ -331,7 +312,7 @@ impl Session {
     /// [`Error::TransactionAborted`], and dropping the `CopyIn` abandons the
     /// load and aborts that transaction.
     pub async fn copy_from(&mut self, statement: &PreparedStatement) -> Result<CopyIn> {
-        let compiled = match statement.compiled(&self.engine).await {
+        let compiled = match statement.compiled(self.engine.context()).await {
             Ok(c) => c,
             Err(e) => return Err(self.fail(e)),
         };
@@ -341,7 +322,7 @@ impl Session {
         if self.is_failed() {
             return Err(Error::TransactionAborted);
         }
-        let Some((id, schema)) = self.engine.rows.table(&copy.table) else {
+        let Some((id, schema)) = self.engine.context().rows.table(&copy.table) else {
             return Err(self.fail(Error::UnknownTable(copy.table.clone())));
         };
         let targets = CopyIn::targets(copy, &schema).map_err(|e| self.fail(e))?;
@@ -366,7 +347,7 @@ impl Session {
                 self.state = State::Aborted(None);
                 Explicit(txn)
             }
-            State::Autocommit => Implicit(self.engine.rows.begin()?),
+            State::Autocommit => Implicit(self.engine.context().rows.begin()?),
         })
     }
 
@@ -396,7 +377,7 @@ impl Session {
         if params.len() != statement.param_count() || self.is_failed() {
             return Fast::Slow;
         }
-        let Some(compiled) = statement.current(&self.engine) else { return Fast::Slow };
+        let Some(compiled) = statement.current(self.engine.context()) else { return Fast::Slow };
         let Some(fast) = compiled.fast() else { return Fast::Slow };
         let read_committed = self.read_committed();
         let mut txn = match std::mem::replace(&mut self.state, State::Autocommit) {
@@ -404,7 +385,7 @@ impl Session {
                 self.block_used = true;
                 Explicit(txn)
             }
-            _ => match self.engine.rows.begin() {
+            _ => match self.engine.context().rows.begin() {
                 Ok(txn) => Implicit(txn),
                 Err(e) => return Fast::Done(Err(e.into())),
             },
@@ -575,28 +556,6 @@ impl Session {
     }
 }
 
-/// The transaction a statement runs in, and whether the session owns it.
-pub(crate) enum Txn {
-    Explicit(Transaction),
-    Implicit(Transaction),
-}
-use Txn::{Explicit, Implicit};
-
-impl Txn {
-    pub(crate) fn get(&mut self) -> &mut Transaction {
-        match self {
-            Explicit(t) | Implicit(t) => t,
-        }
-    }
-
-    /// Starts a READ COMMITTED statement, or its next run: a fresh
-    /// snapshot and a savepoint to undo it to.
-    fn statement_start(&mut self) -> Result<Savepoint> {
-        self.get().refresh_snapshot()?;
-        Ok(self.get().savepoint())
-    }
-}
-
 /// How a fast-path attempt ended.
 enum Fast {
     Done(Result<Output>),
@@ -610,89 +569,14 @@ fn is_conflict(e: &Error) -> bool {
     matches!(e, Error::SerializationConflict(_))
 }
 
-/// How long a READ COMMITTED statement waits, in all, for rows other
-/// transactions hold before it fails with [`Error::Deadlock`], unless the
-/// session sets `deadlock_timeout`. PostgreSQL looks for a cycle after
-/// this long; OmenDB has no deadlock detector and gives up instead.
-pub const DEFAULT_DEADLOCK_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Row releases in the row store ([`omen_rowstore::Store::on_rows_released`]),
-/// counted so a waiter cannot miss one that lands between its failed
-/// attempt and its wait.
-#[derive(Default)]
-pub(crate) struct Released {
-    count: AtomicU64,
-    notify: tokio::sync::Notify,
-}
-
-impl Released {
-    pub(crate) fn signal(&self) {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-}
-
-/// The longest a waiter sleeps without a release before it looks again
-/// (and checks its limits).
-const WAIT_NAP: Duration = Duration::from_millis(10);
-
-/// The waits of one statement: until some transaction lets go of rows
-/// (any: the row store has no per-row wait queue), then the statement
-/// tries again; past `lock_timeout` or `deadlock_timeout` it gives up.
-struct LockWait {
-    released: Arc<Released>,
-    /// Releases seen when the last attempt began.
-    seen: u64,
-    started: Option<Instant>,
-}
-
-impl LockWait {
-    /// Made before the statement's first attempt.
-    fn new(released: &Arc<Released>) -> Self {
-        Self { seen: released.count.load(Ordering::SeqCst), released: Arc::clone(released), started: None }
-    }
-
-    /// Waits for a release; fails past the session's `lock_timeout` (if
-    /// set) or `deadlock_timeout`, read here rather than per statement, as
-    /// most statements never wait.
-    async fn pause(&mut self, settings: &Settings) -> Result<()> {
-        let started = *self.started.get_or_insert_with(Instant::now);
-        let waited = started.elapsed();
-        let limit = |name: &str| settings.duration(name).filter(|d| !d.is_zero());
-        let lock_timeout = limit("lock_timeout");
-        let deadlock_timeout = limit("deadlock_timeout").unwrap_or(DEFAULT_DEADLOCK_TIMEOUT);
-        let held = |setting: &str| format!("waited {} ms for rows other transactions hold ({setting})", waited.as_millis());
-        if lock_timeout.is_some_and(|limit| waited >= limit) {
-            return Err(Error::LockNotAvailable(held("lock_timeout")));
-        }
-        if waited >= deadlock_timeout {
-            return Err(Error::Deadlock(held("deadlock_timeout; OmenDB does not look for a cycle, it stops waiting")));
-        }
-        let left = lock_timeout.unwrap_or(Duration::MAX).min(deadlock_timeout) - waited;
-        // Registered before the count is read: a release after the read
-        // wakes it.
-        let notified = self.released.notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if self.released.count.load(Ordering::SeqCst) == self.seen {
-            let _ = tokio::time::timeout(WAIT_NAP.min(left), notified).await;
-        } else {
-            // Released since the attempt began: try again, after letting
-            // other tasks run.
-            tokio::task::yield_now().await;
-        }
-        self.seen = self.released.count.load(Ordering::SeqCst);
-        Ok(())
-    }
-}
-
 async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explicit: bool, params: &[Value]) -> Result<Output> {
+    let ctx = engine.context();
     match compiled {
-        Compiled::Query { plan, .. } => Ok(Output::Rows { tag: "SELECT", stream: plan.execute(engine, &plan.plan, txn, params).await? }),
-        Compiled::Dml { write, .. } => write.run(engine, txn, params).await,
+        Compiled::Query { plan, .. } => Ok(Output::Rows { tag: "SELECT", stream: plan.execute(ctx, &plan.plan, txn, params).await? }),
+        Compiled::Dml { write, .. } => write.run(ctx, txn, params).await,
         Compiled::Ddl(ddl) => {
             if !explicit {
-                return ddl::run(engine, ddl.as_ref().clone()).await;
+                return ddl::run(ctx, ddl.as_ref().clone()).await;
             }
             // The catalog is not transactional: DDL commits on its own, at
             // once. Inside a block it is taken only before the block writes
@@ -706,22 +590,22 @@ async fn run(engine: &Engine, compiled: &Compiled, txn: &mut Transaction, explic
                     first_words(&ddl.to_string())
                 )));
             }
-            let out = ddl::run(engine, ddl.as_ref().clone()).await?;
+            let out = ddl::run(ctx, ddl.as_ref().clone()).await?;
             // The block's later statements see the new catalog's rows (an
             // ALTER TABLE rewrites them after the block's snapshot).
             txn.refresh_snapshot()?;
             Ok(out)
         }
-        Compiled::Maintenance(m) => m.run(engine, explicit),
+        Compiled::Maintenance(m) => m.run(ctx, explicit),
         Compiled::Truncate(tables) => {
             for table in tables {
-                if engine.rows.table(table).is_none() {
+                if ctx.rows.table(table).is_none() {
                     return Err(Error::UnknownTable(table.clone()));
                 }
                 // Transactional, as PostgreSQL's: every row deleted in `txn`.
                 let delete = engine.prepare(&format!("DELETE FROM {}", Ident::with_quote('"', table.as_str()))).await?;
-                match delete.compiled(engine).await?.as_ref() {
-                    Compiled::Dml { write, .. } => write.run(engine, txn, &[]).await?,
+                match delete.compiled(ctx).await?.as_ref() {
+                    Compiled::Dml { write, .. } => write.run(ctx, txn, &[]).await?,
                     _ => return Err(Error::Internal("DELETE did not compile to a write".into())),
                 };
             }

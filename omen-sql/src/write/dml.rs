@@ -33,14 +33,14 @@ use futures::TryStreamExt;
 use omen_rowstore::{TableSchema, Transaction, Value};
 use omen_sync::convert::array_to_values;
 
-use crate::conflict::OnConflict;
-use crate::ddl::normalize_ident;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::provider::SnapshotTable;
-use crate::query::{self, Plan, TableRef};
-use crate::rowexpr::RowExprs;
-use crate::session::Output;
+use crate::names::normalize_ident;
+use crate::output::Output;
+use crate::plan::query::{self, Plan, TableRef};
+use crate::scan::provider::SnapshotTable;
+use crate::write::conflict::OnConflict;
+use crate::write::rowexpr::RowExprs;
 
 /// Which write a DML statement makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,25 +167,25 @@ pub(crate) struct Write {
 
 impl Write {
     /// Plans `statement`, whose target is `spec` (see [`target`]).
-    pub(crate) async fn plan(engine: &Engine, statement: SqlStatement, spec: Target) -> Result<Self> {
+    pub(crate) async fn plan(ctx: &Context, statement: SqlStatement, spec: Target) -> Result<Self> {
         let reference = object_name_to_table_reference(spec.table, true)?;
-        let target = query::lookup(engine, reference.schema(), reference.table())?;
+        let target = query::lookup(ctx, reference.schema(), reference.table())?;
         let with_keys = (spec.kind != Kind::Insert).then_some(target.id);
         let once_per_row = spec.joined.is_some();
         let plan = match &spec.joined {
-            Some(joined) => joined.plan(engine, &target, spec.kind).await?,
-            None => query::plan(engine, DfStatement::Statement(Box::new(statement)), with_keys).await?,
+            Some(joined) => joined.plan(ctx, &target, spec.kind).await?,
+            None => query::plan(ctx, DfStatement::Statement(Box::new(statement)), with_keys).await?,
         };
-        let alias = spec.alias.unwrap_or_else(|| crate::rowexpr::quote(&target.name));
+        let alias = spec.alias.unwrap_or_else(|| crate::names::quote(&target.name));
         let returning = match &spec.returning {
             Some(items) => {
                 let items: Vec<String> = items.iter().map(ToString::to_string).collect();
-                Some(RowExprs::plan(engine, &target, &alias, None, &items.join(", "), "RETURNING").await?)
+                Some(RowExprs::plan(ctx, &target, &alias, None, &items.join(", "), "RETURNING").await?)
             }
             None => None,
         };
         let on_conflict = match &spec.on_conflict {
-            Some(on) => Some(OnConflict::compile(engine, &target, &alias, on).await?),
+            Some(on) => Some(OnConflict::compile(ctx, &target, &alias, on).await?),
             None => None,
         };
         Ok(Self { kind: spec.kind, plan, target, returning, on_conflict, once_per_row })
@@ -214,11 +214,11 @@ impl Write {
     /// Runs the write: its input computes the rows on `txn`'s snapshot
     /// (INSERT: every column; UPDATE: every column plus the hidden key;
     /// DELETE: the rows and their keys), which are applied to the row store.
-    pub(crate) async fn run(&self, engine: &Engine, txn: &mut Transaction, params: &[Value]) -> Result<Output> {
+    pub(crate) async fn run(&self, ctx: &Context, txn: &mut Transaction, params: &[Value]) -> Result<Output> {
         let LogicalPlan::Dml(dml) = &self.plan.plan else {
             return Err(Error::Internal(format!("DML planned as {}", self.plan.plan.display())));
         };
-        let rows: Vec<RecordBatch> = self.plan.execute(engine, &dml.input, txn, params).await?.try_collect().await?;
+        let rows: Vec<RecordBatch> = self.plan.execute(ctx, &dml.input, txn, params).await?.try_collect().await?;
         let (id, schema) = (self.target.id, &self.target.schema);
         // RETURNING needs the rows as written.
         let keep = self.returning.is_some();
@@ -231,7 +231,7 @@ impl Write {
                 Kind::Insert => {
                     let proposed = batch_rows(batch, schema)?;
                     if let Some(on_conflict) = &self.on_conflict {
-                        let applied = on_conflict.apply(engine, &self.target, txn, proposed, params, keep)?;
+                        let applied = on_conflict.apply(ctx, &self.target, txn, proposed, params, keep)?;
                         n += applied.count;
                         written.extend(applied.written);
                         continue;
@@ -268,7 +268,7 @@ impl Write {
         let tag = self.kind.tag();
         let Some(returning) = &self.returning else { return Ok(Output::Affected { tag, rows: n }) };
         let rows: Vec<&[Value]> = written.iter().map(Vec::as_slice).collect();
-        let batch = returning.bind(engine, params)?.evaluate(&rows)?;
+        let batch = returning.bind(ctx, params)?.evaluate(&rows)?;
         let stream = MemoryStream::try_new(vec![batch.clone()], batch.schema(), None)?;
         Ok(Output::Rows { tag, stream: Box::pin(stream) })
     }
@@ -278,10 +278,10 @@ impl Joined {
     /// The write's input: a query of the target joined with the other
     /// tables, giving the target's columns as they will be written, then its
     /// key; wrapped as the DML statement DataFusion would have made.
-    async fn plan(&self, engine: &Engine, target: &TableRef, kind: Kind) -> Result<Plan> {
+    async fn plan(&self, ctx: &Context, target: &TableRef, kind: Kind) -> Result<Plan> {
         let name = match &self.target.relation {
-            TableFactor::Table { alias: Some(alias), .. } => crate::rowexpr::quote(&normalize_ident(alias.name.clone())),
-            _ => crate::rowexpr::quote(&target.name),
+            TableFactor::Table { alias: Some(alias), .. } => crate::names::quote(&normalize_ident(alias.name.clone())),
+            _ => crate::names::quote(&target.name),
         };
         let mut assigned: HashMap<String, &SqlExpr> = HashMap::new();
         for a in &self.assignments {
@@ -304,11 +304,11 @@ impl Joined {
             .columns
             .iter()
             .map(|c| match assigned.get(&c.name) {
-                Some(value) => format!("({value}) AS {}", crate::rowexpr::quote(&c.name)),
-                None => format!("{name}.{}", crate::rowexpr::quote(&c.name)),
+                Some(value) => format!("({value}) AS {}", crate::names::quote(&c.name)),
+                None => format!("{name}.{}", crate::names::quote(&c.name)),
             })
             .collect();
-        items.push(format!("{name}.{}", crate::rowexpr::quote(omen_colstore::KEY_COLUMN)));
+        items.push(format!("{name}.{}", crate::names::quote(omen_colstore::KEY_COLUMN)));
         let tables: Vec<String> = std::iter::once(&self.target).chain(&self.tables).map(ToString::to_string).collect();
         let mut sql = format!("SELECT {} FROM {}", items.join(", "), tables.join(", "));
         if let Some(selection) = &self.selection {
@@ -317,7 +317,7 @@ impl Joined {
         let statement = DFParser::parse_sql_with_dialect(&sql, &PostgreSqlDialect {})?.pop_front().ok_or_else(|| {
             Error::Internal(format!("{} ... {}: no query", kind.tag(), if kind == Kind::Update { "FROM" } else { "USING" }))
         })?;
-        let Plan { plan, tables } = query::plan(engine, statement, Some(target.id)).await?;
+        let Plan { plan, tables } = query::plan(ctx, statement, Some(target.id)).await?;
         let arrow = omen_sync::convert::arrow_schema(&target.schema);
         let plan = type_placeholders(plan, &arrow)?;
         // Cast the new values to the column types; the key passes as it is.
@@ -416,6 +416,24 @@ fn key_column<'a>(batch: &'a RecordBatch, schema: &TableSchema) -> Result<&'a Bi
         .as_any()
         .downcast_ref::<BinaryArray>()
         .ok_or_else(|| Error::Internal("DML input lacks the key column".into()))
+}
+
+/// [`crate::Engine::insert_batches`].
+pub(crate) fn insert_batches(ctx: &Context, table: &str, batches: &[RecordBatch]) -> Result<u64> {
+    let (id, schema) = ctx.rows.table(table).ok_or_else(|| Error::UnknownTable(table.into()))?;
+    if let Some(b) = batches.iter().find(|b| b.num_columns() != schema.columns.len()) {
+        return Err(Error::Plan(format!("table {table:?} has {} columns, a batch {}", schema.columns.len(), b.num_columns())));
+    }
+    let mut txn = ctx.rows.begin()?;
+    let mut n = 0;
+    for batch in batches {
+        for row in batch_rows(batch, &schema)? {
+            txn.insert(id, row)?;
+            n += 1;
+        }
+    }
+    txn.commit()?;
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -13,7 +13,12 @@
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionState;
+
+use crate::context::Context;
 
 /// One query's share of `inner`, at most `limit` bytes.
 #[derive(Debug)]
@@ -119,4 +124,15 @@ mod tests {
         b.try_grow(800).unwrap();
         assert_eq!(shared.reserved(), 800);
     }
+}
+/// The context one query execution runs in: `state`'s, with a memory
+/// pool of its own under the per-query limit, if one is set.
+pub(crate) fn task_ctx(context: &Context, state: &SessionState) -> Arc<TaskContext> {
+    if context.query_memory_limit == 0 {
+        return state.task_ctx();
+    }
+    let runtime = state.runtime_env();
+    let pool = QueryPool::new(Arc::clone(&runtime.memory_pool), context.query_memory_limit);
+    let runtime = RuntimeEnv { memory_pool: Arc::new(pool), ..runtime.as_ref().clone() };
+    Arc::new(TaskContext::from(state).with_runtime(Arc::new(runtime)))
 }

@@ -33,8 +33,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use omen_rowstore::{Store, TableId};
 
-use crate::computed::{Computed, Row, Rows, batch_of};
-use crate::pg_catalog::PUBLIC;
+use crate::pg::computed::{Computed, Row, Rows, batch_of};
+use crate::pg::schemas::PUBLIC;
 
 /// Field metadata of an array column that is an `int2vector`/`oidvector`
 /// in PostgreSQL, whose subscripts start at 0 (see `pg_functions`'

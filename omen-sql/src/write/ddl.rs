@@ -3,50 +3,34 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType as ArrowType;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnDef as SqlColumnDef, ColumnOption, CreateIndex, CreateTable, CreateTableOptions,
-    DataType as SqlType, ExactNumberInfo, Expr, Ident, IndexColumn, IndexType, ObjectName, ObjectType, Query, RenameTableNameKind,
-    SqlOption, Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
+    DataType as SqlType, ExactNumberInfo, Expr, IndexColumn, IndexType, ObjectName, ObjectType, Query, RenameTableNameKind, SqlOption,
+    Statement as SqlStatement, TableConstraint, TimezoneInfo, UnaryOperator,
 };
 use futures::TryStreamExt;
 use omen_rowstore::{Alteration, ColumnDef, DataType, IndexDef, TableSchema, Value};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::query;
-use crate::session::Output;
+use crate::names::{normalize_ident, table_name};
+use crate::output::Output;
+use crate::plan::memory::task_ctx;
+use crate::plan::query;
+use crate::write::dml::insert_batches;
 
-pub(crate) async fn run(engine: &Engine, statement: SqlStatement) -> Result<Output> {
+pub(crate) async fn run(ctx: &Context, statement: SqlStatement) -> Result<Output> {
     match statement {
-        SqlStatement::CreateTable(create) => create_table(engine, create).await,
-        SqlStatement::CreateIndex(create) => create_index(engine, create),
-        SqlStatement::AlterTable(alter) => alter_table(engine, alter).await,
-        SqlStatement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => drop_tables(engine, names, if_exists),
-        SqlStatement::Drop { object_type: ObjectType::Index, if_exists, names, .. } => drop_indexes(engine, names, if_exists),
+        SqlStatement::CreateTable(create) => create_table(ctx, create).await,
+        SqlStatement::CreateIndex(create) => create_index(ctx, create),
+        SqlStatement::AlterTable(alter) => alter_table(ctx, alter).await,
+        SqlStatement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => drop_tables(ctx, names, if_exists),
+        SqlStatement::Drop { object_type: ObjectType::Index, if_exists, names, .. } => drop_indexes(ctx, names, if_exists),
         other => Err(Error::Unsupported(format!("DROP {}", other.to_string().split_whitespace().nth(1).unwrap_or_default()))),
     }
 }
 
-/// A column name as PostgreSQL (and DataFusion's planner) folds it:
-/// unquoted names to lower case, quoted ones as written.
-pub(crate) fn normalize_ident(ident: Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value,
-        None => ident.value.to_ascii_lowercase(),
-    }
-}
-
-/// The table name of a DDL statement: bare, or qualified by `public`.
-pub(crate) fn table_name(name: &ObjectName) -> Result<String> {
-    let reference = object_name_to_table_reference(name.clone(), true)?;
-    match reference.schema() {
-        None | Some("public") if reference.catalog().is_none() => Ok(reference.table().to_owned()),
-        _ => Err(Error::Unsupported(format!("schema-qualified name {name} (only the schema public exists)"))),
-    }
-}
-
-async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
+async fn create_table(ctx: &Context, create: CreateTable) -> Result<Output> {
     let unsupported = [
         (create.or_replace, "CREATE OR REPLACE TABLE"),
         (create.temporary, "CREATE TEMPORARY TABLE"),
@@ -63,16 +47,12 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
     }
     storage_parameters(&create.table_options)?;
     let name = table_name(&create.name)?;
-    if engine.rows.table(&name).is_some() {
-        return if create.if_not_exists {
-            Ok(Output::Command("CREATE TABLE"))
-        } else {
-            Err(Error::Plan(format!("relation {name:?} already exists")))
-        };
+    if ctx.rows.table(&name).is_some() {
+        return if create.if_not_exists { Ok(Output::Command("CREATE TABLE")) } else { Err(Error::DuplicateRelation(name)) };
     }
 
     if let Some(query) = create.query {
-        return create_table_as(engine, name, *query).await;
+        return create_table_as(ctx, name, *query).await;
     }
 
     let mut columns = Vec::with_capacity(create.columns.len());
@@ -84,7 +64,7 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         Some(_) => Err(Error::Plan(format!("multiple primary keys for table {name:?} are not allowed"))),
     };
     for (i, c) in create.columns.into_iter().enumerate() {
-        let column = column(engine, c).await?;
+        let column = column(ctx, c).await?;
         if column.primary_key {
             set_key(vec![i])?;
         }
@@ -118,22 +98,22 @@ async fn create_table(engine: &Engine, create: CreateTable) -> Result<Output> {
         let columns =
             names.iter().map(|n| schema.column_index(n).ok_or_else(|| Error::UnknownColumn(n.clone()))).collect::<Result<Vec<_>>>()?;
         // PostgreSQL's name for the index behind a UNIQUE constraint.
-        let name = constraint.unwrap_or_else(|| index_name(engine, &schema.name, &names, "key", &indexes));
-        if indexes.iter().any(|i| i.name == name) || engine.rows.index_exists(&name) {
-            return Err(Error::Plan(format!("relation {name:?} already exists")));
+        let name = constraint.unwrap_or_else(|| index_name(ctx, &schema.name, &names, "key", &indexes));
+        if indexes.iter().any(|i| i.name == name) || ctx.rows.index_exists(&name) {
+            return Err(Error::DuplicateRelation(name));
         }
         indexes.push(IndexDef { name, columns, unique: true });
     }
     let table = schema.name.clone();
-    match engine.rows.create_table(schema) {
+    match ctx.rows.create_table(schema) {
         Ok(_) => {}
         Err(omen_rowstore::Error::TableExists(_)) if create.if_not_exists => return Ok(Output::Command("CREATE TABLE")),
         Err(e) => return Err(e.into()),
     }
     for def in indexes {
-        if let Err(e) = engine.rows.create_index(&table, def) {
+        if let Err(e) = ctx.rows.create_index(&table, def) {
             // The table is new and empty: only a concurrent DDL can get here.
-            let _ = engine.rows.drop_table(&table);
+            let _ = ctx.rows.drop_table(&table);
             return Err(e.into());
         }
     }
@@ -148,7 +128,7 @@ struct Column {
     unique: Option<Option<String>>,
 }
 
-async fn column(engine: &Engine, c: SqlColumnDef) -> Result<Column> {
+async fn column(ctx: &Context, c: SqlColumnDef) -> Result<Column> {
     let name = normalize_ident(c.name);
     if name == omen_colstore::KEY_COLUMN {
         return Err(Error::Plan(format!("column name {name:?} is reserved")));
@@ -159,7 +139,7 @@ async fn column(engine: &Engine, c: SqlColumnDef) -> Result<Column> {
         match option.option {
             ColumnOption::NotNull => column.def.nullable = false,
             ColumnOption::Null => column.def.nullable = true,
-            ColumnOption::Default(expr) => column.def.default = Some(constant(engine, &expr, &data_type).await?),
+            ColumnOption::Default(expr) => column.def.default = Some(constant(ctx, &expr, &data_type).await?),
             ColumnOption::PrimaryKey(_) => column.primary_key = true,
             ColumnOption::Unique(u) => column.unique = Some(u.name.map(normalize_ident)),
             other => return Err(Error::Unsupported(format!("column constraint {other}"))),
@@ -171,10 +151,10 @@ async fn column(engine: &Engine, c: SqlColumnDef) -> Result<Column> {
 /// ALTER TABLE [IF EXISTS] name with ADD COLUMN, DROP COLUMN, RENAME
 /// COLUMN and RENAME TO operations, applied together by one rewrite of
 /// the table (see `omen_rowstore::Alteration`).
-async fn alter_table(engine: &Engine, alter: AlterTable) -> Result<Output> {
+async fn alter_table(ctx: &Context, alter: AlterTable) -> Result<Output> {
     const TAG: &str = "ALTER TABLE";
     let name = table_name(&alter.name)?;
-    let Some((_, schema)) = engine.rows.table(&name) else {
+    let Some((_, schema)) = ctx.rows.table(&name) else {
         return if alter.if_exists { Ok(Output::Command(TAG)) } else { Err(Error::UnknownTable(name)) };
     };
     // Column names as the operations before each one leave them, for IF
@@ -184,7 +164,7 @@ async fn alter_table(engine: &Engine, alter: AlterTable) -> Result<Output> {
     for op in alter.operations {
         match op {
             AlterTableOperation::AddColumn { if_not_exists, column_def, column_position: None, .. } => {
-                let column = column(engine, column_def).await?;
+                let column = column(ctx, column_def).await?;
                 if column.primary_key || column.unique.is_some() {
                     return Err(Error::Unsupported("PRIMARY KEY or UNIQUE in ADD COLUMN: add the column, then CREATE UNIQUE INDEX".into()));
                 }
@@ -218,8 +198,8 @@ async fn alter_table(engine: &Engine, alter: AlterTable) -> Result<Output> {
             }
             AlterTableOperation::RenameTable { table_name: RenameTableNameKind::To(to) | RenameTableNameKind::As(to) } => {
                 let to = table_name(&to)?;
-                if engine.rows.index_exists(&to) {
-                    return Err(Error::Plan(format!("relation {to:?} already exists")));
+                if ctx.rows.index_exists(&to) {
+                    return Err(Error::DuplicateRelation(to));
                 }
                 alterations.push(Alteration::RenameTable(to));
             }
@@ -227,7 +207,7 @@ async fn alter_table(engine: &Engine, alter: AlterTable) -> Result<Output> {
         }
     }
     if !alterations.is_empty() {
-        engine.rows.alter_table(&name, &alterations)?;
+        ctx.rows.alter_table(&name, &alterations)?;
     }
     Ok(Output::Command(TAG))
 }
@@ -235,8 +215,8 @@ async fn alter_table(engine: &Engine, alter: AlterTable) -> Result<Output> {
 /// CREATE TABLE name AS query: a table without a primary key whose columns
 /// are the query's, holding its rows. The rows are read at one snapshot and
 /// written in one transaction; if that fails, the table is dropped again.
-async fn create_table_as(engine: &Engine, name: String, query: Query) -> Result<Output> {
-    let plan = query::plan(engine, DfStatement::Statement(Box::new(SqlStatement::Query(Box::new(query)))), None).await?;
+async fn create_table_as(ctx: &Context, name: String, query: Query) -> Result<Output> {
+    let plan = query::plan(ctx, DfStatement::Statement(Box::new(SqlStatement::Query(Box::new(query)))), None).await?;
     let mut columns: Vec<ColumnDef> = Vec::with_capacity(plan.plan.schema().fields().len());
     for field in plan.plan.schema().fields() {
         if columns.iter().any(|c| c.name == *field.name()) {
@@ -247,14 +227,14 @@ async fn create_table_as(engine: &Engine, name: String, query: Query) -> Result<
     let schema = TableSchema { name: name.clone(), columns, primary_key: Vec::new() };
     schema.validate()?;
     let batches: Vec<RecordBatch> = {
-        let txn = engine.rows.begin()?;
-        plan.execute(engine, &plan.plan, &txn, &[]).await?.try_collect().await?
+        let txn = ctx.rows.begin()?;
+        plan.execute(ctx, &plan.plan, &txn, &[]).await?.try_collect().await?
     };
-    engine.rows.create_table(schema)?;
-    match engine.insert_batches(&name, &batches) {
+    ctx.rows.create_table(schema)?;
+    match insert_batches(ctx, &name, &batches) {
         Ok(rows) => Ok(Output::Affected { tag: "SELECT", rows }),
         Err(e) => {
-            let _ = engine.rows.drop_table(&name);
+            let _ = ctx.rows.drop_table(&name);
             Err(e)
         }
     }
@@ -317,9 +297,9 @@ fn column_names(columns: &[IndexColumn], what: &str) -> Result<Vec<String>> {
 
 /// PostgreSQL's generated name for an index: `table_col1_col2_suffix`,
 /// numbered from 1 while the name is taken.
-fn index_name(engine: &Engine, table: &str, columns: &[String], suffix: &str, pending: &[IndexDef]) -> String {
+fn index_name(ctx: &Context, table: &str, columns: &[String], suffix: &str, pending: &[IndexDef]) -> String {
     let base = format!("{table}_{}_{suffix}", columns.join("_"));
-    let taken = |n: &str| engine.rows.index_exists(n) || engine.rows.table(n).is_some() || pending.iter().any(|i| i.name == n);
+    let taken = |n: &str| ctx.rows.index_exists(n) || ctx.rows.table(n).is_some() || pending.iter().any(|i| i.name == n);
     let mut name = base.clone();
     let mut i = 0;
     while taken(&name) {
@@ -330,7 +310,7 @@ fn index_name(engine: &Engine, table: &str, columns: &[String], suffix: &str, pe
 }
 
 /// CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON table [USING btree] (columns).
-fn create_index(engine: &Engine, create: CreateIndex) -> Result<Output> {
+fn create_index(ctx: &Context, create: CreateIndex) -> Result<Output> {
     let unsupported = [
         (create.predicate.is_some(), "partial indexes (CREATE INDEX ... WHERE)"),
         (!create.include.is_empty(), "CREATE INDEX ... INCLUDE"),
@@ -342,35 +322,31 @@ fn create_index(engine: &Engine, create: CreateIndex) -> Result<Output> {
         return Err(Error::Unsupported((*what).into()));
     }
     let table = table_name(&create.table_name)?;
-    let (_, schema) = engine.rows.table(&table).ok_or_else(|| Error::UnknownTable(table.clone()))?;
+    let (_, schema) = ctx.rows.table(&table).ok_or_else(|| Error::UnknownTable(table.clone()))?;
     let names = column_names(&create.columns, "index")?;
     let columns =
         names.iter().map(|n| schema.column_index(n).ok_or_else(|| Error::UnknownColumn(n.clone()))).collect::<Result<Vec<_>>>()?;
     let name = match &create.name {
         Some(name) => table_name(name)?,
-        None => index_name(engine, &table, &names, "idx", &[]),
+        None => index_name(ctx, &table, &names, "idx", &[]),
     };
-    if engine.rows.index_exists(&name) || engine.rows.table(&name).is_some() {
-        return if create.if_not_exists {
-            Ok(Output::Command("CREATE INDEX"))
-        } else {
-            Err(Error::Plan(format!("relation {name:?} already exists")))
-        };
+    if ctx.rows.index_exists(&name) || ctx.rows.table(&name).is_some() {
+        return if create.if_not_exists { Ok(Output::Command("CREATE INDEX")) } else { Err(Error::DuplicateRelation(name)) };
     }
-    match engine.rows.create_index(&table, IndexDef { name, columns, unique: create.unique }) {
+    match ctx.rows.create_index(&table, IndexDef { name, columns, unique: create.unique }) {
         Ok(_) => Ok(Output::Command("CREATE INDEX")),
         Err(omen_rowstore::Error::IndexExists(_)) if create.if_not_exists => Ok(Output::Command("CREATE INDEX")),
         Err(e) => Err(e.into()),
     }
 }
 
-fn drop_indexes(engine: &Engine, names: Vec<ObjectName>, if_exists: bool) -> Result<Output> {
+fn drop_indexes(ctx: &Context, names: Vec<ObjectName>, if_exists: bool) -> Result<Output> {
     let names = names.iter().map(table_name).collect::<Result<Vec<_>>>()?;
-    if !if_exists && let Some(missing) = names.iter().find(|n| !engine.rows.index_exists(n)) {
-        return Err(Error::Plan(format!("index {missing:?} does not exist")));
+    if !if_exists && let Some(missing) = names.iter().find(|n| !ctx.rows.index_exists(n)) {
+        return Err(Error::UnknownIndex(missing.clone()));
     }
     for n in &names {
-        match engine.rows.drop_index(n) {
+        match ctx.rows.drop_index(n) {
             Ok(()) | Err(omen_rowstore::Error::UnknownIndex(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -378,14 +354,14 @@ fn drop_indexes(engine: &Engine, names: Vec<ObjectName>, if_exists: bool) -> Res
     Ok(Output::Command("DROP INDEX"))
 }
 
-fn drop_tables(engine: &Engine, names: Vec<ObjectName>, if_exists: bool) -> Result<Output> {
+fn drop_tables(ctx: &Context, names: Vec<ObjectName>, if_exists: bool) -> Result<Output> {
     let names = names.iter().map(table_name).collect::<Result<Vec<_>>>()?;
     // Check every name first, so a bad one drops nothing.
-    if !if_exists && let Some(missing) = names.iter().find(|n| engine.rows.table(n).is_none()) {
+    if !if_exists && let Some(missing) = names.iter().find(|n| ctx.rows.table(n).is_none()) {
         return Err(Error::UnknownTable(missing.clone()));
     }
     for n in &names {
-        match engine.rows.drop_table(n) {
+        match ctx.rows.drop_table(n) {
             Ok(_) | Err(omen_rowstore::Error::UnknownTable(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -436,7 +412,7 @@ fn sql_type(t: &SqlType) -> Result<DataType> {
 
 /// Evaluates a DEFAULT. Only constants are accepted: a default such as
 /// `now()` must be evaluated per insert, which this version does not do.
-async fn constant(engine: &Engine, expr: &Expr, ty: &DataType) -> Result<Value> {
+async fn constant(ctx: &Context, expr: &Expr, ty: &DataType) -> Result<Value> {
     let is_constant = match expr {
         Expr::Value(_) | Expr::TypedString { .. } => true,
         Expr::UnaryOp { op: UnaryOperator::Minus | UnaryOperator::Plus, expr } => matches!(expr.as_ref(), Expr::Value(_)),
@@ -446,9 +422,9 @@ async fn constant(engine: &Engine, expr: &Expr, ty: &DataType) -> Result<Value> 
     if !is_constant {
         return Err(Error::Unsupported(format!("DEFAULT {expr}: only constant defaults are supported")));
     }
-    let plan = engine.state.create_logical_plan(&format!("SELECT {expr}")).await?;
-    let physical = engine.state.create_physical_plan(&plan).await?;
-    let batches: Vec<_> = datafusion::physical_plan::execute_stream(physical, engine.task_ctx(&engine.state))?.try_collect().await?;
+    let plan = ctx.state.create_logical_plan(&format!("SELECT {expr}")).await?;
+    let physical = ctx.state.create_physical_plan(&plan).await?;
+    let batches: Vec<_> = datafusion::physical_plan::execute_stream(physical, task_ctx(ctx, &ctx.state))?.try_collect().await?;
     let column = batches.first().map(|b| b.column(0)).ok_or_else(|| Error::Internal("DEFAULT produced no value".into()))?;
     let mut values = omen_sync::convert::array_to_values(column.as_ref(), ty).map_err(|e| Error::Plan(format!("DEFAULT {expr}: {e}")))?;
     Ok(values.swap_remove(0))

@@ -24,8 +24,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use omen_rowstore::{DataType, TableId, TableSchema, Transaction, Value};
 use omen_sync::convert::{array_to_values, arrow_type};
 
-use crate::ddl::{normalize_ident, table_name};
 use crate::error::{Error, Result};
+use crate::names::{normalize_ident, table_name};
 
 /// Rows decoded before they are converted and inserted together.
 const CHUNK_ROWS: usize = 4096;
@@ -228,7 +228,7 @@ pub struct CopyIn {
     /// The table column each field fills.
     targets: Vec<usize>,
     format: Format,
-    pub(crate) txn: crate::session::Txn,
+    pub(crate) txn: crate::write::txn::Txn,
     /// Received bytes not yet part of a whole row.
     pending: Vec<u8>,
     /// Decoded fields of the current chunk, by field position.
@@ -248,7 +248,7 @@ impl std::fmt::Debug for CopyIn {
 }
 
 impl CopyIn {
-    pub(crate) fn new(copy: &CopyFrom, table: TableId, schema: Arc<TableSchema>, targets: Vec<usize>, txn: crate::session::Txn) -> Self {
+    pub(crate) fn new(copy: &CopyFrom, table: TableId, schema: Arc<TableSchema>, targets: Vec<usize>, txn: crate::write::txn::Txn) -> Self {
         Self {
             table,
             fields: vec![Vec::with_capacity(CHUNK_ROWS); targets.len()],

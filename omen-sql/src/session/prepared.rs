@@ -20,14 +20,14 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use futures::StreamExt;
 use parking_lot::RwLock;
 
-use crate::dml;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::fast::{self, FastPlan};
+use crate::output::Output;
 use crate::params;
-use crate::query::{self, Plan};
-use crate::session::Output;
-use crate::settings::Isolation;
+use crate::pg::settings::Isolation;
+use crate::plan::query::{self, Plan};
+use crate::write::dml;
+use crate::write::fast::{self, FastPlan};
 
 /// A statement parsed and planned once; run it with
 /// [`Session::execute_prepared`](crate::Session::execute_prepared). Cheap to
@@ -62,16 +62,16 @@ pub(crate) enum Compiled {
     /// Runs when executed (commits on its own).
     Ddl(Box<SqlStatement>),
     /// `SET`, `RESET` or `SHOW`: the session's settings.
-    Settings(crate::settings::Command),
+    Settings(crate::pg::settings::Command),
     /// `COPY ... FROM STDIN`: runs through [`crate::Session::copy_from`].
-    CopyFrom(crate::copy::CopyFrom),
+    CopyFrom(crate::write::copy::CopyFrom),
     /// A statement accepted for PostgreSQL clients that has nothing to do
     /// here, by its command tag: `DEALLOCATE` (SQL-level prepared
     /// statements do not exist; protocol-level ones are replaced when a
     /// client parses the name again).
     NoOp(&'static str),
     /// `VACUUM`, `ANALYZE` or `CHECKPOINT`.
-    Maintenance(crate::maintenance::Maintenance),
+    Maintenance(crate::write::maintenance::Maintenance),
     /// `TRUNCATE`: these tables emptied in the statement's transaction.
     Truncate(Vec<String>),
     Query {
@@ -97,10 +97,10 @@ pub(crate) enum SavepointCommand {
 }
 
 impl Compiled {
-    fn is_current(&self, engine: &Engine) -> bool {
+    fn is_current(&self, ctx: &Context) -> bool {
         match self {
-            Compiled::Query { plan, .. } => plan.is_current(engine),
-            Compiled::Dml { write, .. } => write.plan.is_current(engine),
+            Compiled::Query { plan, .. } => plan.is_current(ctx),
+            Compiled::Dml { write, .. } => write.plan.is_current(ctx),
             _ => true,
         }
     }
@@ -115,11 +115,11 @@ impl Compiled {
 
 impl PreparedStatement {
     /// Parses and plans `sql` (one statement) against the current catalog.
-    pub(crate) async fn new(engine: &Engine, sql: &str) -> Result<Self> {
+    pub(crate) async fn new(ctx: &Context, sql: &str) -> Result<Self> {
         // Statements DataFusion's parser does not take as PostgreSQL spells them.
         let special = match leading_word(sql).as_str() {
-            "copy" => crate::copy::CopyFrom::parse(sql)?.map(Compiled::CopyFrom),
-            "vacuum" | "analyze" | "checkpoint" => crate::maintenance::Maintenance::parse(sql)?.map(Compiled::Maintenance),
+            "copy" => crate::write::copy::CopyFrom::parse(sql)?.map(Compiled::CopyFrom),
+            "vacuum" | "analyze" | "checkpoint" => crate::write::maintenance::Maintenance::parse(sql)?.map(Compiled::Maintenance),
             _ => None,
         };
         if let Some(compiled) = special {
@@ -131,7 +131,7 @@ impl PreparedStatement {
             _ => 0,
         };
         let compiled = match &statement {
-            Some(s) => compile(engine, s.clone(), params).await?,
+            Some(s) => compile(ctx, s.clone(), params).await?,
             None => Compiled::Empty,
         };
         let names = statement.as_ref().and_then(crate::names::of_statement);
@@ -231,18 +231,18 @@ impl PreparedStatement {
     }
 
     /// The compiled form, if the tables it read are unchanged.
-    pub(crate) fn current(&self, engine: &Engine) -> Option<Arc<Compiled>> {
+    pub(crate) fn current(&self, ctx: &Context) -> Option<Arc<Compiled>> {
         let c = Arc::clone(&self.compiled.read());
-        c.is_current(engine).then_some(c)
+        c.is_current(ctx).then_some(c)
     }
 
     /// The compiled form, planned again if a table it read has changed.
-    pub(crate) async fn compiled(&self, engine: &Engine) -> Result<Arc<Compiled>> {
-        if let Some(c) = self.current(engine) {
+    pub(crate) async fn compiled(&self, ctx: &Context) -> Result<Arc<Compiled>> {
+        if let Some(c) = self.current(ctx) {
             return Ok(c);
         }
         let statement = self.statement.clone().ok_or_else(|| Error::Internal("an empty statement has no plan".into()))?;
-        let c = Arc::new(compile(engine, statement, self.params).await?);
+        let c = Arc::new(compile(ctx, statement, self.params).await?);
         *self.compiled.write() = Arc::clone(&c);
         Ok(c)
     }
@@ -255,8 +255,8 @@ fn leading_word(sql: &str) -> String {
 }
 
 fn parse(sql: &str) -> Result<Option<DfStatement>> {
-    let mut statements: std::collections::VecDeque<DfStatement> = if crate::pg_catalog::needs_rewrite(sql) {
-        crate::pg_catalog::parse(sql)?.into()
+    let mut statements: std::collections::VecDeque<DfStatement> = if crate::pg::catalog::needs_rewrite(sql) {
+        crate::pg::catalog::parse(sql)?.into()
     } else {
         let dialect = PostgreSqlDialect {};
         DFParserBuilder::new(sql).with_dialect(&dialect).build()?.parse_statements()?
@@ -268,17 +268,17 @@ fn parse(sql: &str) -> Result<Option<DfStatement>> {
     }
 }
 
-async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Result<Compiled> {
+async fn compile(ctx: &Context, statement: DfStatement, params: usize) -> Result<Compiled> {
     let s = match statement {
         DfStatement::Statement(s) => *s,
         explain @ DfStatement::Explain(_) => {
             if params > 0 {
                 return Err(Error::Unsupported("parameters in EXPLAIN".into()));
             }
-            return Ok(Compiled::Query { plan: query::plan(engine, explain, None).await?, fast: None });
+            return Ok(Compiled::Query { plan: query::plan(ctx, explain, None).await?, fast: None });
         }
         DfStatement::Reset(datafusion::sql::parser::ResetStatement::Variable(name)) => {
-            return Ok(Compiled::Settings(crate::settings::Command::reset(&name)));
+            return Ok(Compiled::Settings(crate::pg::settings::Command::reset(&name)));
         }
         other => return Err(Error::Unsupported(first_words(&other.to_string()))),
     };
@@ -287,24 +287,24 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
         SqlStatement::Commit { chain: false, .. } => Compiled::Commit,
         SqlStatement::Rollback { chain: false, savepoint: None } => Compiled::Rollback,
         SqlStatement::Rollback { chain: false, savepoint: Some(name) } => {
-            Compiled::Savepoint(SavepointCommand::RollbackTo(crate::ddl::normalize_ident(name)))
+            Compiled::Savepoint(SavepointCommand::RollbackTo(crate::names::normalize_ident(name)))
         }
-        SqlStatement::Savepoint { name } => Compiled::Savepoint(SavepointCommand::Define(crate::ddl::normalize_ident(name))),
-        SqlStatement::ReleaseSavepoint { name } => Compiled::Savepoint(SavepointCommand::Release(crate::ddl::normalize_ident(name))),
+        SqlStatement::Savepoint { name } => Compiled::Savepoint(SavepointCommand::Define(crate::names::normalize_ident(name))),
+        SqlStatement::ReleaseSavepoint { name } => Compiled::Savepoint(SavepointCommand::Release(crate::names::normalize_ident(name))),
         s @ (SqlStatement::Set(_) | SqlStatement::Reset(_) | SqlStatement::ShowVariable { .. }) => {
-            match crate::settings::Command::compile(&s)? {
+            match crate::pg::settings::Command::compile(&s)? {
                 Some(command) => Compiled::Settings(command),
                 None => return Err(Error::Unsupported(first_words(&s.to_string()))),
             }
         }
         q @ (SqlStatement::Query(_) | SqlStatement::Explain { .. }) => {
-            let plan = query::plan(engine, DfStatement::Statement(Box::new(q)), None).await?;
-            let fast = fast::compile(engine, &plan.plan, &plan.tables, params);
+            let plan = query::plan(ctx, DfStatement::Statement(Box::new(q)), None).await?;
+            let fast = fast::compile(ctx, &plan.plan, &plan.tables, params);
             Compiled::Query { plan, fast }
         }
         SqlStatement::Deallocate { .. } => Compiled::NoOp("DEALLOCATE"),
         SqlStatement::Truncate(t) => {
-            let tables = t.table_names.iter().map(|t| crate::ddl::table_name(&t.name)).collect::<Result<Vec<_>>>()?;
+            let tables = t.table_names.iter().map(|t| crate::names::table_name(&t.name)).collect::<Result<Vec<_>>>()?;
             if t.partitions.is_some() || t.if_exists || t.on_cluster.is_some() {
                 return Err(Error::Unsupported("TRUNCATE options other than TABLE, ONLY, RESTART IDENTITY and CASCADE".into()));
             }
@@ -315,8 +315,8 @@ async fn compile(engine: &Engine, statement: DfStatement, params: usize) -> Resu
         }
         mut other => match dml::target(&mut other)? {
             Some(spec) => {
-                let write = dml::Write::plan(engine, other, spec).await?;
-                let fast = if write.is_plain() { fast::compile(engine, &write.plan.plan, &write.plan.tables, params) } else { None };
+                let write = dml::Write::plan(ctx, other, spec).await?;
+                let fast = if write.is_plain() { fast::compile(ctx, &write.plan.plan, &write.plan.tables, params) } else { None };
                 Compiled::Dml { write: Box::new(write), fast }
             }
             None => return Err(Error::Unsupported(first_words(&other.to_string()))),
@@ -329,7 +329,7 @@ fn check_modes(modes: &[TransactionMode]) -> Result<Option<Isolation>> {
     let mut level = None;
     for m in modes {
         match m {
-            TransactionMode::IsolationLevel(l) => level = Some(crate::settings::level_of(l)?),
+            TransactionMode::IsolationLevel(l) => level = Some(crate::pg::settings::level_of(l)?),
             TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
                 return Err(Error::Unsupported("READ ONLY transactions".into()));
             }

@@ -15,11 +15,11 @@ use arrow::array::Array;
 use datafusion::sql::sqlparser::ast::{self, AssignmentTarget, ConflictTarget, OnConflictAction, OnInsert};
 use omen_rowstore::{IndexDef, KeyRange, Transaction, Value, encode_key};
 
-use crate::ddl::normalize_ident;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::query::TableRef;
-use crate::rowexpr::RowExprs;
+use crate::names::normalize_ident;
+use crate::plan::query::TableRef;
+use crate::write::rowexpr::RowExprs;
 use datafusion::logical_expr::LogicalPlan;
 
 /// A compiled `ON CONFLICT` clause.
@@ -81,7 +81,7 @@ impl OnConflict {
 
     /// Compiles `on` for rows inserted into `target`, called `alias` in
     /// the clause's expressions.
-    pub(crate) async fn compile(engine: &Engine, target: &TableRef, alias: &str, on: &OnInsert) -> Result<Self> {
+    pub(crate) async fn compile(ctx: &Context, target: &TableRef, alias: &str, on: &OnInsert) -> Result<Self> {
         let OnInsert::OnConflict(on) = on else {
             return Err(Error::Unsupported("ON DUPLICATE KEY UPDATE (use ON CONFLICT ... DO UPDATE)".into()));
         };
@@ -98,7 +98,7 @@ impl OnConflict {
                 columns.dedup();
                 Target::Columns(columns)
             }
-            Some(ConflictTarget::OnConstraint(name)) => Target::Constraint(crate::ddl::table_name(name)?),
+            Some(ConflictTarget::OnConstraint(name)) => Target::Constraint(crate::names::table_name(name)?),
         };
         let action = match &on.action {
             OnConflictAction::DoNothing => Action::Nothing,
@@ -127,7 +127,7 @@ impl OnConflict {
                 if let Some(condition) = &update.selection {
                     items.push(condition.to_string());
                 }
-                let exprs = RowExprs::plan(engine, target, alias, Some("excluded"), &items.join(", "), "ON CONFLICT DO UPDATE").await?;
+                let exprs = RowExprs::plan(ctx, target, alias, Some("excluded"), &items.join(", "), "ON CONFLICT DO UPDATE").await?;
                 Action::Update { columns, exprs: Box::new(exprs), condition: update.selection.is_some() }
             }
         };
@@ -136,10 +136,10 @@ impl OnConflict {
 
     /// The constraints that arbitrate, resolved against the table's current
     /// indexes.
-    fn arbiters(&self, engine: &Engine, target: &TableRef) -> Result<Vec<Arbiter>> {
+    fn arbiters(&self, ctx: &Context, target: &TableRef) -> Result<Vec<Arbiter>> {
         let schema = &target.schema;
         let has_key = !schema.primary_key.is_empty();
-        let uniques = engine.rows.indexes(&target.name).into_iter().filter(|i| i.unique);
+        let uniques = ctx.rows.indexes(&target.name).into_iter().filter(|i| i.unique);
         let arbiters: Vec<Arbiter> = match &self.target {
             Target::Any => has_key.then_some(Arbiter::PrimaryKey).into_iter().chain(uniques.map(Arbiter::Index)).collect(),
             Target::Columns(columns) => {
@@ -172,16 +172,16 @@ impl OnConflict {
     /// Inserts `rows` into `target`, resolving collisions as the clause says.
     pub(crate) fn apply(
         &self,
-        engine: &Engine,
+        ctx: &Context,
         target: &TableRef,
         txn: &mut Transaction,
         rows: Vec<Vec<Value>>,
         params: &[Value],
         keep: bool,
     ) -> Result<Applied> {
-        let arbiters = self.arbiters(engine, target)?;
+        let arbiters = self.arbiters(ctx, target)?;
         let bound = match &self.action {
-            Action::Update { exprs, .. } => Some(exprs.bind(engine, params)?),
+            Action::Update { exprs, .. } => Some(exprs.bind(ctx, params)?),
             Action::Nothing => None,
         };
         let pk = &target.schema.primary_key;

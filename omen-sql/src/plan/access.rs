@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
@@ -31,46 +31,16 @@ use datafusion::logical_expr::utils::{split_binary, split_conjunction};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan, Operator};
 use omen_rowstore::{IndexDef, KeyRange, KeyedRows, TableSchema, Transaction, Value};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::Result;
 use crate::params::exact;
-use crate::provider::SnapshotTable;
+use crate::scan::provider::SnapshotTable;
 
 /// Rows a probe may read before it gives way to a full scan.
 pub(crate) const MAX_PROBED: usize = 10_000;
 
 /// At most this many key ranges (the product of IN-list sizes).
 const MAX_RANGES: usize = 256;
-
-/// How many table scans each access path served (see
-/// [`crate::Engine::access_stats`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AccessStats {
-    /// Scans served by primary-key ranges.
-    pub primary_key: u64,
-    /// Scans served by secondary-index ranges.
-    pub index: u64,
-    /// Scans of the whole table (including paths abandoned past
-    /// 10,000 rows).
-    pub full: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct AccessCounters {
-    primary_key: AtomicU64,
-    index: AtomicU64,
-    full: AtomicU64,
-}
-
-impl AccessCounters {
-    pub(crate) fn snapshot(&self) -> AccessStats {
-        AccessStats {
-            primary_key: self.primary_key.load(Ordering::Relaxed),
-            index: self.index.load(Ordering::Relaxed),
-            full: self.full.load(Ordering::Relaxed),
-        }
-    }
-}
 
 /// A chosen access path: the key (primary, or an index by name) and the
 /// ranges to read along it.
@@ -91,20 +61,20 @@ struct Constraint {
 
 /// Replaces every scan of an OmenDB table in `plan` whose filters select a
 /// key range with a scan of the rows read along it.
-pub(crate) fn probe_scans(engine: &Engine, plan: LogicalPlan, txn: &Transaction) -> Result<LogicalPlan> {
+pub(crate) fn probe_scans(ctx: &Context, plan: LogicalPlan, txn: &Transaction) -> Result<LogicalPlan> {
     let mut failed = None;
     let rewritten = plan.transform_up_with_subqueries(|node| {
         let LogicalPlan::TableScan(scan) = &node else { return Ok(Transformed::no(node)) };
         let provider = source_as_provider(&scan.source)?;
         let Some(table) = provider.downcast_ref::<SnapshotTable>() else { return Ok(Transformed::no(node)) };
-        match probe(engine, txn, table, &scan.filters) {
+        match probe(ctx, txn, table, &scan.filters) {
             Ok(Some(probed)) => {
                 let mut scan = scan.clone();
                 scan.source = provider_as_source(Arc::new(probed));
                 Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
             }
             Ok(None) => {
-                engine.access.full.fetch_add(1, Ordering::Relaxed);
+                ctx.access.full.fetch_add(1, Ordering::Relaxed);
                 Ok(Transformed::no(node))
             }
             Err(e) => {
@@ -121,14 +91,14 @@ pub(crate) fn probe_scans(engine: &Engine, plan: LogicalPlan, txn: &Transaction)
 
 /// `table` restricted to the rows its best key path reads, or `None` if the
 /// whole table must be scanned.
-fn probe(engine: &Engine, txn: &Transaction, table: &SnapshotTable, filters: &[Expr]) -> Result<Option<SnapshotTable>> {
+fn probe(ctx: &Context, txn: &Transaction, table: &SnapshotTable, filters: &[Expr]) -> Result<Option<SnapshotTable>> {
     if filters.is_empty() {
         return Ok(None);
     }
-    let Some((_, schema)) = engine.rows.table(table.name()).filter(|(id, _)| *id == table.id()) else { return Ok(None) };
-    let Some(path) = choose(&schema, &engine.rows.indexes(table.name()), filters) else { return Ok(None) };
+    let Some((_, schema)) = ctx.rows.table(table.name()).filter(|(id, _)| *id == table.id()) else { return Ok(None) };
+    let Some(path) = choose(&schema, &ctx.rows.indexes(table.name()), filters) else { return Ok(None) };
     let Some(rows) = read(txn, table.id(), &path)? else { return Ok(None) };
-    let counter = if path.index.is_some() { &engine.access.index } else { &engine.access.primary_key };
+    let counter = if path.index.is_some() { &ctx.access.index } else { &ctx.access.primary_key };
     counter.fetch_add(1, Ordering::Relaxed);
     Ok(Some(table.with_rows(&schema, rows)?))
 }

@@ -143,9 +143,12 @@ impl ScalarUDFImpl for Checked {
             _ => numeric::mul,
         };
         apply(left, right, kernel).map_err(|e| match e {
-            DataFusionError::ArrowError(e, _) if matches!(*e, ArrowError::ArithmeticOverflow(_)) => {
-                DataFusionError::Execution(format!("{} out of range", pg_name(&left.data_type())))
-            }
+            // Kept an overflow (not an Execution error), so it maps to
+            // Error::NumericOutOfRange, with PostgreSQL's message.
+            DataFusionError::ArrowError(e, _) if matches!(*e, ArrowError::ArithmeticOverflow(_)) => DataFusionError::ArrowError(
+                Box::new(ArrowError::ArithmeticOverflow(format!("{} out of range", pg_name(&left.data_type())))),
+                None,
+            ),
             other => other,
         })
     }
@@ -170,18 +173,14 @@ mod tests {
         ] {
             // A query fails as its rows are read.
             let e = match s.execute(sql, &[]).await {
-                Ok(crate::Output::Rows { stream, .. }) => futures::TryStreamExt::try_collect::<Vec<_>>(stream)
-                    .await
-                    .err()
-                    .unwrap_or_else(|| panic!("{sql}: succeeded"))
-                    .to_string(),
+                Ok(crate::Output::Rows { stream, .. }) => Error::from(
+                    futures::TryStreamExt::try_collect::<Vec<_>>(stream).await.err().unwrap_or_else(|| panic!("{sql}: succeeded")),
+                ),
                 Ok(_) => panic!("{sql}: succeeded"),
-                Err(e) => {
-                    assert!(matches!(e, Error::Execution(_)), "{sql}: {e}");
-                    e.to_string()
-                }
+                Err(e) => e,
             };
-            assert!(e.contains("out of range") || e.contains("Can't cast value"), "{sql}: {e}");
+            assert!(matches!(e, Error::NumericOutOfRange(_)), "{sql}: {e:?}");
+            assert_eq!(e.sqlstate(), "22003");
         }
         // Nothing was written; inside the range, arithmetic works as before.
         s.execute("UPDATE t SET b = b * 2 - 1, i = i + 1 WHERE k = 2", &[]).await.unwrap();

@@ -38,15 +38,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use omen_rowstore::Store;
 
 use crate::error::{Error, Result};
-
-/// The database's name, as `current_database()` and `pg_database` give it.
-pub(crate) const DATABASE: &str = "omendb";
-
-/// The user schema.
-pub(crate) const PUBLIC: &str = "public";
-
-/// The schema of the system catalogs.
-pub(crate) const PG_CATALOG: &str = "pg_catalog";
+use crate::pg::schemas::{DATABASE, PG_CATALOG, PUBLIC};
 
 /// Installs the catalogs and functions into `state`, over the tables of
 /// `rows`. Returns the new state and the `pg_catalog` schema, which
@@ -59,11 +51,11 @@ pub(crate) fn install(state: SessionState, rows: &Store) -> Result<(SessionState
     catalog.register_schema(PUBLIC, Arc::new(RowStoreSchema { rows: rows.clone() }))?;
     datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider).map_err(|e| Error::from(*e))?;
     // Registered after the crate's: OmenDB's versions replace its own.
-    for udf in crate::pg_functions::all().into_iter().chain(crate::pg_indexes::functions(rows)) {
+    for udf in crate::pg::functions::all().into_iter().chain(crate::pg::indexes::functions(rows)) {
         ctx.register_udf(udf);
     }
     let pg_catalog = catalog.schema(PG_CATALOG).ok_or_else(|| Error::Internal("pg_catalog was not installed".into()))?;
-    let pg_catalog: Arc<dyn SchemaProvider> = Arc::new(crate::pg_indexes::PgCatalog::new(pg_catalog, rows.clone()));
+    let pg_catalog: Arc<dyn SchemaProvider> = Arc::new(crate::pg::indexes::PgCatalog::new(pg_catalog, rows.clone()));
     catalog.register_schema(PG_CATALOG, Arc::clone(&pg_catalog))?;
     Ok((ctx.state(), pg_catalog))
 }
@@ -362,8 +354,7 @@ fn reads_catalogs(statement: &datafusion::sql::sqlparser::ast::Statement) -> boo
         type Break = ();
         fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
             let parts: Vec<String> = relation.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_ascii_lowercase()).collect();
-            self.0 |=
-                parts.len() >= 2 && [PG_CATALOG, crate::information_schema::INFORMATION_SCHEMA].contains(&parts[parts.len() - 2].as_str());
+            self.0 |= parts.len() >= 2 && [PG_CATALOG, crate::pg::schemas::INFORMATION_SCHEMA].contains(&parts[parts.len() - 2].as_str());
             if self.0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         }
     }

@@ -42,11 +42,11 @@ use datafusion::physical_plan::memory::MemoryStream;
 use omen_rowstore::{ColumnDef, Transaction, Value, encode_key};
 use omen_sync::convert::{array_to_values, rows_to_batch};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::Result;
+use crate::output::Output;
 use crate::params;
-use crate::query::TableRef;
-use crate::session::Output;
+use crate::plan::query::TableRef;
 
 type Phys = Arc<dyn PhysicalExpr>;
 
@@ -120,8 +120,8 @@ fn param_name(i: usize) -> String {
 
 /// Compiles `plan` for the fast path, or `None` if its shape is not one of
 /// the module's.
-pub(crate) fn compile(engine: &Engine, plan: &LogicalPlan, tables: &[TableRef], nparams: usize) -> Option<FastPlan> {
-    if !engine.fast_path {
+pub(crate) fn compile(ctx: &Context, plan: &LogicalPlan, tables: &[TableRef], nparams: usize) -> Option<FastPlan> {
+    if !ctx.fast_path {
         return None;
     }
     let mut param_types = params::types(plan, nparams).ok()?;
@@ -135,7 +135,7 @@ pub(crate) fn compile(engine: &Engine, plan: &LogicalPlan, tables: &[TableRef], 
         param_fields.push(Arc::new(Field::new(param_name(i + 1), t.clone()?, true)));
     }
     let params_schema = DFSchema::try_from(Schema::new(param_fields.clone())).ok()?;
-    let compiler = Compiler { engine, params_schema, uses_params: Cell::new(false) };
+    let compiler = Compiler { ctx, params_schema, uses_params: Cell::new(false) };
     let (table_name, op) = match plan {
         LogicalPlan::Projection(p) => {
             let (scan, filter) = filter_scan(&p.input)?;
@@ -180,7 +180,7 @@ pub(crate) fn compile(engine: &Engine, plan: &LogicalPlan, tables: &[TableRef], 
         op => op,
     };
     let key_positions = (0..table.schema.primary_key.len()).collect();
-    let config = Arc::clone(engine.state.config_options());
+    let config = Arc::clone(ctx.state.config_options());
     Some(FastPlan { table, arrow, param_types, param_fields, stable, config, uses_params, key_positions, op })
 }
 
@@ -237,7 +237,7 @@ fn find<'a>(tables: &'a [TableRef], name: &str) -> Option<&'a TableRef> {
 }
 
 struct Compiler<'a> {
-    engine: &'a Engine,
+    ctx: &'a Context,
     params_schema: DFSchema,
     uses_params: Cell<bool>,
 }
@@ -275,7 +275,7 @@ impl Compiler<'_> {
                     })
                     .ok()?
                     .data;
-                self.engine.state.create_physical_expr(crate::checked::expr(e, schema).ok()?, schema).ok()
+                self.ctx.state.create_physical_expr(crate::plan::checked::expr(e, schema).ok()?, schema).ok()
             })
             .collect()
     }
@@ -460,7 +460,7 @@ impl FastPlan {
         let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
         let values = RecordBatch::try_new_with_options(Arc::clone(values_schema), values_columns, &options)?;
         let table = evaluate(columns, &values, &self.arrow)?;
-        let rows = crate::dml::batch_rows(&table, &self.table.schema)?;
+        let rows = crate::write::dml::batch_rows(&table, &self.table.schema)?;
         let n = rows.len() as u64;
         for row in rows {
             txn.insert(self.table.id, row)?;

@@ -42,7 +42,8 @@ pub(crate) fn all() -> Vec<ScalarUDF> {
 
 /// `version()`: drivers (SQLAlchemy, JDBC) read PostgreSQL's version from it.
 fn version() -> ScalarUDF {
-    let text = format!("PostgreSQL {} (OmenDB {}) on {}", crate::SERVER_VERSION, env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
+    let text =
+        format!("PostgreSQL {} (OmenDB {}) on {}", crate::pg::settings::SERVER_VERSION, env!("CARGO_PKG_VERSION"), std::env::consts::ARCH);
     create_udf(
         "version",
         vec![],
@@ -56,7 +57,7 @@ fn version() -> ScalarUDF {
 /// between sessions, so a session's own `SET` does not show here (`SHOW
 /// name` gives it); an unknown name is an error.
 fn current_setting() -> ScalarUDF {
-    let defaults = crate::Settings::default();
+    let defaults = crate::pg::settings::Settings::default();
     of_text("current_setting", ArrowType::Utf8, move |name| {
         let value =
             defaults.get(name).ok_or_else(|| DataFusionError::Execution(format!("unrecognized configuration parameter \"{name}\"")))?;
@@ -360,7 +361,7 @@ impl ScalarUDFImpl for Subscript {
         let at = |row: usize| index.is_valid(row).then(|| index.value(row));
         let out: ArrayRef = match values.data_type() {
             ArrowType::List(item) => {
-                let first = if args.arg_fields[0].metadata().contains_key(crate::pg_indexes::VECTOR) { 0 } else { 1 };
+                let first = if args.arg_fields[0].metadata().contains_key(crate::pg::indexes::VECTOR) { 0 } else { 1 };
                 let lists = datafusion::common::cast::as_list_array(&values)?;
                 let null = ScalarValue::try_from(item.data_type())?;
                 let picked = (0..rows)

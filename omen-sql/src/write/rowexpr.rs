@@ -20,10 +20,11 @@ use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use omen_rowstore::{ColumnDef, TableSchema, Value};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::names::quote;
 use crate::params;
-use crate::query::{self, TableRef};
+use crate::plan::query::{self, TableRef};
 
 /// Expressions planned over one or more copies of a table's row.
 #[derive(Debug)]
@@ -50,7 +51,7 @@ impl RowExprs {
     /// `alias`, and, with `excluded`, a second copy of the row named so.
     /// `what` names the clause in errors.
     pub(crate) async fn plan(
-        engine: &Engine,
+        ctx: &Context,
         target: &TableRef,
         alias: &str,
         excluded: Option<&str>,
@@ -68,7 +69,7 @@ impl RowExprs {
             .build()?
             .parse_statement()
             .map_err(|e| Error::Internal(format!("{what} did not re-parse: {e}")))?;
-        let planned = query::plan(engine, statement_of(statement)?, None).await?;
+        let planned = query::plan(ctx, statement_of(statement)?, None).await?;
         let LogicalPlan::Projection(projection) = &planned.plan else {
             return Err(Error::Unsupported(format!("aggregate or window functions in {what}")));
         };
@@ -99,14 +100,14 @@ impl RowExprs {
         &self.plan
     }
 
-    pub(crate) fn bind(&self, engine: &Engine, bound_params: &[Value]) -> Result<Bound<'_>> {
+    pub(crate) fn bind(&self, ctx: &Context, bound_params: &[Value]) -> Result<Bound<'_>> {
         let exprs = match params::bind(self.plan.clone(), bound_params)? {
             LogicalPlan::Projection(p) => p.expr,
             other => return Err(Error::Internal(format!("row expressions bound into {}", other.display()))),
         };
         let exprs = exprs
             .into_iter()
-            .map(|e| Ok(engine.state.create_physical_expr(crate::checked::expr(e, &self.input)?, &self.input)?))
+            .map(|e| Ok(ctx.state.create_physical_expr(crate::plan::checked::expr(e, &self.input)?, &self.input)?))
             .collect::<Result<_>>()?;
         Ok(Bound { exprs, of: self })
     }
@@ -130,11 +131,6 @@ fn statement_of(statement: DfStatement) -> Result<DfStatement> {
         s @ DfStatement::Statement(_) => Ok(s),
         other => Err(Error::Internal(format!("not a query: {other}"))),
     }
-}
-
-/// An identifier quoted for SQL text.
-pub(crate) fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Whether `plan` only names tables (aliases, scans, the cross join): no

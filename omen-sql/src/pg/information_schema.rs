@@ -19,11 +19,8 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use omen_rowstore::{DataType, Store, TableSchema};
 
-use crate::computed::{Computed, Row, Rows, batch_of};
-use crate::pg_catalog::{DATABASE, PG_CATALOG, PUBLIC};
-
-/// The schema's name.
-pub(crate) const INFORMATION_SCHEMA: &str = "information_schema";
+use crate::pg::computed::{Computed, Row, Rows, batch_of};
+use crate::pg::schemas::{DATABASE, INFORMATION_SCHEMA, PG_CATALOG, PUBLIC};
 
 const TABLES: [&str; 5] = ["columns", "key_column_usage", "schemata", "table_constraints", "tables"];
 

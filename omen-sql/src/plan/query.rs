@@ -15,11 +15,13 @@ use datafusion::physical_plan::{SendableRecordBatchStream, execute_stream};
 use datafusion::sql::parser::Statement as DfStatement;
 use omen_rowstore::{TableId, TableSchema, Transaction, Value};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::information_schema::{INFORMATION_SCHEMA, InformationSchema};
 use crate::params;
-use crate::provider::{SnapshotTable, Snapshots};
+use crate::pg::information_schema::InformationSchema;
+use crate::pg::schemas::INFORMATION_SCHEMA;
+use crate::plan::memory::task_ctx;
+use crate::scan::provider::{SnapshotTable, Snapshots};
 
 /// A table a plan reads, as it was when the plan was made.
 #[derive(Debug, Clone)]
@@ -31,8 +33,8 @@ pub(crate) struct TableRef {
 
 impl TableRef {
     /// Whether the table still exists with the schema the plan was made for.
-    pub(crate) fn is_current(&self, engine: &Engine) -> bool {
-        engine.rows.table(&self.name).is_some_and(|(id, schema)| id == self.id && Arc::ptr_eq(&schema, &self.schema))
+    pub(crate) fn is_current(&self, ctx: &Context) -> bool {
+        ctx.rows.table(&self.name).is_some_and(|(id, schema)| id == self.id && Arc::ptr_eq(&schema, &self.schema))
     }
 }
 
@@ -45,7 +47,7 @@ pub(crate) struct Plan {
 
 /// The table a reference names, if it exists: a bare name, or one qualified
 /// by the only schema, `public`.
-pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Result<TableRef> {
+pub(crate) fn lookup(ctx: &Context, schema: Option<&str>, table: &str) -> Result<TableRef> {
     let qualified = || match schema {
         Some(s) => format!("{s}.{table}"),
         None => table.to_owned(),
@@ -53,19 +55,19 @@ pub(crate) fn lookup(engine: &Engine, schema: Option<&str>, table: &str) -> Resu
     if schema.is_some_and(|s| s != "public") {
         return Err(Error::UnknownTable(qualified()));
     }
-    let (id, schema) = engine.rows.table(table).ok_or_else(|| Error::UnknownTable(qualified()))?;
+    let (id, schema) = ctx.rows.table(table).ok_or_else(|| Error::UnknownTable(qualified()))?;
     Ok(TableRef { name: table.to_owned(), id, schema })
 }
 
 /// Plans `statement` (a query, DML, or EXPLAIN of one) against the current
 /// catalog. `with_keys` names the table whose scans carry the hidden key
 /// column.
-pub(crate) async fn plan(engine: &Engine, statement: DfStatement, with_keys: Option<TableId>) -> Result<Plan> {
+pub(crate) async fn plan(ctx: &Context, statement: DfStatement, with_keys: Option<TableId>) -> Result<Plan> {
     let mut tables: HashMap<String, TableRef> = HashMap::new();
-    let information_schema: Arc<dyn SchemaProvider> = Arc::new(InformationSchema::new(engine.rows.clone()));
-    for r in engine.state.resolve_table_references(&statement)? {
+    let information_schema: Arc<dyn SchemaProvider> = Arc::new(InformationSchema::new(ctx.rows.clone()));
+    for r in ctx.state.resolve_table_references(&statement)? {
         let system = match r.schema() {
-            Some(crate::pg_catalog::PG_CATALOG) => Some(&engine.pg_catalog),
+            Some(crate::pg::schemas::PG_CATALOG) => Some(&ctx.pg_catalog),
             Some(INFORMATION_SCHEMA) => Some(&information_schema),
             _ => None,
         };
@@ -75,12 +77,12 @@ pub(crate) async fn plan(engine: &Engine, statement: DfStatement, with_keys: Opt
             }
             continue;
         }
-        match lookup(engine, r.schema(), r.table()) {
+        match lookup(ctx, r.schema(), r.table()) {
             Ok(table) => {
                 tables.insert(table.name.clone(), table);
             }
             // `FROM generate_series(...)`: DataFusion plans table functions itself.
-            Err(_) if r.schema().is_none() && engine.state.table_functions().contains_key(r.table()) => {}
+            Err(_) if r.schema().is_none() && ctx.state.table_functions().contains_key(r.table()) => {}
             Err(e) => return Err(e),
         }
     }
@@ -88,22 +90,22 @@ pub(crate) async fn plan(engine: &Engine, statement: DfStatement, with_keys: Opt
     for t in tables.values() {
         schema.register_table(t.name.clone(), Arc::new(SnapshotTable::new(t.id, &t.schema, with_keys == Some(t.id))))?;
     }
-    let options = engine.state.config().options();
+    let options = ctx.state.config().options();
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(&options.catalog.default_schema, Arc::new(schema))?;
-    catalog.register_schema(crate::pg_catalog::PG_CATALOG, Arc::clone(&engine.pg_catalog))?;
+    catalog.register_schema(crate::pg::schemas::PG_CATALOG, Arc::clone(&ctx.pg_catalog))?;
     catalog.register_schema(INFORMATION_SCHEMA, information_schema)?;
     let list = MemoryCatalogProviderList::new();
     datafusion::catalog::CatalogProviderList::register_catalog(&list, options.catalog.default_catalog.clone(), Arc::new(catalog));
-    let state = SessionStateBuilder::new_from_existing(engine.state.clone()).with_catalog_list(Arc::new(list)).build();
+    let state = SessionStateBuilder::new_from_existing(ctx.state.clone()).with_catalog_list(Arc::new(list)).build();
     let plan = state.statement_to_plan(statement).await?;
     Ok(Plan { plan, tables: tables.into_values().collect() })
 }
 
 impl Plan {
     /// Whether every table still is what the plan was made for.
-    pub(crate) fn is_current(&self, engine: &Engine) -> bool {
-        self.tables.iter().all(|t| t.is_current(engine))
+    pub(crate) fn is_current(&self, ctx: &Context) -> bool {
+        self.tables.iter().all(|t| t.is_current(ctx))
     }
 
     /// Runs `plan` (this plan's, or a part of it) with `params` bound, on
@@ -111,22 +113,22 @@ impl Plan {
     /// planning, so the stream no longer needs the transaction.
     pub(crate) async fn execute(
         &self,
-        engine: &Engine,
+        ctx: &Context,
         plan: &LogicalPlan,
         txn: &Transaction,
         bound: &[Value],
     ) -> Result<SendableRecordBatchStream> {
-        let mut state = engine.state.clone();
+        let mut state = ctx.state.clone();
         // now() and friends are fixed at this instant, for the whole statement.
         let config = Arc::clone(state.config_options());
         state.execution_props_mut().mark_start_execution(config);
         let plan = params::bind(plan.clone(), bound)?;
-        let optimized = crate::access::probe_scans(engine, state.optimize(&plan)?, txn)?;
+        let optimized = crate::plan::access::probe_scans(ctx, state.optimize(&plan)?, txn)?;
         // Only whole-table scans read the column store, and wait for sync.
-        let ids = crate::access::full_scans(&optimized)?;
-        let snapshots = engine.sync.snapshot(txn, &ids).await?;
+        let ids = crate::plan::access::full_scans(&optimized)?;
+        let snapshots = ctx.sync.snapshot(txn, &ids).await?;
         state.config_mut().set_extension(Arc::new(Snapshots(snapshots)));
         let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
-        Ok(execute_stream(physical, engine.task_ctx(&state))?)
+        Ok(execute_stream(physical, task_ctx(ctx, &state))?)
     }
 }
