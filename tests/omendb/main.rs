@@ -11,6 +11,7 @@ mod concurrency;
 mod crash;
 mod end_to_end;
 mod fast_path;
+mod fixtures;
 mod lock;
 mod memory;
 mod returning;
