@@ -175,14 +175,3 @@ impl Segment {
         Ok(Some(filter_record_batch(&batch, &BooleanArray::new(visible, None))?))
     }
 }
-
-#[cfg(test)]
-impl Segment {
-    pub(crate) fn end_of(&self, row: usize) -> u64 {
-        self.end[row].load(Ordering::Acquire)
-    }
-
-    pub(crate) fn key_len(&self) -> usize {
-        arrow::array::Array::len(&self.keys)
-    }
-}
