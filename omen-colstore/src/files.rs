@@ -29,7 +29,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Error, Result};
-use crate::segment::Segment;
+use crate::key_column::key_field;
 use crate::zone::Zone;
 
 const DELETE_MAGIC: &[u8; 8] = b"OMENDEL\0";
@@ -58,17 +58,25 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Corruption { file: path.to_path_buf(), reason: reason.to_string() }
 }
 
-/// Writes `segment` (of a table with `schema`) to `path` with `ends` (the
-/// segment's ends read once), synced; returns the file's size.
-pub(crate) fn write_segment(path: &Path, schema: &SchemaRef, segment: &Segment, ends: &[u64], codec: Codec) -> Result<u64> {
+/// Writes a segment of a table with `schema` to `path`: its `rows`, `keys`,
+/// `begin` and `ends` (read once), synced; returns the file's size.
+pub(crate) fn write_segment(
+    path: &Path,
+    schema: &SchemaRef,
+    rows: &RecordBatch,
+    keys: &BinaryArray,
+    begin: &[u64],
+    ends: &[u64],
+    codec: Codec,
+) -> Result<u64> {
     let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
-    fields.push(Arc::new(crate::key_field()));
+    fields.push(Arc::new(key_field()));
     fields.push(Arc::new(Field::new(BEGIN, DataType::UInt64, false)));
     fields.push(Arc::new(Field::new(END, DataType::UInt64, false)));
     let file_schema = Arc::new(Schema::new(fields));
-    let mut columns = segment.columns()?.columns().to_vec();
-    columns.push(Arc::new(segment.keys.clone()));
-    columns.push(Arc::new(UInt64Array::from(segment.begin.clone())));
+    let mut columns = rows.columns().to_vec();
+    columns.push(Arc::new(keys.clone()));
+    columns.push(Arc::new(UInt64Array::from(begin.to_vec())));
     columns.push(Arc::new(UInt64Array::from(ends.to_vec())));
     let batch = RecordBatch::try_new(Arc::clone(&file_schema), columns)?;
     let compression = match codec {

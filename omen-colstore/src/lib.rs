@@ -53,6 +53,21 @@
 //! horizon can see and sorts the rest by key, so key ranges prune.
 //! [`ColumnTable::statistics`] gives row counts and column bounds.
 //!
+//! ## Modules
+//!
+//! Layered bottom up; a module uses only those in the rows above its own,
+//! so each can be read knowing only what is beneath it:
+//!
+//! | layer | module | what it is |
+//! |---|---|---|
+//! | 0 | `error` | the error type |
+//! | 1 | `zone`, `key_column` | zone maps and predicates; the encoded-key column |
+//! | 2 | `manifest`, `files` | the file formats: the manifest; segment and delete files |
+//! | 3 | `segment` | a segment: columns (read from its file when first needed), keys, timestamps, visibility |
+//! | 4 | `keymap` | each key's newest live version |
+//! | 5 | `table` | a table: its state in `table/mod.rs`, and a submodule per concern (`apply`, `scan`, `persist`, `compact`) that uses `mod.rs` and the layers below, never another submodule |
+//! | 6 | `store` | the tables by id, opening and persisting them |
+//!
 //! ## Persistence
 //!
 //! [`ColumnStore::open`] with a directory keeps segments as Parquet files,
@@ -81,6 +96,7 @@
 
 mod error;
 mod files;
+mod key_column;
 mod keymap;
 #[doc(hidden)]
 pub mod locate;
@@ -92,25 +108,8 @@ mod zone;
 
 pub use error::{Error, Result};
 pub use files::Codec;
+pub use key_column::{KEY_COLUMN, key_field, with_key_column};
 pub use segment::OPEN;
 pub use store::{ColumnStore, ColumnStoreOptions};
 pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, PersistStats, SEGMENT_ROWS, Scan, TableStatistics};
 pub use zone::{CmpOp, Predicate, Test, Zone};
-
-/// Name of the encoded-primary-key column that scans add with `with_keys`.
-pub const KEY_COLUMN: &str = "__omen_key";
-
-/// The Arrow field of [`KEY_COLUMN`].
-pub fn key_field() -> arrow::datatypes::Field {
-    arrow::datatypes::Field::new(KEY_COLUMN, arrow::datatypes::DataType::Binary, false)
-}
-
-/// `batch` with `keys` appended as the last column, [`KEY_COLUMN`].
-pub fn with_key_column(batch: &arrow::array::RecordBatch, keys: arrow::array::ArrayRef) -> Result<arrow::array::RecordBatch> {
-    use std::sync::Arc;
-    let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
-    fields.push(Arc::new(key_field()));
-    let mut columns = batch.columns().to_vec();
-    columns.push(keys);
-    Ok(arrow::array::RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)?)
-}

@@ -14,6 +14,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
 use crate::files::SegmentFile;
+use crate::key_column::with_key_column;
 use crate::zone::{Predicate, Zone};
 
 /// End timestamp of a row no commit has superseded.
@@ -167,7 +168,7 @@ impl Segment {
         let mut batch = self.columns()?.project(projection)?;
         if with_keys {
             let keys: ArrayRef = Arc::new(self.keys.clone());
-            batch = crate::with_key_column(&batch, keys)?;
+            batch = with_key_column(&batch, keys)?;
         }
         if count == self.len() {
             return Ok(Some(batch));

@@ -11,7 +11,7 @@ use super::{ColumnTable, SEGMENT_ROWS, State};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::keymap::Place;
-use crate::manifest::SegmentEntry;
+use crate::manifest::{SegmentEntry, deletes_path, segment_path};
 use crate::segment::{OPEN, Segment};
 
 /// Segments (by id) and the files a persist wrote for them.
@@ -56,14 +56,14 @@ impl ColumnTable {
         let mut guard = table.state.write();
         let state = &mut *guard;
         for e in entries {
-            let path = crate::manifest::segment_path(dir, e.file);
+            let path = segment_path(dir, e.file);
             let files::SegmentIndex { keys, begin, mut end, zones } = files::read_index(&path, &table.schema)?;
             if begin.len() as u64 != e.rows || begin.len() > SEGMENT_ROWS {
                 let reason = format!("{} rows, the manifest says {}", begin.len(), e.rows);
                 return Err(Error::Corruption { file: path, reason });
             }
             if e.deletes != 0 {
-                for (row, ts) in files::read_deletes(&crate::manifest::deletes_path(dir, e.deletes), end.len())? {
+                for (row, ts) in files::read_deletes(&deletes_path(dir, e.deletes), end.len())? {
                     end[row as usize] = ts;
                 }
             }
@@ -151,14 +151,21 @@ impl ColumnTable {
                 Some(d) => {
                     let file = std::mem::replace(next_file, *next_file + 1);
                     let set: Vec<(u32, u64)> = ends.iter().enumerate().filter(|(_, t)| **t != OPEN).map(|(r, t)| (r as u32, *t)).collect();
-                    files::write_deletes(&crate::manifest::deletes_path(dir, file), &set)?;
+                    files::write_deletes(&deletes_path(dir, file), &set)?;
                     stats.delete_files += 1;
                     OnDisk { deletes: file, ended, ..d }
                 }
                 None => {
                     let file = std::mem::replace(next_file, *next_file + 1);
-                    stats.bytes_written +=
-                        files::write_segment(&crate::manifest::segment_path(dir, file), &self.schema, &segment, &ends, codec)?;
+                    stats.bytes_written += files::write_segment(
+                        &segment_path(dir, file),
+                        &self.schema,
+                        segment.columns()?,
+                        &segment.keys,
+                        &segment.begin,
+                        &ends,
+                        codec,
+                    )?;
                     stats.segment_files += 1;
                     stats.rows_written += segment.len();
                     OnDisk { file, deletes: 0, ended }
