@@ -67,6 +67,7 @@
 //! | 4 | `keymap` | each key's newest live version |
 //! | 5 | `table` | a table: its state in `table/mod.rs`, and a submodule per concern (`apply`, `scan`, `persist`, `compact`) that uses `mod.rs` and the layers below, never another submodule |
 //! | 6 | `store` | the tables by id, opening and persisting them |
+//! | 7 | `locate` | two ways to find a key's row, for the bench only (feature `bench-internals`) |
 //!
 //! ## Persistence
 //!
@@ -98,6 +99,7 @@ mod error;
 mod files;
 mod key_column;
 mod keymap;
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod locate;
 mod manifest;
