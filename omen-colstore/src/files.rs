@@ -28,6 +28,7 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use crate::bytes::{Parse, Reader, Writer};
 use crate::error::{Error, Result};
 use crate::key_column::key_field;
 use crate::zone::Zone;
@@ -231,17 +232,14 @@ pub(crate) fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Resu
 
 /// Writes the delete file of `ends` (row, end), synced.
 pub(crate) fn write_deletes(path: &Path, ends: &[(u32, u64)]) -> Result<()> {
-    let mut out = Vec::with_capacity(20 + 12 * ends.len());
-    out.extend_from_slice(DELETE_MAGIC);
-    out.extend_from_slice(&(ends.len() as u64).to_le_bytes());
-    for (row, end) in ends {
-        out.extend_from_slice(&row.to_le_bytes());
-        out.extend_from_slice(&end.to_le_bytes());
+    let mut w = Writer::new(DELETE_MAGIC);
+    w.u64(ends.len() as u64);
+    for &(row, end) in ends {
+        w.u32(row);
+        w.u64(end);
     }
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
     let mut file = File::create(path)?;
-    file.write_all(&out)?;
+    file.write_all(&w.seal())?;
     file.sync_all()?;
     Ok(())
 }
@@ -249,23 +247,17 @@ pub(crate) fn write_deletes(path: &Path, ends: &[(u32, u64)]) -> Result<()> {
 /// Reads a delete file for a segment of `rows` rows.
 pub(crate) fn read_deletes(path: &Path, rows: usize) -> Result<Vec<(u32, u64)>> {
     let bytes = std::fs::read(path)?;
-    if bytes.len() < 20 || &bytes[..8] != DELETE_MAGIC {
-        return Err(corrupt(path, "not an OmenDB delete file (bad magic or too short)"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-        return Err(corrupt(path, "checksum mismatch"));
-    }
-    let n = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
-    if n.checked_mul(12) != Some(body.len() as u64 - 16) {
-        return Err(corrupt(path, "length differs from the entry count"));
-    }
-    let ends: Vec<(u32, u64)> = body[16..]
-        .chunks_exact(12)
-        .map(|e| (u32::from_le_bytes(e[..4].try_into().expect("4 bytes")), u64::from_le_bytes(e[4..].try_into().expect("8 bytes"))))
-        .collect();
-    if let Some((row, _)) = ends.iter().find(|(row, _)| *row as usize >= rows) {
-        return Err(corrupt(path, format!("row {row} past the segment's {rows}")));
-    }
-    Ok(ends)
+    let parse = || -> Parse<Vec<(u32, u64)>> {
+        let mut r = Reader::unseal(&bytes, DELETE_MAGIC, "an OmenDB delete file")?;
+        let n = r.u64()?;
+        if n.checked_mul(12) != Some(r.remaining() as u64) {
+            return Err("length differs from the entry count".into());
+        }
+        let ends = (0..n).map(|_| Ok((r.u32()?, r.u64()?))).collect::<Parse<Vec<_>>>()?;
+        if let Some((row, _)) = ends.iter().find(|(row, _)| *row as usize >= rows) {
+            return Err(format!("row {row} past the segment's {rows}"));
+        }
+        Ok(ends)
+    };
+    parse().map_err(|reason| corrupt(path, reason))
 }

@@ -60,8 +60,8 @@
 //!
 //! | layer | module | what it is |
 //! |---|---|---|
-//! | 0 | `error` | the error type |
-//! | 1 | `zone`, `key_column` | zone maps and predicates; the encoded-key column |
+//! | 0 | `error`, `bytes` | the error type; little-endian fields in a magic-and-checksum frame |
+//! | 1 | `zone`, `key_column`, `type_tag` | zone maps and predicates; the encoded-key column; the column types held and their tags |
 //! | 2 | `manifest`, `files` | the file formats: the manifest; segment and delete files |
 //! | 3 | `segment` | a segment: columns (read from its file when first needed), keys, timestamps, visibility |
 //! | 4 | `keymap` | each key's newest live version |
@@ -69,15 +69,31 @@
 //! | 6 | `store` | the tables by id, opening and persisting them |
 //! | 7 | `locate` | two ways to find a key's row, for the bench only (feature `bench-internals`) |
 //!
+//! ## Column types
+//!
+//! A table's columns may be of these Arrow types (others are refused by
+//! [`ColumnStore::create_table`]): `Boolean`; `Int8` to `Int64` and
+//! `UInt8` to `UInt64`; `Float16`, `Float32`, `Float64`; `Utf8`,
+//! `LargeUtf8`, `Utf8View`, `Binary`, `LargeBinary`, `BinaryView`,
+//! `FixedSizeBinary`; `Date32`, `Date64`, `Time32`, `Time64`, `Timestamp`
+//! (any unit, with or without a time zone), `Duration`; `Decimal128` and
+//! `Decimal256` with a scale from 0 to the precision. OmenDB's SQL types
+//! use `Boolean`, `Int16` to `Int64`, `Float32`, `Float64`, `Decimal128`,
+//! `Utf8`, `Binary`, `Date32` and microsecond `Timestamp`s (omen-sync's
+//! `convert.rs`). Zone maps keep bounds for the ordered ones among them
+//! (see [`Zone`]); every one is written to Parquet and read back as it was.
+//!
 //! ## Persistence
 //!
 //! [`ColumnStore::open`] with a directory keeps segments as Parquet files,
 //! the ends set since as small delete files, and a manifest with the
 //! durable watermark; [`ColumnStore::persist`] writes what changed. The
-//! file formats are in `files.rs` and `manifest.rs`. A reopened table
-//! reads its segments' keys, timestamps and zone maps on first use, and a
-//! segment's columns only when a scan first needs them: segments its
-//! predicates skip stay on disk.
+//! file formats are in `files.rs` and `manifest.rs` (with the format
+//! versions); files of every version are kept in `tests/fixtures/colstore/`
+//! at the repository's root, and `tests/fixtures.rs` reads them. A
+//! reopened table reads its segments' keys, timestamps and zone maps on
+//! first use, and a segment's columns only when a scan first needs them:
+//! segments its predicates skip stay on disk.
 //!
 //! ## Limits of this version
 //!
@@ -95,6 +111,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod bytes;
 mod error;
 mod files;
 mod key_column;
@@ -106,6 +123,7 @@ mod manifest;
 mod segment;
 mod store;
 mod table;
+mod type_tag;
 mod zone;
 
 pub use error::{Error, Result};
