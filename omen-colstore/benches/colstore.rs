@@ -1,6 +1,6 @@
 //! The column store's speed against the column-store issue's targets.
 //!
-//!   cargo bench -p omen-colstore --bench colstore
+//!   cargo bench -p omen-colstore --features bench-internals --bench colstore
 //!
 //! `OMEN_COLSTORE_ROWS` (default 100,000,000) sets the size of the table
 //! of four BIGINT/DOUBLE columns the scan and SUM/COUNT benches read, with

@@ -28,8 +28,9 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use crate::bytes::{Parse, Reader, Writer};
 use crate::error::{Error, Result};
-use crate::segment::Segment;
+use crate::key_column::key_field;
 use crate::zone::Zone;
 
 const DELETE_MAGIC: &[u8; 8] = b"OMENDEL\0";
@@ -58,17 +59,25 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Corruption { file: path.to_path_buf(), reason: reason.to_string() }
 }
 
-/// Writes `segment` (of a table with `schema`) to `path` with `ends` (the
-/// segment's ends read once), synced; returns the file's size.
-pub(crate) fn write_segment(path: &Path, schema: &SchemaRef, segment: &Segment, ends: &[u64], codec: Codec) -> Result<u64> {
+/// Writes a segment of a table with `schema` to `path`: its `rows`, `keys`,
+/// `begin` and `ends` (read once), synced; returns the file's size.
+pub(crate) fn write_segment(
+    path: &Path,
+    schema: &SchemaRef,
+    rows: &RecordBatch,
+    keys: &BinaryArray,
+    begin: &[u64],
+    ends: &[u64],
+    codec: Codec,
+) -> Result<u64> {
     let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
-    fields.push(Arc::new(crate::key_field()));
+    fields.push(Arc::new(key_field()));
     fields.push(Arc::new(Field::new(BEGIN, DataType::UInt64, false)));
     fields.push(Arc::new(Field::new(END, DataType::UInt64, false)));
     let file_schema = Arc::new(Schema::new(fields));
-    let mut columns = segment.columns()?.columns().to_vec();
-    columns.push(Arc::new(segment.keys.clone()));
-    columns.push(Arc::new(UInt64Array::from(segment.begin.clone())));
+    let mut columns = rows.columns().to_vec();
+    columns.push(Arc::new(keys.clone()));
+    columns.push(Arc::new(UInt64Array::from(begin.to_vec())));
     columns.push(Arc::new(UInt64Array::from(ends.to_vec())));
     let batch = RecordBatch::try_new(Arc::clone(&file_schema), columns)?;
     let compression = match codec {
@@ -223,17 +232,14 @@ pub(crate) fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Resu
 
 /// Writes the delete file of `ends` (row, end), synced.
 pub(crate) fn write_deletes(path: &Path, ends: &[(u32, u64)]) -> Result<()> {
-    let mut out = Vec::with_capacity(20 + 12 * ends.len());
-    out.extend_from_slice(DELETE_MAGIC);
-    out.extend_from_slice(&(ends.len() as u64).to_le_bytes());
-    for (row, end) in ends {
-        out.extend_from_slice(&row.to_le_bytes());
-        out.extend_from_slice(&end.to_le_bytes());
+    let mut w = Writer::new(DELETE_MAGIC);
+    w.u64(ends.len() as u64);
+    for &(row, end) in ends {
+        w.u32(row);
+        w.u64(end);
     }
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
     let mut file = File::create(path)?;
-    file.write_all(&out)?;
+    file.write_all(&w.seal())?;
     file.sync_all()?;
     Ok(())
 }
@@ -241,23 +247,17 @@ pub(crate) fn write_deletes(path: &Path, ends: &[(u32, u64)]) -> Result<()> {
 /// Reads a delete file for a segment of `rows` rows.
 pub(crate) fn read_deletes(path: &Path, rows: usize) -> Result<Vec<(u32, u64)>> {
     let bytes = std::fs::read(path)?;
-    if bytes.len() < 20 || &bytes[..8] != DELETE_MAGIC {
-        return Err(corrupt(path, "not an OmenDB delete file (bad magic or too short)"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-        return Err(corrupt(path, "checksum mismatch"));
-    }
-    let n = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
-    if n.checked_mul(12) != Some(body.len() as u64 - 16) {
-        return Err(corrupt(path, "length differs from the entry count"));
-    }
-    let ends: Vec<(u32, u64)> = body[16..]
-        .chunks_exact(12)
-        .map(|e| (u32::from_le_bytes(e[..4].try_into().expect("4 bytes")), u64::from_le_bytes(e[4..].try_into().expect("8 bytes"))))
-        .collect();
-    if let Some((row, _)) = ends.iter().find(|(row, _)| *row as usize >= rows) {
-        return Err(corrupt(path, format!("row {row} past the segment's {rows}")));
-    }
-    Ok(ends)
+    let parse = || -> Parse<Vec<(u32, u64)>> {
+        let mut r = Reader::unseal(&bytes, DELETE_MAGIC, "an OmenDB delete file")?;
+        let n = r.u64()?;
+        if n.checked_mul(12) != Some(r.remaining() as u64) {
+            return Err("length differs from the entry count".into());
+        }
+        let ends = (0..n).map(|_| Ok((r.u32()?, r.u64()?))).collect::<Parse<Vec<_>>>()?;
+        if let Some((row, _)) = ends.iter().find(|(row, _)| *row as usize >= rows) {
+            return Err(format!("row {row} past the segment's {rows}"));
+        }
+        Ok(ends)
+    };
+    parse().map_err(|reason| corrupt(path, reason))
 }

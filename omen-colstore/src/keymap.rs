@@ -57,11 +57,14 @@ impl KeyMap {
     }
 
     /// Bytes the table allocates: 16 per slot and a control byte.
+    #[cfg(feature = "bench-internals")]
     pub(crate) fn allocated_bytes(&self) -> usize {
         self.table.capacity() * 17
     }
 
-    /// The place of `key`'s newest live version.
+    /// The place of `key`'s newest live version (updates and deletes take
+    /// it out with `remove` instead).
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn get(&self, key: &[u8], segments: &Segments) -> Option<Place> {
         let h = hash(key);
         self.table.find(h, |&(eh, place)| eh == h && Self::holds(segments, place, key)).map(|&(_, p)| p)

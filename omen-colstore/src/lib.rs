@@ -53,15 +53,47 @@
 //! horizon can see and sorts the rest by key, so key ranges prune.
 //! [`ColumnTable::statistics`] gives row counts and column bounds.
 //!
+//! ## Modules
+//!
+//! Layered bottom up; a module uses only those in the rows above its own,
+//! so each can be read knowing only what is beneath it:
+//!
+//! | layer | module | what it is |
+//! |---|---|---|
+//! | 0 | `error`, `bytes` | the error type; little-endian fields in a magic-and-checksum frame |
+//! | 1 | `zone`, `key_column`, `type_tag` | zone maps and predicates; the encoded-key column; the column types held and their tags |
+//! | 2 | `manifest`, `files` | the file formats: the manifest; segment and delete files |
+//! | 3 | `segment` | a segment: columns (read from its file when first needed), keys, timestamps, visibility |
+//! | 4 | `keymap` | each key's newest live version |
+//! | 5 | `table` | a table: its state in `table/mod.rs`, and a submodule per concern (`apply`, `scan`, `persist`, `compact`) that uses `mod.rs` and the layers below, never another submodule |
+//! | 6 | `store` | the tables by id, opening and persisting them |
+//! | 7 | `locate` | two ways to find a key's row, for the bench only (feature `bench-internals`) |
+//!
+//! ## Column types
+//!
+//! A table's columns may be of these Arrow types (others are refused by
+//! [`ColumnStore::create_table`]): `Boolean`; `Int8` to `Int64` and
+//! `UInt8` to `UInt64`; `Float16`, `Float32`, `Float64`; `Utf8`,
+//! `LargeUtf8`, `Utf8View`, `Binary`, `LargeBinary`, `BinaryView`,
+//! `FixedSizeBinary`; `Date32`, `Date64`, `Time32`, `Time64`, `Timestamp`
+//! (any unit, with or without a time zone), `Duration`; `Decimal128` and
+//! `Decimal256` with a scale from 0 to the precision. OmenDB's SQL types
+//! use `Boolean`, `Int16` to `Int64`, `Float32`, `Float64`, `Decimal128`,
+//! `Utf8`, `Binary`, `Date32` and microsecond `Timestamp`s (omen-sync's
+//! `convert.rs`). Zone maps keep bounds for the ordered ones among them
+//! (see [`Zone`]); every one is written to Parquet and read back as it was.
+//!
 //! ## Persistence
 //!
 //! [`ColumnStore::open`] with a directory keeps segments as Parquet files,
 //! the ends set since as small delete files, and a manifest with the
 //! durable watermark; [`ColumnStore::persist`] writes what changed. The
-//! file formats are in `files.rs` and `manifest.rs`. A reopened table
-//! reads its segments' keys, timestamps and zone maps on first use, and a
-//! segment's columns only when a scan first needs them: segments its
-//! predicates skip stay on disk.
+//! file formats are in `files.rs` and `manifest.rs` (with the format
+//! versions); files of every version are kept in `tests/fixtures/colstore/`
+//! at the repository's root, and `tests/fixtures.rs` reads them. A
+//! reopened table reads its segments' keys, timestamps and zone maps on
+//! first use, and a segment's columns only when a scan first needs them:
+//! segments its predicates skip stay on disk.
 //!
 //! ## Limits of this version
 //!
@@ -79,38 +111,25 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod bytes;
 mod error;
 mod files;
+mod key_column;
 mod keymap;
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod locate;
 mod manifest;
 mod segment;
 mod store;
 mod table;
+mod type_tag;
 mod zone;
 
 pub use error::{Error, Result};
 pub use files::Codec;
+pub use key_column::{KEY_COLUMN, key_field, with_key_column};
 pub use segment::OPEN;
 pub use store::{ColumnStore, ColumnStoreOptions};
 pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, PersistStats, SEGMENT_ROWS, Scan, TableStatistics};
 pub use zone::{CmpOp, Predicate, Test, Zone};
-
-/// Name of the encoded-primary-key column that scans add with `with_keys`.
-pub const KEY_COLUMN: &str = "__omen_key";
-
-/// The Arrow field of [`KEY_COLUMN`].
-pub fn key_field() -> arrow::datatypes::Field {
-    arrow::datatypes::Field::new(KEY_COLUMN, arrow::datatypes::DataType::Binary, false)
-}
-
-/// `batch` with `keys` appended as the last column, [`KEY_COLUMN`].
-pub fn with_key_column(batch: &arrow::array::RecordBatch, keys: arrow::array::ArrayRef) -> Result<arrow::array::RecordBatch> {
-    use std::sync::Arc;
-    let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
-    fields.push(Arc::new(key_field()));
-    let mut columns = batch.columns().to_vec();
-    columns.push(keys);
-    Ok(arrow::array::RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)?)
-}

@@ -3,7 +3,8 @@
 //! updates and deletes use), and a learned index per key-sorted segment
 //! (omen-learned's PGM over the segment's keys, the segment picked by its
 //! first keys), which the column-store issue proposed for segments that
-//! compaction sorted. Not part of the API.
+//! compaction sorted. Not part of the API: built with the
+//! `bench-internals` feature only.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -2,25 +2,49 @@
 //! schema and segment files.
 //!
 //! ```text
-//! COLMANIFEST: | magic "OMENCOL\0" | version: u32 (1) | watermark: u64 | next_file: u64 | n: u32 | n x table | crc32c(all before): u32 |
-//! table:       | id: u64 | f: u32 | f x (name: str | type: str | nullable: u8) | s: u32 | s x segment |
-//! segment:     | file: u64 | rows: u64 | deletes: u64 (0: none) |
-//! str:         | len: u32 | utf-8 bytes |
+//! offset  size  field
+//! 0       8     magic "OMENCOL\0"
+//! 8       4     version: u32 (2 written; 1 and 2 read)
+//! 12      8     watermark: u64
+//! 20      8     next_file: u64
+//! 28      4     n: u32
+//! 32      ...   n x table
+//! end-4   4     crc32c of bytes 0 to end-4: u32
+//!
+//! table:    | id: u64 | f: u32 | f x field | s: u32 | s x segment |
+//! field:    | name: str | type | nullable: u8 (0 or 1) |
+//! type:     version 2: | tag: u8 | parameters | (`type_tag.rs` has the table)
+//!           version 1: | str: Arrow's `Display` form, parsed with `FromStr` |
+//! segment:  | file: u64 | rows: u64 | deletes: u64 (0: none) |
+//! str:      | len: u32 | UTF-8 bytes |
 //! ```
 //!
-//! Integers little-endian; types in Arrow's `DataType` display form. It is
-//! replaced atomically (temp file, fsync, rename, fsync of the directory),
-//! after every file it names is synced.
+//! Integers little-endian. Every file number named is below `next_file`.
+//! It is replaced atomically (temp file, fsync, rename, fsync of the
+//! directory), after every file it names is synced.
+//!
+//! Versions:
+//!
+//! - 1 (fixtures `tests/fixtures/colstore/v1`): types as Arrow's `Display`
+//!   strings, which tie the format to Arrow's formatting (arrow 59 writes
+//!   `Timestamp(µs, "UTC")`).
+//! - 2 (fixtures `v2`): types as tags with fixed-width parameters. The
+//!   rest of the layout is version 1's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use crate::bytes::{Parse, Reader, Writer};
 use crate::error::{Error, Result};
+use crate::type_tag;
 
 const MAGIC: &[u8; 8] = b"OMENCOL\0";
-const VERSION: u32 = 1;
+/// The version written.
+const VERSION: u32 = 2;
+/// Types as Arrow's `Display` strings: read, never written.
+const VERSION_DISPLAY_TYPES: u32 = 1;
 pub(crate) const FILE: &str = "COLMANIFEST";
 
 /// One segment's files.
@@ -56,108 +80,80 @@ pub(crate) fn deletes_path(dir: &Path, file: u64) -> PathBuf {
     dir.join(format!("del-{file:010}.omd"))
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> std::result::Result<&[u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("truncated")?;
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-    fn u32(&mut self) -> std::result::Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
-    fn u64(&mut self) -> std::result::Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-    fn str(&mut self) -> std::result::Result<String, String> {
-        let n = self.u32()? as usize;
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|e| e.to_string())
-    }
+/// A version 1 type: Arrow's `Display` string, parsed back.
+fn display_type(r: &mut Reader<'_>) -> Parse<DataType> {
+    let t: DataType = r.str()?.parse().map_err(|e| format!("{e}"))?;
+    type_tag::check(&t)?;
+    Ok(t)
 }
 
 impl Manifest {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&self.watermark.to_le_bytes());
-        out.extend_from_slice(&self.next_file.to_le_bytes());
-        out.extend_from_slice(&(self.tables.len() as u32).to_le_bytes());
+    fn encode(&self) -> Parse<Vec<u8>> {
+        let mut w = Writer::new(MAGIC);
+        w.u32(VERSION);
+        w.u64(self.watermark);
+        w.u64(self.next_file);
+        w.len32(self.tables.len())?;
         for t in &self.tables {
-            out.extend_from_slice(&t.id.to_le_bytes());
-            out.extend_from_slice(&(t.schema.fields().len() as u32).to_le_bytes());
+            w.u64(t.id);
+            w.len32(t.schema.fields().len())?;
             for f in t.schema.fields() {
-                put_str(&mut out, f.name());
-                put_str(&mut out, &f.data_type().to_string());
-                out.push(u8::from(f.is_nullable()));
+                w.str(f.name())?;
+                type_tag::encode(f.data_type(), &mut w).map_err(|e| format!("table {} column {:?}: {e}", t.id, f.name()))?;
+                w.u8(u8::from(f.is_nullable()));
             }
-            out.extend_from_slice(&(t.segments.len() as u32).to_le_bytes());
+            w.len32(t.segments.len())?;
             for s in &t.segments {
                 for v in [s.file, s.rows, s.deletes] {
-                    out.extend_from_slice(&v.to_le_bytes());
+                    w.u64(v);
                 }
             }
         }
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        Ok(w.seal())
     }
 
     fn decode(path: &Path, bytes: &[u8]) -> Result<Self> {
         let corrupt = |reason: String| Error::Corruption { file: path.to_path_buf(), reason };
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(corrupt("not an OmenDB column-store manifest (bad magic or too short)".into()));
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-            return Err(corrupt("checksum mismatch".into()));
-        }
-        let mut r = Reader { bytes: body, at: 8 };
-        let parse = |r: &mut Reader<'_>| -> std::result::Result<Self, String> {
-            let version = r.u32()?;
-            if version != VERSION {
-                return Err(format!("unsupported manifest version {version}"));
-            }
-            let watermark = r.u64()?;
-            let next_file = r.u64()?;
-            let n = r.u32()?;
-            let mut tables = Vec::new();
-            for _ in 0..n {
-                let id = r.u64()?;
-                let f = r.u32()?;
-                let mut fields = Vec::new();
-                for _ in 0..f {
-                    let name = r.str()?;
-                    let ty: DataType = r.str()?.parse().map_err(|e| format!("column {name:?}: {e}"))?;
-                    let nullable = r.take(1)?[0] != 0;
-                    fields.push(Field::new(name, ty, nullable));
-                }
-                let s = r.u32()?;
-                let segments = (0..s)
-                    .map(|_| Ok(SegmentEntry { file: r.u64()?, rows: r.u64()?, deletes: r.u64()? }))
-                    .collect::<std::result::Result<_, String>>()?;
-                tables.push(TableEntry { id, schema: Arc::new(Schema::new(fields)), segments });
-            }
-            Ok(Self { watermark, next_file, tables })
-        };
-        let manifest = parse(&mut r).map_err(corrupt)?;
-        if r.at != body.len() {
-            return Err(corrupt("trailing bytes".into()));
-        }
+        let mut r = Reader::unseal(bytes, MAGIC, "an OmenDB column-store manifest").map_err(corrupt)?;
+        let manifest = Self::parse(&mut r).and_then(|m| r.finish().map(|()| m)).map_err(corrupt)?;
         let files = manifest.tables.iter().flat_map(|t| &t.segments).flat_map(|s| [s.file, s.deletes]);
         if let Some(bad) = files.filter(|&f| f != 0).find(|&f| f >= manifest.next_file) {
             return Err(corrupt(format!("file {bad} is not below the next file number {}", manifest.next_file)));
         }
         Ok(manifest)
+    }
+
+    /// The fields after the magic, of any version read.
+    fn parse(r: &mut Reader<'_>) -> Parse<Self> {
+        let version = r.u32()?;
+        let read_type: fn(&mut Reader<'_>) -> Parse<DataType> = match version {
+            VERSION => type_tag::decode,
+            VERSION_DISPLAY_TYPES => display_type,
+            v => return Err(format!("unsupported manifest version {v}")),
+        };
+        let watermark = r.u64()?;
+        let next_file = r.u64()?;
+        let n = r.u32()?;
+        let mut tables = Vec::new();
+        for _ in 0..n {
+            let id = r.u64()?;
+            let f = r.u32()?;
+            let mut fields = Vec::new();
+            for _ in 0..f {
+                let name = r.str()?;
+                let ty = read_type(r).map_err(|e| format!("table {id} column {name:?}: {e}"))?;
+                let nullable = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    b => return Err(format!("table {id} column {name:?}: nullable byte {b}")),
+                };
+                fields.push(Field::new(name, ty, nullable));
+            }
+            let s = r.u32()?;
+            let segments = (0..s).map(|_| Ok(SegmentEntry { file: r.u64()?, rows: r.u64()?, deletes: r.u64()? })).collect::<Parse<_>>()?;
+            tables.push(TableEntry { id, schema: Arc::new(Schema::new(fields)), segments });
+        }
+        Ok(Self { watermark, next_file, tables })
     }
 
     /// Reads `dir`'s manifest; `None` if there is none.
@@ -167,7 +163,8 @@ impl Manifest {
 
     /// Replaces `dir`'s manifest atomically and durably.
     pub(crate) fn store(&self, dir: &Path) -> Result<()> {
-        Ok(omen_files::replace(dir, FILE, &self.encode())?)
+        let bytes = self.encode().map_err(Error::Schema)?;
+        Ok(omen_files::replace(dir, FILE, &bytes)?)
     }
 
     /// Removes segment and delete files in `dir` this manifest does not
@@ -199,16 +196,17 @@ impl Manifest {
 mod tests {
     use super::*;
 
+    /// Two tables, one with a column of every type the store accepts.
     fn sample() -> Manifest {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("a", DataType::Int64, false),
-            Field::new("t", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None), true),
-            Field::new("d", DataType::Decimal128(20, 4), true),
-        ]));
+        let every = crate::type_tag::tests::every_type().into_iter().enumerate().map(|(i, t)| Field::new(format!("c{i}"), t, i % 2 == 0));
+        let small = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         Manifest {
             watermark: 42,
             next_file: 9,
-            tables: vec![TableEntry { id: 3, schema, segments: vec![SegmentEntry { file: 4, rows: 10, deletes: 8 }] }],
+            tables: vec![
+                TableEntry { id: 3, schema: Arc::new(Schema::new(every.collect::<Vec<_>>())), segments: vec![] },
+                TableEntry { id: 5, schema: small, segments: vec![SegmentEntry { file: 4, rows: 10, deletes: 8 }] },
+            ],
         }
     }
 
@@ -229,5 +227,43 @@ mod tests {
         for cut in 0..good.len() {
             assert!(matches!(Manifest::decode(&path, &good[..cut]), Err(Error::Corruption { .. })), "cut at {cut}");
         }
+    }
+
+    /// A manifest of `version` whose one table has a column of `ty`
+    /// (bytes as that version writes them), with a valid checksum.
+    fn with_type(version: u32, ty: impl FnOnce(&mut Writer)) -> Vec<u8> {
+        let mut w = Writer::new(MAGIC);
+        w.u32(version);
+        w.u64(1);
+        w.u64(1);
+        w.u32(1);
+        w.u64(7);
+        w.u32(1);
+        w.str("c").unwrap();
+        ty(&mut w);
+        w.u8(1);
+        w.u32(0);
+        w.seal()
+    }
+
+    /// Well-checksummed bytes the reader does not know are `Corruption`
+    /// saying what: a version, a tag, a type string, a type refused.
+    #[test]
+    fn unknown_versions_tags_and_types_are_corruption() {
+        let path = Path::new("COLMANIFEST");
+        let reason = |bytes: Vec<u8>| match Manifest::decode(path, &bytes) {
+            Err(Error::Corruption { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        let int64 = |w: &mut Writer| type_tag::encode(&DataType::Int64, w).unwrap();
+        assert_eq!(Manifest::decode(path, &with_type(2, int64)).unwrap().tables[0].schema.field(0).data_type(), &DataType::Int64);
+        assert!(reason(with_type(3, int64)).contains("unsupported manifest version 3"));
+        assert!(reason(with_type(0, int64)).contains("unsupported manifest version 0"));
+        assert!(reason(with_type(2, |w| w.u8(0xEE))).contains("unknown type tag 0xee"));
+        // Version 1: Arrow's strings, the known types only.
+        let v1 = |s: &'static str| with_type(1, move |w| w.str(s).unwrap());
+        assert_eq!(Manifest::decode(path, &v1("Int64")).unwrap().tables[0].schema.field(0).data_type(), &DataType::Int64);
+        assert!(reason(v1("Int65")).contains("column \"c\""));
+        assert!(reason(v1("Null")).contains("not one the column store holds"));
     }
 }

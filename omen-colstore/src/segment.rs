@@ -14,6 +14,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
 use crate::files::SegmentFile;
+use crate::key_column::with_key_column;
 use crate::zone::{Predicate, Zone};
 
 /// End timestamp of a row no commit has superseded.
@@ -167,22 +168,11 @@ impl Segment {
         let mut batch = self.columns()?.project(projection)?;
         if with_keys {
             let keys: ArrayRef = Arc::new(self.keys.clone());
-            batch = crate::with_key_column(&batch, keys)?;
+            batch = with_key_column(&batch, keys)?;
         }
         if count == self.len() {
             return Ok(Some(batch));
         }
         Ok(Some(filter_record_batch(&batch, &BooleanArray::new(visible, None))?))
-    }
-}
-
-#[cfg(test)]
-impl Segment {
-    pub(crate) fn end_of(&self, row: usize) -> u64 {
-        self.end[row].load(Ordering::Acquire)
-    }
-
-    pub(crate) fn key_len(&self) -> usize {
-        arrow::array::Array::len(&self.keys)
     }
 }

@@ -76,8 +76,12 @@ impl ColumnStore {
         })
     }
 
-    /// Creates an empty table.
+    /// Creates an empty table. A column of a type the store does not hold
+    /// (see the crate docs) is [`Error::Schema`].
     pub fn create_table(&self, id: u64, schema: SchemaRef) -> Result<Arc<ColumnTable>> {
+        for f in schema.fields() {
+            crate::type_tag::check(f.data_type()).map_err(|e| Error::Schema(format!("column {:?}: {e}", f.name())))?;
+        }
         // Lock order: `unloaded`, then `tables`.
         let unloaded = self.unloaded.lock();
         let mut tables = self.tables.write();
@@ -352,6 +356,19 @@ mod tests {
                 prop_assert_eq!(visible(&table, history.len() as u64), live.clone());
             }
         }
+    }
+
+    /// A type the manifest has no tag for is refused when the table is
+    /// made, not when a persist cannot write it.
+    #[test]
+    fn tables_of_types_the_store_does_not_hold_are_refused() {
+        let store = ColumnStore::new();
+        let list = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new_list("l", Field::new_list_field(DataType::Int64, true), true),
+        ]));
+        assert!(matches!(store.create_table(1, list), Err(Error::Schema(e)) if e.contains("\"l\"")));
+        assert!(store.tables().is_empty());
     }
 
     #[test]
