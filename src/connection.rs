@@ -137,7 +137,7 @@ impl Connection {
     /// Commits the open transaction (see [`omen_sql::Session::commit`]).
     pub(crate) fn commit_future(&self) -> impl Future<Output = Result<()>> + Send + 'static {
         let session = Arc::clone(&self.session);
-        async move { Ok(session.lock().await.commit()?) }
+        async move { session.lock().await.commit() }
     }
 
     pub(crate) fn db(&self) -> &Handle {

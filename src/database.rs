@@ -80,7 +80,7 @@ impl Database {
         if self.handle.in_memory() {
             return Err(Error::Unsupported("a backup of an in-memory database".into()));
         }
-        crate::dir::backup(dir.as_ref(), |rows| Ok(self.handle.engine().backup_to(rows).map(drop)?))
+        crate::dir::backup(dir.as_ref(), |rows| self.handle.engine().backup_to(rows).map(drop))
     }
 
     /// Writes a checkpoint now: what changed since the last one, a run
@@ -92,7 +92,7 @@ impl Database {
     /// to write and returns the default.
     pub fn checkpoint(&self) -> Result<crate::CheckpointInfo> {
         self.handle.check_open()?;
-        Ok(self.handle.engine().checkpoint()?)
+        self.handle.engine().checkpoint()
     }
 
     /// Merges each table's checkpoint runs into one, dropping deleted
@@ -101,7 +101,7 @@ impl Database {
     /// does the same. An in-memory database has nothing to merge.
     pub fn compact(&self) -> Result<crate::CheckpointInfo> {
         self.handle.check_open()?;
-        Ok(self.handle.engine().compact()?)
+        self.handle.engine().compact()
     }
 
     /// The log's I/O backend in use ("io_uring" or "pwrite+fdatasync");
@@ -198,7 +198,7 @@ impl Database {
     /// ```
     pub fn insert_batches(&self, table: &str, batches: &[RecordBatch]) -> Result<u64> {
         self.handle.check_open()?;
-        Ok(self.handle.engine().insert_batches(table, batches)?)
+        self.handle.engine().insert_batches(table, batches)
     }
 
     /// Starts a transaction. It reads one snapshot, sees its own writes, and
@@ -223,7 +223,7 @@ impl Database {
     pub fn prepare(&self, sql: &str) -> Result<Statement> {
         let engine = Arc::clone(self.handle.engine());
         let sql = sql.to_owned();
-        let prepared = self.handle.block_on(async move { Ok(engine.session().prepare(&sql).await?) })?;
+        let prepared = self.handle.block_on(async move { engine.session().prepare(&sql).await })?;
         Ok(Statement::new(self.handle.clone(), prepared))
     }
 
@@ -231,7 +231,7 @@ impl Database {
     pub async fn prepare_async(&self, sql: &str) -> Result<Statement> {
         let engine = Arc::clone(self.handle.engine());
         let sql = sql.to_owned();
-        let prepared = self.handle.spawn(async move { Ok(engine.session().prepare(&sql).await?) }).await?;
+        let prepared = self.handle.spawn(async move { engine.session().prepare(&sql).await }).await?;
         Ok(Statement::new(self.handle.clone(), prepared))
     }
 

@@ -38,7 +38,7 @@ impl Inner {
             rt.shutdown_background();
         }
         self.lock.lock().take();
-        result.map_err(Error::from)
+        result
     }
 }
 

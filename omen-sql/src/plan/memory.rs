@@ -98,6 +98,18 @@ impl MemoryPool for QueryPool {
     }
 }
 
+/// The context one query execution runs in: `state`'s, with a memory
+/// pool of its own under the per-query limit, if one is set.
+pub(crate) fn task_ctx(context: &Context, state: &SessionState) -> Arc<TaskContext> {
+    if context.query_memory_limit == 0 {
+        return state.task_ctx();
+    }
+    let runtime = state.runtime_env();
+    let pool = QueryPool::new(Arc::clone(&runtime.memory_pool), context.query_memory_limit);
+    let runtime = RuntimeEnv { memory_pool: Arc::new(pool), ..runtime.as_ref().clone() };
+    Arc::new(TaskContext::from(state).with_runtime(Arc::new(runtime)))
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::execution::memory_pool::GreedyMemoryPool;
@@ -124,15 +136,4 @@ mod tests {
         b.try_grow(800).unwrap();
         assert_eq!(shared.reserved(), 800);
     }
-}
-/// The context one query execution runs in: `state`'s, with a memory
-/// pool of its own under the per-query limit, if one is set.
-pub(crate) fn task_ctx(context: &Context, state: &SessionState) -> Arc<TaskContext> {
-    if context.query_memory_limit == 0 {
-        return state.task_ctx();
-    }
-    let runtime = state.runtime_env();
-    let pool = QueryPool::new(Arc::clone(&runtime.memory_pool), context.query_memory_limit);
-    let runtime = RuntimeEnv { memory_pool: Arc::new(pool), ..runtime.as_ref().clone() };
-    Arc::new(TaskContext::from(state).with_runtime(Arc::new(runtime)))
 }
