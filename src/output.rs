@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 
 use crate::{Error, Result};
 
-/// What a statement run through [`Connection::run`] produced.
+/// What a statement run through [`Connection::run`](crate::Connection::run) produced.
 #[derive(Debug)]
 pub enum Output {
     /// A query's rows (possibly none), or those a RETURNING clause made,
