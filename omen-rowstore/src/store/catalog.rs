@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::index::{Index, IndexDef};
 use crate::manifest::RetiredTable;
 use crate::schema::{TableId, TableSchema};
-use crate::table::{Encoded, Table, Ts};
+use crate::snapshots::Ts;
+use crate::table::{Encoded, Table};
 use crate::wal::WalRecord;
 
 /// How long index DDL waits for open transactions that wrote its table.

@@ -13,7 +13,8 @@ use super::Store;
 use crate::changes::{Change, ChangeOp, ChangeRecord, Publisher, RowChange, Subscription};
 use crate::error::{Error, Result};
 use crate::schema::TableId;
-use crate::table::{Chain, Encoded, KeyBuf, Table, Ts, TxnId};
+use crate::snapshots::Ts;
+use crate::table::{Chain, Encoded, KeyBuf, Table, TxnId};
 use crate::txn::{WriteSet, release};
 use crate::wal::{WalOp, WalRecord, WalWrite};
 

@@ -36,8 +36,8 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Manifest};
 use crate::schema::TableId;
-use crate::snapshots::{Clock, Registration, Snapshots};
-use crate::table::{Table, Ts, TxnId};
+use crate::snapshots::{Clock, Registration, Snapshots, Ts};
+use crate::table::{Table, TxnId};
 use crate::txn::Transaction;
 use crate::wal::{Durability, IoBackend, Wal};
 

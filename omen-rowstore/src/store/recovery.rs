@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::manifest::{self, Manifest};
 use crate::run::Run;
-use crate::snapshots::{Clock, Snapshots};
-use crate::table::{Base, Encoded, Table, Ts};
+use crate::snapshots::{Clock, Snapshots, Ts};
+use crate::table::{Base, Encoded, Table};
 use crate::wal::{LogIo, Wal, WalOptions, WalRecord};
 
 impl Store {

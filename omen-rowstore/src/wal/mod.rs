@@ -34,6 +34,5 @@ pub use io::IoBackend;
 pub(crate) use io::{LogIo, backend};
 pub(crate) use record::{WalOp, WalRecord, WalWrite};
 pub(crate) use replay::read_records;
-pub(crate) use segment::sync_dir;
 pub use state::{Durability, NORMAL_SYNC_INTERVAL};
 pub(crate) use state::{Wal, WalOptions};

@@ -19,9 +19,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::group::start_syncer;
 use super::record::WalRecord;
-use super::segment::{
-    FIRST_SPARE, HEADER_LEN, MAGIC, SPARE, SPARE_TEMP, VERSION, header, list_segments, next_record, segment_path, sync_dir,
-};
+use super::segment::{FIRST_SPARE, HEADER_LEN, MAGIC, SPARE, SPARE_TEMP, VERSION, header, list_segments, next_record, segment_path};
 use super::state::{Active, Durability, Group, Sealed, Shared, Spare, Wal, WalOptions};
 use crate::error::{Error, Result};
 
@@ -172,7 +170,7 @@ fn replay_segment(
         file.rewind()?;
         file.write_all(&header)?;
         file.sync_all()?;
-        sync_dir(dir)?;
+        omen_files::sync_dir(dir)?;
         return Ok(Replayed { len: HEADER_LEN, min_ts: 0, max_ts: 0, torn: false });
     }
     if &bytes[..8] != MAGIC {

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use super::segment::{HEADER_LEN, segment_path, sync_dir};
+use super::segment::{HEADER_LEN, segment_path};
 use super::state::{Durability, Sealed, Wal};
 use crate::error::{Error, Result};
 
@@ -47,7 +47,7 @@ impl Wal {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
-            sync_dir(&self.shared.dir)?;
+            omen_files::sync_dir(&self.shared.dir)?;
         }
         Ok(gone.iter().map(|s| s.len).sum())
     }
@@ -148,7 +148,7 @@ impl Wal {
             copy.sync_all()?;
             total += copied;
         }
-        sync_dir(dir)?;
+        omen_files::sync_dir(dir)?;
         Ok(total)
     }
 }

@@ -106,11 +106,6 @@ pub(super) fn next_record(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     (crc32c::crc32c(payload) == crc).then_some((payload, end))
 }
 
-/// fsyncs a directory, so a file created, renamed or removed in it persists.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    Ok(omen_files::sync_dir(dir)?)
-}
-
 /// Writes `dir/wal-spare`: `len` zero bytes, synced, named by a rename. A
 /// failure removes what it wrote (a full disk needs the room for the log).
 fn make_spare(dir: &Path, len: u64) -> std::io::Result<()> {
