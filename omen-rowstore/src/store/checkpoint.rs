@@ -217,7 +217,7 @@ impl Store {
     /// of `ts` (every key with a chain: its row, or a tombstone if the
     /// base holds the key and it is deleted at `ts`); returns the
     /// manifest's entries and the tables' new bases, opened. Adds each
-    /// file it creates to `created`. Stops with [`Error::Closed`] if the
+    /// file it creates to `created`. Stops with [`Error::Closed`](crate::Error::Closed) if the
     /// store closes.
     fn write_changes(
         &self,

@@ -27,7 +27,7 @@ impl Store {
     /// from their tables. Commits prune each chain they write; this pass
     /// handles the rest: keys deleted and not written since, and chains an
     /// old snapshot pinned. The background thread (see
-    /// [`StoreOptions::gc_interval`]) calls it; it is safe to call anytime.
+    /// [`StoreOptions::gc_interval`](crate::StoreOptions::gc_interval)) calls it; it is safe to call anytime.
     pub fn collect_garbage(&self) -> GcStats {
         let queue = std::mem::take(&mut self.inner.commit.lock().gc_queue);
         let horizon = self.inner.snapshots.horizon(&self.inner.clock);
