@@ -22,7 +22,8 @@ use crate::codec::row::{decode_row, encode_row};
 use crate::error::{Error, Result};
 use crate::index::{Index, IndexDef};
 use crate::schema::{ColumnDef, TableId, TableSchema};
-use crate::table::{Encoded, Table, Ts, WriteKind};
+use crate::snapshots::Ts;
+use crate::table::{Encoded, Table, WriteKind};
 use crate::value::Value;
 
 /// A change to a table's definition, for [`crate::Store::alter_table`].

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::schema::{TableId, TableSchema};
-use crate::table::Ts;
+use crate::snapshots::Ts;
 use crate::value::Value;
 
 /// What a commit did to one row.

@@ -30,7 +30,8 @@ use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::codec::key::encode_key_value;
 use crate::error::{Error, Result};
 use crate::schema::{ColumnDef, TableSchema};
-use crate::table::{Table, Ts};
+use crate::snapshots::Ts;
+use crate::table::Table;
 use crate::value::{DataType, Value};
 
 const VALUE: u8 = 0x01;

@@ -66,6 +66,27 @@
 //! `run-*.omr`. `docs/ARCHITECTURE.md` has the byte layouts, the commit and
 //! checkpoint protocols, and the measurements behind them.
 //!
+//! ## Layers
+//!
+//! Each module uses only those on the lines above it, or on its own line:
+//!
+//! 1. `error`, `value`, `bloom` (a run's key filter), `snapshots` (the commit
+//!    clock, [`Ts`], and the open snapshots);
+//! 2. `codec` and `schema`, each using the other: a row decodes by its
+//!    table's schema, and a schema encodes its columns' defaults as values;
+//! 3. `changes` (the change stream's records) and `run` (checkpoint run
+//!    files and their names);
+//! 4. `table` and `index`, each using the other: a table holds its indexes,
+//!    and an index's entries are a table; tables read their runs;
+//! 5. `manifest` (names runs and indexes) and `alter` (rewrites tables);
+//! 6. `wal`, whose records carry schemas, index definitions and ALTER
+//!    reshapes;
+//! 7. `store` and `txn`, each using the other: the store begins
+//!    transactions and commits their writes.
+//!
+//! Inside `wal/` and `store/`, files depend one way too; each folder's
+//! `mod.rs` says how.
+//!
 //! ## Limits of this version
 //!
 //! A write to a row held by another open transaction fails at once with
@@ -110,8 +131,8 @@ pub use codec::row::{decode_row, encode_row};
 pub use error::{Error, Result};
 pub use index::{IndexDef, KeyRange};
 pub use schema::{ColumnDef, TableId, TableSchema};
+pub use snapshots::Ts;
 pub use store::{CheckpointInfo, GcStats, LogHold, Store, StoreOptions, StoreStats};
-pub use table::Ts;
 pub use txn::{KeyedRows, Savepoint, Transaction};
 pub use value::{DataType, Value};
 pub use wal::{Durability, IoBackend, NORMAL_SYNC_INTERVAL};

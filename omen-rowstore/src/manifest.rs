@@ -28,9 +28,9 @@ use std::path::Path;
 use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::error::{Error, Result};
 use crate::index::IndexDef;
+use crate::run::is_run_name;
 use crate::schema::{TableId, TableSchema};
-use crate::table::Ts;
-use crate::wal::sync_dir;
+use crate::snapshots::Ts;
 
 const MAGIC: &[u8; 8] = b"OMENMAN\0";
 const VERSION: u32 = 2;
@@ -205,19 +205,6 @@ impl Manifest {
     }
 }
 
-/// The file name of table `table`'s run for the checkpoint at `ts`; a
-/// later `attempt` at the same checkpoint gets a name of its own.
-pub(crate) fn run_name(table: TableId, ts: Ts, attempt: u32) -> String {
-    match attempt {
-        0 => format!("run-{table:010}-{ts:020}.omr"),
-        n => format!("run-{table:010}-{ts:020}-{n}.omr"),
-    }
-}
-
-fn is_run_name(name: &str) -> bool {
-    name.starts_with("run-") && name.ends_with(".omr") && !name.contains(['/', '\\']) && name != "." && name != ".."
-}
-
 /// Removes a run file just written by a checkpoint or compaction that
 /// failed, unless the manifest names it (the failure came after its
 /// rename) or cannot be read (then keeping it is the safe side).
@@ -245,7 +232,7 @@ pub(crate) fn remove_unnamed_runs(dir: &Path, keep: &[&str]) -> Result<()> {
         }
     }
     if removed {
-        sync_dir(dir)?;
+        omen_files::sync_dir(dir)?;
     }
     Ok(())
 }
@@ -259,7 +246,7 @@ pub(crate) fn copy_checkpoint(from: &Path, manifest: &Manifest, dir: &Path) -> R
         copied += std::io::copy(&mut File::open(from.join(run))?, &mut OpenOptions::new().write(true).create_new(true).open(&to)?)?;
         File::open(&to)?.sync_all()?;
     }
-    sync_dir(dir)?;
+    omen_files::sync_dir(dir)?;
     manifest.store(dir)?;
     Ok(copied)
 }
@@ -267,6 +254,7 @@ pub(crate) fn copy_checkpoint(from: &Path, manifest: &Manifest, dir: &Path) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::run_name;
     use crate::schema::ColumnDef;
     use crate::value::DataType;
 

@@ -51,7 +51,7 @@ use omen_learned::{Key, PgmIndex};
 use crate::bloom;
 use crate::error::{Error, Result};
 use crate::schema::TableId;
-use crate::table::Ts;
+use crate::snapshots::Ts;
 
 const MAGIC: &[u8; 8] = b"OMENRUN\0";
 const FOOTER_MAGIC: &[u8; 8] = b"OMENRUNF";
@@ -64,6 +64,21 @@ const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: usize = 72;
 /// Entries are checksummed in blocks of this many bytes.
 const BLOCK: u64 = 64 << 10;
+
+/// The file name of table `table`'s run for the checkpoint at `ts`; a
+/// later `attempt` at the same checkpoint gets a name of its own.
+pub(crate) fn run_name(table: TableId, ts: Ts, attempt: u32) -> String {
+    match attempt {
+        0 => format!("run-{table:010}-{ts:020}.omr"),
+        n => format!("run-{table:010}-{ts:020}-{n}.omr"),
+    }
+}
+
+/// Whether `name` is a run file's name, and no path (a damaged manifest
+/// must not make the store open or remove files elsewhere).
+pub(crate) fn is_run_name(name: &str) -> bool {
+    name.starts_with("run-") && name.ends_with(".omr") && !name.contains(['/', '\\']) && name != "." && name != ".."
+}
 
 /// Writes a run file from rows given in ascending key order.
 pub(crate) struct RunWriter {
@@ -84,7 +99,7 @@ impl RunWriter {
     /// written over); returns the name and the writer.
     pub(crate) fn create_new(dir: &Path, table: TableId, ts: Ts) -> Result<(String, Self)> {
         for attempt in 0.. {
-            let name = crate::manifest::run_name(table, ts, attempt);
+            let name = run_name(table, ts, attempt);
             match OpenOptions::new().write(true).create_new(true).open(dir.join(&name)) {
                 Ok(file) => return Ok((name.clone(), Self::new(dir.join(name), file)?)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

@@ -1,4 +1,5 @@
-//! The registry of open snapshots, which bounds garbage collection.
+//! The registry of open snapshots, which bounds garbage collection, and
+//! the commit clock it reads ([`Ts`], [`Clock`]).
 //!
 //! Beginning and ending a transaction must be cheap and must not make threads
 //! share a cache line, so open snapshots live in a fixed array of atomic
@@ -28,7 +29,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst, fence};
 
 use parking_lot::Mutex;
 
-use crate::table::Ts;
+/// A commit timestamp.
+pub type Ts = u64;
 
 /// The commit clock's cell (a loom atomic under `--cfg loom`).
 pub(crate) type Clock = AtomicU64;

@@ -23,8 +23,9 @@ use crate::error::{Error, Result};
 use crate::index::{Index, KeyRange};
 use crate::schema::TableId;
 use crate::snapshots::Registration;
+use crate::snapshots::Ts;
 use crate::store::Store;
-use crate::table::{Chain, KeyBuf, LockError, Locked, Table, Ts, TxnId, WriteKind};
+use crate::table::{Chain, KeyBuf, LockError, Locked, Table, TxnId, WriteKind};
 use crate::value::Value;
 
 /// A buffered write.

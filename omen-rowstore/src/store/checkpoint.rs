@@ -13,8 +13,9 @@ use crate::index::IndexDef;
 use crate::manifest::{self, Manifest, RunEntry, TableEntry};
 use crate::run::{Run, RunWriter};
 use crate::schema::TableId;
-use crate::table::{Base, Table, Ts};
-use crate::wal::{Wal, sync_dir};
+use crate::snapshots::Ts;
+use crate::table::{Base, Table};
+use crate::wal::Wal;
 
 /// What the latest checkpoint holds (see [`Store::checkpoint`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -164,7 +165,7 @@ impl Store {
         let written = self.write_changes(dir, ts, tables, checkpoint.as_ref(), &mut created);
         let stored = written.and_then(|written| {
             let (entries, bases): (Vec<_>, Vec<_>) = written.into_iter().unzip();
-            sync_dir(dir)?;
+            omen_files::sync_dir(dir)?;
             if failpoint("checkpoint::manifest") {
                 return Err(injected("checkpoint::manifest").into());
             }
@@ -216,7 +217,7 @@ impl Store {
     /// of `ts` (every key with a chain: its row, or a tombstone if the
     /// base holds the key and it is deleted at `ts`); returns the
     /// manifest's entries and the tables' new bases, opened. Adds each
-    /// file it creates to `created`. Stops with [`Error::Closed`] if the
+    /// file it creates to `created`. Stops with [`Error::Closed`](crate::Error::Closed) if the
     /// store closes.
     fn write_changes(
         &self,

@@ -27,7 +27,6 @@ use crate::error::{Result, failpoint, injected};
 use crate::manifest::{self, Manifest};
 use crate::run::{Run, RunWriter};
 use crate::table::{Base, Merge, Table};
-use crate::wal::sync_dir;
 
 /// Runs merged at a time, and the size ratio between tiers.
 const FAN_IN: usize = 4;
@@ -160,7 +159,7 @@ impl Store {
             runs_now.extend(merged);
             runs_now.extend(runs[range.end..].iter().cloned());
             let merged_base = Base::new(runs_now, base.ts());
-            sync_dir(dir)?;
+            omen_files::sync_dir(dir)?;
             let mut next = manifest.clone();
             next.tables[i].runs = run_entries(merged_base.as_deref());
             if failpoint("compaction::manifest") {

@@ -18,7 +18,7 @@ use crate::changes::{Change, ChangeRecord, RowChange};
 use crate::codec::row::decode_row;
 use crate::error::{Error, Result};
 use crate::schema::{TableId, TableSchema};
-use crate::table::Ts;
+use crate::snapshots::Ts;
 use crate::wal::{WalRecord, read_records};
 
 /// Keeps the log's records after a timestamp from removal by checkpoints

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::run::Run;
-use crate::table::Ts;
+use crate::snapshots::Ts;
 
 /// One key's entry in a run: its row, or `None` for a tombstone.
 pub(crate) type Entry<'a> = (&'a [u8], Option<&'a [u8]>);

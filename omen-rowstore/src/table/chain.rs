@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{Ts, TxnId};
+use super::TxnId;
+use crate::snapshots::Ts;
 
 /// End timestamp of the newest version of a chain.
 pub(crate) const OPEN: Ts = Ts::MAX;

@@ -53,9 +53,8 @@ pub(crate) use key_buf::KeyBuf;
 use crate::error::Error;
 use crate::index::Index;
 use crate::schema::{TableId, TableSchema};
+use crate::snapshots::Ts;
 
-/// A commit timestamp.
-pub type Ts = u64;
 /// Identifies a transaction while it holds write slots.
 pub(crate) type TxnId = u64;
 
