@@ -28,10 +28,10 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::bytes::{Parse, Reader, Writer};
 use crate::error::{Error, Result};
 use crate::key_column::key_field;
 use crate::zone::Zone;
+use omen_files::codec::{Decoded, Reader, Writer};
 
 const DELETE_MAGIC: &[u8; 8] = b"OMENDEL\0";
 const BEGIN: &str = "__omen_begin";
@@ -232,7 +232,7 @@ pub(crate) fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Resu
 
 /// Writes the delete file of `ends` (row, end), synced.
 pub(crate) fn write_deletes(path: &Path, ends: &[(u32, u64)]) -> Result<()> {
-    let mut w = Writer::new(DELETE_MAGIC);
+    let mut w = Writer::framed(DELETE_MAGIC);
     w.u64(ends.len() as u64);
     for &(row, end) in ends {
         w.u32(row);
@@ -247,15 +247,15 @@ pub(crate) fn write_deletes(path: &Path, ends: &[(u32, u64)]) -> Result<()> {
 /// Reads a delete file for a segment of `rows` rows.
 pub(crate) fn read_deletes(path: &Path, rows: usize) -> Result<Vec<(u32, u64)>> {
     let bytes = std::fs::read(path)?;
-    let parse = || -> Parse<Vec<(u32, u64)>> {
-        let mut r = Reader::unseal(&bytes, DELETE_MAGIC, "an OmenDB delete file")?;
+    let parse = || -> Decoded<Vec<(u32, u64)>> {
+        let mut r = Reader::unseal(&bytes, DELETE_MAGIC)?;
         let n = r.u64()?;
         if n.checked_mul(12) != Some(r.remaining() as u64) {
             return Err("length differs from the entry count".into());
         }
-        let ends = (0..n).map(|_| Ok((r.u32()?, r.u64()?))).collect::<Parse<Vec<_>>>()?;
+        let ends = (0..n).map(|_| Ok((r.u32()?, r.u64()?))).collect::<Decoded<Vec<_>>>()?;
         if let Some((row, _)) = ends.iter().find(|(row, _)| *row as usize >= rows) {
-            return Err(format!("row {row} past the segment's {rows}"));
+            return Err(format!("row {row} past the segment's {rows}").into());
         }
         Ok(ends)
     };

@@ -60,7 +60,7 @@
 //!
 //! | layer | module | what it is |
 //! |---|---|---|
-//! | 0 | `error`, `bytes` | the error type; little-endian fields in a magic-and-checksum frame |
+//! | 0 | `error` | the error type (binary fields are read and written with `omen_files::codec`) |
 //! | 1 | `zone`, `key_column`, `type_tag` | zone maps and predicates; the encoded-key column; the column types held and their tags |
 //! | 2 | `manifest`, `files` | the file formats: the manifest; segment and delete files |
 //! | 3 | `segment` | a segment: columns (read from its file when first needed), keys, timestamps, visibility |
@@ -111,7 +111,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod bytes;
 mod error;
 mod files;
 mod key_column;

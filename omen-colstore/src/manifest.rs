@@ -36,9 +36,9 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::bytes::{Parse, Reader, Writer};
 use crate::error::{Error, Result};
 use crate::type_tag;
+use omen_files::codec::{DecodeError, Decoded, Reader, Writer};
 
 const MAGIC: &[u8; 8] = b"OMENCOL\0";
 /// The version written.
@@ -81,15 +81,15 @@ pub(crate) fn deletes_path(dir: &Path, file: u64) -> PathBuf {
 }
 
 /// A version 1 type: Arrow's `Display` string, parsed back.
-fn display_type(r: &mut Reader<'_>) -> Parse<DataType> {
-    let t: DataType = r.str()?.parse().map_err(|e| format!("{e}"))?;
+fn display_type(r: &mut Reader<'_>) -> Decoded<DataType> {
+    let t: DataType = r.str32()?.parse().map_err(|e| format!("{e}"))?;
     type_tag::check(&t)?;
     Ok(t)
 }
 
 impl Manifest {
-    fn encode(&self) -> Parse<Vec<u8>> {
-        let mut w = Writer::new(MAGIC);
+    fn encode(&self) -> Decoded<Vec<u8>> {
+        let mut w = Writer::framed(MAGIC);
         w.u32(VERSION);
         w.u64(self.watermark);
         w.u64(self.next_file);
@@ -98,7 +98,7 @@ impl Manifest {
             w.u64(t.id);
             w.len32(t.schema.fields().len())?;
             for f in t.schema.fields() {
-                w.str(f.name())?;
+                w.str32(f.name())?;
                 type_tag::encode(f.data_type(), &mut w).map_err(|e| format!("table {} column {:?}: {e}", t.id, f.name()))?;
                 w.u8(u8::from(f.is_nullable()));
             }
@@ -113,23 +113,23 @@ impl Manifest {
     }
 
     fn decode(path: &Path, bytes: &[u8]) -> Result<Self> {
-        let corrupt = |reason: String| Error::Corruption { file: path.to_path_buf(), reason };
-        let mut r = Reader::unseal(bytes, MAGIC, "an OmenDB column-store manifest").map_err(corrupt)?;
+        let corrupt = |reason: DecodeError| Error::Corruption { file: path.to_path_buf(), reason: reason.to_string() };
+        let mut r = Reader::unseal(bytes, MAGIC).map_err(corrupt)?;
         let manifest = Self::parse(&mut r).and_then(|m| r.finish().map(|()| m)).map_err(corrupt)?;
         let files = manifest.tables.iter().flat_map(|t| &t.segments).flat_map(|s| [s.file, s.deletes]);
         if let Some(bad) = files.filter(|&f| f != 0).find(|&f| f >= manifest.next_file) {
-            return Err(corrupt(format!("file {bad} is not below the next file number {}", manifest.next_file)));
+            return Err(corrupt(format!("file {bad} is not below the next file number {}", manifest.next_file).into()));
         }
         Ok(manifest)
     }
 
     /// The fields after the magic, of any version read.
-    fn parse(r: &mut Reader<'_>) -> Parse<Self> {
+    fn parse(r: &mut Reader<'_>) -> Decoded<Self> {
         let version = r.u32()?;
-        let read_type: fn(&mut Reader<'_>) -> Parse<DataType> = match version {
+        let read_type: fn(&mut Reader<'_>) -> Decoded<DataType> = match version {
             VERSION => type_tag::decode,
             VERSION_DISPLAY_TYPES => display_type,
-            v => return Err(format!("unsupported manifest version {v}")),
+            v => return Err(format!("unsupported manifest version {v}").into()),
         };
         let watermark = r.u64()?;
         let next_file = r.u64()?;
@@ -140,17 +140,18 @@ impl Manifest {
             let f = r.u32()?;
             let mut fields = Vec::new();
             for _ in 0..f {
-                let name = r.str()?;
+                let name = r.str32()?;
                 let ty = read_type(r).map_err(|e| format!("table {id} column {name:?}: {e}"))?;
                 let nullable = match r.u8()? {
                     0 => false,
                     1 => true,
-                    b => return Err(format!("table {id} column {name:?}: nullable byte {b}")),
+                    b => return Err(format!("table {id} column {name:?}: nullable byte {b}").into()),
                 };
                 fields.push(Field::new(name, ty, nullable));
             }
             let s = r.u32()?;
-            let segments = (0..s).map(|_| Ok(SegmentEntry { file: r.u64()?, rows: r.u64()?, deletes: r.u64()? })).collect::<Parse<_>>()?;
+            let segments =
+                (0..s).map(|_| Ok(SegmentEntry { file: r.u64()?, rows: r.u64()?, deletes: r.u64()? })).collect::<Decoded<_>>()?;
             tables.push(TableEntry { id, schema: Arc::new(Schema::new(fields)), segments });
         }
         Ok(Self { watermark, next_file, tables })
@@ -163,7 +164,7 @@ impl Manifest {
 
     /// Replaces `dir`'s manifest atomically and durably.
     pub(crate) fn store(&self, dir: &Path) -> Result<()> {
-        let bytes = self.encode().map_err(Error::Schema)?;
+        let bytes = self.encode().map_err(|e| Error::Schema(e.to_string()))?;
         Ok(omen_files::replace(dir, FILE, &bytes)?)
     }
 
@@ -232,14 +233,14 @@ mod tests {
     /// A manifest of `version` whose one table has a column of `ty`
     /// (bytes as that version writes them), with a valid checksum.
     fn with_type(version: u32, ty: impl FnOnce(&mut Writer)) -> Vec<u8> {
-        let mut w = Writer::new(MAGIC);
+        let mut w = Writer::framed(MAGIC);
         w.u32(version);
         w.u64(1);
         w.u64(1);
         w.u32(1);
         w.u64(7);
         w.u32(1);
-        w.str("c").unwrap();
+        w.str32("c").unwrap();
         ty(&mut w);
         w.u8(1);
         w.u32(0);
@@ -261,7 +262,7 @@ mod tests {
         assert!(reason(with_type(0, int64)).contains("unsupported manifest version 0"));
         assert!(reason(with_type(2, |w| w.u8(0xEE))).contains("unknown type tag 0xee"));
         // Version 1: Arrow's strings, the known types only.
-        let v1 = |s: &'static str| with_type(1, move |w| w.str(s).unwrap());
+        let v1 = |s: &'static str| with_type(1, move |w| w.str32(s).unwrap());
         assert_eq!(Manifest::decode(path, &v1("Int64")).unwrap().tables[0].schema.field(0).data_type(), &DataType::Int64);
         assert!(reason(v1("Int65")).contains("column \"c\""));
         assert!(reason(v1("Null")).contains("not one the column store holds"));

@@ -45,7 +45,7 @@
 
 use arrow::datatypes::{DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, DataType, TimeUnit};
 
-use crate::bytes::{Parse, Reader, Writer};
+use omen_files::codec::{Decoded, Reader, Writer};
 
 const UNITS: [TimeUnit; 4] = [TimeUnit::Second, TimeUnit::Millisecond, TimeUnit::Microsecond, TimeUnit::Nanosecond];
 
@@ -92,10 +92,10 @@ fn unit_code(unit: TimeUnit) -> u8 {
 
 /// Whether the column store accepts `t`: the types of the tag table with
 /// their parameters in range. The reason if not.
-pub(crate) fn check(t: &DataType) -> Parse<()> {
+pub(crate) fn check(t: &DataType) -> Decoded<()> {
     let decimal = |p: u8, s: i8, max: u8| match (1..=max).contains(&p) && (0..=p as i16).contains(&(s as i16)) {
         true => Ok(()),
-        false => Err(format!("{t}: precision must be 1 to {max} and scale 0 to the precision")),
+        false => Err(format!("{t}: precision must be 1 to {max} and scale 0 to the precision").into()),
     };
     match t {
         t if PLAIN.iter().any(|(_, p)| p == t) => Ok(()),
@@ -105,12 +105,12 @@ pub(crate) fn check(t: &DataType) -> Parse<()> {
         DataType::Timestamp(..) | DataType::Duration(_) => Ok(()),
         DataType::Decimal128(p, s) => decimal(*p, *s, DECIMAL128_MAX_PRECISION),
         DataType::Decimal256(p, s) => decimal(*p, *s, DECIMAL256_MAX_PRECISION),
-        t => Err(format!("type {t} is not one the column store holds")),
+        t => Err(format!("type {t} is not one the column store holds").into()),
     }
 }
 
 /// Writes `t`'s tag and parameters; a type [`check`] refuses is an error.
-pub(crate) fn encode(t: &DataType, w: &mut Writer) -> Parse<()> {
+pub(crate) fn encode(t: &DataType, w: &mut Writer) -> Decoded<()> {
     check(t)?;
     let with_unit = |w: &mut Writer, tag: u8, unit: TimeUnit| {
         w.u8(tag);
@@ -132,7 +132,7 @@ pub(crate) fn encode(t: &DataType, w: &mut Writer) -> Parse<()> {
         DataType::Timestamp(unit, None) => with_unit(w, TIMESTAMP, *unit),
         DataType::Timestamp(unit, Some(tz)) => {
             with_unit(w, TIMESTAMP_TZ, *unit);
-            w.str(tz)?;
+            w.str32(tz)?;
         }
         DataType::Decimal128(p, s) => decimal(w, DECIMAL128, *p, *s),
         DataType::Decimal256(p, s) => decimal(w, DECIMAL256, *p, *s),
@@ -143,12 +143,12 @@ pub(crate) fn encode(t: &DataType, w: &mut Writer) -> Parse<()> {
 
 /// Reads a type [`encode`] wrote; an unknown tag, or parameters out of
 /// range, is an error.
-pub(crate) fn decode(r: &mut Reader<'_>) -> Parse<DataType> {
-    let unit = |r: &mut Reader<'_>| -> Parse<TimeUnit> {
+pub(crate) fn decode(r: &mut Reader<'_>) -> Decoded<DataType> {
+    let unit = |r: &mut Reader<'_>| -> Decoded<TimeUnit> {
         let code = r.u8()?;
-        UNITS.get(code as usize).copied().ok_or_else(|| format!("unknown time unit {code}"))
+        UNITS.get(code as usize).copied().ok_or_else(|| format!("unknown time unit {code}").into())
     };
-    let decimal = |r: &mut Reader<'_>| -> Parse<(u8, i8)> {
+    let decimal = |r: &mut Reader<'_>| -> Decoded<(u8, i8)> {
         let (p, s) = (r.u8()?, r.u8()?);
         Ok((p, i8::try_from(s).map_err(|_| format!("decimal scale {s}"))?))
     };
@@ -161,7 +161,7 @@ pub(crate) fn decode(r: &mut Reader<'_>) -> Parse<DataType> {
         TIME32 => DataType::Time32(unit(r)?),
         TIME64 => DataType::Time64(unit(r)?),
         TIMESTAMP => DataType::Timestamp(unit(r)?, None),
-        TIMESTAMP_TZ => DataType::Timestamp(unit(r)?, Some(r.str()?.into())),
+        TIMESTAMP_TZ => DataType::Timestamp(unit(r)?, Some(r.str32()?.into())),
         DURATION => DataType::Duration(unit(r)?),
         DECIMAL128 => decimal(r).map(|(p, s)| DataType::Decimal128(p, s))?,
         DECIMAL256 => decimal(r).map(|(p, s)| DataType::Decimal256(p, s))?,
@@ -189,11 +189,11 @@ pub(crate) mod tests {
         out
     }
 
-    fn round_trip(t: &DataType) -> Parse<DataType> {
-        let mut w = Writer::new(b"TYPETAG\0");
+    fn round_trip(t: &DataType) -> Decoded<DataType> {
+        let mut w = Writer::framed(b"TYPETAG\0");
         encode(t, &mut w)?;
         let bytes = w.seal();
-        let mut r = Reader::unseal(&bytes, b"TYPETAG\0", "a type")?;
+        let mut r = Reader::unseal(&bytes, b"TYPETAG\0")?;
         let back = decode(&mut r)?;
         r.finish()?;
         Ok(back)
@@ -228,11 +228,11 @@ pub(crate) mod tests {
     #[test]
     fn bad_bytes_are_errors() {
         let decode_all = |bytes: &[u8]| {
-            let mut r = Reader::unseal(bytes, b"TYPETAG\0", "a type")?;
+            let mut r = Reader::unseal(bytes, b"TYPETAG\0")?;
             decode(&mut r).and_then(|t| r.finish().map(|()| t))
         };
         let framed = |body: &[u8]| {
-            let mut w = Writer::new(b"TYPETAG\0");
+            let mut w = Writer::framed(b"TYPETAG\0");
             body.iter().for_each(|b| w.u8(*b));
             w.seal()
         };

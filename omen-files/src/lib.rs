@@ -7,6 +7,12 @@
 //! 2014): nothing is ordered without an fsync, and a file created, renamed
 //! or removed persists only once its directory is synced.
 //!
+//! [`codec`] is the byte codec every binary format of OmenDB is written
+//! and read with (the row and column stores' manifests, the column store's
+//! delete files, the learned index's serialized form, the log's and runs'
+//! integers): little-endian integers, varints, and a frame of magic,
+//! body and CRC32C. The two modules use nothing of each other.
+//!
 //! ```
 //! let dir = tempfile::tempdir()?;
 //! omen_files::replace(dir.path(), "STATE", b"v1")?;
@@ -18,6 +24,8 @@
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod codec;
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Result, Write};

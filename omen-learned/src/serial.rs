@@ -19,6 +19,8 @@
 //! 0.3% of the keys' size at the default epsilon), so the buffer needs no
 //! alignment and may be dropped afterwards.
 
+use omen_files::codec::{DecodeError, Reader, Writer};
+
 use crate::error::{Error, Result};
 use crate::lastmile::LastMile;
 use crate::pgm::{PgmIndex, ROOT_MAX};
@@ -37,26 +39,24 @@ const _: () = assert!(cfg!(target_endian = "little"), "OmenDB's file formats ass
 impl PgmIndex {
     /// Appends the serialized index to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.push(match self.last_mile {
+        let mut w = Writer::framed(MAGIC);
+        w.u32(VERSION);
+        w.u8(match self.last_mile {
             LastMile::Binary => 0,
             LastMile::Linear => 1,
         });
-        out.extend_from_slice(&[0; 3]);
-        out.extend_from_slice(&(self.epsilon as u64).to_le_bytes());
-        out.extend_from_slice(&(self.len as u64).to_le_bytes());
-        out.extend_from_slice(&(self.levels.len() as u32).to_le_bytes());
-        out.extend_from_slice(&u32::try_from(self.epsilon_recursive).unwrap_or(u32::MAX).to_le_bytes());
+        w.raw(&[0; 3]);
+        w.u64(self.epsilon as u64);
+        w.u64(self.len as u64);
+        w.u32(self.levels.len() as u32);
+        w.u32(u32::try_from(self.epsilon_recursive).unwrap_or(u32::MAX));
         for level in &self.levels {
-            out.extend_from_slice(&(level.len() as u64).to_le_bytes());
+            w.u64(level.len() as u64);
         }
         for level in &self.levels {
-            out.extend_from_slice(bytemuck::cast_slice(level));
+            w.raw(bytemuck::cast_slice(level));
         }
-        let crc = crc32c::crc32c(&out[start..]);
-        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&w.seal());
     }
 
     /// The serialized index.
@@ -71,49 +71,32 @@ impl PgmIndex {
     /// [`Error::Corrupt`]; loading never panics and never reads out of bounds.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let corrupt = |what: &str| Error::Corrupt(what.to_owned());
-        if bytes.len() < HEADER + 4 {
-            return Err(corrupt("shorter than the header"));
-        }
-        let (body, footer) = bytes.split_at(bytes.len() - 4);
-        if &body[..8] != MAGIC {
-            return Err(corrupt("bad magic: not a serialized PGM index"));
-        }
-        let u32_at = |at: usize| u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
-        let u64_at = |at: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&body[at..at + 8]);
-            u64::from_le_bytes(b)
-        };
-        let version = u32_at(8);
+        let decode = |e: DecodeError| Error::Corrupt(e.to_string());
+        let mut r = Reader::unseal(bytes, MAGIC).map_err(decode)?;
+        let version = r.u32().map_err(decode)?;
         if version != VERSION {
             return Err(Error::Corrupt(format!("unsupported format version {version}")));
         }
-        if crc32c::crc32c(body) != u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]) {
-            return Err(corrupt("checksum mismatch"));
-        }
-        let last_mile = match body[12] {
+        let last_mile = match r.u8().map_err(decode)? {
             0 => LastMile::Binary,
             1 => LastMile::Linear,
             _ => return Err(corrupt("unknown last-mile strategy")),
         };
-        let epsilon = usize::try_from(u64_at(16)).ok().filter(|&e| e >= 1).ok_or_else(|| corrupt("epsilon out of range"))?;
-        let len = usize::try_from(u64_at(24)).map_err(|_| corrupt("key count out of range"))?;
-        let height = u32_at(32) as usize;
-        let epsilon_recursive = (u32_at(36) as usize).max(1);
+        r.take(3).map_err(decode)?; // reserved
+        let epsilon = usize::try_from(r.u64().map_err(decode)?).ok().filter(|&e| e >= 1).ok_or_else(|| corrupt("epsilon out of range"))?;
+        let len = usize::try_from(r.u64().map_err(decode)?).map_err(|_| corrupt("key count out of range"))?;
+        let height = r.u32().map_err(decode)? as usize;
+        let epsilon_recursive = (r.u32().map_err(decode)? as usize).max(1);
         if height == 0 || height > MAX_HEIGHT {
             return Err(corrupt("height out of range"));
         }
-        let sizes_end = HEADER + 8 * height;
-        if body.len() < sizes_end {
-            return Err(corrupt("truncated level table"));
-        }
-        let sizes: Vec<u64> = (0..height).map(|i| u64_at(HEADER + 8 * i)).collect();
+        let sizes: Vec<u64> = (0..height).map(|_| r.u64()).collect::<Result<_, _>>().map_err(decode)?;
         let total = sizes.iter().try_fold(0usize, |acc, &s| usize::try_from(s).ok().and_then(|s| acc.checked_add(s)));
         let seg_bytes = total.and_then(|t| t.checked_mul(SEGMENT)).ok_or_else(|| corrupt("segment count overflows"))?;
-        if body.len() - sizes_end != seg_bytes {
+        if r.remaining() != seg_bytes {
             return Err(corrupt("segment bytes do not match the level table"));
         }
-        let all: Vec<Segment> = bytemuck::pod_collect_to_vec(&body[sizes_end..]);
+        let all: Vec<Segment> = bytemuck::pod_collect_to_vec(r.take(seg_bytes).map_err(decode)?);
         let mut levels = Vec::with_capacity(height);
         let mut at = 0;
         for &s in &sizes {

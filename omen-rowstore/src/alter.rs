@@ -16,7 +16,6 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::changes::{ChangeOp, RowChange};
-use crate::codec::bytes::{Reader, put_varint};
 use crate::codec::key::encode_key;
 use crate::codec::row::{decode_row, encode_row};
 use crate::error::{Error, Result};
@@ -25,6 +24,7 @@ use crate::schema::{ColumnDef, TableId, TableSchema};
 use crate::snapshots::Ts;
 use crate::table::{Encoded, Table, WriteKind};
 use crate::value::Value;
+use omen_files::codec::{Reader, put_varint};
 
 /// A change to a table's definition, for [`crate::Store::alter_table`].
 #[derive(Debug, Clone, PartialEq)]

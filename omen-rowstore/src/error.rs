@@ -170,3 +170,9 @@ pub(crate) fn failpoint(name: &str) -> bool {
 pub(crate) fn injected(name: &str) -> std::io::Error {
     std::io::Error::other(format!("failpoint {name}"))
 }
+
+impl From<omen_files::codec::DecodeError> for Error {
+    fn from(e: omen_files::codec::DecodeError) -> Self {
+        Error::Decode(e.to_string())
+    }
+}

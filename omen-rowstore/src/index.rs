@@ -26,13 +26,13 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::codec::key::encode_key_value;
 use crate::error::{Error, Result};
 use crate::schema::{ColumnDef, TableSchema};
 use crate::snapshots::Ts;
 use crate::table::Table;
 use crate::value::{DataType, Value};
+use omen_files::codec::{Reader, put_bytes, put_varint};
 
 const VALUE: u8 = 0x01;
 const NULL: u8 = 0x02;
@@ -79,10 +79,13 @@ impl IndexDef {
 
     /// Reads a definition written by [`IndexDef::encode`].
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        let name = r.str()?.to_owned();
+        let name = r.var_str()?.to_owned();
         let n = r.len()?;
         let columns = (0..n)
-            .map(|_| r.varint().and_then(|c| usize::try_from(c).map_err(|_| Error::Decode(format!("column index {c}")))))
+            .map(|_| {
+                let c = r.varint()?;
+                usize::try_from(c).map_err(|_| Error::Decode(format!("column index {c}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let unique = match r.u8()? {
             0 => false,

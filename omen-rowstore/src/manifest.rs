@@ -25,12 +25,12 @@
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
-use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::error::{Error, Result};
 use crate::index::IndexDef;
 use crate::run::is_run_name;
 use crate::schema::{TableId, TableSchema};
 use crate::snapshots::Ts;
+use omen_files::codec::{Reader, Writer, put_bytes, put_varint};
 
 const MAGIC: &[u8; 8] = b"OMENMAN\0";
 const VERSION: u32 = 2;
@@ -110,30 +110,21 @@ impl Manifest {
             body.extend_from_slice(&t.dropped.to_le_bytes());
             t.schema.encode(&mut body);
         }
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&body);
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        let mut out = Writer::framed(MAGIC);
+        out.u32(VERSION);
+        out.u32(0); // reserved
+        out.raw(&body);
+        out.seal()
     }
 
     fn decode(path: &Path, bytes: &[u8]) -> Result<Self> {
         let corrupt = |offset: usize, reason: String| Error::Corruption { file: path.to_path_buf(), offset: offset as u64, reason };
-        if bytes.len() < 20 || &bytes[..8] != MAGIC {
-            return Err(corrupt(0, "not an OmenDB manifest (bad magic or too short)".into()));
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        let mut r = Reader::unseal(bytes, MAGIC).map_err(|e| corrupt(0, format!("not a readable OmenDB manifest: {e}")))?;
+        let version = r.u32().map_err(|e| corrupt(8, e.to_string()))?;
         if !(1..=VERSION).contains(&version) {
             return Err(corrupt(8, format!("unsupported manifest version {version}")));
         }
-        let (checked, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32c::crc32c(checked) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-            return Err(corrupt(16, "checksum mismatch".into()));
-        }
-        let body = &checked[16..];
-        let mut r = Reader::new(body);
+        r.u32().map_err(|e| corrupt(12, e.to_string()))?; // reserved
         let parse = |r: &mut Reader<'_>| -> Result<Self> {
             let ts = r.u64()?;
             let next_table_id = r.u64()?;
@@ -144,14 +135,15 @@ impl Manifest {
                 let next_row_id = r.u64()?;
                 let schema = TableSchema::decode(r)?;
                 let (rows, runs) = if version == 1 {
-                    let name = r.str()?.to_owned();
+                    let name = r.var_str()?.to_owned();
                     let rows = r.u64()?;
                     // Version 1 did not note the size: 0 means unknown.
                     (rows, if name.is_empty() { vec![] } else { vec![RunEntry { name, ts, entries: rows, bytes: 0 }] })
                 } else {
                     let rows = r.u64()?;
                     let k = r.len()?;
-                    let runs = (0..k).map(|_| Ok(RunEntry { name: r.str()?.to_owned(), ts: r.u64()?, entries: r.u64()?, bytes: r.u64()? }));
+                    let runs =
+                        (0..k).map(|_| Ok(RunEntry { name: r.var_str()?.to_owned(), ts: r.u64()?, entries: r.u64()?, bytes: r.u64()? }));
                     (rows, runs.collect::<Result<Vec<_>>>()?)
                 };
                 let m = r.len()?;

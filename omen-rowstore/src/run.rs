@@ -246,6 +246,9 @@ fn header() -> [u8; HEADER_LEN as usize] {
     h
 }
 
+// Reads at fixed offsets of the mapped file, on every lookup, after open
+// checked each section's bounds: not through `omen_files::codec::Reader`,
+// whose cursor and error path a point read does not need.
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }

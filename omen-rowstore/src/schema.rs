@@ -1,9 +1,9 @@
 //! Table schemas: columns, types, NOT NULL, defaults and the primary key.
 
-use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::codec::row::{decode_value, encode_value};
 use crate::error::{Error, Result};
 use crate::value::{DataType, Value};
+use omen_files::codec::{Reader, put_bytes, put_varint};
 
 /// Id of a table, stable across renames; assigned by the store.
 pub type TableId = u64;
@@ -37,7 +37,7 @@ impl ColumnDef {
 /// A table's definition.
 ///
 /// Tables with an empty `primary_key` get a hidden, monotonically increasing
-/// 64-bit row id as their key (DESIGN.md, "Keys and values").
+/// 64-bit row id as their key, encoded big-endian so ids sort as they grow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableSchema {
     /// Table name.
@@ -138,25 +138,25 @@ impl TableSchema {
 
     /// Reads a schema written by [`TableSchema::encode`].
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        let name = r.str()?.to_owned();
+        let name = r.var_str()?.to_owned();
         let ncols = r.len()?;
         let mut columns = Vec::with_capacity(ncols);
         for _ in 0..ncols {
-            let cname = r.str()?.to_owned();
+            let cname = r.var_str()?.to_owned();
             let data_type = decode_type(r)?;
             let nullable = r.u8()? != 0;
             let default = match r.u8()? {
                 0 => None,
                 _ => {
                     let is_null = r.u8()? != 0;
-                    let bytes = r.bytes()?;
+                    let bytes = r.var_bytes()?;
                     Some(if is_null { Value::Null } else { decode_value(&mut Reader::new(bytes), &data_type)? })
                 }
             };
             columns.push(ColumnDef { name: cname, data_type, nullable, default });
         }
         let nkey = r.len()?;
-        let primary_key = (0..nkey).map(|_| r.varint().map(|k| k as usize)).collect::<Result<Vec<_>>>()?;
+        let primary_key = (0..nkey).map(|_| Ok(r.varint()? as usize)).collect::<Result<Vec<_>>>()?;
         let schema = Self { name, columns, primary_key };
         schema.validate().map_err(|e| Error::Decode(e.to_string()))?;
         Ok(schema)

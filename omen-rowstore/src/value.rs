@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// The SQL types of `DESIGN.md`. Each maps to one Arrow type (see omen-sync).
+/// The SQL column types OmenDB stores. Each maps to one Arrow type (see omen-sync's `convert.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataType {
     /// BOOLEAN.

@@ -1,5 +1,5 @@
-//! Byte encodings: rows, memcomparable keys, and the reader they share.
+//! Byte encodings: rows and memcomparable keys (their integers and
+//! lengths through `omen_files::codec`).
 
-pub(crate) mod bytes;
 pub mod key;
 pub mod row;

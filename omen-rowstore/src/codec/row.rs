@@ -12,10 +12,10 @@
 //! length and the bytes. A row written when the table had fewer columns decodes
 //! with the missing trailing columns NULL, so ADD COLUMN needs no rewrite.
 
-use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::error::{Error, Result};
 use crate::schema::TableSchema;
 use crate::value::{DataType, Value};
+use omen_files::codec::{Reader, put_bytes, put_varint};
 
 const ROW_FORMAT_V1: u8 = 1;
 
@@ -95,8 +95,8 @@ pub(crate) fn decode_value(r: &mut Reader<'_>, ty: &DataType) -> Result<Value> {
         DataType::Float32 => Value::Float32(f32::from_le_bytes(r.array()?)),
         DataType::Float64 => Value::Float64(f64::from_le_bytes(r.array()?)),
         DataType::Decimal { scale, .. } => Value::Decimal { unscaled: i128::from_le_bytes(r.array()?), scale: *scale },
-        DataType::Text => Value::Text(r.str()?.to_owned()),
-        DataType::Bytes => Value::Bytes(r.bytes()?.to_vec()),
+        DataType::Text => Value::Text(r.var_str()?.to_owned()),
+        DataType::Bytes => Value::Bytes(r.var_bytes()?.to_vec()),
     })
 }
 

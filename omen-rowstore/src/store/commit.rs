@@ -65,7 +65,7 @@ impl Store {
         (commit.publisher.subscribe(capacity, true), start)
     }
 
-    /// Commits a transaction's writes (the commit protocol of DESIGN.md):
+    /// Commits a transaction's writes (the commit protocol, `docs/ARCHITECTURE.md`):
     /// under the commit lock, take the next timestamp, log the redo record,
     /// install the versions, advance the clock, publish the change record.
     /// On error every write slot is released and nothing is visible.

@@ -1,6 +1,6 @@
 //! One key's version chain and write slot.
 //!
-//! MVCC invariants (DESIGN.md, "Timestamps and visibility"):
+//! MVCC invariants (`docs/ARCHITECTURE.md`, the write path):
 //! - committed versions are ordered newest first, with disjoint `[begin, end)`
 //!   intervals; the newest has `end == OPEN`;
 //! - a version is visible at snapshot `ts` iff `begin <= ts < end`; a visible

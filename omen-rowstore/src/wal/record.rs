@@ -19,10 +19,10 @@
 use std::sync::Arc;
 
 use crate::alter::Reshape;
-use crate::codec::bytes::{Reader, put_bytes, put_varint};
 use crate::error::{Error, Result};
 use crate::index::IndexDef;
 use crate::schema::{TableId, TableSchema};
+use omen_files::codec::{Reader, put_bytes, put_varint};
 
 /// One row change in a commit record.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,11 +175,11 @@ impl WalRecord {
                 let mut writes = Vec::with_capacity(n);
                 for _ in 0..n {
                     let table = r.u64()?;
-                    let key = r.bytes()?.to_vec();
+                    let key = r.var_bytes()?.to_vec();
                     let op = match r.u8()? {
                         0 => WalOp::Delete,
-                        1 => WalOp::Insert(Arc::from(r.bytes()?)),
-                        2 => WalOp::Update(Arc::from(r.bytes()?)),
+                        1 => WalOp::Insert(Arc::from(r.var_bytes()?)),
+                        2 => WalOp::Update(Arc::from(r.var_bytes()?)),
                         op => return Err(Error::Decode(format!("unknown write op {op}"))),
                     };
                     writes.push(WalWrite { table, key, op });

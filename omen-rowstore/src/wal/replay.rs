@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use omen_files::codec::Reader;
 use parking_lot::{Condvar, Mutex};
 
 use super::group::start_syncer;
@@ -176,7 +177,7 @@ fn replay_segment(
     if &bytes[..8] != MAGIC {
         return Err(corrupt(0, "not an OmenDB write-ahead log (bad magic)"));
     }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let version = Reader::new(&bytes[8..]).u32().map_err(|e| corrupt(8, &e.to_string()))?;
     if version != VERSION {
         return Err(corrupt(8, &format!("unsupported WAL version {version}")));
     }

@@ -31,6 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use omen_files::codec::{self, Reader, Writer};
+
 use super::state::{Active, Sealed, Shared};
 use crate::error::{Error, Result, failpoint, injected};
 
@@ -72,10 +74,11 @@ pub(super) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
 
 /// A segment's first bytes.
 pub(super) fn header() -> Vec<u8> {
-    let mut header = MAGIC.to_vec();
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header
+    let mut header = Writer::new();
+    header.raw(MAGIC);
+    header.u32(VERSION);
+    header.u32(0); // reserved
+    header.into_bytes()
 }
 
 /// A record as a segment holds it: its payload after its length and checksum.
@@ -84,18 +87,17 @@ pub(super) fn frame(payload: &[u8]) -> Result<Vec<u8>> {
         .ok()
         .filter(|&l| l <= MAX_RECORD)
         .ok_or_else(|| Error::Schema { table: String::new(), reason: "transaction too large for one log record (1 GiB)".into() })?;
-    let mut buf = Vec::with_capacity(payload.len() + 8);
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    buf.extend_from_slice(payload);
-    Ok(buf)
+    let mut buf = Writer::new();
+    buf.u32(len);
+    buf.u32(codec::crc32c(payload));
+    buf.raw(payload);
+    Ok(buf.into_bytes())
 }
 
 /// The payload of the record at `pos` and the offset after it, if whole and intact.
 pub(super) fn next_record(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let head = bytes.get(pos..pos + 8)?;
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let mut head = Reader::new(bytes.get(pos..pos + 8)?);
+    let (len, crc) = (head.u32().ok()?, head.u32().ok()?);
     // No record is empty: a zero length is a tail of zeros (a crash that
     // persisted a file's size but not its data), whose crc would match.
     if len == 0 || len > MAX_RECORD {
@@ -103,7 +105,7 @@ pub(super) fn next_record(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     }
     let end = pos + 8 + len as usize;
     let payload = bytes.get(pos + 8..end)?;
-    (crc32c::crc32c(payload) == crc).then_some((payload, end))
+    (codec::crc32c(payload) == crc).then_some((payload, end))
 }
 
 /// Writes `dir/wal-spare`: `len` zero bytes, synced, named by a rename. A
