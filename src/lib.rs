@@ -41,6 +41,15 @@
 //! Background work runs on threads the database owns and stops on
 //! [`Database::close`] (or when the last clone is dropped).
 //!
+//! ## Layout
+//!
+//! Bottom up: `options`, `value`, `output`, `changes`; `dir` (the data
+//! directory's lock and layout file); `handle` (what every handle on an
+//! open database shares: the engine, the runtime, the lock); `statement`,
+//! `connection`; `transaction`; `database` ([`Database`], which makes the
+//! others); `server` (feature `server`: the PostgreSQL wire protocol over
+//! a [`Database`]). Errors are omen-sql's ([`Error`]).
+//!
 //! ## Limits of this version
 //!
 //! See the README's status section: this is the foundation release. SQL

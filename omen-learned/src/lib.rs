@@ -29,6 +29,14 @@
 //! # Ok::<(), omen_learned::Error>(())
 //! ```
 //!
+//! ## Layout
+//!
+//! Bottom up: `error`, `key` (keys as `u64` prefixes), `lastmile`
+//! (the search within a prediction's window), `plr` (the optimal
+//! piecewise-linear fit); `segment`; `pgm` ([`PgmIndex`]: levels,
+//! building, lookups); `serial` (its on-disk form, through
+//! `omen_files::codec`) and `dynamic` ([`DynamicPgm`]).
+//!
 //! ## Limits of this version
 //!
 //! The models are built once: [`DynamicPgm`] handles updates by rebuilding

@@ -45,6 +45,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Layout
+//!
+//! Bottom up, each module using only those above it in this list:
+//! `error`, `inbox` (the records sync holds but has not applied) and
+//! `metrics`; `convert` (rows <-> Arrow); `feed` (change feeds);
+//! `worker` ([`Syncer`]: the apply and maintenance threads); `snapshot`
+//! ([`Syncer::snapshot`] and [`HtapSnapshot`], the reads, kept apart from
+//! the worker that writes).
+//!
 //! ## Limits of this version
 //!
 //! A snapshot waits for W >= T instead of overlaying when DDL is among the
