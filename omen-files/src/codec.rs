@@ -103,6 +103,11 @@ impl Writer {
         Self { out: magic.to_vec() }
     }
 
+    /// Room for `n` more bytes, so a writer that knows its size allocates once.
+    pub fn reserve(&mut self, n: usize) {
+        self.out.reserve(n);
+    }
+
     /// A `u8`.
     pub fn u8(&mut self, v: u8) {
         self.out.push(v);

@@ -39,7 +39,13 @@ const _: () = assert!(cfg!(target_endian = "little"), "OmenDB's file formats ass
 impl PgmIndex {
     /// Appends the serialized index to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bytes());
+    }
+
+    /// The serialized index.
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::framed(MAGIC);
+        w.reserve(HEADER - MAGIC.len() + 8 * self.levels.len() + self.size_bytes() + 4);
         w.u32(VERSION);
         w.u8(match self.last_mile {
             LastMile::Binary => 0,
@@ -56,14 +62,7 @@ impl PgmIndex {
         for level in &self.levels {
             w.raw(bytemuck::cast_slice(level));
         }
-        out.extend_from_slice(&w.seal());
-    }
-
-    /// The serialized index.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + 8 * self.levels.len() + self.size_bytes() + 4);
-        self.write_to(&mut out);
-        out
+        w.seal()
     }
 
     /// Loads an index written by [`PgmIndex::write_to`]. The buffer must be

@@ -87,7 +87,9 @@ pub(super) fn frame(payload: &[u8]) -> Result<Vec<u8>> {
         .ok()
         .filter(|&l| l <= MAX_RECORD)
         .ok_or_else(|| Error::Schema { table: String::new(), reason: "transaction too large for one log record (1 GiB)".into() })?;
+    // One allocation per commit: this runs under the commit lock.
     let mut buf = Writer::new();
+    buf.reserve(payload.len() + 8);
     buf.u32(len);
     buf.u32(codec::crc32c(payload));
     buf.raw(payload);
