@@ -94,7 +94,7 @@ fn big_table(n: i64) -> Arc<ColumnTable> {
 
 fn benches(c: &mut Criterion) {
     let n: i64 = std::env::var("OMEN_COLSTORE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000_000);
-    let none = HashSet::new();
+    let none: Arc<HashSet<Vec<u8>>> = Arc::default();
 
     // Appends and updates on a table of 1M rows.
     let mut g = c.benchmark_group("apply");
@@ -151,7 +151,7 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(stats.versions as u64 * 16));
     g.bench_function("visible rows of 2 of 4 columns", |b| {
         b.iter(|| {
-            let scan = table.scan_iter(last, Some(&[1, 2]), &[], &none, false).unwrap();
+            let scan = table.scan_iter(last, Some(&[1, 2]), &[], Arc::clone(&none), false).unwrap();
             black_box(scan.map(|b| b.unwrap().num_rows()).sum::<usize>())
         })
     });
@@ -159,7 +159,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("SUM of 4 columns and COUNT(*)", |b| {
         b.iter(|| {
             let (mut count, mut ints, mut floats) = (0usize, 0i64, 0f64);
-            for batch in table.scan_iter(last, None, &[], &none, false).unwrap() {
+            for batch in table.scan_iter(last, None, &[], Arc::clone(&none), false).unwrap() {
                 let batch = batch.unwrap();
                 count += batch.num_rows();
                 for i in [0, 1, 3] {
@@ -260,7 +260,7 @@ fn benches(c: &mut Criterion) {
         let opened = started.elapsed().as_secs_f64();
         assert_eq!(t.statistics().live_rows, m as usize);
         let started = Instant::now();
-        let scanned: usize = t.scan_iter(1, None, &[], &none, false).unwrap().map(|b| b.unwrap().num_rows()).sum();
+        let scanned: usize = t.scan_iter(1, None, &[], Arc::clone(&none), false).unwrap().map(|b| b.unwrap().num_rows()).sum();
         let read = started.elapsed().as_secs_f64();
         assert_eq!(scanned, m as usize);
         println!(

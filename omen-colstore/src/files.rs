@@ -160,6 +160,9 @@ pub(crate) struct SegmentIndex {
     pub(crate) begin: Vec<u64>,
     pub(crate) end: Vec<u64>,
     pub(crate) zones: Option<Vec<Zone>>,
+    /// Each column's uncompressed size in the file: an estimate of its
+    /// decoded size until it is read.
+    pub(crate) column_bytes: Vec<usize>,
 }
 
 /// Opens a segment file written for a table with `schema`, checking its
@@ -211,6 +214,8 @@ pub(crate) fn read_index(path: &Path, schema: &SchemaRef) -> Result<SegmentIndex
         };
         schema.fields().iter().map(|f| zone(f)).collect::<Option<Vec<Zone>>>()
     };
+    let groups = builder.metadata().row_groups();
+    let column_bytes = (0..n).map(|c| groups.iter().map(|g| g.column(c).uncompressed_size().max(0) as usize).sum()).collect();
     let all = read(path, builder, n..n + 3, None)?;
     if all.columns().iter().any(|c| c.null_count() > 0) {
         return Err(corrupt(path, "null keys or timestamps"));
@@ -220,6 +225,7 @@ pub(crate) fn read_index(path: &Path, schema: &SchemaRef) -> Result<SegmentIndex
         begin: all.column(1).as_primitive::<UInt64Type>().values().to_vec(),
         end: all.column(2).as_primitive::<UInt64Type>().values().to_vec(),
         zones,
+        column_bytes,
     })
 }
 

@@ -34,6 +34,9 @@ pub(crate) struct Segment {
     pub(crate) end: Box<[AtomicU64]>,
     /// Each column's zone map.
     pub(crate) zones: Vec<Zone>,
+    /// Each column's decoded bytes (before its first read from the file,
+    /// the file's uncompressed size of it: an estimate).
+    column_bytes: Box<[AtomicUsize]>,
     /// The least `begin`: snapshots before it see nothing here.
     min_begin: u64,
     /// The greatest `begin`: snapshots from it on need not read `begin`.
@@ -48,16 +51,25 @@ impl Segment {
     pub(crate) fn new(rows: RecordBatch, keys: BinaryArray, begin: Vec<u64>, end: Box<[AtomicU64]>) -> Self {
         let zones = rows.columns().iter().map(|c| Zone::of(c.as_ref())).collect();
         let len = rows.num_rows();
-        Self::with(OnceLock::from(rows), None, len, keys, begin, end, zones)
+        let bytes = rows.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).collect();
+        Self::with(OnceLock::from(rows), None, len, keys, begin, end, zones, bytes)
     }
 
     /// A segment whose columns stay in `file` until a scan reads them; the
     /// zone maps come from the file's statistics.
-    pub(crate) fn on_disk(file: Arc<SegmentFile>, keys: BinaryArray, begin: Vec<u64>, end: Box<[AtomicU64]>, zones: Vec<Zone>) -> Self {
+    pub(crate) fn on_disk(
+        file: Arc<SegmentFile>,
+        keys: BinaryArray,
+        begin: Vec<u64>,
+        end: Box<[AtomicU64]>,
+        zones: Vec<Zone>,
+        column_bytes: Vec<usize>,
+    ) -> Self {
         let len = begin.len();
-        Self::with(OnceLock::new(), Some(file), len, keys, begin, end, zones)
+        Self::with(OnceLock::new(), Some(file), len, keys, begin, end, zones, column_bytes)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn with(
         rows: OnceLock<RecordBatch>,
         file: Option<Arc<SegmentFile>>,
@@ -66,11 +78,13 @@ impl Segment {
         begin: Vec<u64>,
         end: Box<[AtomicU64]>,
         zones: Vec<Zone>,
+        column_bytes: Vec<usize>,
     ) -> Self {
+        let column_bytes = column_bytes.into_iter().map(AtomicUsize::new).collect();
         let min_begin = begin.iter().copied().min().unwrap_or(u64::MAX);
         let max_begin = begin.iter().copied().max().unwrap_or(0);
         let ended = AtomicUsize::new(end.iter().filter(|e| e.load(Ordering::Relaxed) != OPEN).count());
-        Self { rows, file, len, keys, begin, end, zones, min_begin, max_begin, ended }
+        Self { rows, file, len, keys, begin, end, zones, column_bytes, min_begin, max_begin, ended }
     }
 
     /// The table's columns, read from the segment's file the first time.
@@ -80,8 +94,21 @@ impl Segment {
         }
         let file = self.file.as_ref().expect("a segment without columns has a file");
         let rows = file.read_columns(self.len)?;
+        for (bytes, c) in self.column_bytes.iter().zip(rows.columns()) {
+            bytes.store(c.to_data().get_slice_memory_size().unwrap_or(0), Ordering::Relaxed);
+        }
         // Two first readers may both read the file; one copy is kept.
         Ok(self.rows.get_or_init(|| rows))
+    }
+
+    /// Column `c`'s decoded bytes (an estimate until first read).
+    pub(crate) fn column_bytes(&self, c: usize) -> usize {
+        self.column_bytes[c].load(Ordering::Relaxed)
+    }
+
+    /// The keys' bytes.
+    pub(crate) fn keys_bytes(&self) -> usize {
+        self.keys.to_data().get_slice_memory_size().unwrap_or(0)
     }
 
     /// Whether the columns are in memory.
@@ -134,17 +161,9 @@ impl Segment {
     }
 
     /// The rows visible at `ts` whose keys are not in `exclude`, projected,
-    /// with the key column last if `with_keys`. `None` if no row qualifies
-    /// or the zone maps rule out `predicates`.
-    pub(crate) fn scan(
-        &self,
-        ts: u64,
-        projection: &[usize],
-        predicates: &[Predicate],
-        exclude: &HashSet<Vec<u8>>,
-        with_keys: bool,
-    ) -> Result<Option<RecordBatch>> {
-        if ts < self.min_begin || !self.may_match(predicates) {
+    /// with the key column last if `with_keys`. `None` if no row qualifies.
+    pub(crate) fn scan(&self, ts: u64, projection: &[usize], exclude: &HashSet<Vec<u8>>, with_keys: bool) -> Result<Option<RecordBatch>> {
+        if ts < self.min_begin {
             return Ok(None);
         }
         // The scan's snapshot is at or below what was applied when it began

@@ -26,7 +26,7 @@ pub struct HtapSnapshot {
     table: Arc<ColumnTable>,
     schema: SchemaRef,
     /// Keys changed after `read_at`: their column-store versions are masked.
-    masked: HashSet<Vec<u8>>,
+    masked: Arc<HashSet<Vec<u8>>>,
     /// Those keys' rows where they have one, with their keys.
     overlay: Option<(RecordBatch, BinaryArray)>,
 }
@@ -92,7 +92,7 @@ impl Syncer {
             }
         }
         latest.extend(txn.pending_writes(id));
-        let masked = latest.keys().map(|k| k.to_vec()).collect();
+        let masked = Arc::new(latest.keys().map(|k| k.to_vec()).collect());
         let (keys, rows): (Vec<&[u8]>, Vec<&[Value]>) = latest.into_iter().filter_map(|(k, row)| Some((k, row?))).unzip();
         let overlay = match rows.is_empty() {
             true => None,
@@ -129,17 +129,37 @@ impl HtapSnapshot {
         predicates: &[omen_colstore::Predicate],
         with_keys: bool,
     ) -> Result<Vec<RecordBatch>> {
-        let mut out = self.table.scan(self.read_at, projection, predicates, &self.masked, with_keys)?;
-        if let Some((rows, keys)) = &self.overlay {
-            let mut batch = match projection {
-                Some(p) => rows.project(p)?,
-                None => rows.clone(),
-            };
-            if with_keys {
-                batch = omen_colstore::with_key_column(&batch, Arc::new(keys.clone()))?;
-            }
-            out.push(batch);
-        }
+        let (scan, overlay) = self.scan_parts(projection, predicates, with_keys)?;
+        let mut out = scan.collect::<omen_colstore::Result<Vec<_>>>()?;
+        out.extend(overlay);
         Ok(out)
+    }
+
+    /// What [`HtapSnapshot::scan_pruned`] returns, not read yet: the
+    /// column store's scan (segments read as its batches are taken; see
+    /// [`omen_colstore::Scan`]) and the overlaid rows, in one batch if
+    /// there are any. Both own what they read: a streaming executor reads
+    /// them after this snapshot is gone.
+    pub fn scan_parts(
+        &self,
+        projection: Option<&[usize]>,
+        predicates: &[omen_colstore::Predicate],
+        with_keys: bool,
+    ) -> Result<(omen_colstore::Scan, Option<RecordBatch>)> {
+        let scan = self.table.scan_iter(self.read_at, projection, predicates, Arc::clone(&self.masked), with_keys)?;
+        let overlay = match &self.overlay {
+            None => None,
+            Some((rows, keys)) => {
+                let mut batch = match projection {
+                    Some(p) => rows.project(p)?,
+                    None => rows.clone(),
+                };
+                if with_keys {
+                    batch = omen_colstore::with_key_column(&batch, Arc::new(keys.clone()))?;
+                }
+                Some(batch)
+            }
+        };
+        Ok((scan, overlay))
     }
 }

@@ -57,7 +57,7 @@ impl ColumnTable {
         let state = &mut *guard;
         for e in entries {
             let path = segment_path(dir, e.file);
-            let files::SegmentIndex { keys, begin, mut end, zones } = files::read_index(&path, &table.schema)?;
+            let files::SegmentIndex { keys, begin, mut end, zones, column_bytes } = files::read_index(&path, &table.schema)?;
             if begin.len() as u64 != e.rows || begin.len() > SEGMENT_ROWS {
                 let reason = format!("{} rows, the manifest says {}", begin.len(), e.rows);
                 return Err(Error::Corruption { file: path, reason });
@@ -78,7 +78,7 @@ impl ColumnTable {
                 // The usual case: the columns stay on disk until a scan reads them.
                 Some(zones) if complete => {
                     let file = tracker.track(path, Arc::clone(&table.schema));
-                    Segment::on_disk(file, keys, begin, reopened(end), zones)
+                    Segment::on_disk(file, keys, begin, reopened(end), zones, column_bytes)
                 }
                 _ => {
                     // Read now (and a failure is the table's): nothing to track.

@@ -1,6 +1,6 @@
 //! Scanning: the rows visible at a snapshot, a segment at a time.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -9,21 +9,25 @@ use arrow::datatypes::DataType;
 use super::{BATCH_ROWS, ColumnTable};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
-use crate::zone::Predicate;
+use crate::zone::{Predicate, Zone};
 
-/// A scan in progress (see [`ColumnTable::scan_iter`]).
-pub struct Scan<'a> {
-    segments: std::vec::IntoIter<Arc<Segment>>,
+/// A scan: the segments a snapshot reads, taken when the scan was made and
+/// after pruning, read one at a time as batches are taken. It owns what
+/// it reads (segments, the keys it skips), so it can outlive the call
+/// that made it, move to another thread, or be [shared](Scan::share) among
+/// several consumers. See [`ColumnTable::scan_iter`].
+#[derive(Debug, Clone)]
+pub struct Scan {
+    segments: VecDeque<Arc<Segment>>,
     ts: u64,
-    projection: Vec<usize>,
-    predicates: &'a [Predicate],
-    exclude: &'a HashSet<Vec<u8>>,
+    projection: Arc<[usize]>,
+    exclude: Arc<HashSet<Vec<u8>>>,
     with_keys: bool,
     /// The segment's visible rows being handed out, and the next offset.
     current: Option<(RecordBatch, usize)>,
 }
 
-impl Iterator for Scan<'_> {
+impl Iterator for Scan {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -37,13 +41,69 @@ impl Iterator for Scan<'_> {
                 }
                 self.current = None;
             }
-            let segment = self.segments.next()?;
-            match segment.scan(self.ts, &self.projection, self.predicates, self.exclude, self.with_keys) {
+            let segment = self.segments.pop_front()?;
+            match segment.scan(self.ts, &self.projection, &self.exclude, self.with_keys) {
                 Ok(Some(batch)) => self.current = Some((batch, 0)),
                 Ok(None) => {}
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+}
+
+impl Scan {
+    /// The `i`th of `n` shares of this scan (`i < n`), dealt round-robin
+    /// by segment: the `n` shares together read what this scan would, and
+    /// each reads its segments when its batches are taken. Rows already
+    /// taken out of a segment are not read again (the rest of the segment
+    /// being handed out goes to share 0).
+    pub fn share(&self, i: usize, n: usize) -> Scan {
+        let n = n.max(1);
+        Scan {
+            segments: self.segments.iter().skip(i).step_by(n).cloned().collect(),
+            ts: self.ts,
+            projection: Arc::clone(&self.projection),
+            exclude: Arc::clone(&self.exclude),
+            with_keys: self.with_keys,
+            current: if i == 0 { self.current.clone() } else { None },
+        }
+    }
+
+    /// Segments left to read.
+    pub fn segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Row versions the segments left hold: at least the rows the scan
+    /// still returns (it returns only those visible at its snapshot).
+    pub fn versions(&self) -> usize {
+        self.segments.iter().map(|s| s.len()).sum::<usize>() + self.current.as_ref().map_or(0, |(b, at)| b.num_rows() - at)
+    }
+
+    /// An estimate of the bytes the scan's segments hold in the projected
+    /// columns (and keys, if it returns them), decoded: what the scan
+    /// returns at most, give or take the estimate of columns never read
+    /// (their files' uncompressed sizes).
+    pub fn bytes(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| self.projection.iter().map(|&c| s.column_bytes(c)).sum::<usize>() + if self.with_keys { s.keys_bytes() } else { 0 })
+            .sum()
+    }
+
+    /// The projected columns' zones over the segments left to read:
+    /// bounds on what the scan returns (inexact: dead versions count too).
+    /// `None` if no segment is left.
+    pub fn zones(&self) -> Option<Vec<Zone>> {
+        let mut zones: Option<Vec<Zone>> = None;
+        for s in &self.segments {
+            let of: Vec<&Zone> = self.projection.iter().map(|&c| &s.zones[c]).collect();
+            zones = Some(match zones {
+                None => of.into_iter().cloned().collect(),
+                Some(z) => z.iter().zip(of).map(|(a, b)| a.union(b)).collect(),
+            });
+        }
+        zones
     }
 }
 
@@ -65,21 +125,22 @@ impl ColumnTable {
         exclude: &HashSet<Vec<u8>>,
         with_keys: bool,
     ) -> Result<Vec<RecordBatch>> {
-        self.scan_iter(ts, projection, predicates, exclude, with_keys)?.collect()
+        self.scan_iter(ts, projection, predicates, Arc::new(exclude.clone()), with_keys)?.collect()
     }
 
     /// [`ColumnTable::scan`] as an iterator: a segment's rows are read
     /// when the batches before them have been taken, so a consumer that
     /// drops each batch holds one segment's worth of memory, not the
-    /// result. It reads the segments of the moment it is made.
-    pub fn scan_iter<'a>(
+    /// result. It reads the segments of the moment it is made that the
+    /// predicates leave.
+    pub fn scan_iter(
         &self,
         ts: u64,
         projection: Option<&[usize]>,
-        predicates: &'a [Predicate],
-        exclude: &'a HashSet<Vec<u8>>,
+        predicates: &[Predicate],
+        exclude: Arc<HashSet<Vec<u8>>>,
         with_keys: bool,
-    ) -> Result<Scan<'a>> {
+    ) -> Result<Scan> {
         let types: Vec<DataType> = self.schema.fields().iter().map(|f| f.data_type().clone()).collect();
         for p in predicates {
             p.validate(&types)?;
@@ -87,11 +148,11 @@ impl ColumnTable {
         if let Some(bad) = projection.into_iter().flatten().find(|&&c| c >= types.len()) {
             return Err(Error::Schema(format!("projection of column {bad} of {}", types.len())));
         }
-        let projection = projection.map_or_else(|| (0..types.len()).collect(), <[usize]>::to_vec);
+        let projection = projection.map_or_else(|| (0..types.len()).collect(), Arc::from);
         // Scans work on the segment list of this moment; later appends begin
         // after the caller's snapshot and later ends are above it, so neither
         // changes what this scan should see.
-        let segments: Vec<Arc<Segment>> = self.state.read().segments.values().cloned().collect();
-        Ok(Scan { segments: segments.into_iter(), ts, projection, predicates, exclude, with_keys, current: None })
+        let segments = self.state.read().segments.values().filter(|s| s.may_match(predicates)).cloned().collect();
+        Ok(Scan { segments, ts, projection, exclude, with_keys, current: None })
     }
 }

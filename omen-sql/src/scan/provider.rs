@@ -16,6 +16,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use omen_rowstore::{KeyedRows, TableId, TableSchema, Value};
 use omen_sync::HtapSnapshot;
 
+use crate::scan::segments::SegmentSource;
 use crate::scan::source::SnapshotSource;
 
 /// The snapshots one execution of a statement reads, by table. Set as an
@@ -150,22 +151,15 @@ impl TableProvider for SnapshotTable {
         let user: Vec<usize> = wanted.iter().copied().filter(|&i| i < ncols).collect();
         let want_key = self.with_keys && wanted.contains(&ncols);
         let predicates = crate::scan::pruning::predicates(filters, &self.schema, ncols);
-        let batches = snapshot.scan_pruned(Some(&user), &predicates, want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let (scan, overlay) =
+            snapshot.scan_parts(Some(&user), &predicates, want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
         // Map the requested order onto the scanned columns (user columns in
         // `user` order, then the key).
         let order: Vec<usize> =
             wanted.iter().map(|&i| if i < ncols { user.iter().position(|&u| u == i).unwrap_or(0) } else { user.len() }).collect();
-        let mut fields: Vec<_> = user.iter().map(|&i| Arc::clone(&self.schema.fields()[i])).collect();
-        if want_key {
-            fields.push(Arc::new(omen_colstore::key_field()));
-        }
-        let scanned = Arc::new(Schema::new(fields));
-        // Spread batches over the session's partitions so both cores work.
-        let n = state.config().target_partitions().max(1).min(batches.len().max(1));
-        let mut partitions = vec![Vec::new(); n];
-        for (i, b) in batches.into_iter().enumerate() {
-            partitions[i % n].push(b);
-        }
-        Ok(SnapshotSource::exec(MemorySourceConfig::try_new(&partitions, scanned, Some(order))?))
+        let projected = Arc::new(self.schema.project(wanted)?);
+        // Spread segments over the session's partitions so both cores work.
+        let partitions = state.config().target_partitions();
+        Ok(SnapshotSource::exec(SegmentSource::new(scan, overlay, order, projected, partitions)))
     }
 }

@@ -25,7 +25,7 @@ use arrow::compute::filter_record_batch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, ScalarValue, Statistics};
 use datafusion::config::ConfigOptions;
-use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
+use datafusion::datasource::memory::DataSourceExec;
 use datafusion::datasource::source::DataSource;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::ColumnarValue;
@@ -48,8 +48,9 @@ const KEEP_LIMIT: f64 = 0.1;
 /// this many batches.
 const RETRY_EVERY: usize = 16;
 
-/// A scan of batches already read from a snapshot (a [`MemorySourceConfig`]),
-/// with the dynamic filters pushed into it applied to every batch.
+/// A scan of a snapshot's batches (streamed from its segments, or rows an
+/// access path read), with the dynamic filters pushed into it applied to
+/// every batch.
 #[derive(Debug, Clone)]
 pub(crate) struct SnapshotSource {
     batches: Arc<dyn DataSource>,
@@ -62,7 +63,7 @@ pub(crate) struct SnapshotSource {
 
 impl SnapshotSource {
     /// The execution plan that scans `batches`.
-    pub(crate) fn exec(batches: MemorySourceConfig) -> Arc<DataSourceExec> {
+    pub(crate) fn exec(batches: impl DataSource) -> Arc<DataSourceExec> {
         DataSourceExec::from_data_source(Self { batches: Arc::new(batches), before: Vec::new(), dynamic: Vec::new() })
     }
 
@@ -257,6 +258,7 @@ mod tests {
     use super::*;
     use arrow::array::{Array, Int64Array};
     use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::memory::MemorySourceConfig;
     use datafusion::logical_expr::Operator;
     use datafusion::physical_expr::expressions::{BinaryExpr, Column, lit};
     use futures::TryStreamExt;
