@@ -12,6 +12,10 @@
 //!   [`WTinyLfu`]; [`PolicyKind`] builds one by name.
 //! - [`Tier`]: a byte-capacity cache that drives a policy: hit/miss accounting, admission, eviction with pinned
 //!   objects skipped. The store and the simulator both use it.
+//! - [`trace`]: the recorder format ([`trace::TraceWriter`], [`trace::TraceReader`]), conversion to
+//!   libCacheSim's oracleGeneral format, and deterministic synthetic workloads.
+//! - [`sim`]: replays a trace through a `Tier`, or through Belady's MIN ([`sim::belady`]), which needs the
+//!   future and so is not a policy.
 //!
 //! ## Example
 //!
@@ -46,7 +50,9 @@
 
 mod access;
 mod policy;
+pub mod sim;
 mod tier;
+pub mod trace;
 
 pub use access::{Access, AccessKind, ObjectId};
 pub use policy::{Lru, Policy, PolicyKind, S3Fifo, S3FifoConfig, WTinyLfu, WTinyLfuConfig};
