@@ -299,6 +299,14 @@ impl Database {
         self.handle.engine().sync_metrics()
     }
 
+    /// Where the column store's memory goes and how its hot tier does:
+    /// bytes of decoded columns in memory (evictable, and not yet written),
+    /// of segment metadata and of files on disk; column reads served from
+    /// memory and from files, evictions and read-aheads.
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics { columns: self.handle.engine().column_metrics() }
+    }
+
     pub(crate) fn engine(&self) -> &Arc<Engine> {
         self.handle.engine()
     }
@@ -373,6 +381,9 @@ fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineO
         checkpoint_wal_bytes: options.checkpoint_wal_bytes,
         row_memory_budget: options.row_memory_budget,
         io_backend: options.io_backend,
+        column_memory_budget: options.column_memory_budget,
+        column_policy: options.cache_policy,
+        access_trace: options.access_trace.clone(),
     }
 }
 

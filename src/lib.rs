@@ -82,7 +82,16 @@ pub use omen_rowstore::CheckpointInfo;
 /// each with its PostgreSQL SQLSTATE ([`Error::sqlstate`]).
 pub use omen_sql::{Error, Result};
 pub use omen_sync::{LagSnapshot, SyncMetrics};
-pub use options::{Durability, IoBackend, LAYOUT_VERSION, Options};
+pub use omen_colstore::HotMetrics as ColumnMetrics;
+pub use options::{CachePolicy, Durability, IoBackend, LAYOUT_VERSION, Options};
+
+/// What [`Database::metrics`] reports.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The column store's memory and hot tier.
+    pub columns: ColumnMetrics,
+}
 pub use output::Output;
 pub use statement::Statement;
 pub use transaction::Transaction;

@@ -1,5 +1,6 @@
 //! Options for opening a database.
 
+pub use omen_colstore::CachePolicy;
 pub use omen_rowstore::{Durability, IoBackend};
 
 /// The data-directory layout this build writes. It also opens version-1
@@ -57,6 +58,24 @@ pub struct Options {
     /// submission); [`IoBackend::Auto`] takes io_uring where the kernel
     /// allows it.
     pub io_backend: IoBackend,
+    /// Bytes the column store may keep in memory: decoded columns (the hot
+    /// tier) plus every segment's keys, timestamps and zone maps. A column
+    /// whose segment is in a file (`<dir>/columns`, the warm tier) may
+    /// leave memory and is read again when a query needs it; columns not
+    /// yet written (the last couple of seconds of commits) always stay.
+    /// [`Database::metrics`](crate::Database::metrics) shows where it
+    /// goes. Default `None`: every column read stays in memory. At least
+    /// 8 MiB, and only for a database with a directory: an in-memory
+    /// database keeps every column, and opening one with a budget is
+    /// [`crate::Error::Unsupported`].
+    pub column_memory_budget: Option<u64>,
+    /// What decides which columns stay in memory under
+    /// [`Options::column_memory_budget`]. Default: the learned policy
+    /// (omen-tier's; see its README for how it compares).
+    pub cache_policy: CachePolicy,
+    /// A file to record every column access to (omen-tier's trace format),
+    /// for `omen-tier`'s policy simulator. Default `None`.
+    pub access_trace: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -70,6 +89,9 @@ impl Default for Options {
             checkpoint_wal_bytes: 64 << 20,
             row_memory_budget: 0,
             io_backend: IoBackend::Plain,
+            column_memory_budget: None,
+            cache_policy: CachePolicy::default(),
+            access_trace: None,
         }
     }
 }
@@ -108,6 +130,24 @@ impl Options {
     /// Sets [`Options::checkpoint_wal_bytes`].
     pub fn with_checkpoint_wal_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_wal_bytes = bytes;
+        self
+    }
+
+    /// Sets [`Options::column_memory_budget`] in bytes.
+    pub fn with_column_memory_budget(mut self, bytes: u64) -> Self {
+        self.column_memory_budget = Some(bytes);
+        self
+    }
+
+    /// Sets [`Options::cache_policy`].
+    pub fn with_cache_policy(mut self, policy: CachePolicy) -> Self {
+        self.cache_policy = policy;
+        self
+    }
+
+    /// Sets [`Options::access_trace`].
+    pub fn with_access_trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.access_trace = Some(path.into());
         self
     }
 

@@ -245,7 +245,7 @@ fn benches(c: &mut Criterion) {
     let rows_total = m as f64;
     for codec in [Codec::Zstd(1), Codec::Zstd(3), Codec::Lz4, Codec::Uncompressed] {
         let dir = tempfile::tempdir().unwrap();
-        let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), codec }).unwrap();
+        let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), codec, ..Default::default() }).unwrap();
         let t = store.create_table(1, schema()).unwrap();
         insert(&t, 0..m, 1);
         let started = Instant::now();
@@ -255,7 +255,7 @@ fn benches(c: &mut Criterion) {
         // Opening reads keys, timestamps and zone maps; the first scan
         // reads the columns.
         let started = Instant::now();
-        let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), codec }).unwrap();
+        let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), codec, ..Default::default() }).unwrap();
         let t = store.table(1).unwrap();
         let opened = started.elapsed().as_secs_f64();
         assert_eq!(t.statistics().live_rows, m as usize);

@@ -25,6 +25,9 @@ pub enum Error {
     /// An I/O error from the file system.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Options that cannot work together or are out of range.
+    #[error("invalid column store options: {0}")]
+    Options(String),
     /// A file's content failed its checksum or does not parse.
     #[error("corrupt file {}: {reason}", file.display())]
     Corruption {

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-use arrow::array::{Array, AsArray, BinaryArray, RecordBatch, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, RecordBatch, UInt64Array};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use parking_lot::Mutex;
@@ -105,9 +105,10 @@ pub(crate) struct SegmentFile {
 }
 
 impl SegmentFile {
-    /// The table's columns, `rows` of them; damage is reported to the store.
-    pub(crate) fn read_columns(&self, rows: usize) -> Result<RecordBatch> {
-        let read = read_columns(&self.path, &self.schema, rows);
+    /// The table's columns `columns` (ascending), `rows` rows each; damage
+    /// is reported to the store.
+    pub(crate) fn read_columns(&self, rows: usize, columns: &[usize]) -> Result<Vec<ArrayRef>> {
+        let read = read_columns(&self.path, &self.schema, rows, columns);
         if let Err(Error::Corruption { file, reason }) = &read {
             self.tracker.damage.lock().get_or_insert_with(|| format!("{}: {reason}", file.display()));
         }
@@ -182,11 +183,12 @@ fn open(path: &Path, schema: &SchemaRef) -> Result<ParquetRecordBatchReaderBuild
     Ok(builder)
 }
 
-/// The columns `columns` of an opened segment file, as one batch of `rows` rows.
+/// The columns `columns` (ascending) of an opened segment file, as one
+/// batch of `rows` rows.
 fn read(
     path: &Path,
     builder: ParquetRecordBatchReaderBuilder<File>,
-    columns: std::ops::Range<usize>,
+    columns: impl IntoIterator<Item = usize>,
     rows: Option<usize>,
 ) -> Result<RecordBatch> {
     let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
@@ -229,11 +231,17 @@ pub(crate) fn read_index(path: &Path, schema: &SchemaRef) -> Result<SegmentIndex
     })
 }
 
-/// Reads the table's columns of the segment file at `path`, which holds
-/// `rows` rows.
-pub(crate) fn read_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
-    let all = read(path, open(path, schema)?, 0..schema.fields().len(), Some(rows))?;
-    Ok(RecordBatch::try_new(Arc::clone(schema), all.columns().to_vec())?)
+/// Reads the table's columns `columns` (ascending) of the segment file at
+/// `path`, which holds `rows` rows.
+pub(crate) fn read_columns(path: &Path, schema: &SchemaRef, rows: usize, columns: &[usize]) -> Result<Vec<ArrayRef>> {
+    let read = read(path, open(path, schema)?, columns.iter().copied(), Some(rows))?;
+    Ok(read.columns().to_vec())
+}
+
+/// Reads all the table's columns of the segment file at `path`.
+pub(crate) fn read_all_columns(path: &Path, schema: &SchemaRef, rows: usize) -> Result<RecordBatch> {
+    let all: Vec<usize> = (0..schema.fields().len()).collect();
+    Ok(RecordBatch::try_new(Arc::clone(schema), read_columns(path, schema, rows, &all)?)?)
 }
 
 /// Writes the delete file of `ends` (row, end), synced.

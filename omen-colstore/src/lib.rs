@@ -113,6 +113,7 @@
 
 mod error;
 mod files;
+mod hot;
 mod key_column;
 mod keymap;
 #[cfg(feature = "bench-internals")]
@@ -127,6 +128,9 @@ mod zone;
 
 pub use error::{Error, Result};
 pub use files::Codec;
+pub use hot::{HotMetrics, MIN_COLUMN_BUDGET};
+/// The cache policies the hot tier may run (omen-tier's).
+pub use omen_tier::PolicyKind as CachePolicy;
 pub use key_column::{KEY_COLUMN, key_field, with_key_column};
 pub use segment::OPEN;
 pub use store::{ColumnStore, ColumnStoreOptions};

@@ -36,7 +36,7 @@ impl Locators {
             let rows = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from_iter_values(0..n as i64))])?;
             let keys = BinaryArray::from_iter_values(chunk);
             let end = (0..n).map(|_| AtomicU64::new(OPEN)).collect();
-            segments.insert(id, Arc::new(Segment::new(rows, keys, vec![1; n], end)));
+            segments.insert(id, Arc::new(Segment::new(&crate::hot::HotTier::unbounded(), rows, keys, vec![1; n], end)));
             let prefixes: Vec<u64> = chunk.iter().map(|k| k.prefix()).collect();
             let index = PgmIndex::build(&prefixes).map_err(|e| crate::Error::Schema(e.to_string()))?;
             learned.push((chunk[0].clone(), id, index));

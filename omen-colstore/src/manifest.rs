@@ -76,6 +76,17 @@ pub(crate) fn segment_path(dir: &Path, file: u64) -> PathBuf {
     dir.join(format!("seg-{file:010}.parquet"))
 }
 
+/// Bytes of the segment files in `dir` (0 where it cannot be read).
+pub(crate) fn segment_file_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("seg-") && n.ends_with(".parquet")))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 pub(crate) fn deletes_path(dir: &Path, file: u64) -> PathBuf {
     dir.join(format!("del-{file:010}.omd"))
 }

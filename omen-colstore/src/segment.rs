@@ -7,13 +7,16 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray};
+use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray, RecordBatchOptions};
+use arrow::datatypes::SchemaRef;
+use parking_lot::Mutex;
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
 use crate::files::SegmentFile;
+use crate::hot::{Columns, HotTier, Use};
 use crate::key_column::with_key_column;
 use crate::zone::{Predicate, Zone};
 
@@ -22,11 +25,17 @@ pub const OPEN: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub(crate) struct Segment {
-    /// The table's columns; empty until first read for a segment opened
-    /// from its file (see [`Segment::on_disk`]).
-    rows: OnceLock<RecordBatch>,
-    /// The file the columns are read from.
-    file: Option<Arc<SegmentFile>>,
+    /// The table's schema.
+    schema: SchemaRef,
+    /// The decoded columns, each present or left in the file (the hot
+    /// tier decides; see [`crate::hot`]).
+    columns: Arc<Columns>,
+    /// The file the columns are read from: set when the segment is opened
+    /// from it or once a persist wrote it.
+    file: OnceLock<Arc<SegmentFile>>,
+    /// Held while columns are read from the file, so two scans (or a
+    /// scan and the read-ahead) decode a column once.
+    loading: Mutex<()>,
     len: usize,
     /// The encoded primary key of each row.
     pub(crate) keys: BinaryArray,
@@ -34,9 +43,6 @@ pub(crate) struct Segment {
     pub(crate) end: Box<[AtomicU64]>,
     /// Each column's zone map.
     pub(crate) zones: Vec<Zone>,
-    /// Each column's decoded bytes (before its first read from the file,
-    /// the file's uncompressed size of it: an estimate).
-    column_bytes: Box<[AtomicUsize]>,
     /// The least `begin`: snapshots before it see nothing here.
     min_begin: u64,
     /// The greatest `begin`: snapshots from it on need not read `begin`.
@@ -44,66 +50,119 @@ pub(crate) struct Segment {
     /// Rows whose `end` is set: while none is, a snapshot that all rows
     /// began before sees every row without reading `end`.
     ended: AtomicUsize,
+    /// What the segment holds besides its columns, as counted in the hot
+    /// tier's metadata bytes.
+    metadata_bytes: u64,
+}
+
+/// The rest of a segment, whichever way its columns come.
+pub(crate) struct Parts {
+    pub(crate) keys: BinaryArray,
+    pub(crate) begin: Vec<u64>,
+    pub(crate) end: Box<[AtomicU64]>,
 }
 
 impl Segment {
-    /// A segment of `rows`, their keys and timestamps; computes the zone maps.
-    pub(crate) fn new(rows: RecordBatch, keys: BinaryArray, begin: Vec<u64>, end: Box<[AtomicU64]>) -> Self {
+    /// A segment of `rows`, their keys and timestamps; computes the zone
+    /// maps. Its columns stay in memory until a persist writes its file.
+    pub(crate) fn new(hot: &Arc<HotTier>, rows: RecordBatch, keys: BinaryArray, begin: Vec<u64>, end: Box<[AtomicU64]>) -> Self {
         let zones = rows.columns().iter().map(|c| Zone::of(c.as_ref())).collect();
-        let len = rows.num_rows();
-        let bytes = rows.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).collect();
-        Self::with(OnceLock::from(rows), None, len, keys, begin, end, zones, bytes)
+        let columns = Columns::new(hot, Some(rows.columns()), Vec::new());
+        Self::with(rows.schema(), columns, OnceLock::new(), Parts { keys, begin, end }, zones)
     }
 
     /// A segment whose columns stay in `file` until a scan reads them; the
-    /// zone maps come from the file's statistics.
-    pub(crate) fn on_disk(
-        file: Arc<SegmentFile>,
-        keys: BinaryArray,
-        begin: Vec<u64>,
-        end: Box<[AtomicU64]>,
-        zones: Vec<Zone>,
-        column_bytes: Vec<usize>,
-    ) -> Self {
-        let len = begin.len();
-        Self::with(OnceLock::new(), Some(file), len, keys, begin, end, zones, column_bytes)
+    /// zone maps come from the file's statistics, `column_bytes` are the
+    /// columns' estimated decoded sizes.
+    pub(crate) fn on_disk(hot: &Arc<HotTier>, file: Arc<SegmentFile>, parts: Parts, zones: Vec<Zone>, column_bytes: Vec<usize>) -> Self {
+        let columns = Columns::new(hot, None, column_bytes);
+        Self::with(Arc::clone(&file.schema), columns, OnceLock::from(file), parts, zones)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn with(
-        rows: OnceLock<RecordBatch>,
-        file: Option<Arc<SegmentFile>>,
-        len: usize,
-        keys: BinaryArray,
-        begin: Vec<u64>,
-        end: Box<[AtomicU64]>,
-        zones: Vec<Zone>,
-        column_bytes: Vec<usize>,
-    ) -> Self {
-        let column_bytes = column_bytes.into_iter().map(AtomicUsize::new).collect();
+    fn with(schema: SchemaRef, columns: Arc<Columns>, file: OnceLock<Arc<SegmentFile>>, parts: Parts, zones: Vec<Zone>) -> Self {
+        let Parts { keys, begin, end } = parts;
         let min_begin = begin.iter().copied().min().unwrap_or(u64::MAX);
         let max_begin = begin.iter().copied().max().unwrap_or(0);
         let ended = AtomicUsize::new(end.iter().filter(|e| e.load(Ordering::Relaxed) != OPEN).count());
-        Self { rows, file, len, keys, begin, end, zones, column_bytes, min_begin, max_begin, ended }
+        let len = begin.len();
+        let zone_bytes: usize = zones.iter().map(Zone::bytes).sum();
+        let metadata_bytes = (keys.to_data().get_slice_memory_size().unwrap_or(0) + 16 * len + zone_bytes) as u64;
+        columns.hot().metadata.fetch_add(metadata_bytes, Ordering::Relaxed);
+        Self { schema, columns, file, loading: Mutex::new(()), len, keys, begin, end, zones, min_begin, max_begin, ended, metadata_bytes }
     }
 
-    /// The table's columns, read from the segment's file the first time.
-    pub(crate) fn columns(&self) -> Result<&RecordBatch> {
-        if let Some(rows) = self.rows.get() {
-            return Ok(rows);
+    /// The columns `projection` as a batch, read from the file where not in
+    /// memory. With `why`, the hot tier is told of the read (and keeps
+    /// what it reads as its policy says); without, the read is the store's
+    /// own (a persist or a merge) and columns read for it are not kept.
+    pub(crate) fn batch(&self, projection: &[usize], why: Option<Use>) -> Result<RecordBatch> {
+        let mut arrays: Vec<Option<ArrayRef>> = projection.iter().map(|&c| self.columns.get(c)).collect();
+        let mut loaded = Vec::new();
+        let mut bytes_read = 0;
+        if arrays.iter().any(Option::is_none) {
+            let _one_reader = self.loading.lock();
+            let missing: Vec<usize> = {
+                let mut m: Vec<usize> =
+                    projection.iter().zip(&mut arrays).filter_map(|(&c, a)| if a.is_none() { *a = self.columns.get(c); a.is_none().then_some(c) } else { None }).collect();
+                m.sort_unstable();
+                m.dedup();
+                m
+            };
+            if !missing.is_empty() {
+                let file = self.file.get().ok_or_else(|| crate::Error::Schema("a segment without a file lost a column".into()))?;
+                let read = file.read_columns(self.len, &missing)?;
+                for (&c, array) in missing.iter().zip(read) {
+                    bytes_read += array.to_data().get_slice_memory_size().unwrap_or(0);
+                    if why.is_some() {
+                        self.columns.fill(c, Arc::clone(&array));
+                    }
+                    for (slot, _) in arrays.iter_mut().zip(projection).filter(|(_, p)| **p == c) {
+                        *slot = Some(Arc::clone(&array));
+                    }
+                }
+                loaded = missing;
+            }
         }
-        let file = self.file.as_ref().expect("a segment without columns has a file");
-        let rows = file.read_columns(self.len)?;
-        for (bytes, c) in self.column_bytes.iter().zip(rows.columns()) {
-            bytes.store(c.to_data().get_slice_memory_size().unwrap_or(0), Ordering::Relaxed);
+        if let Some(why) = why {
+            self.columns.hot().touch(&self.columns, projection, &loaded, bytes_read, why);
         }
-        // Two first readers may both read the file; one copy is kept.
-        Ok(self.rows.get_or_init(|| rows))
+        let arrays: Vec<ArrayRef> = arrays.into_iter().map(|a| a.expect("every projected column read")).collect();
+        let schema = Arc::new(self.schema.project(projection)?);
+        let options = RecordBatchOptions::new().with_row_count(Some(self.len));
+        Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?)
+    }
+
+    /// Every column, for the store's own use (see [`Segment::batch`]).
+    pub(crate) fn all_columns(&self) -> Result<RecordBatch> {
+        let all: Vec<usize> = (0..self.columns.len()).collect();
+        self.batch(&all, None)
+    }
+
+    /// The segment's file was written: its columns may leave memory now.
+    pub(crate) fn persisted(&self, file: Arc<SegmentFile>) {
+        // A segment opened from its file has it already.
+        let _ = self.file.set(file);
+        self.columns.persisted();
+    }
+
+    /// Whether the segment has its file.
+    pub(crate) fn has_file(&self) -> bool {
+        self.file.get().is_some()
+    }
+
+    /// Whether every column is in memory.
+    pub(crate) fn in_memory(&self) -> bool {
+        self.columns.all_present()
+    }
+
+    /// Whether some column is in memory.
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.columns.any_present()
     }
 
     /// Column `c`'s decoded bytes (an estimate until first read).
     pub(crate) fn column_bytes(&self, c: usize) -> usize {
-        self.column_bytes[c].load(Ordering::Relaxed)
+        self.columns.bytes(c)
     }
 
     /// The keys' bytes.
@@ -111,21 +170,16 @@ impl Segment {
         self.keys.to_data().get_slice_memory_size().unwrap_or(0)
     }
 
-    /// Whether the columns are in memory.
-    pub(crate) fn is_loaded(&self) -> bool {
-        self.rows.get().is_some()
-    }
-
     /// `rows` (with their keys, begin and end timestamps) cut into
     /// segments of at most `size` rows; slices share the buffers.
-    pub(crate) fn cut(rows: &RecordBatch, keys: &BinaryArray, begin: &[u64], end: &[u64], size: usize) -> Vec<Segment> {
+    pub(crate) fn cut(hot: &Arc<HotTier>, rows: &RecordBatch, keys: &BinaryArray, begin: &[u64], end: &[u64], size: usize) -> Vec<Segment> {
         let n = rows.num_rows();
         (0..n)
             .step_by(size.max(1))
             .map(|at| {
                 let len = size.min(n - at);
                 let end = end[at..at + len].iter().map(|&e| AtomicU64::new(e)).collect();
-                Segment::new(rows.slice(at, len), keys.slice(at, len), begin[at..at + len].to_vec(), end)
+                Segment::new(hot, rows.slice(at, len), keys.slice(at, len), begin[at..at + len].to_vec(), end)
             })
             .collect()
     }
@@ -150,9 +204,9 @@ impl Segment {
         }
     }
 
-    /// Bytes in memory: the columns (once read), keys and timestamps.
+    /// Bytes in memory: the columns present, keys, timestamps and zones.
     pub(crate) fn bytes(&self) -> usize {
-        self.rows.get().map_or(0, RecordBatch::get_array_memory_size) + self.keys.get_array_memory_size() + 16 * self.len()
+        self.columns.present_bytes() + self.metadata_bytes as usize
     }
 
     /// Whether the zone maps leave a row that may pass every predicate.
@@ -162,7 +216,7 @@ impl Segment {
 
     /// The rows visible at `ts` whose keys are not in `exclude`, projected,
     /// with the key column last if `with_keys`. `None` if no row qualifies.
-    pub(crate) fn scan(&self, ts: u64, projection: &[usize], exclude: &HashSet<Vec<u8>>, with_keys: bool) -> Result<Option<RecordBatch>> {
+    pub(crate) fn scan(&self, ts: u64, projection: &[usize], exclude: &HashSet<Vec<u8>>, with_keys: bool, why: Use) -> Result<Option<RecordBatch>> {
         if ts < self.min_begin {
             return Ok(None);
         }
@@ -184,7 +238,7 @@ impl Segment {
         if count == 0 {
             return Ok(None);
         }
-        let mut batch = self.columns()?.project(projection)?;
+        let mut batch = self.batch(projection, Some(why))?;
         if with_keys {
             let keys: ArrayRef = Arc::new(self.keys.clone());
             batch = with_key_column(&batch, keys)?;
@@ -193,5 +247,11 @@ impl Segment {
             return Ok(Some(batch));
         }
         Ok(Some(filter_record_batch(&batch, &BooleanArray::new(visible, None))?))
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        self.columns.hot().metadata.fetch_sub(self.metadata_bytes, Ordering::Relaxed);
     }
 }

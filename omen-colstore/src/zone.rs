@@ -40,6 +40,12 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// Bytes the zone holds in memory.
+    pub(crate) fn bytes(&self) -> usize {
+        let bound = |b: &Option<ArrayRef>| b.as_ref().map_or(0, |a| a.get_array_memory_size());
+        std::mem::size_of::<Self>() + bound(&self.min) + bound(&self.max)
+    }
+
     /// The zone of `array`.
     pub fn of(array: &dyn Array) -> Self {
         let (min, max) = min_max(array).unzip();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, FixedSizeBinaryArray, Int64Array, RecordBatch};
 use arrow::compute::{cast, concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use omen_colstore::{ChangeBatch, ChangeOp, Codec, ColumnStore, ColumnStoreOptions};
+use omen_colstore::{ChangeBatch, ChangeOp, ColumnStore, ColumnStoreOptions};
 
 /// Each write of a commit: a key and the seed of its row's values, `None`
 /// to delete it.
@@ -142,7 +142,7 @@ fn model(ts: u64) -> BTreeMap<u64, BTreeMap<i64, i64>> {
 
 /// Writes the data set into a store in `dir`.
 fn write(dir: &Path) {
-    let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.into()), codec: Codec::default() }).unwrap();
+    let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.into()), ..Default::default() }).unwrap();
     for (id, schema) in tables() {
         store.create_table(id, schema).unwrap();
     }
@@ -240,7 +240,7 @@ fn check_store(dir: &Path) {
         let path = entry.unwrap().path();
         std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
     }
-    let store = ColumnStore::open(ColumnStoreOptions { dir: Some(copy.path().into()), codec: Codec::default() }).unwrap();
+    let store = ColumnStore::open(ColumnStoreOptions { dir: Some(copy.path().into()), ..Default::default() }).unwrap();
     assert_eq!(store.durable_watermark(), WATERMARK);
     let expect = tables();
     assert_eq!(store.tables(), expect, "ids and schemas, exact Arrow types");

@@ -243,6 +243,7 @@ impl From<&omen_colstore::Error> for Error {
         match e {
             E::Corruption { .. } => Error::Corruption(e.to_string()),
             E::Io(io) => Error::Io(io_copy(io)),
+            E::Options(_) => Error::Unsupported(e.to_string()),
             _ => Error::Internal(e.to_string()),
         }
     }

@@ -205,6 +205,11 @@ impl Syncer {
         *self.shared.watermark.borrow()
     }
 
+    /// The column store sync keeps.
+    pub fn columns(&self) -> &Arc<ColumnStore> {
+        &self.shared.cols
+    }
+
     /// The watermark, what has been applied, and the lag of each commit
     /// from its publication to its application.
     pub fn metrics(&self) -> SyncMetrics {

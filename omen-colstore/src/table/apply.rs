@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 
 use arrow::array::{Array, BinaryArray, RecordBatch};
 use arrow::compute::concat_batches;
-use arrow::datatypes::SchemaRef;
 use rustc_hash::FxHashMap;
 
 use super::{ColumnTable, SEGMENT_ROWS, State, concat_keys};
@@ -91,7 +90,7 @@ impl ColumnTable {
             }
         }
         let keys: BinaryArray = keys.into_iter().collect();
-        let segments = Segment::cut(&batch.rows, &keys, &begin, &end, SEGMENT_ROWS);
+        let segments = Segment::cut(&self.hot, &batch.rows, &keys, &begin, &end, SEGMENT_ROWS);
 
         let mut guard = self.state.write();
         let state = &mut *guard;
@@ -113,7 +112,7 @@ impl ColumnTable {
         }
         // The batch is applied: a merge that cannot be made now (it only
         // concatenates arrays of the table's schema) is tried after the next.
-        let _ = Self::merge_small(state, &self.schema);
+        let _ = self.merge_small(state);
         Ok(())
     }
 
@@ -122,7 +121,7 @@ impl ColumnTable {
     /// thousands of tiny batches. Size tiers (powers of [`MERGE_AT`]) keep
     /// the work per row logarithmic: a row is merged again only with
     /// segments as large as its own.
-    fn merge_small(state: &mut State, schema: &SchemaRef) -> Result<()> {
+    fn merge_small(&self, state: &mut State) -> Result<()> {
         if state.compacting {
             return Ok(());
         }
@@ -130,19 +129,19 @@ impl ColumnTable {
         let mut tiers: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
         // Segments whose columns are still in their files stay out: reading
         // them here would hold the table's lock through the I/O.
-        for (id, s) in state.segments.iter().filter(|(_, s)| s.len() < SEGMENT_ROWS && s.is_loaded()) {
+        for (id, s) in state.segments.iter().filter(|(_, s)| s.len() < SEGMENT_ROWS && s.in_memory()) {
             tiers.entry(tier(s.len())).or_default().push(*id);
         }
         let Some(small) = tiers.into_values().find(|ids| ids.len() >= MERGE_AT) else {
             return Ok(());
         };
         let parts: Vec<Arc<Segment>> = small.iter().map(|id| Arc::clone(&state.segments[id])).collect();
-        let rows = concat_batches(schema, parts.iter().map(|s| s.columns()).collect::<Result<Vec<_>>>()?)?;
+        let rows = concat_batches(&self.schema, &parts.iter().map(|s| s.all_columns()).collect::<Result<Vec<_>>>()?)?;
         let keys = concat_keys(&parts.iter().map(|s| &s.keys as &dyn Array).collect::<Vec<_>>())?;
         let begin: Vec<u64> = parts.iter().flat_map(|s| s.begin.iter().copied()).collect();
         let end: Vec<u64> = parts.iter().flat_map(|s| s.end.iter().map(|e| e.load(Ordering::Acquire))).collect();
         let first_id = state.next_segment;
-        let merged = Segment::cut(&rows, &keys, &begin, &end, SEGMENT_ROWS);
+        let merged = Segment::cut(&self.hot, &rows, &keys, &begin, &end, SEGMENT_ROWS);
         state.next_segment += merged.len() as u64;
         for (i, m) in merged.into_iter().enumerate() {
             state.segments.insert(first_id + i as u64, Arc::new(m));
@@ -177,7 +176,7 @@ mod tests {
 
     #[test]
     fn small_segments_merge_and_keep_ends_working() {
-        let table = ColumnTable::new(schema());
+        let table = ColumnTable::new(schema(), &crate::hot::HotTier::unbounded());
         for ts in 1..=40u64 {
             let rows =
                 RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(vec![1])), Arc::new(Int64Array::from(vec![ts as i64]))])
@@ -203,7 +202,7 @@ mod tests {
 
     #[test]
     fn invalid_batches_change_nothing() {
-        let table = ColumnTable::new(schema());
+        let table = ColumnTable::new(schema(), &crate::hot::HotTier::unbounded());
         let rows = RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(vec![1])), Arc::new(Int64Array::from(vec![1]))]).unwrap();
         let twice = ChangeBatch {
             rows: rows.clone(),

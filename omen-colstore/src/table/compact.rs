@@ -10,6 +10,7 @@ use arrow::datatypes::SchemaRef;
 
 use super::{ColumnTable, SEGMENT_ROWS, concat_keys};
 use crate::error::{Error, Result};
+use crate::hot::HotTier;
 use crate::keymap::Place;
 use crate::segment::{OPEN, Segment};
 
@@ -47,7 +48,7 @@ impl ColumnTable {
             }
             state.segments.iter().map(|(id, s)| (*id, Arc::clone(s))).collect()
         };
-        let built = Self::rebuild(&self.schema, &sources, horizon);
+        let built = Self::rebuild(&self.hot, &self.schema, &sources, horizon);
         let mut state = self.state.write();
         state.compacting = false;
         let (parts, origin, ends) = built?;
@@ -85,7 +86,7 @@ impl ColumnTable {
     /// order: its source (index into `sources`, row) and the end it was
     /// copied with.
     #[allow(clippy::type_complexity)]
-    fn rebuild(schema: &SchemaRef, sources: &[(u64, Arc<Segment>)], horizon: u64) -> Result<(Vec<Segment>, Vec<(usize, usize)>, Vec<u64>)> {
+    fn rebuild(hot: &Arc<HotTier>, schema: &SchemaRef, sources: &[(u64, Arc<Segment>)], horizon: u64) -> Result<(Vec<Segment>, Vec<(usize, usize)>, Vec<u64>)> {
         let mut batches = Vec::new();
         let mut keys: Vec<ArrayRef> = Vec::new();
         let (mut begin, mut ends, mut origin) = (Vec::new(), Vec::new(), Vec::new());
@@ -98,7 +99,7 @@ impl ColumnTable {
                 continue;
             }
             let idx = UInt32Array::from(kept.clone());
-            batches.push(take_record_batch(s.columns()?, &idx)?);
+            batches.push(take_record_batch(&s.all_columns()?, &idx)?);
             keys.push(take(&s.keys, &idx, None)?);
             for &r in &kept {
                 let r = r as usize;
@@ -126,7 +127,7 @@ impl ColumnTable {
         let begin: Vec<u64> = order.iter().map(|&i| begin[i]).collect();
         let ends: Vec<u64> = order.iter().map(|&i| ends[i]).collect();
         let origin: Vec<(usize, usize)> = order.iter().map(|&i| origin[i]).collect();
-        Ok((Segment::cut(&rows, &keys, &begin, &ends, SEGMENT_ROWS), origin, ends))
+        Ok((Segment::cut(hot, &rows, &keys, &begin, &ends, SEGMENT_ROWS), origin, ends))
     }
 }
 
@@ -145,7 +146,7 @@ mod tests {
     /// versions after the move.
     #[test]
     fn compaction_sorts_by_key_so_zone_maps_prune_key_ranges() {
-        let table = ColumnTable::new(schema());
+        let table = ColumnTable::new(schema(), &crate::hot::HotTier::unbounded());
         let n = 3 * SEGMENT_ROWS as i64;
         // Keys in a scattered order: every segment spans the whole range.
         let ks: Vec<i64> = (0..n).map(|i| (i * 7919) % n).collect();
@@ -192,7 +193,7 @@ mod tests {
     /// and every snapshot reads as the model says.
     #[test]
     fn compactions_racing_applies_keep_every_end() {
-        let table = Arc::new(ColumnTable::new(schema()));
+        let table = Arc::new(ColumnTable::new(schema(), &crate::hot::HotTier::unbounded()));
         let n = 3000i64;
         let rows = RecordBatch::try_new(
             schema(),

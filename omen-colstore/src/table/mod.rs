@@ -25,6 +25,7 @@ pub use persist::PersistStats;
 pub use scan::Scan;
 
 use crate::error::Result;
+use crate::hot::HotTier;
 use crate::keymap::{KeyMap, Segments};
 use crate::zone::{Predicate, Zone};
 use persist::OnDisk;
@@ -81,6 +82,8 @@ fn concat_keys(keys: &[&dyn Array]) -> Result<BinaryArray> {
 pub struct ColumnTable {
     schema: SchemaRef,
     state: RwLock<State>,
+    /// The store's hot tier, which keeps the segments' columns.
+    hot: Arc<HotTier>,
 }
 
 impl std::fmt::Debug for ColumnTable {
@@ -90,8 +93,9 @@ impl std::fmt::Debug for ColumnTable {
 }
 
 impl ColumnTable {
-    pub(crate) fn new(schema: SchemaRef) -> Self {
-        Self { schema, state: RwLock::default() }
+    /// An empty table whose columns `hot` keeps.
+    pub(crate) fn new(schema: SchemaRef, hot: &Arc<HotTier>) -> Self {
+        Self { schema, state: RwLock::default(), hot: Arc::clone(hot) }
     }
 
     /// The table's Arrow schema (without the key column).
@@ -188,7 +192,7 @@ mod tests {
             probe in 0i64..100,
         ) {
             let commits: Vec<Commit> = commits.into_iter().map(|m| m.into_iter().collect()).collect();
-            let table = ColumnTable::new(schema());
+            let table = ColumnTable::new(schema(), &crate::hot::HotTier::unbounded());
             // Snapshots below the highest compaction horizon may miss versions.
             let mut oldest_readable = 0u64;
             // Model: the live rows after each commit (index = commit ts - 1).

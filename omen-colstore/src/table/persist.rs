@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::keymap::Place;
 use crate::manifest::{SegmentEntry, deletes_path, segment_path};
-use crate::segment::{OPEN, Segment};
+use crate::hot::HotTier;
+use crate::segment::{OPEN, Parts, Segment};
 
 /// Segments (by id) and the files a persist wrote for them.
 pub(crate) type NotedFiles = Vec<(u64, OnDisk)>;
@@ -51,8 +52,9 @@ impl ColumnTable {
         entries: &[SegmentEntry],
         watermark: u64,
         tracker: &Arc<files::FileTracker>,
+        hot: &Arc<HotTier>,
     ) -> Result<Self> {
-        let table = Self::new(schema);
+        let table = Self::new(schema, hot);
         let mut guard = table.state.write();
         let state = &mut *guard;
         for e in entries {
@@ -78,11 +80,11 @@ impl ColumnTable {
                 // The usual case: the columns stay on disk until a scan reads them.
                 Some(zones) if complete => {
                     let file = tracker.track(path, Arc::clone(&table.schema));
-                    Segment::on_disk(file, keys, begin, reopened(end), zones, column_bytes)
+                    Segment::on_disk(hot, file, Parts { keys, begin, end: reopened(end) }, zones, column_bytes)
                 }
                 _ => {
                     // Read now (and a failure is the table's): nothing to track.
-                    let rows = files::read_columns(&path, &table.schema, begin.len())?;
+                    let rows = files::read_all_columns(&path, &table.schema, begin.len())?;
                     let keep = arrow::array::BooleanArray::from_iter(begin.iter().map(|&b| Some(b <= watermark)));
                     let (rows, keys, begin, end) = if complete {
                         (rows, keys, begin, end)
@@ -96,7 +98,7 @@ impl ColumnTable {
                     if rows.num_rows() == 0 {
                         continue;
                     }
-                    Segment::new(rows, keys, begin, reopened(end))
+                    Segment::new(hot, rows, keys, begin, reopened(end))
                 }
             };
             // A changed segment is written again at the next persist.
@@ -160,7 +162,7 @@ impl ColumnTable {
                     stats.bytes_written += files::write_segment(
                         &segment_path(dir, file),
                         &self.schema,
-                        segment.columns()?,
+                        &segment.all_columns()?,
                         &segment.keys,
                         &segment.begin,
                         &ends,
@@ -178,11 +180,15 @@ impl ColumnTable {
     }
 
     /// Notes the files a stored manifest names for these segments (those
-    /// still in the table; a merge may have replaced some meanwhile).
-    pub(crate) fn note_files(&self, noted: NotedFiles) {
+    /// still in the table; a merge may have replaced some meanwhile), in
+    /// `dir`: their columns may leave memory from now on.
+    pub(crate) fn note_files(&self, noted: NotedFiles, dir: &Path, tracker: &Arc<files::FileTracker>) {
         let mut state = self.state.write();
         for (id, disk) in noted {
-            if state.segments.contains_key(&id) {
+            if let Some(segment) = state.segments.get(&id) {
+                if !segment.has_file() {
+                    segment.persisted(tracker.track(segment_path(dir, disk.file), Arc::clone(&self.schema)));
+                }
                 state.files.insert(id, disk);
             }
         }

@@ -2,13 +2,20 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 
 use super::{BATCH_ROWS, ColumnTable};
 use crate::error::{Error, Result};
+use crate::hot::Use;
 use crate::segment::Segment;
+use omen_tier::AccessKind;
+
+/// Each scan's id, as the hot tier is told unless the caller names its
+/// statement ([`Scan::for_statement`]).
+static NEXT_SCAN: AtomicU64 = AtomicU64::new(1);
 use crate::zone::{Predicate, Zone};
 
 /// A scan: the segments a snapshot reads, taken when the scan was made and
@@ -18,7 +25,12 @@ use crate::zone::{Predicate, Zone};
 /// several consumers. See [`ColumnTable::scan_iter`].
 #[derive(Debug, Clone)]
 pub struct Scan {
-    segments: VecDeque<Arc<Segment>>,
+    /// Each segment with its place among the scan's.
+    segments: VecDeque<(u32, Arc<Segment>)>,
+    /// The scan's segments, for the hot tier's access positions.
+    count: u32,
+    /// The statement the scan belongs to, as the hot tier is told.
+    statement: u64,
     ts: u64,
     projection: Arc<[usize]>,
     exclude: Arc<HashSet<Vec<u8>>>,
@@ -41,8 +53,9 @@ impl Iterator for Scan {
                 }
                 self.current = None;
             }
-            let segment = self.segments.pop_front()?;
-            match segment.scan(self.ts, &self.projection, &self.exclude, self.with_keys) {
+            let (at, segment) = self.segments.pop_front()?;
+            let why = Use { kind: AccessKind::Scan, statement: self.statement, position: Some((at, self.count)) };
+            match segment.scan(self.ts, &self.projection, &self.exclude, self.with_keys, why) {
                 Ok(Some(batch)) => self.current = Some((batch, 0)),
                 Ok(None) => {}
                 Err(e) => return Some(Err(e)),
@@ -61,12 +74,21 @@ impl Scan {
         let n = n.max(1);
         Scan {
             segments: self.segments.iter().skip(i).step_by(n).cloned().collect(),
+            count: self.count,
+            statement: self.statement,
             ts: self.ts,
             projection: Arc::clone(&self.projection),
             exclude: Arc::clone(&self.exclude),
             with_keys: self.with_keys,
             current: if i == 0 { self.current.clone() } else { None },
         }
+    }
+
+    /// This scan as part of statement `id` (the hot tier's access traces
+    /// group accesses by it); by default each scan is its own.
+    pub fn for_statement(mut self, id: u64) -> Scan {
+        self.statement = id;
+        self
     }
 
     /// Segments left to read.
@@ -77,7 +99,7 @@ impl Scan {
     /// Row versions the segments left hold: at least the rows the scan
     /// still returns (it returns only those visible at its snapshot).
     pub fn versions(&self) -> usize {
-        self.segments.iter().map(|s| s.len()).sum::<usize>() + self.current.as_ref().map_or(0, |(b, at)| b.num_rows() - at)
+        self.segments.iter().map(|(_, s)| s.len()).sum::<usize>() + self.current.as_ref().map_or(0, |(b, at)| b.num_rows() - at)
     }
 
     /// An estimate of the bytes the scan's segments hold in the projected
@@ -87,7 +109,7 @@ impl Scan {
     pub fn bytes(&self) -> usize {
         self.segments
             .iter()
-            .map(|s| self.projection.iter().map(|&c| s.column_bytes(c)).sum::<usize>() + if self.with_keys { s.keys_bytes() } else { 0 })
+            .map(|(_, s)| self.projection.iter().map(|&c| s.column_bytes(c)).sum::<usize>() + if self.with_keys { s.keys_bytes() } else { 0 })
             .sum()
     }
 
@@ -96,7 +118,7 @@ impl Scan {
     /// `None` if no segment is left.
     pub fn zones(&self) -> Option<Vec<Zone>> {
         let mut zones: Option<Vec<Zone>> = None;
-        for s in &self.segments {
+        for (_, s) in &self.segments {
             let of: Vec<&Zone> = self.projection.iter().map(|&c| &s.zones[c]).collect();
             zones = Some(match zones {
                 None => of.into_iter().cloned().collect(),
@@ -152,7 +174,10 @@ impl ColumnTable {
         // Scans work on the segment list of this moment; later appends begin
         // after the caller's snapshot and later ends are above it, so neither
         // changes what this scan should see.
-        let segments = self.state.read().segments.values().filter(|s| s.may_match(predicates)).cloned().collect();
-        Ok(Scan { segments, ts, projection, exclude, with_keys, current: None })
+        let segments: VecDeque<(u32, Arc<Segment>)> =
+            self.state.read().segments.values().filter(|s| s.may_match(predicates)).cloned().enumerate().map(|(i, s)| (i as u32, s)).collect();
+        let count = segments.len() as u32;
+        let statement = NEXT_SCAN.fetch_add(1, Ordering::Relaxed);
+        Ok(Scan { segments, count, statement, ts, projection, exclude, with_keys, current: None })
     }
 }

@@ -78,6 +78,11 @@ impl Engine {
         self.context.sync.metrics()
     }
 
+    /// What the column store's hot tier holds and has done.
+    pub fn column_metrics(&self) -> omen_colstore::HotMetrics {
+        self.context.sync.columns().hot_metrics()
+    }
+
     /// How far the column store trails the row store: commit timestamps
     /// issued that sync has yet to apply (0 when analytics are current).
     pub fn sync_backlog(&self) -> u64 {

@@ -48,6 +48,14 @@ pub struct EngineOptions {
     pub row_memory_budget: u64,
     /// How the row store's log writes and syncs.
     pub io_backend: omen_rowstore::IoBackend,
+    /// Bytes the column store's decoded columns (and segment metadata) may
+    /// hold; `None`: no limit (see
+    /// [`omen_colstore::ColumnStoreOptions::memory_budget`]).
+    pub column_memory_budget: Option<u64>,
+    /// What decides which columns stay in memory under the budget.
+    pub column_policy: omen_colstore::CachePolicy,
+    /// A file every column access is recorded to, for the policy simulator.
+    pub access_trace: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -62,6 +70,9 @@ impl Default for EngineOptions {
             checkpoint_wal_bytes: StoreOptions::default().checkpoint_wal_bytes,
             row_memory_budget: 0,
             io_backend: omen_rowstore::IoBackend::default(),
+            column_memory_budget: None,
+            column_policy: omen_colstore::CachePolicy::default(),
+            access_trace: None,
         }
     }
 }
@@ -90,7 +101,14 @@ impl Engine {
             memory_budget: options.row_memory_budget,
             ..StoreOptions::default()
         })?;
-        let sync = Syncer::start(rows.clone(), Arc::new(open_columns(options.columns_dir)?), SyncOptions::default())?;
+        let columns = omen_colstore::ColumnStoreOptions {
+            dir: options.columns_dir,
+            memory_budget: options.column_memory_budget,
+            policy: options.column_policy,
+            trace: options.access_trace,
+            ..Default::default()
+        };
+        let sync = Syncer::start(rows.clone(), Arc::new(open_columns(columns)?), SyncOptions::default())?;
         let mut config = SessionConfig::new().with_information_schema(false).with_default_catalog_and_schema(pg::DATABASE, pg::PUBLIC);
         // Text stays Utf8 end to end, as the column store holds it.
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
@@ -138,11 +156,10 @@ impl Engine {
 /// store that does not open (a damaged manifest) is moved aside, to
 /// `<dir>.damaged`, and a new one started, rather than keeping the
 /// database closed.
-fn open_columns(dir: Option<PathBuf>) -> Result<ColumnStore> {
-    use omen_colstore::{ColumnStoreOptions, Error as ColError};
-    let options = ColumnStoreOptions { dir: dir.clone(), ..ColumnStoreOptions::default() };
+fn open_columns(options: omen_colstore::ColumnStoreOptions) -> Result<ColumnStore> {
+    use omen_colstore::Error as ColError;
     match ColumnStore::open(options.clone()) {
-        Err(ColError::Corruption { .. }) if let Some(dir) = &dir => {
+        Err(ColError::Corruption { .. }) if let Some(dir) = &options.dir => {
             let aside = dir.with_extension("damaged");
             let _ = std::fs::remove_dir_all(&aside);
             std::fs::rename(dir, &aside).map_err(Error::Io)?;
