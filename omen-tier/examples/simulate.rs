@@ -4,13 +4,14 @@
 //! libCacheSim oracleGeneral) at 1%, 5% and 20% of each trace's working set through Learned, LRU, S3-FIFO,
 //! W-TinyLFU and Belady, prints object and byte hit ratios, then issue #24's two targets, met or not.
 //! `--small` runs the tenth-size suite; `--write-oracle DIR` also writes each synthetic trace as
-//! `DIR/<name>.oracleGeneral.bin` for the libCacheSim cross-check.
+//! `DIR/<name>.oracleGeneral.bin` for the libCacheSim cross-check; `--classic-csv` then prints only
+//! `trace,size,capacity_bytes,lru,s3fifo` object hit ratios as CSV (what `scripts/libcachesim-check.sh` reads).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use omen_tier::sim::report::{Cell, SIZES, Verdict};
-use omen_tier::sim::{Prefetch, working_set_bytes};
+use omen_tier::sim::{Prefetch, simulate, working_set_bytes};
 use omen_tier::trace::synthetic::{self, Scale, Workload};
 use omen_tier::trace::{self, TraceReader};
 use omen_tier::{Access, PolicyKind, Tier, TierStats};
@@ -32,10 +33,11 @@ fn pair(s: &TierStats) -> String {
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut scale, mut oracle_dir, mut files) = (Scale::FULL, None, Vec::new());
+    let (mut scale, mut oracle_dir, mut files, mut csv) = (Scale::FULL, None, Vec::new(), false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--small" => scale = Scale::SMALL,
+            "--classic-csv" => csv = true,
             "--write-oracle" => oracle_dir = args.next().map(PathBuf::from),
             _ => files.push(PathBuf::from(arg)),
         }
@@ -50,6 +52,17 @@ fn main() -> std::io::Result<()> {
     }
     for f in &files {
         workloads.push(load(f)?);
+    }
+    if csv {
+        println!("trace,size,capacity_bytes,lru,s3fifo");
+        for w in &workloads {
+            for size in SIZES {
+                let capacity = (working_set_bytes(&w.accesses) as f64 * size) as u64;
+                let hit = |kind: PolicyKind| simulate(&w.accesses, kind.build(capacity), capacity, None).stats.hit_ratio();
+                println!("{},{size},{capacity},{:.6},{:.6}", w.name, hit(PolicyKind::Lru), hit(PolicyKind::S3Fifo));
+            }
+        }
+        return Ok(());
     }
     let prefetch = Prefetch { max_per_statement: 8 };
     println!("object hit ratio / byte hit ratio. learned = the default (object objective); learned-B = byte objective;");
