@@ -9,7 +9,8 @@
 //!
 //! - [`Access`], [`ObjectId`], [`AccessKind`]: what the cache is told.
 //! - [`Policy`]: an eviction policy (metadata and victim choice). One file per policy: [`Lru`], [`S3Fifo`],
-//!   [`WTinyLfu`]; [`PolicyKind`] builds one by name.
+//!   [`WTinyLfu`], and the default, [`Learned`] (a model trained online on the access history, with S3-FIFO as
+//!   its fallback and read-ahead predictions); [`PolicyKind`] builds one by name.
 //! - [`Tier`]: a byte-capacity cache that drives a policy: hit/miss accounting, admission, eviction with pinned
 //!   objects skipped. The store and the simulator both use it.
 //! - [`trace`]: the recorder format ([`trace::TraceWriter`], [`trace::TraceReader`]), conversion to
@@ -50,10 +51,11 @@
 
 mod access;
 mod policy;
+mod rng;
 pub mod sim;
 mod tier;
 pub mod trace;
 
 pub use access::{Access, AccessKind, ObjectId};
-pub use policy::{Lru, Policy, PolicyKind, S3Fifo, S3FifoConfig, WTinyLfu, WTinyLfuConfig};
+pub use policy::{Learned, LearnedConfig, Lru, Objective, Policy, PolicyKind, S3Fifo, S3FifoConfig, WTinyLfu, WTinyLfuConfig};
 pub use tier::{Tier, TierStats};

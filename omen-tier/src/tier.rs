@@ -170,6 +170,11 @@ impl Tier {
         self.policy.name()
     }
 
+    /// The policy's named counters (see [`Policy::diagnostics`]).
+    pub fn diagnostics(&self) -> Vec<(&'static str, f64)> {
+        self.policy.diagnostics()
+    }
+
     /// Up to `max` non-resident ids the policy predicts will be accessed soon, best first: candidates for the
     /// caller to load in the background and [`admit`](Tier::admit) with a prefetch access.
     pub fn prefetch(&mut self, now_us: u64, max: usize) -> Vec<ObjectId> {

@@ -1,11 +1,13 @@
 //! Eviction policies: the [`Policy`] trait, one policy per file, and [`PolicyKind`] to build one by name.
 
+mod learned;
 mod lru;
 mod queues;
 mod s3fifo;
 mod sketch;
 mod wtinylfu;
 
+pub use learned::{Learned, LearnedConfig, Objective};
 pub use lru::Lru;
 pub use s3fifo::{S3Fifo, S3FifoConfig};
 pub use wtinylfu::{WTinyLfu, WTinyLfuConfig};
@@ -48,6 +50,12 @@ pub trait Policy: Send {
         let _ = capacity_bytes;
     }
 
+    /// Named counters for metrics and reports (the learned policy's fits, fit time, evictions by the model and
+    /// by its fallback). Classic policies report none.
+    fn diagnostics(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
     /// Up to `max` non-resident objects the policy predicts will be accessed soon, best first (predictive
     /// read-ahead across statements). Classic policies return none.
     fn prefetch(&mut self, now_us: u64, max: usize) -> Vec<ObjectId> {
@@ -65,10 +73,7 @@ pub enum PolicyKind {
     S3Fifo,
     /// W-TinyLFU with Caffeine's initial shares.
     WTinyLfu,
-    /// The learned policy (the default).
-    ///
-    /// Until the learned model lands in this crate, this builds the S3-FIFO policy it falls back to while it
-    /// has too little history, so callers can code against the final default now.
+    /// The learned policy (the default): see [`Learned`].
     #[default]
     Learned,
 }
@@ -81,7 +86,8 @@ impl PolicyKind {
     pub fn build(self, capacity_bytes: u64) -> Box<dyn Policy> {
         match self {
             PolicyKind::Lru => Box::new(Lru::new()),
-            PolicyKind::S3Fifo | PolicyKind::Learned => Box::new(S3Fifo::new(capacity_bytes)),
+            PolicyKind::S3Fifo => Box::new(S3Fifo::new(capacity_bytes)),
+            PolicyKind::Learned => Box::new(Learned::new(capacity_bytes)),
             PolicyKind::WTinyLfu => Box::new(WTinyLfu::new(capacity_bytes)),
         }
     }

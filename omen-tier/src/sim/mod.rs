@@ -6,6 +6,7 @@
 //! misses.
 
 mod belady;
+pub mod report;
 
 pub use belady::belady;
 

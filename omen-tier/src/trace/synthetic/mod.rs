@@ -3,9 +3,7 @@
 //! Object sizes are log-uniform between 4 KiB and 1 MiB (decoded column chunks span KB to MB) unless a
 //! workload says otherwise; time advances 50–150 µs per access.
 
-mod rng;
-
-use rng::{Rng, Zipf};
+use crate::rng::{Rng, Zipf};
 
 use crate::{Access, AccessKind, ObjectId};
 

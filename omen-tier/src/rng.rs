@@ -1,5 +1,6 @@
-//! A seeded SplitMix64 generator and a Zipf sampler: the synthetic workloads must be identical on every machine
-//! and every version of every dependency, so they use neither `rand`'s algorithms nor its stream stability.
+//! A seeded SplitMix64 generator and a Zipf sampler. The synthetic workloads must be identical on every machine
+//! and every version of every dependency, and the learned policy's candidate sampling must be reproducible, so
+//! neither uses `rand`'s algorithms or relies on its stream stability.
 
 /// SplitMix64 (Steele, Lea, Flood 2014): 64 bits of state, statistically sound for workload generation.
 #[derive(Debug, Clone)]
