@@ -11,15 +11,20 @@
 //! `--listen ADDR` (default `127.0.0.1:5433`), `--no-workload`,
 //! `--writers N` (default 2), `--seconds N` (stop after N seconds; default:
 //! run until Ctrl-C), `--wal-io plain|uring|auto` (the log's I/O backend;
-//! default plain).
+//! default plain), `--column-budget MIB` (memory for the column store's
+//! decoded columns and segment metadata; default: no limit).
+//! `--access-trace FILE` records every column access for omen-tier's
+//! simulator.
 //! Ctrl-C (or SIGTERM) stops the workload, closes the
 //! server's connections and the database; the next start continues from
 //! the data on disk.
 //!
 //! Every second it prints one status line: transactions per second,
 //! the latency of each analytic query, how many commits the column store
-//! had yet to apply, and a freshness check: the order the analytics loop
-//! committed just before its query is counted in that query's result.
+//! had yet to apply, a freshness check (the order the analytics loop
+//! committed just before its query is counted in that query's result),
+//! and the column store's memory: decoded columns in memory and the share
+//! of column reads served from memory since the last line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -42,6 +47,8 @@ struct Args {
     writers: usize,
     seconds: Option<u64>,
     io: omendb::IoBackend,
+    column_budget_mib: Option<u64>,
+    access_trace: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -53,6 +60,8 @@ fn args() -> Result<Args, String> {
         writers: 2,
         seconds: None,
         io: omendb::IoBackend::Plain,
+        column_budget_mib: None,
+        access_trace: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +72,8 @@ fn args() -> Result<Args, String> {
             "--listen" => a.listen = value()?,
             "--no-workload" => a.workload = false,
             "--writers" => a.writers = value()?.parse().map_err(|e| format!("--writers: {e}"))?,
+            "--column-budget" => a.column_budget_mib = Some(value()?.parse().map_err(|e| format!("--column-budget: {e}"))?),
+            "--access-trace" => a.access_trace = Some(value()?),
             "--seconds" => a.seconds = Some(value()?.parse().map_err(|e| format!("--seconds: {e}"))?),
             "--wal-io" => {
                 a.io = match value()?.as_str() {
@@ -74,7 +85,7 @@ fn args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: htap_service [--data-dir DIR | --in-memory] [--listen ADDR] [--no-workload] [--writers N] [--seconds N] [--wal-io auto|uring|plain]"
+                    "usage: htap_service [--data-dir DIR | --in-memory] [--listen ADDR] [--no-workload] [--writers N] [--seconds N] [--wal-io auto|uring|plain] [--column-budget MIB] [--access-trace FILE]"
                         .into(),
                 );
             }
@@ -86,8 +97,18 @@ fn args() -> Result<Args, String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = args()?;
-    let options = Options::default().with_io_backend(args.io);
-    let db = if args.in_memory { Database::open_in_memory()? } else { Database::open_with(&args.data_dir, options)? };
+    let mut options = Options::default().with_io_backend(args.io);
+    if let Some(mib) = args.column_budget_mib {
+        options = options.with_column_memory_budget(mib << 20);
+    }
+    if let Some(path) = &args.access_trace {
+        options = options.with_access_trace(path);
+    }
+    let db = match args.in_memory {
+        true if args.column_budget_mib.is_some() => return Err("--column-budget needs a data directory (not --in-memory)".into()),
+        true => Database::open_in_memory()?,
+        false => Database::open_with(&args.data_dir, options)?,
+    };
     let server = db.serve(ServerOptions { listen: args.listen.parse()?, ..ServerOptions::default() })?;
     let addr = server.local_addr();
     let storage = match db.io_backend() {
@@ -262,6 +283,7 @@ fn run_workload(db: &Database, args: &Args, stop: &Arc<AtomicBool>) -> Result<()
     let started = Instant::now();
     let mut rng = Rng(42);
     let (mut last_commits, mut last_tick, mut last_sync) = (0, Instant::now(), db.sync_metrics());
+    let mut last_columns = db.metrics().columns;
     while !stop.load(Ordering::Relaxed) && !deadline_passed(args, started) {
         std::thread::sleep(Duration::from_secs(1).saturating_sub(last_tick.elapsed()));
         // The freshness probe: an order committed just before the queries.
@@ -296,10 +318,18 @@ fn run_workload(db: &Database, args: &Args, stop: &Arc<AtomicBool>) -> Result<()
         let sync = db.sync_metrics();
         let lag = sync.lag.since(&last_sync.lag);
         let p99 = lag.quantile(0.99).map_or_else(|| "-".to_owned(), |d| format!("{:.2} ms", d.as_secs_f64() * 1e3));
-        (last_commits, last_tick, last_sync) = (now_commits, Instant::now(), sync);
+        let columns = db.metrics().columns;
+        let reads = (columns.hits + columns.misses).saturating_sub(last_columns.hits + last_columns.misses);
+        let from_memory = match reads {
+            0 => "-".to_owned(),
+            n => format!("{:.0}%", 100.0 * (columns.hits - last_columns.hits) as f64 / n as f64),
+        };
+        let hot_mib = (columns.hot_bytes + columns.unpersisted_bytes) as f64 / (1 << 20) as f64;
+        (last_commits, last_tick, last_sync, last_columns) = (now_commits, Instant::now(), sync, columns);
         println!(
             "[{:>4}s] {:>6.0} txn/s ({} retries) | analytics: revenue/region/min {:>4} ms ({regions} regions), top products {:>4} ms, \
-             totals {:>4} ms | sync lag p99 {p99} (backlog {backlog}) | fresh: {} | orders {orders}",
+             totals {:>4} ms | sync lag p99 {p99} (backlog {backlog}) | fresh: {} | orders {orders} | columns hot {hot_mib:.0} MiB, \
+             {from_memory} from memory",
             started.elapsed().as_secs(),
             tps,
             retries.load(Ordering::Relaxed),

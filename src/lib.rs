@@ -76,13 +76,13 @@ pub use arrow;
 pub use changes::ChangeFeed;
 pub use connection::Connection;
 pub use database::{BatchStream, Database, RecordBatchIter};
+pub use omen_colstore::HotMetrics as ColumnMetrics;
 pub use omen_rowstore::CheckpointInfo;
 /// One error type for the whole database, defined in omen-sql (the layer
 /// the facade, the server and the SQL engine share): structured variants,
 /// each with its PostgreSQL SQLSTATE ([`Error::sqlstate`]).
 pub use omen_sql::{Error, Result};
 pub use omen_sync::{LagSnapshot, SyncMetrics};
-pub use omen_colstore::HotMetrics as ColumnMetrics;
 pub use options::{CachePolicy, Durability, IoBackend, LAYOUT_VERSION, Options};
 
 /// What [`Database::metrics`] reports.

@@ -60,7 +60,13 @@ impl Columns {
             Some(arrays) => arrays.iter().map(|a| (RwLock::new(Some(Arc::clone(a))), AtomicUsize::new(array_bytes(a)))).unzip(),
             None => estimates.into_iter().map(|b| (RwLock::new(None), AtomicUsize::new(b))).unzip(),
         };
-        let columns = Arc::new(Self { uid, slots: slots.into(), bytes: bytes.into(), evictable: AtomicBool::new(arrays.is_none()), hot: Arc::clone(hot) });
+        let columns = Arc::new(Self {
+            uid,
+            slots: slots.into(),
+            bytes: bytes.into(),
+            evictable: AtomicBool::new(arrays.is_none()),
+            hot: Arc::clone(hot),
+        });
         if arrays.is_some() {
             hot.unpersisted.fetch_add(columns.present_bytes() as u64, Ordering::Relaxed);
         }
@@ -395,7 +401,9 @@ mod tests {
 
         // Reopened, the same under the budget.
         drop(store);
-        let store = ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), memory_budget: Some(budget), ..Default::default() }).unwrap();
+        let store =
+            ColumnStore::open(ColumnStoreOptions { dir: Some(dir.path().into()), memory_budget: Some(budget), ..Default::default() })
+                .unwrap();
         for c in 0..COLUMNS {
             assert_eq!(sum(&store, c).unwrap(), expected(5, c));
         }

@@ -113,7 +113,13 @@ mod tests {
         let make = || {
             let rows = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from_iter_values(0..n as i64))]).unwrap();
             let keys = BinaryArray::from_iter_values((0..n).map(|k| vec![k as u8; 1 + k % 3]));
-            Arc::new(Segment::new(&crate::hot::HotTier::unbounded(), rows, keys, vec![1; n], (0..n).map(|_| AtomicU64::new(u64::MAX)).collect()))
+            Arc::new(Segment::new(
+                &crate::hot::HotTier::unbounded(),
+                rows,
+                keys,
+                vec![1; n],
+                (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            ))
         };
         [(1, make()), (2, make())].into_iter().collect()
     }

@@ -63,7 +63,8 @@
 //! | 0 | `error` | the error type (binary fields are read and written with `omen_files::codec`) |
 //! | 1 | `zone`, `key_column`, `type_tag` | zone maps and predicates; the encoded-key column; the column types held and their tags |
 //! | 2 | `manifest`, `files` | the file formats: the manifest; segment and delete files |
-//! | 3 | `segment` | a segment: columns (read from its file when first needed), keys, timestamps, visibility |
+//! | 2 | `hot` | the hot tier: segments' decoded columns, kept within a memory budget by an `omen_tier` policy |
+//! | 3 | `segment` | a segment: columns (read from its file when needed, through the hot tier), keys, timestamps, visibility |
 //! | 4 | `keymap` | each key's newest live version |
 //! | 5 | `table` | a table: its state in `table/mod.rs`, and a submodule per concern (`apply`, `scan`, `persist`, `compact`) that uses `mod.rs` and the layers below, never another submodule |
 //! | 6 | `store` | the tables by id, opening and persisting them |
@@ -97,7 +98,22 @@
 //!
 //! ## Limits of this version
 //!
-//! Segments read stay in memory (omen-tier is to decide which may leave).
+//! With [`ColumnStoreOptions::memory_budget`], a segment's columns may
+//! leave memory once the segment is in a file, and are read again (only
+//! the columns a scan projects) when next needed; which stay is decided
+//! per segment and column by the policy of [`ColumnStoreOptions::policy`]
+//! (omen-tier's learned policy by default), and
+//! [`ColumnStore::hot_metrics`] reports the bytes and the hits. The budget
+//! covers the decoded columns, the unpersisted segments (which always
+//! stay: a persist every couple of seconds writes them) and every
+//! segment's keys, timestamps and zone maps. Not yet in it: the key map
+//! (about 18 bytes a key), columns a running scan holds after they were
+//! evicted (one segment per partition), and compaction, which reads the
+//! whole table it rewrites. If keys and timestamps alone exceed the
+//! budget, every column read is dropped after its scan. An in-memory
+//! store keeps every column (a budget without a directory is refused).
+//! Scans do not read ahead: the next segment is decoded when the scan
+//! reaches it.
 //! Zone maps of reopened segments come from Parquet's statistics: their
 //! floating-point columns prune nothing until compaction rewrites them
 //! (Parquet leaves NaN out), long strings' bounds are Parquet's shortened
@@ -129,9 +145,9 @@ mod zone;
 pub use error::{Error, Result};
 pub use files::Codec;
 pub use hot::{HotMetrics, MIN_COLUMN_BUDGET};
+pub use key_column::{KEY_COLUMN, key_field, with_key_column};
 /// The cache policies the hot tier may run (omen-tier's).
 pub use omen_tier::PolicyKind as CachePolicy;
-pub use key_column::{KEY_COLUMN, key_field, with_key_column};
 pub use segment::OPEN;
 pub use store::{ColumnStore, ColumnStoreOptions};
 pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, PersistStats, SEGMENT_ROWS, Scan, TableStatistics};

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray, RecordBatchOptions};
-use arrow::datatypes::SchemaRef;
-use parking_lot::Mutex;
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::files::SegmentFile;
@@ -102,8 +102,18 @@ impl Segment {
         if arrays.iter().any(Option::is_none) {
             let _one_reader = self.loading.lock();
             let missing: Vec<usize> = {
-                let mut m: Vec<usize> =
-                    projection.iter().zip(&mut arrays).filter_map(|(&c, a)| if a.is_none() { *a = self.columns.get(c); a.is_none().then_some(c) } else { None }).collect();
+                let mut m: Vec<usize> = projection
+                    .iter()
+                    .zip(&mut arrays)
+                    .filter_map(|(&c, a)| {
+                        if a.is_none() {
+                            *a = self.columns.get(c);
+                            a.is_none().then_some(c)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
                 m.sort_unstable();
                 m.dedup();
                 m
@@ -216,7 +226,14 @@ impl Segment {
 
     /// The rows visible at `ts` whose keys are not in `exclude`, projected,
     /// with the key column last if `with_keys`. `None` if no row qualifies.
-    pub(crate) fn scan(&self, ts: u64, projection: &[usize], exclude: &HashSet<Vec<u8>>, with_keys: bool, why: Use) -> Result<Option<RecordBatch>> {
+    pub(crate) fn scan(
+        &self,
+        ts: u64,
+        projection: &[usize],
+        exclude: &HashSet<Vec<u8>>,
+        with_keys: bool,
+        why: Use,
+    ) -> Result<Option<RecordBatch>> {
         if ts < self.min_begin {
             return Ok(None);
         }

@@ -19,6 +19,7 @@ mod server;
 mod slt;
 mod sql_fuzz;
 mod sqlstate;
+mod tiering;
 mod tpch;
 mod transactions;
 

@@ -86,7 +86,12 @@ impl ColumnTable {
     /// order: its source (index into `sources`, row) and the end it was
     /// copied with.
     #[allow(clippy::type_complexity)]
-    fn rebuild(hot: &Arc<HotTier>, schema: &SchemaRef, sources: &[(u64, Arc<Segment>)], horizon: u64) -> Result<(Vec<Segment>, Vec<(usize, usize)>, Vec<u64>)> {
+    fn rebuild(
+        hot: &Arc<HotTier>,
+        schema: &SchemaRef,
+        sources: &[(u64, Arc<Segment>)],
+        horizon: u64,
+    ) -> Result<(Vec<Segment>, Vec<(usize, usize)>, Vec<u64>)> {
         let mut batches = Vec::new();
         let mut keys: Vec<ArrayRef> = Vec::new();
         let (mut begin, mut ends, mut origin) = (Vec::new(), Vec::new(), Vec::new());

@@ -10,9 +10,9 @@ use arrow::datatypes::SchemaRef;
 use super::{ColumnTable, SEGMENT_ROWS, State};
 use crate::error::{Error, Result};
 use crate::files;
+use crate::hot::HotTier;
 use crate::keymap::Place;
 use crate::manifest::{SegmentEntry, deletes_path, segment_path};
-use crate::hot::HotTier;
 use crate::segment::{OPEN, Parts, Segment};
 
 /// Segments (by id) and the files a persist wrote for them.

@@ -109,7 +109,9 @@ impl Scan {
     pub fn bytes(&self) -> usize {
         self.segments
             .iter()
-            .map(|(_, s)| self.projection.iter().map(|&c| s.column_bytes(c)).sum::<usize>() + if self.with_keys { s.keys_bytes() } else { 0 })
+            .map(|(_, s)| {
+                self.projection.iter().map(|&c| s.column_bytes(c)).sum::<usize>() + if self.with_keys { s.keys_bytes() } else { 0 }
+            })
             .sum()
     }
 
@@ -174,8 +176,16 @@ impl ColumnTable {
         // Scans work on the segment list of this moment; later appends begin
         // after the caller's snapshot and later ends are above it, so neither
         // changes what this scan should see.
-        let segments: VecDeque<(u32, Arc<Segment>)> =
-            self.state.read().segments.values().filter(|s| s.may_match(predicates)).cloned().enumerate().map(|(i, s)| (i as u32, s)).collect();
+        let segments: VecDeque<(u32, Arc<Segment>)> = self
+            .state
+            .read()
+            .segments
+            .values()
+            .filter(|s| s.may_match(predicates))
+            .cloned()
+            .enumerate()
+            .map(|(i, s)| (i as u32, s))
+            .collect();
         let count = segments.len() as u32;
         let statement = NEXT_SCAN.fetch_add(1, Ordering::Relaxed);
         Ok(Scan { segments, count, statement, ts, projection, exclude, with_keys, current: None })
