@@ -14,6 +14,14 @@
 //! Arrays a running scan holds stay alive after eviction until the scan
 //! lets go (they are the query's memory, one segment per partition); the
 //! tier only stops keeping them.
+//!
+//! Read-ahead: a scan hands the loads of its next segments to the tier's
+//! background readers ([`HotTier::read_ahead`], one thread a core per
+//! store), so files are decoded while the scan's consumer works on the
+//! segment before. A reader hands what it decoded to the scan, not to the
+//! tier: columns read ahead are admitted when the scan uses them, so a
+//! policy cannot evict them before they are used. A load that could not
+//! be queued is done by the scan itself.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -184,6 +192,13 @@ impl HotMetrics {
     }
 }
 
+/// A load for the background reader.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// Loads queued for the background reader at most; a scan whose load does
+/// not fit reads the segment itself.
+const QUEUED_LOADS: usize = 8;
+
 struct Inner {
     tier: Tier,
     /// The columns each evictable segment's objects are in.
@@ -204,7 +219,11 @@ pub(crate) struct HotTier {
     hits: AtomicU64,
     bytes_read: AtomicU64,
     evictions: AtomicU64,
-    pub(crate) prefetches: AtomicU64,
+    prefetches: AtomicU64,
+    /// Segments a scan loads ahead of the one it reads (0: none).
+    depth: usize,
+    /// The background reader's queue, made on first use.
+    reader: Mutex<Option<crossbeam_channel::Sender<Job>>>,
 }
 
 impl std::fmt::Debug for HotTier {
@@ -216,7 +235,7 @@ impl std::fmt::Debug for HotTier {
 impl HotTier {
     /// A hot tier keeping at most `budget` bytes (none: no limit) by `policy`,
     /// recording every access to `trace` if given.
-    pub(crate) fn new(budget: Option<u64>, policy: PolicyKind, trace: Option<&Path>) -> std::io::Result<Arc<Self>> {
+    pub(crate) fn new(budget: Option<u64>, policy: PolicyKind, trace: Option<&Path>, depth: usize) -> std::io::Result<Arc<Self>> {
         let capacity = budget.unwrap_or(u64::MAX);
         let trace = trace.map(TraceWriter::create).transpose()?;
         Ok(Arc::new(Self {
@@ -231,21 +250,69 @@ impl HotTier {
             bytes_read: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             prefetches: AtomicU64::new(0),
+            depth,
+            reader: Mutex::new(None),
         }))
+    }
+
+    /// Columns a scan took from the reader's loads.
+    pub(crate) fn count_prefetched(&self, columns: usize) {
+        self.prefetches.fetch_add(columns as u64, Ordering::Relaxed);
+    }
+
+    /// Segments a scan should load ahead of the one it reads.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Queues `job` for the background readers (one a core, so decoding
+    /// runs in parallel with the scan and with each other); false if the
+    /// queue is full (or no reader can start), and the caller does without.
+    pub(crate) fn read_ahead(&self, job: Job) -> bool {
+        let mut reader = self.reader.lock();
+        if reader.is_none() {
+            let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUED_LOADS);
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            let mut started = 0;
+            for _ in 0..cores {
+                let rx = rx.clone();
+                // A reader ends once the tier (the queue's only sender) is gone.
+                let spawned = std::thread::Builder::new().name("omen-colstore-read-ahead".into()).spawn(move || {
+                    for job in rx {
+                        job();
+                    }
+                });
+                started += usize::from(spawned.is_ok());
+            }
+            if started == 0 {
+                return false;
+            }
+            *reader = Some(tx);
+        }
+        reader.as_ref().is_some_and(|tx| tx.try_send(job).is_ok())
     }
 
     /// A tier without a budget (tables made outside a store, in tests).
     pub(crate) fn unbounded() -> Arc<Self> {
-        Self::new(None, PolicyKind::Lru, None).expect("no trace file to create")
+        Self::new(None, PolicyKind::Lru, None, 0).expect("no trace file to create")
     }
 
     /// Tells the tier `projection` of `columns` was read for `why`, the
     /// columns in `loaded` from the file (`bytes_read` of them), and keeps
     /// or drops them as its policy says.
     pub(crate) fn touch(&self, columns: &Arc<Columns>, projection: &[usize], loaded: &[usize], bytes_read: usize, why: Use) {
+        self.bytes_read.fetch_add(bytes_read as u64, Ordering::Relaxed);
+        if why.kind == AccessKind::Prefetch {
+            // Not a demand access: the policy is told only of what it now
+            // holds, and the scan's own read counts the hit or miss.
+            self.prefetches.fetch_add(loaded.len() as u64, Ordering::Relaxed);
+            if columns.evictable.load(Ordering::Acquire) {
+                self.admit(columns, loaded, why);
+            }
+            return;
+        }
         self.misses.fetch_add(loaded.len() as u64, Ordering::Relaxed);
         self.hits.fetch_add((projection.len() - loaded.len()) as u64, Ordering::Relaxed);
-        self.bytes_read.fetch_add(bytes_read as u64, Ordering::Relaxed);
         if !columns.evictable.load(Ordering::Acquire) {
             return;
         }
@@ -447,6 +514,27 @@ mod tests {
             other => panic!("expected a corruption error, got {other:?}"),
         }
         assert!(store.damage().is_some());
+    }
+
+    #[test]
+    fn the_reader_loads_the_next_segments_while_the_scan_reads_one() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(filled(dir.path(), None, 4));
+        for (read_ahead, from_reader) in [(0, 0), (2, 6)] {
+            let options = ColumnStoreOptions { dir: Some(dir.path().into()), read_ahead, ..Default::default() };
+            let store = ColumnStore::open(options).unwrap();
+            let scan = store.table(1).unwrap().scan_iter(1, Some(&[3, 5]), &[], std::sync::Arc::new(HashSet::new()), false).unwrap();
+            let mut total = 0i64;
+            for batch in scan {
+                total += batch.unwrap().columns().iter().map(|c| c.as_primitive::<Int64Type>().values().iter().sum::<i64>()).sum::<i64>();
+            }
+            assert_eq!(total, expected(4, 3) + expected(4, 5));
+            // The scan reads segment 0 itself and queues the next two; each
+            // segment it takes queues one more: 1, 2 and 3 come from the
+            // reader, two columns each. All eight columns came from files.
+            let m = store.hot_metrics();
+            assert_eq!((m.prefetches, m.misses, m.hits), (from_reader, 8, 0), "read-ahead {read_ahead}: {m:?}");
+        }
     }
 
     #[test]

@@ -149,6 +149,6 @@ pub use key_column::{KEY_COLUMN, key_field, with_key_column};
 /// The cache policies the hot tier may run (omen-tier's).
 pub use omen_tier::PolicyKind as CachePolicy;
 pub use segment::OPEN;
-pub use store::{ColumnStore, ColumnStoreOptions};
+pub use store::{ColumnStore, ColumnStoreOptions, DEFAULT_READ_AHEAD};
 pub use table::{BATCH_ROWS, ChangeBatch, ChangeOp, ColumnTable, CompactStats, PersistStats, SEGMENT_ROWS, Scan, TableStatistics};
 pub use zone::{CmpOp, Predicate, Test, Zone};

@@ -96,6 +96,13 @@ impl Segment {
     /// what it reads as its policy says); without, the read is the store's
     /// own (a persist or a merge) and columns read for it are not kept.
     pub(crate) fn batch(&self, projection: &[usize], why: Option<Use>) -> Result<RecordBatch> {
+        self.batch_from(projection, why, None)
+    }
+
+    /// [`Segment::batch`], taking the columns not in memory from
+    /// `preloaded` (this segment's `projection`, read ahead by the hot
+    /// tier's reader) instead of the file.
+    pub(crate) fn batch_from(&self, projection: &[usize], why: Option<Use>, preloaded: Option<RecordBatch>) -> Result<RecordBatch> {
         let mut arrays: Vec<Option<ArrayRef>> = projection.iter().map(|&c| self.columns.get(c)).collect();
         let mut loaded = Vec::new();
         let mut bytes_read = 0;
@@ -119,8 +126,17 @@ impl Segment {
                 m
             };
             if !missing.is_empty() {
-                let file = self.file.get().ok_or_else(|| crate::Error::Schema("a segment without a file lost a column".into()))?;
-                let read = file.read_columns(self.len, &missing)?;
+                let read = match &preloaded {
+                    Some(pre) => {
+                        self.columns.hot().count_prefetched(missing.len());
+                        let at = |c: &usize| projection.iter().position(|p| p == c).map_or(0, |i| i);
+                        missing.iter().map(|c| Arc::clone(pre.column(at(c)))).collect()
+                    }
+                    None => {
+                        let file = self.file.get().ok_or_else(|| crate::Error::Schema("a segment without a file lost a column".into()))?;
+                        file.read_columns(self.len, &missing)?
+                    }
+                };
                 for (&c, array) in missing.iter().zip(read) {
                     bytes_read += array.to_data().get_slice_memory_size().unwrap_or(0);
                     if why.is_some() {
@@ -158,6 +174,11 @@ impl Segment {
     /// Whether the segment has its file.
     pub(crate) fn has_file(&self) -> bool {
         self.file.get().is_some()
+    }
+
+    /// Whether the columns `projection` are all in memory.
+    pub(crate) fn holds(&self, projection: &[usize]) -> bool {
+        projection.iter().all(|&c| self.columns.get(c).is_some())
     }
 
     /// Whether every column is in memory.
@@ -233,6 +254,7 @@ impl Segment {
         exclude: &HashSet<Vec<u8>>,
         with_keys: bool,
         why: Use,
+        preloaded: Option<RecordBatch>,
     ) -> Result<Option<RecordBatch>> {
         if ts < self.min_begin {
             return Ok(None);
@@ -255,7 +277,7 @@ impl Segment {
         if count == 0 {
             return Ok(None);
         }
-        let mut batch = self.batch(projection, Some(why))?;
+        let mut batch = self.batch_from(projection, Some(why), preloaded)?;
         if with_keys {
             let keys: ArrayRef = Arc::new(self.keys.clone());
             batch = with_key_column(&batch, keys)?;

@@ -15,7 +15,7 @@ use crate::manifest::{Manifest, TableEntry};
 use crate::table::{ColumnTable, PersistStats};
 
 /// How to open a [`ColumnStore`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ColumnStoreOptions {
     /// Directory for segment files and the manifest; `None` keeps the
     /// store in memory (then [`ColumnStore::persist`] does nothing).
@@ -32,6 +32,27 @@ pub struct ColumnStoreOptions {
     /// A file to record every column access to (`omen_tier::trace`'s
     /// format), for the policy simulator.
     pub trace: Option<PathBuf>,
+    /// Segments a scan has the background reader load ahead of the one it
+    /// reads (their projected columns, where not in memory); 0 turns
+    /// read-ahead off. Default [`DEFAULT_READ_AHEAD`].
+    pub read_ahead: usize,
+}
+
+/// Segments a scan loads ahead by default: the next two, so one is being
+/// decoded while the scan reads the other.
+pub const DEFAULT_READ_AHEAD: usize = 2;
+
+impl Default for ColumnStoreOptions {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            codec: Codec::default(),
+            memory_budget: None,
+            policy: Default::default(),
+            trace: None,
+            read_ahead: DEFAULT_READ_AHEAD,
+        }
+    }
 }
 
 /// The column store: tables by id (the ids the row store assigns).
@@ -87,7 +108,7 @@ impl ColumnStore {
                 return Err(Error::Options("a column memory budget needs a directory: an in-memory store keeps every column".into()));
             }
         }
-        let hot = HotTier::new(options.memory_budget, options.policy, options.trace.as_deref())?;
+        let hot = HotTier::new(options.memory_budget, options.policy, options.trace.as_deref(), options.read_ahead)?;
         let Some(dir) = &options.dir else { return Ok(Self::with_hot(options, hot)) };
         std::fs::create_dir_all(dir)?;
         let manifest = Manifest::load(dir)?.unwrap_or(Manifest { next_file: 1, ..Manifest::default() });

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
+use crossbeam_channel::{Receiver, bounded};
 
 use super::{BATCH_ROWS, ColumnTable};
 use crate::error::{Error, Result};
-use crate::hot::Use;
+use crate::hot::{HotTier, Use};
 use crate::segment::Segment;
 use omen_tier::AccessKind;
 
@@ -23,7 +24,7 @@ use crate::zone::{Predicate, Zone};
 /// it reads (segments, the keys it skips), so it can outlive the call
 /// that made it, move to another thread, or be [shared](Scan::share) among
 /// several consumers. See [`ColumnTable::scan_iter`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Scan {
     /// Each segment with its place among the scan's.
     segments: VecDeque<(u32, Arc<Segment>)>,
@@ -37,6 +38,20 @@ pub struct Scan {
     with_keys: bool,
     /// The segment's visible rows being handed out, and the next offset.
     current: Option<(RecordBatch, usize)>,
+    /// The store's hot tier, whose reader loads segments ahead.
+    hot: Arc<HotTier>,
+    /// For each segment at the front of `segments` that read-ahead has
+    /// reached: where its loaded columns will arrive (`None`: they were in
+    /// memory already).
+    pending: VecDeque<Option<Receiver<Result<RecordBatch>>>>,
+}
+
+/// A copy reads what this scan has left to read, with read-ahead of its
+/// own (loads already queued stay with this scan).
+impl Clone for Scan {
+    fn clone(&self) -> Self {
+        self.share(0, 1)
+    }
 }
 
 impl Iterator for Scan {
@@ -54,8 +69,12 @@ impl Iterator for Scan {
                 self.current = None;
             }
             let (at, segment) = self.segments.pop_front()?;
+            // A failed load (or a reader gone) leaves the read to the scan,
+            // which meets the error itself.
+            let preloaded = self.pending.pop_front().flatten().and_then(|rx| rx.recv().ok()).and_then(Result::ok);
+            self.read_ahead();
             let why = Use { kind: AccessKind::Scan, statement: self.statement, position: Some((at, self.count)) };
-            match segment.scan(self.ts, &self.projection, &self.exclude, self.with_keys, why) {
+            match segment.scan(self.ts, &self.projection, &self.exclude, self.with_keys, why, preloaded) {
                 Ok(Some(batch)) => self.current = Some((batch, 0)),
                 Ok(None) => {}
                 Err(e) => return Some(Err(e)),
@@ -65,6 +84,25 @@ impl Iterator for Scan {
 }
 
 impl Scan {
+    /// Hands the loads of the next segments (up to the tier's depth) to the
+    /// background reader, so they are decoded while this one is read.
+    fn read_ahead(&mut self) {
+        while self.pending.len() < self.hot.depth().min(self.segments.len()) {
+            let (_, segment) = &self.segments[self.pending.len()];
+            if segment.holds(&self.projection) {
+                self.pending.push_back(None);
+                continue;
+            }
+            let (segment, projection) = (Arc::clone(segment), Arc::clone(&self.projection));
+            let (tx, rx) = bounded(1);
+            // The scan may be gone by the time the load is done: nobody to tell.
+            if !self.hot.read_ahead(Box::new(move || drop(tx.send(segment.batch(&projection, None))))) {
+                return;
+            }
+            self.pending.push_back(Some(rx));
+        }
+    }
+
     /// The `i`th of `n` shares of this scan (`i < n`), dealt round-robin
     /// by segment: the `n` shares together read what this scan would, and
     /// each reads its segments when its batches are taken. Rows already
@@ -81,6 +119,8 @@ impl Scan {
             exclude: Arc::clone(&self.exclude),
             with_keys: self.with_keys,
             current: if i == 0 { self.current.clone() } else { None },
+            hot: Arc::clone(&self.hot),
+            pending: VecDeque::new(),
         }
     }
 
@@ -188,6 +228,17 @@ impl ColumnTable {
             .collect();
         let count = segments.len() as u32;
         let statement = NEXT_SCAN.fetch_add(1, Ordering::Relaxed);
-        Ok(Scan { segments, count, statement, ts, projection, exclude, with_keys, current: None })
+        Ok(Scan {
+            segments,
+            count,
+            statement,
+            ts,
+            projection,
+            exclude,
+            with_keys,
+            current: None,
+            hot: Arc::clone(&self.hot),
+            pending: VecDeque::new(),
+        })
     }
 }

@@ -127,7 +127,7 @@ impl Plan {
         // Only whole-table scans read the column store, and wait for sync.
         let ids = crate::plan::access::full_scans(&optimized)?;
         let snapshots = ctx.sync.snapshot(txn, &ids).await?;
-        state.config_mut().set_extension(Arc::new(Snapshots(snapshots)));
+        state.config_mut().set_extension(Arc::new(Snapshots::new(snapshots)));
         let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
         Ok(execute_stream(physical, task_ctx(ctx, &state))?)
     }

@@ -19,11 +19,24 @@ use omen_sync::HtapSnapshot;
 use crate::scan::segments::SegmentSource;
 use crate::scan::source::SnapshotSource;
 
-/// The snapshots one execution of a statement reads, by table. Set as an
-/// extension of the session config that physical planning runs with, so a
-/// plan made once (a prepared statement) reads a new snapshot each time.
+/// The snapshots one execution of a statement reads, by table, and the
+/// execution's id (the column store's access traces group a statement's
+/// scans by it). Set as an extension of the session config that physical
+/// planning runs with, so a plan made once (a prepared statement) reads a
+/// new snapshot each time.
 #[derive(Debug, Default)]
-pub(crate) struct Snapshots(pub(crate) HashMap<TableId, HtapSnapshot>);
+pub(crate) struct Snapshots {
+    pub(crate) tables: HashMap<TableId, HtapSnapshot>,
+    pub(crate) execution: u64,
+}
+
+impl Snapshots {
+    /// `tables` for a new execution.
+    pub(crate) fn new(tables: HashMap<TableId, HtapSnapshot>) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self { tables, execution: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) }
+    }
+}
 
 /// One table as a statement sees it: planned once, bound to the rows of an
 /// execution's transaction at scan time (see [`Snapshots`]). With
@@ -142,7 +155,7 @@ impl TableProvider for SnapshotTable {
             .get_extension::<Snapshots>()
             .ok_or_else(|| DataFusionError::Internal(format!("table {} scanned without a snapshot", self.name)))?;
         let snapshot = snapshots
-            .0
+            .tables
             .get(&self.id)
             .ok_or_else(|| DataFusionError::Internal(format!("no snapshot of table {} for this statement", self.name)))?;
         let ncols = self.ncols;
@@ -153,6 +166,7 @@ impl TableProvider for SnapshotTable {
         let predicates = crate::scan::pruning::predicates(filters, &self.schema, ncols);
         let (scan, overlay) =
             snapshot.scan_parts(Some(&user), &predicates, want_key).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let scan = scan.for_statement(snapshots.execution);
         // Map the requested order onto the scanned columns (user columns in
         // `user` order, then the key).
         let order: Vec<usize> =
