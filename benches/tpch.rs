@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use omendb::{Database, params};
 
+// This bench times the queries; checking their answers is the tests'.
+#[allow(dead_code)]
 #[path = "../tests/tpch/common.rs"]
 mod common;
 

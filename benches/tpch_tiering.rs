@@ -16,7 +16,9 @@
 //! Prints per-configuration geomeans, hit ratios, bytes and peak RSS.
 //!
 //! Environment: `OMENDB_TPCH_SF` (default 1), `OMENDB_TPCH_RUNS` (timed
-//! runs per query after one warm-up, default 3), `OMENDB_TIERING_FRACTION`.
+//! runs per query after one warm-up, default 3), `OMENDB_TIERING_FRACTION`,
+//! `OMENDB_TIERING_TRACE=FILE` (the first budgeted run records its column
+//! accesses there, for `omen-tier`'s simulator).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::process::Command;
@@ -64,10 +66,15 @@ fn compare() {
     db.close().unwrap();
     eprintln!("loaded SF {sf} in {:.1} s", start.elapsed().as_secs_f64());
 
-    let hot = child(db_dir.path(), &dir, None);
+    let hot = child(db_dir.path(), &dir, None, None);
     let in_memory = hot.hot_bytes + hot.metadata_bytes;
     let budgets = [(in_memory as f64 * fraction) as u64, hot.metadata_bytes + (hot.hot_bytes as f64 * fraction) as u64];
-    let budgeted: Vec<Report> = budgets.iter().map(|&b| child(db_dir.path(), &dir, Some(b.max(omendb_min_budget())))).collect();
+    let trace = std::env::var_os("OMENDB_TIERING_TRACE");
+    let budgeted: Vec<Report> = budgets
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| child(db_dir.path(), &dir, Some(b.max(omendb_min_budget())), trace.as_ref().filter(|_| i == 0)))
+        .collect();
 
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!("TPC-H SF {sf}, column budgets against all hot (each in its own process)");
@@ -99,13 +106,16 @@ fn omendb_min_budget() -> u64 {
 }
 
 /// Runs the queries in a child process and parses its report.
-fn child(db_dir: &std::path::Path, data: &std::path::Path, budget: Option<u64>) -> Report {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .env("OMENDB_TIERING_PHASE", budget.map_or("none".to_owned(), |b| b.to_string()))
+fn child(db_dir: &std::path::Path, data: &std::path::Path, budget: Option<u64>, trace: Option<&std::ffi::OsString>) -> Report {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env("OMENDB_TIERING_PHASE", budget.map_or("none".to_owned(), |b| b.to_string()))
         .env("OMENDB_TIERING_DB", db_dir)
         .env("OMENDB_TIERING_DATA", data)
-        .output()
-        .unwrap();
+        .env_remove("OMENDB_TIERING_TRACE");
+    if let Some(path) = trace {
+        cmd.env("OMENDB_TIERING_RECORD", path);
+    }
+    let out = cmd.output().unwrap();
     assert!(out.status.success(), "child failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let mut r = Report::default();
@@ -136,26 +146,17 @@ fn run_queries(budget: Option<u64>) {
     if let Some(b) = budget {
         options = options.with_column_memory_budget(b);
     }
+    if let Some(path) = std::env::var_os("OMENDB_TIERING_RECORD") {
+        options = options.with_access_trace(std::path::PathBuf::from(path));
+    }
     let db = Database::open_with(&db_dir, options).unwrap();
     let mut times = Vec::new();
     let mut correct = 0;
     for n in 1..=22 {
         let sql = common::query(n);
-        let got = crate::rows(&db.query(&sql, params![]).unwrap());
-        let expected: Vec<Vec<String>> = std::fs::read_to_string(data.join(format!("answers/q{n}.tsv")))
-            .unwrap()
-            .lines()
-            .map(|l| l.split('\t').map(str::to_owned).collect())
-            .collect();
-        let same = |a: &str, b: &str| {
-            a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if (x - y).abs() <= 1e-5 + 1e-9 * x.abs().max(y.abs()))
-        };
-        if got.len() == expected.len()
-            && got.iter().zip(&expected).all(|(g, e)| g.len() == e.len() && g.iter().zip(e).all(|(a, b)| same(a, b)))
-        {
-            correct += 1;
-        } else {
-            eprintln!("q{n} differs from DuckDB's answer");
+        match common::disagreement(&data, n, &common::cells(&db.query(&sql, params![]).unwrap())) {
+            None => correct += 1,
+            Some(difference) => eprintln!("{difference}"),
         }
         let mut t: Vec<Duration> = (0..runs)
             .map(|_| {
@@ -180,18 +181,4 @@ fn run_queries(budget: Option<u64>) {
         m.hit_ratio(),
         m.evictions
     );
-}
-
-/// Every row of every batch as text cells (NULL as "NULL"), as the test does.
-fn rows(batches: &[omendb::arrow::array::RecordBatch]) -> Vec<Vec<String>> {
-    use omendb::arrow::util::display::{ArrayFormatter, FormatOptions};
-    let opts = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for b in batches {
-        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
-        for r in 0..b.num_rows() {
-            out.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
-        }
-    }
-    out
 }

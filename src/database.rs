@@ -384,6 +384,7 @@ fn engine_options(dir: Option<std::path::PathBuf>, options: &Options) -> EngineO
         column_memory_budget: options.column_memory_budget,
         column_policy: options.cache_policy,
         access_trace: options.access_trace.clone(),
+        predictive_warming: options.predictive_warming,
     }
 }
 

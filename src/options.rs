@@ -76,6 +76,12 @@ pub struct Options {
     /// A file to record every column access to (omen-tier's trace format),
     /// for `omen-tier`'s policy simulator. Default `None`.
     pub access_trace: Option<std::path::PathBuf>,
+    /// After each scan, load in the background the columns the cache
+    /// policy predicts the next statements will read (a dashboard query
+    /// that repeats, the segments that followed last time), within
+    /// [`Options::column_memory_budget`]. Default false: measured so far
+    /// only in omen-tier's simulator (see its README), not in the database.
+    pub predictive_warming: bool,
 }
 
 impl Default for Options {
@@ -92,6 +98,7 @@ impl Default for Options {
             column_memory_budget: None,
             cache_policy: CachePolicy::default(),
             access_trace: None,
+            predictive_warming: false,
         }
     }
 }

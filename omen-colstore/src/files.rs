@@ -192,7 +192,10 @@ fn read(
     rows: Option<usize>,
 ) -> Result<RecordBatch> {
     let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
-    let reader = builder.with_projection(mask).build().map_err(|e| corrupt(path, e))?;
+    // One batch for the whole segment (at most 64Ki rows): the reader's
+    // default of 1,024 rows would cut it into pieces to be copied together.
+    let file_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0).max(1);
+    let reader = builder.with_projection(mask).with_batch_size(file_rows).build().map_err(|e| corrupt(path, e))?;
     let schema = arrow::array::RecordBatchReader::schema(&reader);
     let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(path, e))?;
     let all = concat_batches(&schema, &batches)?;

@@ -135,6 +135,7 @@ impl Drop for Columns {
         if self.evictable.load(Ordering::Acquire) {
             let mut inner = self.hot.inner.lock();
             inner.owners.remove(&self.uid);
+            inner.warmers.remove(&self.uid);
             for c in 0..self.slots.len() {
                 inner.tier.remove(object(self.uid, c));
             }
@@ -195,6 +196,16 @@ impl HotMetrics {
 /// A load for the background reader.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
+/// What can load its columns ahead of demand: a segment (the tier knows
+/// segments only through this, so it sits below them).
+pub(crate) trait Warm: Send + Sync {
+    /// Loads `columns` into memory as a prefetch.
+    fn warm(&self, columns: &[usize]);
+}
+
+/// Columns warmed at most after each scan, on the policy's prediction.
+const WARMED_PER_SCAN: usize = 16;
+
 /// Loads queued for the background reader at most; a scan whose load does
 /// not fit reads the segment itself.
 const QUEUED_LOADS: usize = 8;
@@ -203,6 +214,8 @@ struct Inner {
     tier: Tier,
     /// The columns each evictable segment's objects are in.
     owners: FxHashMap<u64, Weak<Columns>>,
+    /// Segments scans have read, to warm on the policy's prediction.
+    warmers: FxHashMap<u64, Weak<dyn Warm>>,
     trace: Option<TraceWriter<std::fs::File>>,
 }
 
@@ -222,6 +235,8 @@ pub(crate) struct HotTier {
     prefetches: AtomicU64,
     /// Segments a scan loads ahead of the one it reads (0: none).
     depth: usize,
+    /// Whether the policy's predictions are loaded after each scan.
+    warming: bool,
     /// The background reader's queue, made on first use.
     reader: Mutex<Option<crossbeam_channel::Sender<Job>>>,
 }
@@ -235,12 +250,26 @@ impl std::fmt::Debug for HotTier {
 impl HotTier {
     /// A hot tier keeping at most `budget` bytes (none: no limit) by `policy`,
     /// recording every access to `trace` if given.
-    pub(crate) fn new(budget: Option<u64>, policy: PolicyKind, trace: Option<&Path>, depth: usize) -> std::io::Result<Arc<Self>> {
+    pub(crate) fn new(
+        budget: Option<u64>,
+        policy: PolicyKind,
+        trace: Option<&Path>,
+        depth: usize,
+        warming: bool,
+    ) -> std::io::Result<Arc<Self>> {
         let capacity = budget.unwrap_or(u64::MAX);
+        // Without a budget nothing is ever evicted and the policy is never
+        // asked for a victim: LRU keeps the bookkeeping cheapest.
+        let policy = if budget.is_some() { policy } else { PolicyKind::Lru };
         let trace = trace.map(TraceWriter::create).transpose()?;
         Ok(Arc::new(Self {
             budget,
-            inner: Mutex::new(Inner { tier: Tier::new(policy.build(capacity), capacity), owners: FxHashMap::default(), trace }),
+            inner: Mutex::new(Inner {
+                tier: Tier::new(policy.build(capacity), capacity),
+                owners: FxHashMap::default(),
+                warmers: FxHashMap::default(),
+                trace,
+            }),
             next_uid: AtomicU64::new(1),
             unpersisted: AtomicU64::new(0),
             metadata: AtomicU64::new(0),
@@ -251,8 +280,44 @@ impl HotTier {
             evictions: AtomicU64::new(0),
             prefetches: AtomicU64::new(0),
             depth,
+            warming,
             reader: Mutex::new(None),
         }))
+    }
+
+    /// A scan read `segment` (whose columns are `columns`): the tier may
+    /// warm it later on a prediction.
+    pub(crate) fn seen(&self, columns: &Columns, segment: Weak<dyn Warm>) {
+        if self.warming && columns.evictable.load(Ordering::Acquire) {
+            self.inner.lock().warmers.insert(columns.uid, segment);
+        }
+    }
+
+    /// After a scan: loads, through the readers, the columns the policy
+    /// predicts the next statements will read and that are not in memory
+    /// (the promised predictive cache; off unless
+    /// [`crate::ColumnStoreOptions::predictive_warming`]).
+    pub(crate) fn warm_predicted(self: &Arc<Self>) {
+        if !self.warming || self.budget.is_none() {
+            return;
+        }
+        let now = self.started.elapsed().as_micros() as u64;
+        let mut by_segment: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+        let warmers: Vec<(Arc<dyn Warm>, Vec<usize>)> = {
+            let mut inner = self.inner.lock();
+            for id in inner.tier.prefetch(now, WARMED_PER_SCAN) {
+                by_segment.entry(id >> COLUMN_BITS).or_default().push((id & ((1 << COLUMN_BITS) - 1)) as usize);
+            }
+            inner.warmers.retain(|_, w| w.strong_count() > 0);
+            by_segment.into_iter().filter_map(|(uid, cs)| Some((inner.warmers.get(&uid)?.upgrade()?, cs))).collect()
+        };
+        for (segment, columns) in warmers {
+            // A full queue means the readers are busy with scans' own loads,
+            // which come first.
+            if !self.read_ahead(Box::new(move || segment.warm(&columns))) {
+                break;
+            }
+        }
     }
 
     /// Columns a scan took from the reader's loads.
@@ -294,7 +359,7 @@ impl HotTier {
 
     /// A tier without a budget (tables made outside a store, in tests).
     pub(crate) fn unbounded() -> Arc<Self> {
-        Self::new(None, PolicyKind::Lru, None, 0).expect("no trace file to create")
+        Self::new(None, PolicyKind::Lru, None, 0, false).expect("no trace file to create")
     }
 
     /// Tells the tier `projection` of `columns` was read for `why`, the
@@ -415,8 +480,8 @@ mod tests {
 
     /// A store under `budget` holding table 1 of `segments` full segments of
     /// eight Int64 columns (column c of key k holds k * 8 + c), persisted.
-    fn filled(dir: &std::path::Path, budget: Option<u64>, segments: usize) -> ColumnStore {
-        let options = ColumnStoreOptions { dir: Some(dir.into()), memory_budget: budget, ..Default::default() };
+    fn filled(dir: &std::path::Path, budget: Option<u64>, segments: usize, predictive_warming: bool) -> ColumnStore {
+        let options = ColumnStoreOptions { dir: Some(dir.into()), memory_budget: budget, predictive_warming, ..Default::default() };
         let store = ColumnStore::open(options).unwrap();
         let fields: Vec<Field> = (0..COLUMNS).map(|c| Field::new(format!("c{c}"), DataType::Int64, false)).collect();
         let schema = std::sync::Arc::new(Schema::new(fields));
@@ -450,11 +515,17 @@ mod tests {
 
     #[test]
     fn scans_past_the_budget_evict_and_read_back_the_same_rows() {
+        for warming in [false, true] {
+            scans_past_the_budget(warming);
+        }
+    }
+
+    fn scans_past_the_budget(predictive_warming: bool) {
         let dir = tempfile::tempdir().unwrap();
         let budget = 16 << 20;
         // 5 x 64Ki rows x 8 columns x 8 bytes: 20 MiB of columns, and about
         // 9 MiB of keys and timestamps.
-        let store = filled(dir.path(), Some(budget), 5);
+        let store = filled(dir.path(), Some(budget), 5, predictive_warming);
         for round in 0..3 {
             for c in 0..COLUMNS {
                 assert_eq!(sum(&store, c).unwrap(), expected(5, c), "round {round}, column {c}");
@@ -465,6 +536,10 @@ mod tests {
         let m = store.hot_metrics();
         assert_eq!(m.unpersisted_bytes, 0, "everything is in a file");
         assert!(m.evictions > 0 && m.misses > 0 && m.bytes_read > 0, "{m:?}");
+        // Reads are served the same while the readers warm columns.
+        if predictive_warming {
+            return;
+        }
 
         // Reopened, the same under the budget.
         drop(store);
@@ -482,7 +557,7 @@ mod tests {
     #[test]
     fn without_a_budget_every_column_read_stays() {
         let dir = tempfile::tempdir().unwrap();
-        let store = filled(dir.path(), None, 2);
+        let store = filled(dir.path(), None, 2, false);
         for c in 0..COLUMNS {
             assert_eq!(sum(&store, c).unwrap(), expected(2, c));
         }
@@ -495,7 +570,7 @@ mod tests {
     #[test]
     fn a_damaged_file_read_back_after_eviction_fails_the_scan_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = filled(dir.path(), Some(MIN_COLUMN_BUDGET), 2);
+        let store = filled(dir.path(), Some(MIN_COLUMN_BUDGET), 2, false);
         // The metadata alone (2 x 64Ki keys and timestamps) leaves little of
         // the least budget: scanning evicts.
         for c in 0..COLUMNS {
@@ -519,7 +594,7 @@ mod tests {
     #[test]
     fn the_reader_loads_the_next_segments_while_the_scan_reads_one() {
         let dir = tempfile::tempdir().unwrap();
-        drop(filled(dir.path(), None, 4));
+        drop(filled(dir.path(), None, 4, false));
         for (read_ahead, from_reader) in [(0, 0), (2, 6)] {
             let options = ColumnStoreOptions { dir: Some(dir.path().into()), read_ahead, ..Default::default() };
             let store = ColumnStore::open(options).unwrap();

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::files::SegmentFile;
-use crate::hot::{Columns, HotTier, Use};
+use crate::hot::{Columns, HotTier, Use, Warm};
 use crate::key_column::with_key_column;
 use crate::zone::{Predicate, Zone};
 
@@ -176,6 +176,12 @@ impl Segment {
         self.file.get().is_some()
     }
 
+    /// Tells the tier a scan read this segment, so it may warm it later.
+    pub(crate) fn seen(self: &Arc<Self>) {
+        let me: std::sync::Weak<dyn Warm> = Arc::downgrade(self) as std::sync::Weak<Segment>;
+        self.columns.hot().seen(&self.columns, me);
+    }
+
     /// Whether the columns `projection` are all in memory.
     pub(crate) fn holds(&self, projection: &[usize]) -> bool {
         projection.iter().all(|&c| self.columns.get(c).is_some())
@@ -286,6 +292,17 @@ impl Segment {
             return Ok(Some(batch));
         }
         Ok(Some(filter_record_batch(&batch, &BooleanArray::new(visible, None))?))
+    }
+}
+
+impl Warm for Segment {
+    /// Loads `columns` where not in memory, telling the tier it was a
+    /// prefetch; a failure is left for a scan to meet.
+    fn warm(&self, columns: &[usize]) {
+        let mut columns: Vec<usize> = columns.iter().copied().filter(|&c| c < self.columns.len()).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        let _ = self.batch(&columns, Some(Use { kind: omen_tier::AccessKind::Prefetch, statement: 0, position: None }));
     }
 }
 

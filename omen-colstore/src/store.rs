@@ -36,6 +36,12 @@ pub struct ColumnStoreOptions {
     /// reads (their projected columns, where not in memory); 0 turns
     /// read-ahead off. Default [`DEFAULT_READ_AHEAD`].
     pub read_ahead: usize,
+    /// After each scan, load the columns the policy predicts the next
+    /// statements will read (a dashboard's repeating query, a hot range)
+    /// before they arrive, within the budget. Only with a budget, and only
+    /// policies that predict (the learned one). Default false: see the
+    /// crate's README for what it did in the simulator.
+    pub predictive_warming: bool,
 }
 
 /// Segments a scan loads ahead by default: the next two, so one is being
@@ -51,6 +57,7 @@ impl Default for ColumnStoreOptions {
             policy: Default::default(),
             trace: None,
             read_ahead: DEFAULT_READ_AHEAD,
+            predictive_warming: false,
         }
     }
 }
@@ -108,7 +115,7 @@ impl ColumnStore {
                 return Err(Error::Options("a column memory budget needs a directory: an in-memory store keeps every column".into()));
             }
         }
-        let hot = HotTier::new(options.memory_budget, options.policy, options.trace.as_deref(), options.read_ahead)?;
+        let hot = HotTier::new(options.memory_budget, options.policy, options.trace.as_deref(), options.read_ahead, options.predictive_warming)?;
         let Some(dir) = &options.dir else { return Ok(Self::with_hot(options, hot)) };
         std::fs::create_dir_all(dir)?;
         let manifest = Manifest::load(dir)?.unwrap_or(Manifest { next_file: 1, ..Manifest::default() });

@@ -21,24 +21,15 @@ mod sql_fuzz;
 mod sqlstate;
 mod tiering;
 mod tpch;
+/// TPC-H data, queries and DuckDB's answers, shared with the benchmarks.
+#[path = "../tpch/common.rs"]
+mod tpch_common;
 mod transactions;
 
-use omendb::arrow::array::RecordBatch;
-use omendb::arrow::util::display::{ArrayFormatter, FormatOptions};
 use omendb::{Database, params};
 
 /// Every row of every batch as text cells (NULL as "NULL").
-pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let opts = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for b in batches {
-        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
-        for r in 0..b.num_rows() {
-            out.push(fmts.iter().map(|f| f.value(r).to_string()).collect());
-        }
-    }
-    out
-}
+pub(crate) use tpch_common::cells as rows;
 
 /// `rows` of a query, for compact assertions.
 pub fn q(db: &Database, sql: &str) -> Vec<Vec<String>> {

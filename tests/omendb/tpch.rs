@@ -9,19 +9,7 @@
 
 use omendb::{Database, params};
 
-#[path = "../tpch/common.rs"]
-mod common;
-
-/// Whether two cells agree: equal text, or numbers equal within rounding.
-fn same(ours: &str, theirs: &str) -> bool {
-    if ours == theirs {
-        return true;
-    }
-    match (ours.parse::<f64>(), theirs.parse::<f64>()) {
-        (Ok(a), Ok(b)) => (a - b).abs() <= 1e-5 + 1e-9 * a.abs().max(b.abs()),
-        _ => false,
-    }
-}
+use crate::tpch_common as common;
 
 #[test]
 fn tpch_queries_match_duckdb() {
@@ -59,33 +47,10 @@ fn tpch_queries_match_duckdb_under_a_column_budget() {
 /// The queries whose answers differ from DuckDB's, with the first
 /// difference of each.
 fn disagreements(db: &Database, dir: &std::path::Path) -> Vec<String> {
-    let mut failures = Vec::new();
-    for n in 1..=22 {
-        let sql = common::query(n);
-        let expected: Vec<Vec<String>> = std::fs::read_to_string(dir.join(format!("answers/q{n}.tsv")))
-            .unwrap()
-            .lines()
-            .map(|l| l.split('\t').map(str::to_owned).collect())
-            .collect();
-        let got = match db.query(&sql, params![]) {
-            Ok(batches) => crate::rows(&batches),
-            Err(e) => {
-                failures.push(format!("q{n}: {e}"));
-                continue;
-            }
-        };
-        let agree = got.len() == expected.len()
-            && got.iter().zip(&expected).all(|(g, e)| g.len() == e.len() && g.iter().zip(e).all(|(a, b)| same(a, b)));
-        if !agree {
-            let first = got.iter().zip(&expected).position(|(g, e)| g != e).unwrap_or(got.len().min(expected.len()));
-            failures.push(format!(
-                "q{n}: {} rows, DuckDB {}; first difference at row {first}: ours {:?}, DuckDB {:?}",
-                got.len(),
-                expected.len(),
-                got.get(first),
-                expected.get(first)
-            ));
-        }
-    }
-    failures
+    (1..=22)
+        .filter_map(|n| match db.query(&common::query(n), params![]) {
+            Ok(batches) => common::disagreement(dir, n, &common::cells(&batches)),
+            Err(e) => Some(format!("q{n}: {e}")),
+        })
+        .collect()
 }

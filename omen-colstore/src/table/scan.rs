@@ -44,6 +44,8 @@ pub struct Scan {
     /// reached: where its loaded columns will arrive (`None`: they were in
     /// memory already).
     pending: VecDeque<Option<Receiver<Result<RecordBatch>>>>,
+    /// Whether the last segment was read.
+    finished: bool,
 }
 
 /// A copy reads what this scan has left to read, with read-ahead of its
@@ -68,7 +70,14 @@ impl Iterator for Scan {
                 }
                 self.current = None;
             }
-            let (at, segment) = self.segments.pop_front()?;
+            let Some((at, segment)) = self.segments.pop_front() else {
+                // The scan is done: warm what the policy expects next.
+                if !std::mem::replace(&mut self.finished, true) {
+                    self.hot.warm_predicted();
+                }
+                return None;
+            };
+            segment.seen();
             // A failed load (or a reader gone) leaves the read to the scan,
             // which meets the error itself.
             let preloaded = self.pending.pop_front().flatten().and_then(|rx| rx.recv().ok()).and_then(Result::ok);
@@ -121,6 +130,7 @@ impl Scan {
             current: if i == 0 { self.current.clone() } else { None },
             hot: Arc::clone(&self.hot),
             pending: VecDeque::new(),
+            finished: false,
         }
     }
 
@@ -239,6 +249,7 @@ impl ColumnTable {
             current: None,
             hot: Arc::clone(&self.hot),
             pending: VecDeque::new(),
+            finished: false,
         })
     }
 }

@@ -56,6 +56,10 @@ pub struct EngineOptions {
     pub column_policy: omen_colstore::CachePolicy,
     /// A file every column access is recorded to, for the policy simulator.
     pub access_trace: Option<PathBuf>,
+    /// Whether the column store loads what its policy predicts the next
+    /// statements read (see
+    /// [`omen_colstore::ColumnStoreOptions::predictive_warming`]).
+    pub predictive_warming: bool,
 }
 
 impl Default for EngineOptions {
@@ -73,6 +77,7 @@ impl Default for EngineOptions {
             column_memory_budget: None,
             column_policy: omen_colstore::CachePolicy::default(),
             access_trace: None,
+            predictive_warming: false,
         }
     }
 }
@@ -106,6 +111,7 @@ impl Engine {
             memory_budget: options.column_memory_budget,
             policy: options.column_policy,
             trace: options.access_trace,
+            predictive_warming: options.predictive_warming,
             ..Default::default()
         };
         let sync = Syncer::start(rows.clone(), Arc::new(open_columns(columns)?), SyncOptions::default())?;
