@@ -115,7 +115,8 @@ impl ColumnStore {
                 return Err(Error::Options("a column memory budget needs a directory: an in-memory store keeps every column".into()));
             }
         }
-        let hot = HotTier::new(options.memory_budget, options.policy, options.trace.as_deref(), options.read_ahead, options.predictive_warming)?;
+        let hot =
+            HotTier::new(options.memory_budget, options.policy, options.trace.as_deref(), options.read_ahead, options.predictive_warming)?;
         let Some(dir) = &options.dir else { return Ok(Self::with_hot(options, hot)) };
         std::fs::create_dir_all(dir)?;
         let manifest = Manifest::load(dir)?.unwrap_or(Manifest { next_file: 1, ..Manifest::default() });
