@@ -39,7 +39,9 @@ pub(crate) struct Segment {
     len: usize,
     /// The encoded primary key of each row.
     pub(crate) keys: BinaryArray,
-    pub(crate) begin: Vec<u64>,
+    /// Each row's begin timestamp; empty when all rows share one (a bulk
+    /// load's segment), `min_begin`: 8 bytes a row saved.
+    begin: Vec<u64>,
     pub(crate) end: Box<[AtomicU64]>,
     /// Each column's zone map.
     pub(crate) zones: Vec<Zone>,
@@ -80,13 +82,16 @@ impl Segment {
     }
 
     fn with(schema: SchemaRef, columns: Arc<Columns>, file: OnceLock<Arc<SegmentFile>>, parts: Parts, zones: Vec<Zone>) -> Self {
-        let Parts { keys, begin, end } = parts;
+        let Parts { keys, mut begin, end } = parts;
         let min_begin = begin.iter().copied().min().unwrap_or(u64::MAX);
         let max_begin = begin.iter().copied().max().unwrap_or(0);
         let ended = AtomicUsize::new(end.iter().filter(|e| e.load(Ordering::Relaxed) != OPEN).count());
         let len = begin.len();
+        if min_begin == max_begin {
+            begin = Vec::new();
+        }
         let zone_bytes: usize = zones.iter().map(Zone::bytes).sum();
-        let metadata_bytes = (keys.to_data().get_slice_memory_size().unwrap_or(0) + 16 * len + zone_bytes) as u64;
+        let metadata_bytes = (keys.to_data().get_slice_memory_size().unwrap_or(0) + 8 * (begin.len() + len) + zone_bytes) as u64;
         columns.hot().metadata.fetch_add(metadata_bytes, Ordering::Relaxed);
         Self { schema, columns, file, loading: Mutex::new(()), len, keys, begin, end, zones, min_begin, max_begin, ended, metadata_bytes }
     }
@@ -174,6 +179,19 @@ impl Segment {
     /// Whether the segment has its file.
     pub(crate) fn has_file(&self) -> bool {
         self.file.get().is_some()
+    }
+
+    /// Row `row`'s begin timestamp.
+    pub(crate) fn begin(&self, row: usize) -> u64 {
+        self.begin.get(row).copied().unwrap_or(self.min_begin)
+    }
+
+    /// Every row's begin timestamp.
+    pub(crate) fn begins(&self) -> Vec<u64> {
+        match self.begin.is_empty() {
+            true => vec![self.min_begin; self.len],
+            false => self.begin.clone(),
+        }
     }
 
     /// Tells the tier a scan read this segment, so it may warm it later.
@@ -273,6 +291,7 @@ impl Segment {
         let mut visible = match (all_begun, none_ended) {
             (true, true) => BooleanBuffer::new_set(self.len()),
             (true, false) => BooleanBuffer::collect_bool(self.len(), |i| ts < self.end[i].load(Ordering::Acquire)),
+            // Begins differ here (min_begin <= ts < max_begin), so `begin` is full.
             (false, _) => BooleanBuffer::collect_bool(self.len(), |i| self.begin[i] <= ts && ts < self.end[i].load(Ordering::Acquire)),
         };
         if !exclude.is_empty() {

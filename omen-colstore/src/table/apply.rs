@@ -138,7 +138,7 @@ impl ColumnTable {
         let parts: Vec<Arc<Segment>> = small.iter().map(|id| Arc::clone(&state.segments[id])).collect();
         let rows = concat_batches(&self.schema, &parts.iter().map(|s| s.all_columns()).collect::<Result<Vec<_>>>()?)?;
         let keys = concat_keys(&parts.iter().map(|s| &s.keys as &dyn Array).collect::<Vec<_>>())?;
-        let begin: Vec<u64> = parts.iter().flat_map(|s| s.begin.iter().copied()).collect();
+        let begin: Vec<u64> = parts.iter().flat_map(|s| s.begins()).collect();
         let end: Vec<u64> = parts.iter().flat_map(|s| s.end.iter().map(|e| e.load(Ordering::Acquire))).collect();
         let first_id = state.next_segment;
         let merged = Segment::cut(&self.hot, &rows, &keys, &begin, &end, SEGMENT_ROWS);

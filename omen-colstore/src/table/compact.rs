@@ -108,7 +108,7 @@ impl ColumnTable {
             keys.push(take(&s.keys, &idx, None)?);
             for &r in &kept {
                 let r = r as usize;
-                begin.push(s.begin[r]);
+                begin.push(s.begin(r));
                 ends.push(s.end[r].load(Ordering::Acquire));
                 origin.push((i, r));
             }

@@ -164,7 +164,7 @@ impl ColumnTable {
                         &self.schema,
                         &segment.all_columns()?,
                         &segment.keys,
-                        &segment.begin,
+                        &segment.begins(),
                         &ends,
                         codec,
                     )?;
