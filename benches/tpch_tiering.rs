@@ -10,7 +10,8 @@
 //!   store's bytes in memory after the all-hot run (decoded columns plus
 //!   segment metadata);
 //! - a budget of the segment metadata (keys, timestamps, zone maps: they
-//!   always stay) plus that fraction of the decoded columns.
+//!   always stay) plus that fraction of the decoded columns;
+//! - the same with predictive warming (`Options::predictive_warming`).
 //!
 //! Every answer is checked against DuckDB's (`scripts/tpch-data.sh`).
 //! Prints per-configuration geomeans, hit ratios, bytes and peak RSS.
@@ -66,15 +67,16 @@ fn compare() {
     db.close().unwrap();
     eprintln!("loaded SF {sf} in {:.1} s", start.elapsed().as_secs_f64());
 
-    let hot = child(db_dir.path(), &dir, None, None);
+    let hot = child(db_dir.path(), &dir, None, None, false);
     let in_memory = hot.hot_bytes + hot.metadata_bytes;
     let budgets = [(in_memory as f64 * fraction) as u64, hot.metadata_bytes + (hot.hot_bytes as f64 * fraction) as u64];
     let trace = std::env::var_os("OMENDB_TIERING_TRACE");
-    let budgeted: Vec<Report> = budgets
+    let mut budgeted: Vec<Report> = budgets
         .iter()
         .enumerate()
-        .map(|(i, &b)| child(db_dir.path(), &dir, Some(b.max(omendb_min_budget())), trace.as_ref().filter(|_| i == 0)))
+        .map(|(i, &b)| child(db_dir.path(), &dir, Some(b.max(omendb_min_budget())), trace.as_ref().filter(|_| i == 0), false))
         .collect();
+    budgeted.push(child(db_dir.path(), &dir, Some(budgets[1].max(omendb_min_budget())), None, true));
 
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!("TPC-H SF {sf}, column budgets against all hot (each in its own process)");
@@ -99,6 +101,7 @@ fn compare() {
     line("all hot", None, &hot);
     line(&format!("{fraction} of all bytes"), Some(budgets[0].max(omendb_min_budget())), &budgeted[0]);
     line(&format!("metadata + {fraction} of columns"), Some(budgets[1].max(omendb_min_budget())), &budgeted[1]);
+    line(&format!("metadata + {fraction} of columns, predictive warming"), Some(budgets[1].max(omendb_min_budget())), &budgeted[2]);
 }
 
 fn omendb_min_budget() -> u64 {
@@ -106,7 +109,13 @@ fn omendb_min_budget() -> u64 {
 }
 
 /// Runs the queries in a child process and parses its report.
-fn child(db_dir: &std::path::Path, data: &std::path::Path, budget: Option<u64>, trace: Option<&std::ffi::OsString>) -> Report {
+fn child(
+    db_dir: &std::path::Path,
+    data: &std::path::Path,
+    budget: Option<u64>,
+    trace: Option<&std::ffi::OsString>,
+    warming: bool,
+) -> Report {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.env("OMENDB_TIERING_PHASE", budget.map_or("none".to_owned(), |b| b.to_string()))
         .env("OMENDB_TIERING_DB", db_dir)
@@ -114,6 +123,9 @@ fn child(db_dir: &std::path::Path, data: &std::path::Path, budget: Option<u64>, 
         .env_remove("OMENDB_TIERING_TRACE");
     if let Some(path) = trace {
         cmd.env("OMENDB_TIERING_RECORD", path);
+    }
+    if warming {
+        cmd.env("OMENDB_TIERING_WARMING", "1");
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "child failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -146,6 +158,7 @@ fn run_queries(budget: Option<u64>) {
     if let Some(b) = budget {
         options = options.with_column_memory_budget(b);
     }
+    options = options.with_predictive_warming(std::env::var_os("OMENDB_TIERING_WARMING").is_some());
     if let Some(path) = std::env::var_os("OMENDB_TIERING_RECORD") {
         options = options.with_access_trace(std::path::PathBuf::from(path));
     }

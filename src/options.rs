@@ -152,6 +152,12 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::predictive_warming`].
+    pub fn with_predictive_warming(mut self, on: bool) -> Self {
+        self.predictive_warming = on;
+        self
+    }
+
     /// Sets [`Options::access_trace`].
     pub fn with_access_trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.access_trace = Some(path.into());
