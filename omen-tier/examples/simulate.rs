@@ -1,13 +1,15 @@
 //! The policy table: `cargo run --release -p omen-tier --example simulate -- [trace files...]`.
 //!
-//! Replays the standard synthetic workloads (and any trace files given: omen-tier traces by their magic, else
-//! libCacheSim oracleGeneral) at 1%, 5% and 20% of each trace's working set through Learned, LRU, S3-FIFO,
-//! W-TinyLFU and Belady, prints object and byte hit ratios, then issue #24's two targets, met or not.
-//! `--small` runs the tenth-size suite; `--write-oracle DIR` also writes each synthetic trace as
-//! `DIR/<name>.oracleGeneral.bin` for the libCacheSim cross-check; `--classic-csv` then prints only
-//! `trace,size,capacity_bytes,lru,s3fifo` object hit ratios as CSV (what `scripts/libcachesim-check.sh` reads).
+//! Replays the standard synthetic workloads, the recorded traces committed in `omen-tier/traces/` (found through
+//! the crate's directory, so from any working directory) and any trace files given (omen-tier traces by their
+//! magic, else libCacheSim oracleGeneral) at 1%, 5% and 20% of each trace's working set through Learned, LRU,
+//! S3-FIFO, W-TinyLFU and Belady, prints object and byte hit ratios, then issue #24's two targets, met or not.
+//! `--small` runs the tenth-size synthetic suite; `--no-recorded` leaves out `omen-tier/traces/`;
+//! `--write-oracle DIR` also writes each synthetic trace as `DIR/<name>.oracleGeneral.bin` for the libCacheSim
+//! cross-check; `--classic-csv` then prints only `trace,size,capacity_bytes,lru,s3fifo` object hit ratios as CSV
+//! for the synthetic traces and the files given (what `scripts/libcachesim-check.sh` reads).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use omen_tier::sim::report::{Cell, SIZES, Verdict};
@@ -18,7 +20,10 @@ use omen_tier::{Access, PolicyKind, Tier, TierStats};
 
 fn load(path: &PathBuf) -> std::io::Result<Workload> {
     let bytes = std::fs::read(path)?;
-    let name = path.file_name().map_or_else(|| "trace".into(), |n| n.to_string_lossy().into_owned());
+    let name = match path.file_name().map(|n| n.to_string_lossy().into_owned()) {
+        Some(n) => n.strip_suffix(".trace").map_or_else(|| n.clone(), str::to_owned),
+        None => "trace".into(),
+    };
     let accesses: Vec<Access> = if bytes.starts_with(&trace::MAGIC) {
         TraceReader::new(&bytes[..])?.read_all()?
     } else {
@@ -27,17 +32,27 @@ fn load(path: &PathBuf) -> std::io::Result<Workload> {
     Ok(Workload { name, accesses })
 }
 
+/// The recorded traces committed with the crate (`omen-tier/traces/*.trace`), by name.
+fn recorded() -> std::io::Result<Vec<PathBuf>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "trace")).collect();
+    paths.sort();
+    Ok(paths)
+}
+
 fn pair(s: &TierStats) -> String {
     format!("{:.4}/{:.4}", s.hit_ratio(), s.byte_hit_ratio())
 }
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut scale, mut oracle_dir, mut files, mut csv) = (Scale::FULL, None, Vec::new(), false);
+    let (mut scale, mut oracle_dir, mut files, mut csv, mut with_recorded) = (Scale::FULL, None, Vec::new(), false, true);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--small" => scale = Scale::SMALL,
             "--classic-csv" => csv = true,
+            "--no-recorded" => with_recorded = false,
             "--write-oracle" => oracle_dir = args.next().map(PathBuf::from),
             _ => files.push(PathBuf::from(arg)),
         }
@@ -49,6 +64,9 @@ fn main() -> std::io::Result<()> {
             let file = std::fs::File::create(dir.join(format!("{}.oracleGeneral.bin", w.name)))?;
             trace::write_oracle_general(&w.accesses, file)?;
         }
+    }
+    if with_recorded && !csv {
+        files.splice(0..0, recorded()?);
     }
     for f in &files {
         workloads.push(load(f)?);

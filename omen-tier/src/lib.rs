@@ -9,8 +9,9 @@
 //!
 //! - [`Access`], [`ObjectId`], [`AccessKind`]: what the cache is told.
 //! - [`Policy`]: an eviction policy (metadata and victim choice). One file per policy: [`Lru`], [`S3Fifo`],
-//!   [`WTinyLfu`], and the default, [`Learned`] (a model trained online on the access history, with S3-FIFO as
-//!   its fallback and read-ahead predictions); [`PolicyKind`] builds one by name.
+//!   [`WTinyLfu`], and the default, [`Learned`] (shadow experts: a model trained online on the access history and
+//!   the three classic policies run on metadata-only shadow caches; the real cache follows whichever has the best
+//!   recent hit ratio); [`PolicyKind`] builds one by name.
 //! - [`Tier`]: a byte-capacity cache that drives a policy: hit/miss accounting, admission, eviction with pinned
 //!   objects skipped. The store and the simulator both use it.
 //! - [`trace`]: the recorder format ([`trace::TraceWriter`], [`trace::TraceReader`]), conversion to

@@ -1,18 +1,23 @@
-//! The learned eviction policy: [`Learned`] orchestrates the history, the model, the fallback and read-ahead.
+//! The learned policy: [`Learned`] runs shadow experts (the model and the classic policies, metadata only) and
+//! makes the real cache follow whichever has the best recent hit ratio.
+//!
+//! - `lrb.rs`: the model expert (history features, ridge regression, sampled eviction, S3-FIFO fallback, prefetch).
+//! - `history.rs`, `model.rs`, `prefetch.rs`: its parts.
 
 mod history;
+mod lrb;
 mod model;
 mod prefetch;
 
 use std::collections::VecDeque;
 
-use history::{FEATURES, History, NOT_RESIDENT, features};
-use model::Model;
-use prefetch::Prefetcher;
+use rustc_hash::FxHashMap;
 
-use super::S3Fifo;
+use lrb::Lrb;
+
+use super::{Lru, S3Fifo, WTinyLfu};
 use crate::rng::Rng;
-use crate::{Access, ObjectId, Policy};
+use crate::{Access, AccessKind, ObjectId, Policy, Tier};
 
 /// What eviction optimizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,54 +46,64 @@ impl Default for LearnedConfig {
     }
 }
 
-/// A training sample waiting for its label.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    id: ObjectId,
-    at: u64,
-    x: [f32; FEATURES],
-    label: Option<f32>,
+/// The experts' indexes.
+const MODEL: usize = 0;
+const S3FIFO: usize = 2;
+/// Half-life of the experts' hit scores, in accesses, as a multiple of the real cache's residents (bounded below
+/// by [`MIN_HALF_LIFE`] and above by [`MAX_HALF_LIFE`]).
+const HALF_LIFE_PER_RESIDENT: f64 = 8.0;
+const MIN_HALF_LIFE: f64 = 2_048.0;
+const MAX_HALF_LIFE: f64 = 262_144.0;
+/// A challenger must beat the leader's score by this share, and by at least [`MIN_MARGIN`] hits, to take over:
+/// switching costs misses while the real cache converges to the new leader's contents, and in the first few
+/// hundred accesses a difference of a hit or two is noise.
+const HYSTERESIS: f64 = 0.02;
+const MIN_MARGIN: f64 = 4.0;
+
+/// One shadow expert: a metadata-only cache of the same capacity run by its own policy, the ids it evicted
+/// (oldest first, bounded) and its decayed hit score.
+#[derive(Debug)]
+struct Expert {
+    shadow: Tier,
+    evicted: VecDeque<ObjectId>,
+    score: f64,
+    /// Real evictions chosen while this expert led.
+    followed: u64,
 }
 
-/// Accesses between history clean-ups.
-const SWEEP_EVERY: u64 = 1 << 16;
-/// Bounds of the label horizon, in accesses.
-const MIN_HORIZON: u64 = 4_096;
-const MAX_HORIZON: u64 = 1 << 22;
-
-/// The learned policy, in the spirit of LRB (Song et al., NSDI'20): a model trained online on the recent access
-/// history predicts each object's time to its next access; eviction samples resident candidates and evicts the
-/// one with the least predicted reuse per byte.
+/// The learned policy (the default): adaptive selection among shadow experts, in the spirit of ARC, LeCaR and
+/// Cacheus, over an LRB-style model.
 ///
-/// - **Features** (`history.rs`): age since the last access, the last 3 gaps, 3 exponentially decayed counters,
-///   size, whether the last access was a scan and how much of that scan was left, the access count.
-/// - **Labels**: every access, one random resident is sampled with its features; its label is
-///   ln(1 + accesses until its next access), censored at twice the horizon if none comes within the horizon
-///   (16 × residents, at least 4,096 accesses).
-/// - **Model** (`model.rs`): ridge regression refit every 8,192 labelled samples on the last 32,768.
-/// - **Eviction**: 64 random unpinned residents are scored `predicted ln distance + ln bytes` (the
-///   object-hit-ratio objective: a large object must promise proportionally more hits) or just the predicted
-///   distance ([`Objective::Bytes`]); the highest score leaves.
-/// - **Fallback**: an S3-FIFO tracks the same residents all along and chooses victims (and refuses what it
-///   would refuse) until the first fit, after 1,024 labelled samples.
-/// - **Prefetch** (`prefetch.rs`): periodic objects coming due, and the continuation of the current statement.
-#[derive(Debug, Clone)]
+/// - **Experts**: the model (`lrb.rs`: a ridge regression of log time-to-next-access on history features, with
+///   sampled eviction of the least reuse per byte; S3-FIFO before its first fit), LRU, S3-FIFO and W-TinyLFU. Each
+///   runs on a *shadow* cache: a [`Tier`] of the same capacity that sees every access and admits every miss,
+///   holding ids and sizes only.
+/// - **Selection**: each expert's hits (or hit bytes, for [`Objective::Bytes`]) are counted with exponential decay
+///   (half-life 8 × the residents, 2,048-262,144 accesses). S3-FIFO leads at first (the model behaves exactly
+///   like it until its first fit). A challenger takes over when its score exceeds the leader's by 2% and by at
+///   least 4 hits; ties go to the leader, then to the classics: the model leads only once it is measurably
+///   better, so a bad fit costs nothing as long as it stays in its shadow.
+/// - **Following**: the real cache admits what the leader's shadow admitted, and evicts what the leader's shadow
+///   evicted and the real cache still holds, oldest first; residents the leader no longer holds are found by
+///   sampling or a scan. Once the leader has led for a while the real cache holds exactly its shadow's contents,
+///   so the real hit ratio is the leader's.
+/// - **Cost**: the model expert's cost as before, plus three classic policies' (~70 ns each) and a few map
+///   lookups per access.
+#[derive(Debug)]
 pub struct Learned {
     config: LearnedConfig,
-    history: History,
-    model: Model,
-    fallback: S3Fifo,
-    prefetcher: Prefetcher,
+    experts: Vec<Expert>,
+    leader: usize,
+    switches: u64,
+    decay: f64,
+    /// Real residents (for sampling) and their index.
     residents: Vec<ObjectId>,
+    slots: FxHashMap<ObjectId, u32>,
+    /// The id of the last demand access (the shadows have already acted on it).
+    last_access: Option<ObjectId>,
     rng: Rng,
-    /// Virtual time: accesses seen.
     now: u64,
-    horizon: u64,
-    pending: VecDeque<Pending>,
-    /// Sequence number of `pending[0]`.
-    pending_head: u64,
-    model_evictions: u64,
-    fallback_evictions: u64,
+    scans: u64,
 }
 
 impl Learned {
@@ -99,109 +114,108 @@ impl Learned {
 
     /// The learned policy with explicit parameters.
     pub fn with_config(capacity_bytes: u64, config: LearnedConfig) -> Self {
-        Self {
+        let policies: [Box<dyn Policy>; 4] = [
+            Box::new(Lrb::with_config(capacity_bytes, config)),
+            Box::new(Lru::new()),
+            Box::new(S3Fifo::new(capacity_bytes)),
+            Box::new(WTinyLfu::new(capacity_bytes)),
+        ];
+        let experts = policies
+            .into_iter()
+            .map(|p| Expert { shadow: Tier::new(p, capacity_bytes), evicted: VecDeque::new(), score: 0.0, followed: 0 })
+            .collect();
+        let mut learned = Self {
             config,
-            history: History::default(),
-            model: Model::new(),
-            fallback: S3Fifo::new(capacity_bytes),
-            prefetcher: Prefetcher::default(),
+            experts,
+            leader: S3FIFO,
+            switches: 0,
+            decay: 1.0,
             residents: Vec::new(),
-            rng: Rng::new(config.seed),
+            slots: FxHashMap::default(),
+            last_access: None,
+            rng: Rng::new(config.seed ^ 0x5EAD_0E5E),
             now: 0,
-            horizon: MIN_HORIZON,
-            pending: VecDeque::new(),
-            pending_head: 0,
-            model_evictions: 0,
-            fallback_evictions: 0,
+            scans: 0,
+        };
+        learned.set_half_life();
+        learned
+    }
+
+    fn set_half_life(&mut self) {
+        let half_life = (HALF_LIFE_PER_RESIDENT * self.residents.len() as f64).clamp(MIN_HALF_LIFE, MAX_HALF_LIFE);
+        self.decay = (-1.0 / half_life).exp2();
+    }
+
+    /// The most evicted ids an expert remembers: enough to cover the real cache several times over.
+    fn log_bound(&self) -> usize {
+        4 * self.residents.len() + 1_024
+    }
+
+    fn remember(expert: &mut Expert, dropped: Vec<ObjectId>, bound: usize) {
+        expert.evicted.extend(dropped);
+        while expert.evicted.len() > bound {
+            expert.evicted.pop_front();
         }
     }
 
-    fn censored(&self) -> f32 {
-        (2.0 * self.horizon as f64).ln_1p() as f32
-    }
-
-    /// Samples one random resident for training, unless it already waits for a label.
-    fn sample_resident(&mut self) {
-        if self.residents.is_empty() {
-            return;
-        }
-        let id = self.residents[self.rng.below(self.residents.len() as u64) as usize];
-        let seq = self.pending_head + self.pending.len() as u64;
-        let (now, horizon) = (self.now, self.horizon);
-        let Some(meta) = self.history.map.get_mut(&id) else { return };
-        if meta.open_sample.is_some() {
-            return;
-        }
-        meta.open_sample = Some(seq);
-        self.pending.push_back(Pending { id, at: now, x: features(meta, now, horizon), label: None });
-    }
-
-    /// Moves samples whose label is known (or whose horizon has passed: censored) into the model, oldest first.
-    fn train(&mut self) {
-        let censored = self.censored();
-        while let Some(front) = self.pending.front() {
-            let expired = front.at + self.horizon < self.now;
-            if front.label.is_none() && !expired {
-                break;
-            }
-            let Some(p) = self.pending.pop_front() else { break };
-            let seq = self.pending_head;
-            self.pending_head += 1;
-            if p.label.is_none()
-                && let Some(meta) = self.history.map.get_mut(&p.id)
-                && meta.open_sample == Some(seq)
-            {
-                meta.open_sample = None;
-            }
-            self.model.add(p.x, p.label.unwrap_or(censored));
-        }
-    }
-
-    fn sweep(&mut self) {
-        self.horizon = (16 * self.residents.len() as u64).clamp(MIN_HORIZON, MAX_HORIZON);
-        self.history.forget_older_than(self.now.saturating_sub(2 * self.horizon));
-        self.prefetcher.prune(&self.history);
-    }
-
-    fn forget_resident(&mut self, id: ObjectId) {
-        let Some(slot) = self.history.map.get_mut(&id).map(|m| std::mem::replace(&mut m.slot, NOT_RESIDENT)) else { return };
-        if slot == NOT_RESIDENT {
-            return;
-        }
+    fn forget_resident(&mut self, id: ObjectId) -> bool {
+        let Some(slot) = self.slots.remove(&id) else { return false };
         self.residents.swap_remove(slot as usize);
-        if let Some(&moved) = self.residents.get(slot as usize)
-            && let Some(m) = self.history.map.get_mut(&moved)
-        {
-            m.slot = slot;
+        if let Some(&moved) = self.residents.get(slot as usize) {
+            self.slots.insert(moved, slot);
         }
+        true
     }
 
-    fn score(&self, id: ObjectId) -> Option<f32> {
-        let meta = self.history.map.get(&id)?;
-        let distance = self.model.predict(&features(meta, self.now, self.horizon))?;
-        Some(match self.config.objective {
-            Objective::Objects => distance + (meta.bytes.max(1) as f32).ln(),
-            Objective::Bytes => distance,
-        })
-    }
-
-    /// The model's choice among sampled candidates; None if it has no model or found only pinned candidates.
-    fn model_victim(&mut self, pinned: &dyn Fn(ObjectId) -> bool) -> Option<ObjectId> {
-        if !self.model.is_ready() || self.residents.is_empty() {
-            return None;
-        }
-        let mut best: Option<(f32, ObjectId)> = None;
-        for _ in 0..self.config.candidates {
-            let id = self.residents[self.rng.below(self.residents.len() as u64) as usize];
-            if pinned(id) {
+    /// A real resident the leader's shadow evicted, oldest eviction first.
+    fn evicted_by_leader(&mut self, pinned: &dyn Fn(ObjectId) -> bool) -> Option<ObjectId> {
+        let leader = &mut self.experts[self.leader];
+        let mut skipped = Vec::new();
+        let mut found = None;
+        while let Some(id) = leader.evicted.pop_front() {
+            if !self.slots.contains_key(&id) || leader.shadow.is_resident(id) {
                 continue;
             }
-            let Some(s) = self.score(id) else { continue };
-            if best.is_none_or(|(b, _)| s > b) {
-                best = Some((s, id));
+            if pinned(id) {
+                skipped.push(id);
+                continue;
+            }
+            found = Some(id);
+            break;
+        }
+        for id in skipped.into_iter().rev() {
+            leader.evicted.push_front(id);
+        }
+        found
+    }
+
+    /// A real resident the leader does not hold (sampled, then scanned), else any unpinned resident.
+    fn outside_leader(&mut self, pinned: &dyn Fn(ObjectId) -> bool) -> Option<ObjectId> {
+        let leader = &self.experts[self.leader].shadow;
+        if self.residents.is_empty() {
+            return None;
+        }
+        for _ in 0..self.config.candidates {
+            let id = self.residents[self.rng.below(self.residents.len() as u64) as usize];
+            if !pinned(id) && !leader.is_resident(id) {
+                return Some(id);
             }
         }
-        best.map(|(_, id)| id)
+        self.scans += 1;
+        let outside = self.residents.iter().copied().find(|&id| !pinned(id) && !leader.is_resident(id));
+        outside.or_else(|| self.residents.iter().copied().find(|&id| !pinned(id)))
+    }
+
+    fn choose_leader(&mut self) {
+        // Ties go to the leader, then to the classic policies in order, the model last: it must be strictly better.
+        let best = (1..self.experts.len())
+            .chain([MODEL])
+            .fold(self.leader, |b, e| if self.experts[e].score > self.experts[b].score { e } else { b });
+        let lead = self.experts[self.leader].score;
+        if best != self.leader && self.experts[best].score > lead + (lead * HYSTERESIS).max(MIN_MARGIN) {
+            self.leader = best;
+            self.switches += 1;
+        }
     }
 }
 
@@ -211,99 +225,101 @@ impl Policy for Learned {
     }
 
     fn on_access(&mut self, access: &Access, resident: bool) {
+        let _ = resident;
         self.now += 1;
-        self.fallback.on_access(access, resident);
-        let now = self.now;
-        let horizon = self.horizon;
-        let (meta, _) = self.history.record(access, now);
-        if let Some(seq) = meta.open_sample.take()
-            && let Some(p) = seq.checked_sub(self.pending_head).and_then(|i| self.pending.get_mut(i as usize))
-        {
-            let distance = now - p.at;
-            p.label = Some(if distance <= horizon { (distance as f64).ln_1p() as f32 } else { (2.0 * horizon as f64).ln_1p() as f32 });
+        let bound = self.log_bound();
+        let weight = match self.config.objective {
+            Objective::Objects => 1.0,
+            Objective::Bytes => access.bytes as f64,
+        };
+        let no_pins = |_| false;
+        for e in &mut self.experts {
+            e.score *= self.decay;
+            if e.shadow.access(access) {
+                e.score += weight;
+            } else {
+                let dropped = e.shadow.admit(access, &no_pins);
+                Self::remember(e, dropped, bound);
+            }
         }
-        let meta = *meta;
-        self.prefetcher.observe(access, &meta);
-        self.sample_resident();
-        self.train();
-        if self.now.is_multiple_of(SWEEP_EVERY) {
-            self.sweep();
+        self.last_access = Some(access.id);
+        self.choose_leader();
+        if self.now.is_multiple_of(1_024) {
+            self.set_half_life();
         }
     }
 
     fn admits(&self, access: &Access) -> bool {
-        // Until the model exists the fallback decides everything, its refusals included.
-        self.model.is_ready() || self.fallback.admits(access)
+        // A demand miss is kept iff the leader kept it (S3-FIFO refuses objects as large as its small queue);
+        // anything else (a prefetch) is admitted.
+        self.last_access != Some(access.id)
+            || access.kind == AccessKind::Prefetch
+            || self.experts[self.leader].shadow.is_resident(access.id)
     }
 
     fn on_admit(&mut self, access: &Access) {
-        if !self.history.map.contains_key(&access.id) {
-            // Admitted without an access (a prefetch): start its history without counting an access.
-            self.history.record(access, self.now);
+        if self.slots.contains_key(&access.id) {
+            return;
         }
-        let slot = self.residents.len() as u32;
-        if let Some(meta) = self.history.map.get_mut(&access.id)
-            && meta.slot == NOT_RESIDENT
-        {
-            meta.slot = slot;
-            self.residents.push(access.id);
-            if self.fallback.admits(access) {
-                self.fallback.on_admit(access);
+        self.slots.insert(access.id, self.residents.len() as u32);
+        self.residents.push(access.id);
+        if self.last_access != Some(access.id) || access.kind == AccessKind::Prefetch {
+            // Not a demand miss the shadows already acted on: they admit it too.
+            let bound = self.log_bound();
+            for e in &mut self.experts {
+                if !e.shadow.is_resident(access.id) {
+                    let dropped = e.shadow.admit(access, &|_| false);
+                    Self::remember(e, dropped, bound);
+                }
             }
         }
     }
 
     fn victim(&mut self, pinned: &dyn Fn(ObjectId) -> bool) -> Option<ObjectId> {
-        let id = match self.model_victim(pinned) {
-            Some(id) => {
-                self.fallback.on_remove(id);
-                self.model_evictions += 1;
-                id
-            }
-            None => {
-                // The fallback tracks only what it admitted; anything else left is found by a scan (rare: the
-                // model refused nothing, or sampling met only pinned objects).
-                let id = match self.fallback.victim(pinned) {
-                    Some(id) => id,
-                    None => self.residents.iter().copied().find(|&id| !pinned(id))?,
-                };
-                self.fallback_evictions += 1;
-                id
-            }
+        let id = match self.evicted_by_leader(pinned) {
+            Some(id) => id,
+            None => self.outside_leader(pinned)?,
         };
+        self.experts[self.leader].followed += 1;
         self.forget_resident(id);
         Some(id)
     }
 
     fn on_remove(&mut self, id: ObjectId) {
-        self.fallback.on_remove(id);
         self.forget_resident(id);
+        // The owner dropped the object: it no longer exists for any expert either.
+        for e in &mut self.experts {
+            e.shadow.remove(id);
+        }
     }
 
     fn set_capacity(&mut self, capacity_bytes: u64) {
-        self.fallback.set_capacity(capacity_bytes);
+        let bound = self.log_bound();
+        for e in &mut self.experts {
+            let dropped = e.shadow.set_capacity(capacity_bytes, &|_| false);
+            Self::remember(e, dropped, bound);
+        }
     }
 
     fn diagnostics(&self) -> Vec<(&'static str, f64)> {
-        let fits = self.model.fits as f64;
-        vec![
-            ("fits", fits),
-            ("mean_fit_us", if fits > 0.0 { self.model.fit_nanos as f64 / fits / 1e3 } else { 0.0 }),
-            ("model_evictions", self.model_evictions as f64),
-            ("fallback_evictions", self.fallback_evictions as f64),
-            ("history_objects", self.history.map.len() as f64),
-            ("horizon", self.horizon as f64),
-            ("pending_samples", self.pending.len() as f64),
-            ("training_samples", self.model.samples() as f64),
-        ]
+        let mut d = self.experts[MODEL].shadow.diagnostics();
+        d.push(("leader", self.leader as f64));
+        d.push(("leader_switches", self.switches as f64));
+        for (name, e) in
+            ["evictions_following_model", "evictions_following_lru", "evictions_following_s3fifo", "evictions_following_wtinylfu"]
+                .into_iter()
+                .zip(&self.experts)
+        {
+            d.push((name, e.followed as f64));
+        }
+        d.push(("resident_scans", self.scans as f64));
+        d
     }
 
     fn prefetch(&mut self, now_us: u64, max: usize) -> Vec<ObjectId> {
-        let history = &self.history;
-        self.prefetcher.predict(now_us, max, history, |id| history.map.get(&id).is_some_and(|m| m.slot != NOT_RESIDENT))
+        self.experts[MODEL].shadow.prefetch(now_us, max)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,18 +328,39 @@ mod tests {
     use crate::{PolicyKind, Tier};
 
     #[test]
-    fn before_its_first_fit_it_evicts_like_s3fifo() {
+    fn while_s3fifo_leads_it_evicts_exactly_like_s3fifo() {
         let trace = synthetic::zipf(1.0, 500, 3_000, 9);
         let capacity = working_set_bytes(&trace) / 10;
         let (mut learned, mut s3) =
             (Tier::new(Box::new(Learned::new(capacity)), capacity), Tier::new(Box::new(S3Fifo::new(capacity)), capacity));
+        let mut followed = 0;
         for a in &trace {
             assert_eq!(learned.access(a), s3.access(a));
-            if !learned.is_resident(a.id) {
-                assert_eq!(learned.admit(a, &|_| false), s3.admit(a, &|_| false));
+            if learned.diagnostics().contains(&("leader_switches", 0.0)) {
+                if !learned.is_resident(a.id) {
+                    assert_eq!(learned.admit(a, &|_| false), s3.admit(a, &|_| false));
+                }
+                followed += 1;
+            } else {
+                break;
             }
         }
-        assert!(learned.diagnostics().contains(&("fits", 0.0)), "3,000 accesses are too few for a fit");
+        assert!(followed >= 200, "S3-FIFO led for {followed} accesses");
+    }
+
+    #[test]
+    fn when_its_model_fits_badly_it_keeps_following_the_best_classic() {
+        // The recorded HTAP service trace at 5%: the model alone gets 0.114 against S3-FIFO's 0.195 (its first fit
+        // comes from a few thousand accesses of a short trace and stops hitting at all).
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/htap-service.trace");
+        let trace = crate::trace::TraceReader::open(path).and_then(|r| r.read_all()).expect("the recorded trace");
+        let capacity = working_set_bytes(&trace) / 20;
+        let run = |policy: Box<dyn Policy>| simulate(&trace, policy, capacity, None).stats.hit_ratio();
+        let model_alone = run(Box::new(Lrb::with_config(capacity, LearnedConfig::default())));
+        let s3 = run(PolicyKind::S3Fifo.build(capacity));
+        let learned = run(PolicyKind::Learned.build(capacity));
+        assert!(model_alone < s3 - 0.05, "the model alone {model_alone:.4}, S3-FIFO {s3:.4}");
+        assert!(learned >= s3, "learned {learned:.4}, S3-FIFO {s3:.4}");
     }
 
     #[test]
