@@ -186,6 +186,13 @@ pub struct HotMetrics {
 }
 
 impl HotMetrics {
+    /// Whether what always stays in memory (segment metadata and columns
+    /// not yet in a file) is more than the budget: then no column read
+    /// stays, and memory is over the budget by the difference.
+    pub fn over_budget(&self) -> bool {
+        self.budget.is_some_and(|b| self.metadata_bytes + self.unpersisted_bytes > b)
+    }
+
     /// Hits over column reads (1 when there was none).
     pub fn hit_ratio(&self) -> f64 {
         let all = self.hits + self.misses;
@@ -237,6 +244,8 @@ pub(crate) struct HotTier {
     depth: usize,
     /// Whether the policy's predictions are loaded after each scan.
     warming: bool,
+    /// Whether the budget was found below what always stays (said once).
+    warned: AtomicBool,
     /// The background reader's queue, made on first use.
     reader: Mutex<Option<crossbeam_channel::Sender<Job>>>,
 }
@@ -281,6 +290,7 @@ impl HotTier {
             prefetches: AtomicU64::new(0),
             depth,
             warming,
+            warned: AtomicBool::new(false),
             reader: Mutex::new(None),
         }))
     }
@@ -344,7 +354,9 @@ impl HotTier {
                 // A reader ends once the tier (the queue's only sender) is gone.
                 let spawned = std::thread::Builder::new().name("omen-colstore-read-ahead".into()).spawn(move || {
                     for job in rx {
-                        job();
+                        // A load that panics must not take the reader with it:
+                        // scans wait on the loads queued behind it.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                 });
                 started += usize::from(spawned.is_ok());
@@ -417,6 +429,16 @@ impl HotTier {
         let now = self.started.elapsed().as_micros() as u64;
         let fixed = self.unpersisted.load(Ordering::Relaxed) + self.metadata.load(Ordering::Relaxed);
         let capacity = self.budget.map_or(u64::MAX, |b| b.saturating_sub(fixed));
+        if let Some(budget) = self.budget
+            && fixed > budget
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            // Said once: reads go on, each column dropped after its scan.
+            log::warn!(
+                "column memory budget of {budget} bytes is below what always stays in memory ({fixed} bytes of segment keys, \
+                 timestamps and unwritten columns): no column read stays"
+            );
+        }
         let not_pinned = |_| false;
         let mut inner = self.inner.lock();
         inner.owners.insert(columns.uid, Arc::downgrade(columns));
@@ -610,6 +632,20 @@ mod tests {
             let m = store.hot_metrics();
             assert_eq!((m.prefetches, m.misses, m.hits), (from_reader, 8, 0), "read-ahead {read_ahead}: {m:?}");
         }
+    }
+
+    #[test]
+    fn a_budget_below_the_metadata_keeps_no_column_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        // 7 x 64Ki keys (12 bytes with their offsets) and ends (8 bytes):
+        // about 9 MiB, past the least budget.
+        let store = filled(dir.path(), Some(MIN_COLUMN_BUDGET), 7, false);
+        assert_eq!(sum(&store, 1).unwrap(), expected(7, 1));
+        let m = store.hot_metrics();
+        assert!(m.over_budget() && m.hot_bytes == 0, "{m:?}");
+        let other = tempfile::tempdir().unwrap();
+        let roomy = filled(other.path(), Some(64 << 20), 1, false);
+        assert!(!roomy.hot_metrics().over_budget());
     }
 
     #[test]
