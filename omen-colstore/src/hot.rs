@@ -42,6 +42,10 @@ const COLUMN_BITS: u32 = 16;
 /// sixteen 8-byte columns (64Ki rows).
 pub const MIN_COLUMN_BUDGET: u64 = 8 << 20;
 
+/// Columns a table may have: each column of each segment is one cache
+/// object, its column in the id's low bits.
+pub(crate) const MAX_COLUMNS: usize = 1 << COLUMN_BITS;
+
 fn object(uid: u64, column: usize) -> ObjectId {
     (uid << COLUMN_BITS) | (column as u64 & ((1 << COLUMN_BITS) - 1))
 }
@@ -125,7 +129,21 @@ impl Columns {
             return;
         }
         self.hot.unpersisted.fetch_sub(self.present_bytes() as u64, Ordering::Relaxed);
-        let present: Vec<usize> = (0..self.len()).filter(|&c| self.slots[c].read().is_some()).collect();
+        let mut present: Vec<usize> = (0..self.len()).filter(|&c| self.slots[c].read().is_some()).collect();
+        if self.hot.budget.is_some() {
+            // A column cut out of a larger batch (a rebuild, a compaction, a
+            // bulk apply) shares that batch's buffers with its neighbours:
+            // evicting it would free nothing while any of them stays. Under
+            // a budget such columns leave now (the file has them) rather
+            // than be counted as if evicting them freed their bytes.
+            present.retain(|&c| {
+                let shared = self.slots[c].read().as_ref().is_some_and(|a| a.get_buffer_memory_size() > 2 * array_bytes(a).max(4096));
+                if shared {
+                    self.slots[c].write().take();
+                }
+                !shared
+            });
+        }
         self.hot.admit(self, &present, Use { kind: AccessKind::Prefetch, statement: 0, position: None });
     }
 }
@@ -427,6 +445,9 @@ impl HotTier {
             return;
         }
         let now = self.started.elapsed().as_micros() as u64;
+        let not_pinned = |_| false;
+        let mut inner = self.inner.lock();
+        // Read under the lock, so a later admit never sets an older capacity.
         let fixed = self.unpersisted.load(Ordering::Relaxed) + self.metadata.load(Ordering::Relaxed);
         let capacity = self.budget.map_or(u64::MAX, |b| b.saturating_sub(fixed));
         if let Some(budget) = self.budget
@@ -439,8 +460,6 @@ impl HotTier {
                  timestamps and unwritten columns): no column read stays"
             );
         }
-        let not_pinned = |_| false;
-        let mut inner = self.inner.lock();
         inner.owners.insert(columns.uid, Arc::downgrade(columns));
         let mut dropped = Vec::new();
         if inner.tier.capacity() != capacity {
@@ -646,6 +665,28 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let roomy = filled(other.path(), Some(64 << 20), 1, false);
         assert!(!roomy.hot_metrics().over_budget());
+    }
+
+    #[test]
+    fn columns_cut_from_one_large_batch_leave_memory_once_persisted_under_a_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ColumnStoreOptions { dir: Some(dir.path().into()), memory_budget: Some(64 << 20), ..Default::default() };
+        let store = ColumnStore::open(options).unwrap();
+        let schema = std::sync::Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let table = store.create_table(1, std::sync::Arc::clone(&schema)).unwrap();
+        // One batch of three segments' rows: the segments are slices of its
+        // buffers, so evicting one would free nothing.
+        let n = 3 * SEGMENT_ROWS as i64;
+        let rows = RecordBatch::try_new(schema, vec![std::sync::Arc::new(Int64Array::from_iter_values(0..n))]).unwrap();
+        let ops = (0..n).map(|k| ChangeOp::Append { row: k as usize, key: k.to_be_bytes().to_vec(), ts: 1 }).collect();
+        table.apply(ChangeBatch { rows, ops }).unwrap();
+        assert!(store.hot_metrics().unpersisted_bytes >= 8 * n as u64);
+        store.persist(1).unwrap();
+        let m = store.hot_metrics();
+        assert_eq!((m.unpersisted_bytes, m.hot_bytes), (0, 0), "{m:?}");
+        // Read back from the files, and kept: a column read alone owns its buffers.
+        assert_eq!(sum(&store, 0).unwrap(), (0..n).sum::<i64>());
+        assert_eq!(store.hot_metrics().hot_bytes, 8 * n as u64);
     }
 
     #[test]

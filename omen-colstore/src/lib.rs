@@ -108,8 +108,13 @@
 //! stay: a persist every couple of seconds writes them) and every
 //! segment's keys, timestamps and zone maps. Not yet in it: the key map
 //! (about 18 bytes a key), columns a running scan holds after they were
-//! evicted (one segment per partition), and compaction, which reads the
-//! whole table it rewrites. If keys and timestamps alone exceed the
+//! evicted (one segment per partition, plus the segments read ahead), and
+//! compaction, which reads the whole table it rewrites and holds the new
+//! segments as unpersisted until the next persist. Columns cut out of one
+//! large batch (a rebuild, a compaction, a bulk apply) share its buffers,
+//! so under a budget they leave memory as soon as their files are written.
+//! Scans decode on the thread that polls them (a runtime worker, in
+//! omen-sql). If keys and timestamps alone exceed the
 //! budget, every column read is dropped after its scan. An in-memory
 //! store keeps every column (a budget without a directory is refused).
 //! A scan has background readers decode its next segments

@@ -163,6 +163,9 @@ impl ColumnStore {
         for f in schema.fields() {
             crate::type_tag::check(f.data_type()).map_err(|e| Error::Schema(format!("column {:?}: {e}", f.name())))?;
         }
+        if schema.fields().len() > crate::hot::MAX_COLUMNS {
+            return Err(Error::Schema(format!("{} columns; a table holds at most {}", schema.fields().len(), crate::hot::MAX_COLUMNS)));
+        }
         // Lock order: `unloaded`, then `tables`.
         let unloaded = self.unloaded.lock();
         let mut tables = self.tables.write();
