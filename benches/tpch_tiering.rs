@@ -69,14 +69,12 @@ fn compare() {
 
     let hot = child(db_dir.path(), &dir, None, None, false);
     let in_memory = hot.hot_bytes + hot.metadata_bytes;
-    let budgets = [(in_memory as f64 * fraction) as u64, hot.metadata_bytes + (hot.hot_bytes as f64 * fraction) as u64];
+    let budgets = [(in_memory as f64 * fraction) as u64, hot.metadata_bytes + (hot.hot_bytes as f64 * fraction) as u64]
+        .map(|b| b.max(omendb::MIN_COLUMN_BUDGET));
     let trace = std::env::var_os("OMENDB_TIERING_TRACE");
-    let mut budgeted: Vec<Report> = budgets
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| child(db_dir.path(), &dir, Some(b.max(omendb_min_budget())), trace.as_ref().filter(|_| i == 0), false))
-        .collect();
-    budgeted.push(child(db_dir.path(), &dir, Some(budgets[1].max(omendb_min_budget())), None, true));
+    let mut budgeted: Vec<Report> =
+        budgets.iter().enumerate().map(|(i, &b)| child(db_dir.path(), &dir, Some(b), trace.as_ref().filter(|_| i == 0), false)).collect();
+    budgeted.push(child(db_dir.path(), &dir, Some(budgets[1]), None, true));
 
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!("TPC-H SF {sf}, column budgets against all hot (each in its own process)");
@@ -99,13 +97,9 @@ fn compare() {
         );
     };
     line("all hot", None, &hot);
-    line(&format!("{fraction} of all bytes"), Some(budgets[0].max(omendb_min_budget())), &budgeted[0]);
-    line(&format!("metadata + {fraction} of columns"), Some(budgets[1].max(omendb_min_budget())), &budgeted[1]);
-    line(&format!("metadata + {fraction} of columns, predictive warming"), Some(budgets[1].max(omendb_min_budget())), &budgeted[2]);
-}
-
-fn omendb_min_budget() -> u64 {
-    8 << 20
+    line(&format!("{fraction} of all bytes"), Some(budgets[0]), &budgeted[0]);
+    line(&format!("metadata + {fraction} of columns"), Some(budgets[1]), &budgeted[1]);
+    line(&format!("metadata + {fraction} of columns, predictive warming"), Some(budgets[1]), &budgeted[2]);
 }
 
 /// Runs the queries in a child process and parses its report.

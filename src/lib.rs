@@ -76,7 +76,7 @@ pub use arrow;
 pub use changes::ChangeFeed;
 pub use connection::Connection;
 pub use database::{BatchStream, Database, RecordBatchIter};
-pub use omen_colstore::HotMetrics as ColumnMetrics;
+pub use omen_colstore::{HotMetrics as ColumnMetrics, MIN_COLUMN_BUDGET};
 pub use omen_rowstore::CheckpointInfo;
 /// One error type for the whole database, defined in omen-sql (the layer
 /// the facade, the server and the SQL engine share): structured variants,

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use arrow::array::ArrayRef;
+use arrow::array::{Array, ArrayRef};
 use omen_tier::trace::TraceWriter;
 use omen_tier::{Access, AccessKind, ObjectId, PolicyKind, Tier};
 use parking_lot::{Mutex, RwLock};
@@ -69,7 +69,7 @@ impl Columns {
     pub(crate) fn new(hot: &Arc<HotTier>, arrays: Option<&[ArrayRef]>, estimates: Vec<usize>) -> Arc<Self> {
         let uid = hot.next_uid.fetch_add(1, Ordering::Relaxed);
         let (slots, bytes): (Vec<_>, Vec<_>) = match arrays {
-            Some(arrays) => arrays.iter().map(|a| (RwLock::new(Some(Arc::clone(a))), AtomicUsize::new(array_bytes(a)))).unzip(),
+            Some(arrays) => arrays.iter().map(|a| (RwLock::new(Some(Arc::clone(a))), AtomicUsize::new(array_bytes(a.as_ref())))).unzip(),
             None => estimates.into_iter().map(|b| (RwLock::new(None), AtomicUsize::new(b))).unzip(),
         };
         let columns = Arc::new(Self {
@@ -118,7 +118,7 @@ impl Columns {
 
     /// Fills column `c` with `array`, decoded from the file.
     pub(crate) fn fill(&self, c: usize, array: ArrayRef) {
-        self.bytes[c].store(array_bytes(&array), Ordering::Relaxed);
+        self.bytes[c].store(array_bytes(array.as_ref()), Ordering::Relaxed);
         *self.slots[c].write() = Some(array);
     }
 
@@ -137,7 +137,8 @@ impl Columns {
             // a budget such columns leave now (the file has them) rather
             // than be counted as if evicting them freed their bytes.
             present.retain(|&c| {
-                let shared = self.slots[c].read().as_ref().is_some_and(|a| a.get_buffer_memory_size() > 2 * array_bytes(a).max(4096));
+                let shared =
+                    self.slots[c].read().as_ref().is_some_and(|a| a.get_buffer_memory_size() > 2 * array_bytes(a.as_ref()).max(4096));
                 if shared {
                     self.slots[c].write().take();
                 }
@@ -163,7 +164,8 @@ impl Drop for Columns {
     }
 }
 
-fn array_bytes(a: &ArrayRef) -> usize {
+/// Bytes of `a`'s own part of its buffers (a slice counts only its rows).
+pub(crate) fn array_bytes(a: &dyn Array) -> usize {
     a.to_data().get_slice_memory_size().unwrap_or(0)
 }
 

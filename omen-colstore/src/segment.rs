@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray, RecordBatchOptions};
+use arrow::array::{ArrayRef, BinaryArray, BooleanArray, RecordBatchOptions};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::files::SegmentFile;
-use crate::hot::{Columns, HotTier, Use, Warm};
+use crate::hot::{Columns, HotTier, Use, Warm, array_bytes};
 use crate::key_column::with_key_column;
 use crate::zone::{Predicate, Zone};
 
@@ -91,7 +91,7 @@ impl Segment {
             begin = Vec::new();
         }
         let zone_bytes: usize = zones.iter().map(Zone::bytes).sum();
-        let metadata_bytes = (keys.to_data().get_slice_memory_size().unwrap_or(0) + 8 * (begin.len() + len) + zone_bytes) as u64;
+        let metadata_bytes = (array_bytes(&keys) + 8 * (begin.len() + len) + zone_bytes) as u64;
         columns.hot().metadata.fetch_add(metadata_bytes, Ordering::Relaxed);
         Self { schema, columns, file, loading: Mutex::new(()), len, keys, begin, end, zones, min_begin, max_begin, ended, metadata_bytes }
     }
@@ -113,28 +113,22 @@ impl Segment {
         let mut bytes_read = 0;
         if arrays.iter().any(Option::is_none) {
             let _one_reader = self.loading.lock();
-            let missing: Vec<usize> = {
-                let mut m: Vec<usize> = projection
-                    .iter()
-                    .zip(&mut arrays)
-                    .filter_map(|(&c, a)| {
-                        if a.is_none() {
-                            *a = self.columns.get(c);
-                            a.is_none().then_some(c)
-                        } else {
-                            None
-                        }
-                    })
-                    .collect();
-                m.sort_unstable();
-                m.dedup();
-                m
-            };
+            // Another reader may have filled some while this one waited.
+            let mut missing = Vec::new();
+            for (&c, a) in projection.iter().zip(&mut arrays).filter(|(_, a)| a.is_none()) {
+                *a = self.columns.get(c);
+                if a.is_none() {
+                    missing.push(c);
+                }
+            }
+            // Ascending and once each, as the file returns them.
+            missing.sort_unstable();
+            missing.dedup();
             if !missing.is_empty() {
                 let read = match &preloaded {
                     Some(pre) => {
                         self.columns.hot().count_prefetched(missing.len());
-                        let at = |c: &usize| projection.iter().position(|p| p == c).map_or(0, |i| i);
+                        let at = |c: &usize| projection.iter().position(|p| p == c).unwrap_or(0);
                         missing.iter().map(|c| Arc::clone(pre.column(at(c)))).collect()
                     }
                     None => {
@@ -143,7 +137,7 @@ impl Segment {
                     }
                 };
                 for (&c, array) in missing.iter().zip(read) {
-                    bytes_read += array.to_data().get_slice_memory_size().unwrap_or(0);
+                    bytes_read += array_bytes(array.as_ref());
                     if why.is_some() {
                         self.columns.fill(c, Arc::clone(&array));
                     }
@@ -222,7 +216,7 @@ impl Segment {
 
     /// The keys' bytes.
     pub(crate) fn keys_bytes(&self) -> usize {
-        self.keys.to_data().get_slice_memory_size().unwrap_or(0)
+        array_bytes(&self.keys)
     }
 
     /// `rows` (with their keys, begin and end timestamps) cut into
